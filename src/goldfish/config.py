@@ -1,0 +1,254 @@
+"""goldfish.yaml: the pydantic models, loading with precise errors, and the JSON Schema.
+
+Unknown keys are errors (with a did-you-mean), every problem names its file, line and key,
+and the JSON Schema in ``schema/`` is generated from these models so the two never drift.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from goldfish.errors import ConfigError, suggestion_suffix
+from goldfish.validation import PROJECT_NAME, SLOT_NAME
+
+CONFIG_FILENAME = "goldfish.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Defaults(_Strict):
+    """Defaults that apply to every run unless a stage config overrides them."""
+
+    timeout_seconds: int = Field(3600, ge=1, le=7 * 24 * 3600, description="Stage timeout.")
+    log_sync_interval: int = Field(10, ge=1, le=3600, description="Seconds between log/metric syncs.")
+    backend: Literal["auto", "process", "docker", "gce"] = Field(
+        "auto", description="Where stages run: auto picks docker when reachable, else process."
+    )
+    max_parallel_stages: int = Field(2, ge=1, le=64, description="Independent stages run at once.")
+
+
+class GcsStorage(_Strict):
+    """Google Cloud Storage location for run artifacts."""
+
+    bucket: str = Field(..., min_length=3, max_length=222, description="Bucket name, without gs://.")
+    prefix: str = Field("goldfish", max_length=512, description="Object prefix inside the bucket.")
+
+
+class Storage(_Strict):
+    """Where run outputs, logs and metrics are kept."""
+
+    backend: Literal["local", "gcs"] = Field("local", description="local (.goldfish/storage) or gcs.")
+    gcs: GcsStorage | None = Field(None, description="Required when backend is gcs.")
+
+
+class ProfileOverride(_Strict):
+    """A resource profile: overrides a built-in one or defines a custom one."""
+
+    machine_type: str | None = None
+    accelerator: str | None = Field(None, description="e.g. nvidia-h100-80gb")
+    gpu_count: int | None = Field(None, ge=0, le=16)
+    spot: bool | None = None
+    on_demand_fallback: bool | None = None
+    zones: list[str] | None = None
+    boot_disk_gb: int | None = Field(None, ge=10, le=65536)
+    image_family: str | None = None
+
+
+class WarmPool(_Strict):
+    """Reusable GCE VMs kept idle between runs."""
+
+    enabled: bool = False
+    max_instances: int = Field(2, ge=0, le=256)
+    idle_timeout_minutes: int = Field(30, ge=1, le=24 * 60)
+    profiles: list[str] = Field(default_factory=list, description="Profiles the pool serves; empty = all.")
+
+
+class Gce(_Strict):
+    """Google Compute Engine settings for GPU stages."""
+
+    project_id: str | None = None
+    zones: list[str] = Field(default_factory=list)
+    service_account: str | None = None
+    artifact_registry: str | None = Field(None, description="Image push target, e.g. REGION-docker.pkg.dev/P/R")
+    profile_overrides: dict[str, ProfileOverride] = Field(default_factory=dict)
+    warm_pool: WarmPool = Field(default_factory=WarmPool)
+
+
+class Docker(_Strict):
+    """Local Docker engine limits for stage containers."""
+
+    base_image: str = Field("goldfish-base:latest", description="Image stage images build on.")
+    memory: str = Field("4g", pattern=r"^[1-9][0-9]*[kmgKMG]?$")
+    cpus: float = Field(2.0, gt=0, le=256)
+    pids_limit: int = Field(512, ge=16, le=1_000_000)
+    network: bool = Field(True, description="Give containers network access.")
+
+
+class Svs(_Strict):
+    """Stage validation: output contracts and statistics."""
+
+    enabled: bool = True
+    output_stats: bool = True
+    sample_size: int = Field(100_000, ge=100, le=10_000_000)
+    block_on_contract_violation: bool = True
+
+
+class GoldfishConfig(_Strict):
+    """The whole goldfish.yaml."""
+
+    project_name: str = Field(..., pattern=PROJECT_NAME.pattern, description="Human name of the project.")
+    goal: str = Field("", max_length=2000, description="What the project is trying to achieve.")
+    dev_repo_path: str = Field(".goldfish/dev-repo", description="Hidden git repository holding all versions.")
+    workspaces_dir: str = Field("workspaces", description="Folder holding the editing slots.")
+    slots: list[str] = Field(default_factory=lambda: ["w1", "w2", "w3"], min_length=1, max_length=32)
+    max_file_size_mb: int = Field(100, ge=1, le=10_000, description="Largest file a slot may version.")
+    defaults: Defaults = Field(default_factory=Defaults)
+    storage: Storage = Field(default_factory=Storage)
+    gce: Gce = Field(default_factory=Gce)
+    docker: Docker = Field(default_factory=Docker)
+    svs: Svs = Field(default_factory=Svs)
+
+    @field_validator("slots")
+    @classmethod
+    def _slots_are_names(cls, slots: list[str]) -> list[str]:
+        for slot in slots:
+            if not SLOT_NAME.fullmatch(slot):
+                raise ValueError(f"slot {slot!r} must be 1-32 letters, digits, '_' or '-'")
+        if len(set(slots)) != len(slots):
+            raise ValueError("slot names must be unique")
+        return slots
+
+    @field_validator("dev_repo_path", "workspaces_dir")
+    @classmethod
+    def _relative_inside(cls, value: str) -> str:
+        parts = Path(value).parts
+        if not value or Path(value).is_absolute() or ".." in parts or "\x00" in value:
+            raise ValueError("must be a relative path inside the project, without '..'")
+        return value
+
+
+class ConfigProblem(BaseModel):
+    """One problem found in a config file."""
+
+    path: str
+    line: int | None
+    key: str
+    message: str
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path in a YAML mapping document to its 1-based line number."""
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = (*prefix, str(key_node.value))
+                lines[key] = key_node.start_mark.line + 1
+                walk(value_node, key)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                lines[(*prefix, str(index))] = item.start_mark.line + 1
+                walk(item, (*prefix, str(index)))
+
+    if root is not None:
+        walk(root, ())
+    return lines
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
+    """Return the field names of the model found by walking ``loc`` from ``model``."""
+    current: Any = model
+    for part in loc:
+        field = current.model_fields.get(part) if isinstance(current, type) else None
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if current is None:
+            return []
+    return list(current.model_fields) if isinstance(current, type) else []
+
+
+def problems_from_validation(
+    error: ValidationError, model: type[BaseModel], text: str, path: str
+) -> list[ConfigProblem]:
+    """Turn a pydantic error into file/line/key problems with did-you-mean hints."""
+    lines = _key_lines(text)
+    problems = []
+    for item in error.errors():
+        loc = tuple(str(part) for part in item["loc"])
+        key = ".".join(loc) or "(document)"
+        if item["type"] == "extra_forbidden":
+            message = f"unknown key '{loc[-1]}'{suggestion_suffix(loc[-1], _allowed_keys(model, loc[:-1]))}"
+        elif item["type"] == "missing":
+            message = f"required key '{loc[-1]}' is missing"
+        else:
+            message = item["msg"]
+        line = lines.get(loc) or lines.get(loc[:-1]) if loc else None
+        problems.append(ConfigProblem(path=path, line=line, key=key, message=message))
+    return problems
+
+
+def parse_config(text: str, path: str = CONFIG_FILENAME) -> GoldfishConfig:
+    """Parse goldfish.yaml text.
+
+    Raises:
+        ConfigError: with ``details.problems`` listing every problem found.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = ConfigProblem(path=path, line=line, key="(document)", message=f"not valid YAML: {exc}")
+        raise ConfigError(f"{path} is not valid YAML.", details={"problems": [problem.model_dump()]}) from None
+    if not isinstance(data, dict):
+        problem = ConfigProblem(path=path, line=1, key="(document)", message="must be a mapping of keys")
+        raise ConfigError(f"{path} must be a mapping.", details={"problems": [problem.model_dump()]})
+    try:
+        return GoldfishConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = problems_from_validation(exc, GoldfishConfig, text, path)
+        summary = "; ".join(f"{p.key}: {p.message}" for p in problems[:5])
+        raise ConfigError(
+            f"{path} has {len(problems)} problem(s): {summary}",
+            details={"problems": [p.model_dump() for p in problems]},
+        ) from None
+
+
+def load_config(project_root: Path) -> GoldfishConfig:
+    """Load and validate ``goldfish.yaml`` in ``project_root``."""
+    path = project_root / CONFIG_FILENAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror}.", details={"path": str(path)}) from None
+    return parse_config(text, str(path))
+
+
+def render_config(config: GoldfishConfig) -> str:
+    """Render a config as YAML with only the keys that differ from the defaults."""
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    data["project_name"] = config.project_name
+    ordered = {"project_name": data.pop("project_name"), **data}
+    return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True)
+
+
+def config_json_schema() -> dict[str, Any]:
+    """JSON Schema of goldfish.yaml, generated from :class:`GoldfishConfig`."""
+    schema = GoldfishConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "goldfish.yaml"
+    return schema

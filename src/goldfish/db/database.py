@@ -1,0 +1,131 @@
+"""SQLite connections, schema migrations and short transactions.
+
+One connection per thread (tools run on worker threads), WAL so readers never wait for the
+writer, foreign keys on, and a busy timeout so two server processes on the same project
+queue up instead of failing with ``database is locked``.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 30_000
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def _migrations() -> list[tuple[int, str]]:
+    """Return (version, sql) for each numbered migration file, in order."""
+    folder = resources.files("goldfish.db") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def schema_version() -> int:
+    """The schema version this code writes: the highest migration, or 1 for the baseline."""
+    versions = [version for version, _ in _migrations()]
+    return max([1, *versions])
+
+
+class Database:
+    """A project's SQLite database.
+
+    Args:
+        path: The database file; created with the schema when missing.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.migrate()
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error."""
+        conn = self.connection
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def migrate(self) -> int:
+        """Bring the schema up to date; return the resulting ``user_version``."""
+        conn = self.connection
+        with self.transaction():
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                baseline = (resources.files("goldfish.db") / "schema.sql").read_text(encoding="utf-8")
+                for statement in _split_sql(baseline):
+                    conn.execute(statement)
+                conn.execute("PRAGMA user_version = 1")
+                version = 1
+            for number, sql in _migrations():
+                if number > version:
+                    for statement in _split_sql(sql):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number}")
+                    version = number
+        return int(version)
+
+    def integrity_ok(self) -> bool:
+        """True when ``PRAGMA integrity_check`` reports ``ok``."""
+        return bool(self.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    def close(self) -> None:
+        """Close every connection this object opened."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements (executescript would commit our transaction)."""
+    statements, current = [], []
+    for line in script.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("--") or not stripped:
+            continue
+        current.append(line)
+        if sqlite3.complete_statement("\n".join(current)):
+            statements.append("\n".join(current))
+            current = []
+    return statements

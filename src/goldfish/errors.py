@@ -1,0 +1,189 @@
+"""The one error hierarchy of Goldfish.
+
+Every error a user can cause is a :class:`GoldfishError` with a stable upper-snake ``code``,
+a human message, structured ``details`` and a one-sentence ``remedy``. Adapters translate
+git, docker and cloud exceptions into these at their boundary, so no library jargon reaches
+agents.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+
+class GoldfishError(Exception):
+    """Base class: a user-facing error with a stable code.
+
+    Attributes:
+        code: Stable upper-snake identifier agents and scripts can branch on.
+        message: What went wrong, in plain words.
+        details: Structured context (names, paths, limits) for programs.
+        remedy: One sentence telling the caller what to do instead.
+    """
+
+    code = "GOLDFISH_ERROR"
+    default_remedy = ""
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, remedy: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+        self.remedy = remedy if remedy is not None else self.default_remedy
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the error as the ``error`` object of a tool result."""
+        return {"code": self.code, "message": self.message, "details": self.details, "remedy": self.remedy}
+
+
+class InvalidArgumentError(GoldfishError):
+    """An argument has the wrong shape, type, length or characters."""
+
+    code = "INVALID_ARGUMENT"
+    default_remedy = "Correct the argument named in details and call again."
+
+
+class InvalidPathError(InvalidArgumentError):
+    """A path escapes its root, contains forbidden characters or points through a symlink."""
+
+    code = "INVALID_PATH"
+    default_remedy = "Use a relative path inside the project without '..' or links that leave it."
+
+
+class ReasonRequiredError(InvalidArgumentError):
+    """A state-changing call came without a meaningful reason."""
+
+    code = "REASON_REQUIRED"
+    default_remedy = "Pass reason: one sentence (at least 15 characters) saying why you make this change."
+
+
+class ProjectNotFoundError(GoldfishError):
+    """No Goldfish project is loaded or discoverable."""
+
+    code = "PROJECT_NOT_INITIALIZED"
+    default_remedy = "Call initialize_project (or run `goldfish init`) first, or start the server in a project."
+
+
+class ProjectExistsError(GoldfishError):
+    """Initialising would overwrite a different project."""
+
+    code = "PROJECT_EXISTS"
+    default_remedy = "Pick another directory, or pass from_existing=true to adopt the existing goldfish.yaml."
+
+
+class ConfigError(GoldfishError):
+    """goldfish.yaml (or another config file) is invalid."""
+
+    code = "CONFIG_INVALID"
+    default_remedy = "Fix the keys listed in details.problems and call reload_config."
+
+
+class WorkspaceNotFoundError(GoldfishError):
+    """The named workspace does not exist."""
+
+    code = "WORKSPACE_NOT_FOUND"
+    default_remedy = "Call list_workspaces to see the existing names, or create_workspace."
+
+
+class WorkspaceExistsError(GoldfishError):
+    """A workspace with that name exists already."""
+
+    code = "WORKSPACE_EXISTS"
+    default_remedy = "Choose another name, or mount the existing workspace."
+
+
+class SlotNotFoundError(GoldfishError):
+    """The slot is not one of the configured slots."""
+
+    code = "SLOT_NOT_FOUND"
+    default_remedy = "Use one of the slots listed in details.slots (configured in goldfish.yaml)."
+
+
+class SlotOccupiedError(GoldfishError):
+    """The slot already holds a workspace or stray files."""
+
+    code = "SLOT_OCCUPIED"
+    default_remedy = "Hibernate the workspace in that slot first, or pick a free slot."
+
+
+class SlotEmptyError(GoldfishError):
+    """No workspace is mounted in the slot."""
+
+    code = "SLOT_EMPTY"
+    default_remedy = "Mount a workspace into the slot first (mount)."
+
+
+class WorkspaceMountedError(GoldfishError):
+    """The operation is refused while the workspace is mounted."""
+
+    code = "WORKSPACE_MOUNTED"
+    default_remedy = "Hibernate the slot that holds it first."
+
+
+class WorkspaceBusyError(GoldfishError):
+    """Another operation holds the workspace right now."""
+
+    code = "WORKSPACE_BUSY"
+    default_remedy = "Wait a moment and call again."
+
+
+class VersionNotFoundError(GoldfishError):
+    """The named version does not exist in the workspace."""
+
+    code = "VERSION_NOT_FOUND"
+    default_remedy = "Call manage_versions(action='list') to see the workspace's versions."
+
+
+class TagExistsError(GoldfishError):
+    """The tag is already used in the workspace."""
+
+    code = "TAG_EXISTS"
+    default_remedy = "Choose another tag, or untag the version that holds it first."
+
+
+class TagNotFoundError(GoldfishError):
+    """The tag does not exist in the workspace."""
+
+    code = "TAG_NOT_FOUND"
+    default_remedy = "Call manage_versions(action='list') to see the tags."
+
+
+class VersionTaggedError(GoldfishError):
+    """Tagged versions are protected from pruning."""
+
+    code = "VERSION_TAGGED"
+    default_remedy = "Untag the version first if you really want to prune it."
+
+
+class UnsafeSymlinkError(GoldfishError):
+    """A symlink in a slot points outside it."""
+
+    code = "UNSAFE_SYMLINK"
+    default_remedy = "Replace the link with a copy of the file, or point it inside the slot."
+
+
+class SlotTooLargeError(GoldfishError):
+    """A file in the slot exceeds the configured size limit."""
+
+    code = "FILE_TOO_LARGE"
+    default_remedy = "Keep large data out of the slot (register it as a source) or list it in .goldfishignore."
+
+
+class InternalError(GoldfishError):
+    """An unexpected failure; the server log has the traceback."""
+
+    code = "INTERNAL"
+    default_remedy = "Look at the server log under .goldfish/logs; report it if it repeats."
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """Return the closest candidate to ``word``, or None when nothing is close."""
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def suggestion_suffix(word: str, candidates: Iterable[str]) -> str:
+    """Return " (did you mean 'x'?)" or an empty string."""
+    match = did_you_mean(word, candidates)
+    return f" (did you mean '{match}'?)" if match else ""

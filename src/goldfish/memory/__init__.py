@@ -1,0 +1,1 @@
+"""Experiment memory: thoughts, the audit trail and STATE.md."""

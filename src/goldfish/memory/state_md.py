@@ -1,0 +1,89 @@
+"""STATE.md: the short, always-current summary an agent reads to recover its context.
+
+Regenerated after every state change; its length is bounded however long the history is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from goldfish.db.thoughts import ThoughtRepository
+from goldfish.timeutil import age, now_iso
+from goldfish.workspaces.core import WorkspaceCore
+
+MAX_STATE_CHARS = 8000
+MAX_WORKSPACES = 12
+VERSIONS_PER_WORKSPACE = 3
+RECENT_THOUGHTS = 5
+GOAL_CHARS = 300
+THOUGHT_CHARS = 240
+
+
+def _clip(value: str, limit: int) -> str:
+    flat = " ".join(value.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class StateWriter:
+    """Renders and writes STATE.md."""
+
+    def __init__(self, core: WorkspaceCore, thoughts: ThoughtRepository):
+        self._core = core
+        self._thoughts = thoughts
+
+    def render(self) -> str:
+        """The STATE.md text (at most :data:`MAX_STATE_CHARS` characters)."""
+        core = self._core
+        lines = [f"# {core.config.project_name}", ""]
+        if core.config.goal:
+            lines += [f"Goal: {_clip(core.config.goal, GOAL_CHARS)}", ""]
+        lines += self._slots() + self._workspaces() + self._recent_thoughts()
+        lines += [f"_Updated {now_iso()}. Call status() for live details._", ""]
+        text = "\n".join(lines)
+        if len(text) > MAX_STATE_CHARS:
+            text = text[: MAX_STATE_CHARS - 40].rsplit("\n", 1)[0] + "\n\n_(truncated)_\n"
+        return text
+
+    def _slots(self) -> list[str]:
+        mounts = {m.slot: m.workspace for m in self._core.rows.mounts()}
+        lines = ["## Slots"]
+        for slot in self._core.config.slots:
+            lines.append(f"- {slot}: {mounts.get(slot, '(empty)')}")
+        return [*lines, ""]
+
+    def _workspaces(self) -> list[str]:
+        core = self._core
+        total = core.rows.count()
+        lines = [f"## Workspaces ({total})"]
+        for ws in core.rows.recently_active(MAX_WORKSPACES):
+            versions, count = core.rows.versions(ws.id, include_pruned=False, limit=VERSIONS_PER_WORKSPACE, offset=0)
+            lines.append(f"### {ws.name}" + (f": {_clip(ws.goal, GOAL_CHARS)}" if ws.goal else ""))
+            if not versions:
+                lines.append("- no versions yet")
+            for version in versions:
+                tags = f" [{', '.join(version.tags)}]" if version.tags else ""
+                lines.append(f"- {version.version}{tags} {age(version.created_at)}: {_clip(version.message, 120)}")
+            if count > len(versions):
+                lines.append(f"- … {count - len(versions)} older version(s)")
+        if total > MAX_WORKSPACES:
+            lines.append(f"_… {total - MAX_WORKSPACES} more: list_workspaces()_")
+        return [*lines, ""]
+
+    def _recent_thoughts(self) -> list[str]:
+        rows, _ = self._thoughts.page(None, RECENT_THOUGHTS, 0)
+        if not rows:
+            return []
+        lines = ["## Recent thoughts"]
+        for row in rows:
+            where = f" ({row.workspace})" if row.workspace else ""
+            lines.append(f"- {age(row.at)}{where}: {_clip(row.thought, THOUGHT_CHARS)}")
+        return [*lines, ""]
+
+    def write(self) -> Path:
+        """Regenerate STATE.md atomically; return its path."""
+        path = self._core.paths.state_md
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(self.render(), encoding="utf-8")
+        tmp.replace(path)
+        return path

@@ -1,0 +1,70 @@
+"""Where everything of a project lives on disk."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from goldfish.config import CONFIG_FILENAME, GoldfishConfig
+
+STATE_DIR = ".goldfish"
+DB_FILENAME = "goldfish.db"
+STATE_FILENAME = "STATE.md"
+
+
+@dataclass(frozen=True)
+class ProjectPaths:
+    """Absolute paths of one project, derived from its root and config."""
+
+    root: Path
+    dev_repo: Path
+    workspaces: Path
+
+    @classmethod
+    def of(cls, root: Path, config: GoldfishConfig) -> ProjectPaths:
+        """Paths for ``root`` under ``config``."""
+        root = root.resolve()
+        return cls(root=root, dev_repo=root / config.dev_repo_path, workspaces=root / config.workspaces_dir)
+
+    @property
+    def config_file(self) -> Path:
+        """goldfish.yaml."""
+        return self.root / CONFIG_FILENAME
+
+    @property
+    def state_dir(self) -> Path:
+        """The hidden ``.goldfish`` folder."""
+        return self.root / STATE_DIR
+
+    @property
+    def database(self) -> Path:
+        """The SQLite database file."""
+        return self.state_dir / DB_FILENAME
+
+    @property
+    def state_md(self) -> Path:
+        """STATE.md at the project root."""
+        return self.root / STATE_FILENAME
+
+    @property
+    def indexes(self) -> Path:
+        """Private git index files, one per mounted slot."""
+        return self.state_dir / "index"
+
+    @property
+    def locks(self) -> Path:
+        """Lock files."""
+        return self.state_dir / "locks"
+
+    @property
+    def logs(self) -> Path:
+        """Server logs."""
+        return self.state_dir / "logs"
+
+    def slot(self, name: str) -> Path:
+        """A slot folder."""
+        return self.workspaces / name
+
+    def slot_index(self, name: str) -> Path:
+        """The private index of a slot."""
+        return self.indexes / f"{name}.index"

@@ -1,0 +1,1 @@
+"""Pipeline definitions: models of pipeline.yaml (parsing and validation build on them)."""

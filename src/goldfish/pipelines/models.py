@@ -1,0 +1,69 @@
+"""Pydantic models of ``pipeline.yaml``, the source of its JSON Schema."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STAGE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+SIGNAL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
+SignalType = Literal["dataset", "npy", "csv", "directory", "file"]
+OutputType = Literal["npy", "csv", "directory", "file"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SignalSchema(_Strict):
+    """Optional contract checked on a signal after the stage ends."""
+
+    shape: list[int | None] | None = Field(None, description="Array shape; null means any size.")
+    dtype: str | None = Field(None, description="numpy dtype name, e.g. float32.")
+    columns: list[str] | None = Field(None, description="Required CSV columns.")
+    min_rows: int | None = Field(None, ge=0, description="Minimum number of rows.")
+
+
+class InputSignal(_Strict):
+    """A stage input: a registered dataset or another stage's output."""
+
+    type: SignalType
+    dataset: str | None = Field(None, description="Registered source name (type dataset).")
+    from_stage: str | None = Field(None, pattern=STAGE_NAME_PATTERN, description="Producing stage.")
+    signal: str | None = Field(None, description="Output name on the producing stage (default: this name).")
+    schema_: SignalSchema | None = Field(None, alias="schema")
+
+
+class OutputSignal(_Strict):
+    """A stage output, written by the stage under its outputs directory."""
+
+    type: OutputType
+    schema_: SignalSchema | None = Field(None, alias="schema")
+
+
+class StageDef(_Strict):
+    """One stage: a Python module with typed inputs and outputs."""
+
+    name: str = Field(..., pattern=STAGE_NAME_PATTERN)
+    module: str | None = Field(None, description="Module under modules/ (default: the stage name).")
+    description: str | None = None
+    inputs: dict[str, InputSignal] = Field(default_factory=dict)
+    outputs: dict[str, OutputSignal] = Field(default_factory=dict)
+
+
+class PipelineDef(_Strict):
+    """The whole pipeline.yaml."""
+
+    name: str | None = None
+    description: str | None = None
+    stages: list[StageDef] = Field(..., min_length=1)
+
+
+def pipeline_json_schema() -> dict[str, Any]:
+    """JSON Schema of pipeline.yaml, generated from :class:`PipelineDef`."""
+    schema = PipelineDef.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "pipeline.yaml"
+    return schema

@@ -1,0 +1,135 @@
+"""Shared lookups of the workspace services: names, slots, versions and locks."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from goldfish.config import GoldfishConfig
+from goldfish.db.database import Database
+from goldfish.db.workspaces import MountRow, VersionRow, WorkspaceRepository, WorkspaceRow
+from goldfish.errors import (
+    InvalidPathError,
+    SlotEmptyError,
+    SlotNotFoundError,
+    TagNotFoundError,
+    VersionNotFoundError,
+    WorkspaceNotFoundError,
+    suggestion_suffix,
+)
+from goldfish.locks import file_lock
+from goldfish.paths import ProjectPaths
+from goldfish.validation import TAG_NAME, WORKSPACE_NAME, slot_name, version_number
+from goldfish.workspaces.dev_repo import DevRepo
+from goldfish.workspaces.models import VersionInfo, WorkspaceInfo
+from goldfish.workspaces.sync import SlotSync
+
+_VERSION_LIKE = re.compile(r"v?[0-9]+")
+
+
+class WorkspaceCore:
+    """Dependencies and lookups every workspace operation needs."""
+
+    def __init__(self, config: GoldfishConfig, paths: ProjectPaths, db: Database, repo: DevRepo):
+        self.config = config
+        self.paths = paths
+        self.db = db
+        self.repo = repo
+        self.rows = WorkspaceRepository(db)
+        self.sync = SlotSync(db, repo, self.rows, config.max_file_size_mb * 1024 * 1024)
+
+    # -- locks ------------------------------------------------------------------------------
+    @contextmanager
+    def locked(self, workspace: str) -> Iterator[None]:
+        """Exclusive access to one workspace across threads and processes."""
+        with file_lock(self.paths.locks / f"ws-{workspace}.lock", f"Workspace '{workspace}'"):
+            yield
+
+    # -- lookups ----------------------------------------------------------------------------
+    def workspace(self, name: str) -> WorkspaceRow:
+        """A live workspace by name.
+
+        Raises:
+            WorkspaceNotFoundError: with a did-you-mean.
+        """
+        row = self.rows.get(name) if isinstance(name, str) else None
+        if row is None:
+            names = self.rows.names()
+            raise WorkspaceNotFoundError(
+                f"No workspace named {name!r}{suggestion_suffix(str(name), names)}.",
+                details={"workspace": str(name)[:100], "existing": names[:50]},
+            )
+        return row
+
+    def workspace_or_slot(self, ref: str) -> WorkspaceRow:
+        """Resolve a workspace name, or a mounted slot to its workspace."""
+        if isinstance(ref, str) and WORKSPACE_NAME.fullmatch(ref) and self.rows.get(ref) is not None:
+            return self.workspace(ref)
+        if isinstance(ref, str) and ref in self.config.slots:
+            return self.workspace(self.mounted(ref).workspace)
+        return self.workspace(ref)
+
+    def check_slot(self, slot: str) -> str:
+        """Validate that ``slot`` is one of the configured slots."""
+        slot_name(slot)
+        if slot not in self.config.slots:
+            raise SlotNotFoundError(
+                f"No slot named {slot!r}{suggestion_suffix(slot, self.config.slots)}.",
+                details={"slot": slot, "slots": self.config.slots},
+            )
+        return slot
+
+    def slot_path(self, slot: str) -> Path:
+        """The slot folder; refuses a slot that is itself a link."""
+        path = self.paths.slot(slot)
+        if path.is_symlink():
+            raise InvalidPathError(
+                f"Slot folder {path} is a link; slots must be plain folders.", details={"slot": slot}
+            )
+        return path
+
+    def mounted(self, slot: str) -> MountRow:
+        """The mount in a configured slot.
+
+        Raises:
+            SlotEmptyError: when nothing is mounted there.
+        """
+        self.check_slot(slot)
+        mount = self.rows.mount_of_slot(slot)
+        if mount is None:
+            raise SlotEmptyError(f"Slot '{slot}' is empty.", details={"slot": slot})
+        return mount
+
+    def version(self, ws: WorkspaceRow, ref: str) -> VersionRow:
+        """A version of ``ws`` by ``vN`` or by tag."""
+        if isinstance(ref, str) and TAG_NAME.fullmatch(ref) and not _VERSION_LIKE.fullmatch(ref):
+            number = self.rows.tag_owner(ws.id, ref)
+            if number is None:
+                raise TagNotFoundError(f"Workspace '{ws.name}' has no tag {ref!r}.", details={"tag": ref})
+        else:
+            number = version_number(ref)
+        row = self.rows.version(ws.id, number)
+        if row is None:
+            latest = self.rows.latest_version(ws.id)
+            raise VersionNotFoundError(
+                f"Workspace '{ws.name}' has no version v{number}.",
+                details={"workspace": ws.name, "version": f"v{number}",
+                         "latest": latest.version if latest else None},
+            )
+        return row
+
+    def info(self, ws: WorkspaceRow) -> WorkspaceInfo:
+        """Summary of one workspace."""
+        mount = self.rows.mount_of_workspace(ws.id)
+        latest = self.rows.latest_version(ws.id)
+        return WorkspaceInfo(
+            name=ws.name, goal=ws.goal, created_at=ws.created_at,
+            mounted_slot=mount.slot if mount else None,
+            slot_path=str(self.paths.slot(mount.slot)) if mount else None,
+            versions=self.rows.version_counts([ws.id]).get(ws.id, 0),
+            latest_version=VersionInfo.of(latest) if latest else None,
+            parent_workspace=ws.parent_workspace,
+            parent_version=f"v{ws.parent_version}" if ws.parent_version else None,
+        )

@@ -1,0 +1,257 @@
+"""The hidden git dev repo (GitPython adapter).
+
+Each workspace is a branch; each saved version a tag ``<workspace>-vN``. A mounted slot is a
+plain folder with no ``.git``: git sees it through ``GIT_WORK_TREE`` together with a private
+index file per slot, so a sync re-hashes only the files whose stat data changed and its cost
+follows the changed files, not the slot size. Git exceptions never leave this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import git
+
+from goldfish.errors import GoldfishError, InternalError
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+BASE_BRANCH = "goldfish-base"
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Goldfish",
+    "GIT_AUTHOR_EMAIL": "goldfish@localhost",
+    "GIT_COMMITTER_NAME": "Goldfish",
+    "GIT_COMMITTER_EMAIL": "goldfish@localhost",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+}
+DEFAULT_EXCLUDES = "__pycache__/\n*.pyc\n.DS_Store\n.ipynb_checkpoints/\n"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One file that differs between two trees (or a tree and a slot)."""
+
+    status: str  # A, M, D, T (type change)
+    path: str
+    new_mode: str
+
+
+@dataclass(frozen=True)
+class TreeDiff:
+    """Differences between two trees: per-file status, line counts and a unified patch."""
+
+    files: list[dict[str, object]]
+    patch: str
+    truncated: bool
+
+
+class DevRepo:
+    """Operations on the dev repo; every method raises only :class:`GoldfishError`.
+
+    Args:
+        path: The bare repository folder.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._git = git.Git(str(path.parent if path.parent.exists() else Path.cwd()))
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _run(self, args: Sequence[str], *, work_tree: Path | None = None, index: Path | None = None,
+             excludes: Path | None = None, strip: bool = True) -> str:
+        env = {**_IDENTITY, "GIT_DIR": str(self.path)}
+        if index is not None:
+            index.parent.mkdir(parents=True, exist_ok=True)
+        if work_tree is not None:
+            env["GIT_WORK_TREE"] = str(work_tree)
+        if index is not None:
+            env["GIT_INDEX_FILE"] = str(index)
+        prefix = ["git", "-c", "core.quotepath=off", "-c", "core.autocrlf=false", "-c", "core.symlinks=true"]
+        if excludes is not None:
+            prefix += ["-c", f"core.excludesFile={excludes}"]
+        try:
+            out = self._git.execute([*prefix, *args], env=env, strip_newline_in_stdout=strip)
+        except git.GitCommandError as exc:
+            raise InternalError(
+                f"Version store operation failed: {' '.join(args[:2])}.",
+                details={"stderr": str(exc.stderr).strip()[-2000:]},
+            ) from None
+        return str(out)
+
+    def initialize(self) -> str:
+        """Create the repo if missing; return the base commit every workspace starts from."""
+        if not (self.path / "HEAD").exists():
+            self.path.mkdir(parents=True, exist_ok=True)
+            try:
+                git.Repo.init(str(self.path), bare=True, initial_branch=BASE_BRANCH)
+            except git.GitError as exc:
+                raise InternalError(f"Cannot create the version store at {self.path}: {exc}") from None
+            (self.path / "info").mkdir(exist_ok=True)
+            (self.path / "info" / "exclude").write_text(DEFAULT_EXCLUDES, encoding="utf-8")
+        base = self.resolve(f"refs/heads/{BASE_BRANCH}")
+        if base is None:
+            base = self._run(["commit-tree", EMPTY_TREE, "-m", "Goldfish project base"])
+            self._run(["update-ref", f"refs/heads/{BASE_BRANCH}", base, ""])
+        return base
+
+    def resolve(self, ref: str) -> str | None:
+        """The commit a ref points at, or None."""
+        try:
+            out = self._git.execute(
+                ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                env={"GIT_DIR": str(self.path)},
+            )
+        except git.GitCommandError:
+            return None
+        return str(out).strip() or None
+
+    def tree_of(self, commit: str) -> str:
+        """The tree id of a commit."""
+        return self._run(["rev-parse", f"{commit}^{{tree}}"])
+
+    # -- refs -------------------------------------------------------------------------------
+    def create_branch(self, workspace: str, commit: str) -> None:
+        """Point the workspace branch at ``commit`` (callers ensure no live workspace owns it)."""
+        self._run(["update-ref", f"refs/heads/{workspace}", commit])
+
+    def branch_head(self, workspace: str) -> str:
+        """The commit at the head of the workspace branch."""
+        head = self.resolve(f"refs/heads/{workspace}")
+        if head is None:
+            raise InternalError(f"The version store has no history for workspace '{workspace}'.")
+        return head
+
+    def tag(self, name: str, commit: str) -> None:
+        """Create a lightweight tag (fails if it exists)."""
+        self._run(["update-ref", f"refs/tags/{name}", commit, ""])
+
+    def tags_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Tag name → commit for tags starting with ``prefix``."""
+        out = self._run(["for-each-ref", "--format=%(refname:strip=2) %(objectname)", f"refs/tags/{prefix}*"])
+        return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
+
+    def archive_workspace(self, workspace: str, archive_key: str) -> None:
+        """Move a deleted workspace's branch and tags out of the way, keeping every commit reachable."""
+        refs = {f"refs/tags/{name}": sha for name, sha in self.tags_with_prefix(f"{workspace}-v").items()
+                if name[len(workspace) + 2:].isdigit()}
+        head = self.resolve(f"refs/heads/{workspace}")
+        if head is not None:
+            refs[f"refs/heads/{workspace}"] = head
+        commands = []
+        for ref, sha in refs.items():
+            leaf = "head" if ref.startswith("refs/heads/") else ref.rsplit("-", 1)[-1]
+            commands.append(f"create refs/goldfish-archive/{archive_key}/{leaf} {sha}")
+            commands.append(f"delete {ref} {sha}")
+        if commands:
+            self._stdin_run(["update-ref", "--stdin"], "\n".join(commands) + "\n")
+
+    def _stdin_run(self, args: Sequence[str], stdin: str) -> None:
+        import subprocess  # noqa: PLC0415 - only this rare path pipes stdin
+
+        env = {**os.environ, **_IDENTITY, "GIT_DIR": str(self.path)}
+        result = subprocess.run(["git", *args], input=stdin, text=True, capture_output=True, env=env, check=False)
+        if result.returncode != 0:
+            raise InternalError("Version store update failed.", details={"stderr": result.stderr[-2000:]})
+
+    # -- slots ------------------------------------------------------------------------------
+    def stage_slot(self, slot: Path, index: Path) -> None:
+        """Record the slot's current files in its private index (delete semantics)."""
+        ignore = slot / ".goldfishignore"
+        self._run(["add", "-A", "--", "."], work_tree=slot, index=index,
+                  excludes=ignore if ignore.is_file() else None)
+
+    def staged_changes(self, index: Path, commit: str) -> list[Change]:
+        """Files whose staged content differs from ``commit``."""
+        out = self._run(["diff-index", "--cached", "--raw", "-z", "--no-renames", commit],
+                        index=index, strip=False)
+        fields = out.split("\0")
+        changes = []
+        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+            if meta.startswith(":"):
+                _old_mode, new_mode, _old, _new, status = meta[1:].split(" ")
+                changes.append(Change(status=status[0], path=path, new_mode=new_mode))
+        return changes
+
+    def write_tree(self, index: Path) -> str:
+        """Write the index as a tree; return its id."""
+        return self._run(["write-tree"], index=index)
+
+    def commit(self, workspace: str, tree: str, parent: str, message: str) -> str:
+        """Commit ``tree`` on the workspace branch (compare-and-set on ``parent``)."""
+        sha = self._run(["commit-tree", tree, "-p", parent, "-m", message])
+        self._run(["update-ref", f"refs/heads/{workspace}", sha, parent])
+        return sha
+
+    def checkout(self, slot: Path, index: Path, commit: str) -> None:
+        """Write the files of ``commit`` into an empty slot and prime its index."""
+        slot.mkdir(parents=True, exist_ok=True)
+        self._run(["read-tree", commit], work_tree=slot, index=index)
+        self._run(["checkout-index", "-a", "-f"], work_tree=slot, index=index)
+        self._run(["update-index", "-q", "--refresh"], work_tree=slot, index=index)
+
+    def switch(self, slot: Path, index: Path, commit: str) -> None:
+        """Make a clean slot match ``commit``: changed files rewritten, removed files deleted."""
+        self._run(["read-tree", "-u", "--reset", commit], work_tree=slot, index=index)
+
+    def untracked_files(self, slot: Path, index: Path) -> list[str]:
+        """Files in the slot that are not versioned (ignored ones included)."""
+        ignore = slot / ".goldfishignore"
+        out = self._run(["ls-files", "-z", "--others", "--directory"], work_tree=slot, index=index,
+                        excludes=ignore if ignore.is_file() else None, strip=False)
+        return [path for path in out.split("\0") if path]
+
+    # -- reading ----------------------------------------------------------------------------
+    def diff_trees(self, old: str, new: str, max_patch_bytes: int) -> TreeDiff:
+        """Per-file status and line counts plus a unified patch cut at ``max_patch_bytes``."""
+        status = self._run(["diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new], strip=False)
+        numstat = self._run(["diff-tree", "-r", "-z", "--no-renames", "--numstat", old, new], strip=False)
+        counts = _parse_numstat(numstat)
+        parts = [part for part in status.split("\0") if part]
+        files: list[dict[str, object]] = []
+        for code, path in zip(parts[0::2], parts[1::2], strict=False):
+            added, removed = counts.get(path, (None, None))
+            files.append({"path": path, "status": _STATUS_WORDS.get(code[0], code),
+                          "lines_added": added, "lines_removed": removed})
+        patch = self._run(["diff-tree", "-r", "-p", "--no-renames", "--no-color", old, new], strip=False)
+        truncated = len(patch.encode()) > max_patch_bytes
+        if truncated:
+            patch = patch.encode()[:max_patch_bytes].decode(errors="ignore")
+        return TreeDiff(files=files, patch=patch, truncated=truncated)
+
+    def count_files(self, tree: str) -> int:
+        """Number of files in a tree."""
+        out = self._run(["ls-tree", "-r", "-z", "--name-only", tree], strip=False)
+        return sum(1 for path in out.split("\0") if path)
+
+    def read_file(self, commit: str, path: str) -> str | None:
+        """Text of a file at a commit, or None when absent."""
+        try:
+            return self._run(["show", f"{commit}:{path}"], strip=False)
+        except GoldfishError:
+            return None
+
+
+_STATUS_WORDS = {"A": "added", "M": "modified", "D": "deleted", "T": "type_changed"}
+
+
+def _parse_numstat(out: str) -> dict[str, tuple[int | None, int | None]]:
+    counts: dict[str, tuple[int | None, int | None]] = {}
+    for entry in out.split("\0"):
+        if entry.count("\t") >= 2:
+            added, removed, path = entry.split("\t", 2)
+            counts[path] = (int(added) if added.isdigit() else None, int(removed) if removed.isdigit() else None)
+    return counts
+
+
+@contextmanager
+def temporary_index(folder: Path, name: str) -> Iterator[Path]:
+    """A throwaway index file path (for diffs of refs that are not slots)."""
+    path = folder / f"{name}.{os.getpid()}.tmp-index"
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)

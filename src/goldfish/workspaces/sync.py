@@ -1,0 +1,136 @@
+"""Slot → version: the one sync path behind save_version, hibernate, rollback and run().
+
+Order is fixed for crash safety: commit, then tag ``<workspace>-vN``, then the database row.
+A tag without a row (crash in between) is repaired by :meth:`SlotSync.reconcile`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from goldfish.db.database import Database
+from goldfish.db.workspaces import VersionRow, WorkspaceRepository, WorkspaceRow
+from goldfish.errors import InternalError, InvalidPathError, SlotTooLargeError, UnsafeSymlinkError
+from goldfish.workspaces.dev_repo import Change, DevRepo
+
+SYMLINK_MODE = "120000"
+GITLINK_MODE = "160000"
+MAX_LISTED = 100
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What a sync did."""
+
+    version: VersionRow | None
+    created: bool
+    changes: list[Change]
+
+
+def version_tag(workspace: str, number: int) -> str:
+    """The dev-repo tag of a version."""
+    return f"{workspace}-v{number}"
+
+
+class SlotSync:
+    """Stages a slot, checks what changed, and records it as the next version.
+
+    Callers must hold the workspace lock.
+    """
+
+    def __init__(self, db: Database, repo: DevRepo, workspaces: WorkspaceRepository, max_file_bytes: int):
+        self._db = db
+        self._repo = repo
+        self._workspaces = workspaces
+        self._max_file_bytes = max_file_bytes
+
+    def pending_changes(self, slot: Path, index: Path, workspace: str) -> list[Change]:
+        """Stage the slot and return what differs from the workspace head."""
+        self._repo.stage_slot(slot, index)
+        return self._repo.staged_changes(index, self._repo.branch_head(workspace))
+
+    def save(self, ws: WorkspaceRow, slot: Path, index: Path, message: str, source: str) -> SyncResult:
+        """Sync ``slot`` into a new version of ``ws`` if anything changed."""
+        changes = self.pending_changes(slot, index, ws.name)
+        if not changes:
+            return SyncResult(version=self._workspaces.latest_version(ws.id), created=False, changes=[])
+        self._check(slot, changes)
+        head = self._repo.branch_head(ws.name)
+        commit = self._repo.commit(ws.name, self._repo.write_tree(index), head, message)
+        return SyncResult(self.record(ws, commit, message, source, len(changes)), True, changes)
+
+    def record(self, ws: WorkspaceRow, commit: str, message: str, source: str, files_changed: int) -> VersionRow:
+        """Tag ``commit`` as the next version of ``ws`` and insert its row."""
+        try:
+            number = self._tag_and_insert(ws, commit, message, source, files_changed)
+        except InternalError:
+            # The number's tag exists without a row: an earlier save died between the two.
+            if not self.reconcile(ws):
+                raise
+            number = self._tag_and_insert(ws, commit, message, source, files_changed)
+        row = self._workspaces.version(ws.id, number)
+        if row is None:  # pragma: no cover - inserted just above
+            raise InternalError("A saved version could not be read back.")
+        return row
+
+    def _tag_and_insert(self, ws: WorkspaceRow, commit: str, message: str, source: str, files: int) -> int:
+        with self._db.transaction() as conn:
+            number = self._workspaces.next_version_num(conn, ws.id)
+            self._repo.tag(version_tag(ws.name, number), commit)
+            self._workspaces.insert_version(conn, ws.id, number, commit, message, source, files)
+        return number
+
+    def reconcile(self, ws: WorkspaceRow) -> int:
+        """Insert rows for version tags of ``ws`` that have none (left by a crash); return how many."""
+        return self._insert_missing(ws, self._repo.tags_with_prefix(f"{ws.name}-v"))
+
+    def reconcile_all(self) -> int:
+        """:meth:`reconcile` for every live workspace, reading the tags once."""
+        tags = self._repo.tags_with_prefix("")
+        return sum(self._insert_missing(self._workspaces.get(name), tags)  # type: ignore[arg-type]
+                   for name in self._workspaces.names())
+
+    def _insert_missing(self, ws: WorkspaceRow, tags: dict[str, str]) -> int:
+        known = set(self._workspaces.version_numbers_between(ws.id, 1, 10**9))
+        missing = []
+        prefix = f"{ws.name}-v"
+        for name, sha in tags.items():
+            suffix = name[len(prefix):] if name.startswith(prefix) else ""
+            if suffix.isdigit() and int(suffix) not in known:
+                missing.append((int(suffix), sha))
+        if missing:
+            with self._db.transaction() as conn:
+                for number, sha in sorted(missing):
+                    self._workspaces.insert_version(
+                        conn, ws.id, number, sha, "Recovered after an interrupted save", "reconcile", 0
+                    )
+        return len(missing)
+
+    def _check(self, slot: Path, changes: list[Change]) -> None:
+        """Refuse links out of the slot, nested repositories and oversized files."""
+        root = slot.resolve()
+        for change in changes:
+            if change.status == "D":
+                continue
+            path = slot / change.path
+            if change.new_mode == SYMLINK_MODE:
+                target = (path.parent / os.readlink(path)).resolve()
+                if target != root and root not in target.parents:
+                    raise UnsafeSymlinkError(
+                        f"'{change.path}' is a link to {os.readlink(path)!r}, outside the slot; nothing was saved.",
+                        details={"path": change.path, "target": os.readlink(path)},
+                    )
+            elif change.new_mode == GITLINK_MODE:
+                raise InvalidPathError(
+                    f"'{change.path}' is a separate repository inside the slot; nothing was saved.",
+                    details={"path": change.path},
+                    remedy="Copy the files you need into the slot without its .git folder.",
+                )
+            elif path.stat().st_size > self._max_file_bytes:
+                raise SlotTooLargeError(
+                    f"'{change.path}' is {path.stat().st_size} bytes, over the {self._max_file_bytes}-byte limit;"
+                    " nothing was saved.",
+                    details={"path": change.path, "size": path.stat().st_size, "limit": self._max_file_bytes},
+                )
