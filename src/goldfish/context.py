@@ -9,6 +9,7 @@ from goldfish.config import GoldfishConfig, load_config
 from goldfish.db.audit import AuditRepository
 from goldfish.db.database import Database
 from goldfish.db.thoughts import ThoughtRepository
+from goldfish.memory.overview import OverviewService
 from goldfish.memory.state_md import StateWriter
 from goldfish.memory.thoughts import ThoughtService
 from goldfish.paths import ProjectPaths
@@ -31,6 +32,7 @@ class ServerContext:
     thoughts: ThoughtService
     audit: AuditRepository
     state: StateWriter
+    overview: OverviewService
 
     @classmethod
     def open(cls, root: Path) -> ServerContext:
@@ -42,11 +44,12 @@ class ServerContext:
         repo.initialize()
         core = WorkspaceCore(config, paths, db, repo)
         thought_rows = ThoughtRepository(db)
+        audit = AuditRepository(db)
+        workspaces = WorkspaceService(core, thought_rows)
         return cls(
-            config=config, paths=paths, db=db, core=core,
-            workspaces=WorkspaceService(core, thought_rows), versions=VersionService(core),
-            thoughts=ThoughtService(core, thought_rows), audit=AuditRepository(db),
-            state=StateWriter(core, thought_rows),
+            config=config, paths=paths, db=db, core=core, workspaces=workspaces, versions=VersionService(core),
+            thoughts=ThoughtService(core, thought_rows), audit=audit, state=StateWriter(core, thought_rows),
+            overview=OverviewService(core, workspaces, audit),
         )
 
     def startup(self) -> None:

@@ -9,8 +9,7 @@ follows the changed files, not the slot size. Git exceptions never leave this mo
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -222,10 +221,10 @@ class DevRepo:
             patch = patch.encode()[:max_patch_bytes].decode(errors="ignore")
         return TreeDiff(files=files, patch=patch, truncated=truncated)
 
-    def count_files(self, tree: str) -> int:
-        """Number of files in a tree."""
-        out = self._run(["ls-tree", "-r", "-z", "--name-only", tree], strip=False)
-        return sum(1 for path in out.split("\0") if path)
+    def list_files(self, tree_or_commit: str) -> list[str]:
+        """Every file path in a tree or commit."""
+        out = self._run(["ls-tree", "-r", "-z", "--name-only", tree_or_commit], strip=False)
+        return [path for path in out.split("\0") if path]
 
     def read_file(self, commit: str, path: str) -> str | None:
         """Text of a file at a commit, or None when absent."""
@@ -245,13 +244,3 @@ def _parse_numstat(out: str) -> dict[str, tuple[int | None, int | None]]:
             added, removed, path = entry.split("\t", 2)
             counts[path] = (int(added) if added.isdigit() else None, int(removed) if removed.isdigit() else None)
     return counts
-
-
-@contextmanager
-def temporary_index(folder: Path, name: str) -> Iterator[Path]:
-    """A throwaway index file path (for diffs of refs that are not slots)."""
-    path = folder / f"{name}.{os.getpid()}.tmp-index"
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)

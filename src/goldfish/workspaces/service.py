@@ -131,7 +131,7 @@ class WorkspaceService:
     def _mount_info(self, workspace: str, slot: str) -> MountInfo:
         core = self._core
         path = core.paths.slot(slot)
-        files = core.repo.count_files(core.repo.tree_of(core.repo.branch_head(workspace)))
+        files = len(core.repo.list_files(core.repo.branch_head(workspace)))
         thoughts, _ = self._thoughts.page(workspace, 5, 0)
         return MountInfo(
             workspace=core.info(core.workspace(workspace)), slot=slot, slot_path=str(path), files=files,

@@ -1,0 +1,12 @@
+"""MCP tools, one module per area; each registers thin functions on a ToolRegistry."""
+
+from goldfish.server.toolkit import ToolRegistry
+from goldfish.server.tools import memory, orientation, project, versions, workspaces
+
+AREAS = (orientation, project, workspaces, versions, memory)
+
+
+def register_all(registry: ToolRegistry) -> None:
+    """Register every tool area."""
+    for area in AREAS:
+        area.register(registry)

@@ -1,0 +1,48 @@
+# Goldfish developer commands. Each target sets up its own virtualenv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck format bench bench-quick schema clean setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## demo: create a project in a temp folder and walk the workspace flow through MCP
+demo: $(STAMP)
+	$(BIN)/goldfish demo
+
+## test: the whole suite (unit, integration, e2e)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+## lint: ruff + strict mypy over src and tests + import layering
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/python -m goldfish.devtools.layering src/goldfish
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+## bench: every benchmark (JSON lines); bench-quick runs each once (CI smoke)
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
+
+## schema: regenerate schema/*.json from the pydantic models
+schema: $(STAMP)
+	$(BIN)/goldfish schema --out schema
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

@@ -1,0 +1,123 @@
+"""What ``status`` and ``dashboard`` report: one call to recover the whole picture."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from goldfish.db.audit import AuditRepository
+from goldfish.timeutil import age
+from goldfish.workspaces.core import WorkspaceCore
+from goldfish.workspaces.models import VersionInfo
+from goldfish.workspaces.service import WorkspaceService
+
+RECENT_AUDIT = 5
+ALERT_WINDOW = 20
+
+
+class SlotState(BaseModel):
+    """One slot and what it holds."""
+
+    slot: str
+    path: str
+    workspace: str | None
+    dirty: bool | None = Field(description="Unsaved changes since the last version (None when empty).")
+    last_version: VersionInfo | None
+
+
+class AuditEntry(BaseModel):
+    """A recent state-changing call."""
+
+    at: str
+    age: str | None
+    tool: str
+    workspace: str | None
+    outcome: str
+    error_code: str | None
+    reason: str | None
+
+
+class ProjectSummary(BaseModel):
+    """The project itself."""
+
+    name: str
+    root: str
+    goal: str
+    workspaces: int
+
+
+class StatusInfo(BaseModel):
+    """Everything ``status`` shows."""
+
+    project: ProjectSummary
+    slots: list[SlotState]
+    recent_audit: list[AuditEntry]
+    state_md: str
+
+
+class Alert(BaseModel):
+    """Something that needs attention."""
+
+    kind: str
+    message: str
+    at: str
+
+
+class DashboardInfo(BaseModel):
+    """Everything ``dashboard`` shows."""
+
+    project: ProjectSummary
+    alerts: list[Alert]
+    slots: list[SlotState]
+    workspaces_by_activity: list[str]
+
+
+class OverviewService:
+    """Builds the status and dashboard views from the database and the slots."""
+
+    def __init__(self, core: WorkspaceCore, workspaces: WorkspaceService, audit: AuditRepository):
+        self._core = core
+        self._workspaces = workspaces
+        self._audit = audit
+
+    def project(self) -> ProjectSummary:
+        """Name, root, goal and size of the project."""
+        core = self._core
+        return ProjectSummary(name=core.config.project_name, root=str(core.paths.root), goal=core.config.goal,
+                              workspaces=core.rows.count())
+
+    def slots(self) -> list[SlotState]:
+        """Every configured slot with its workspace, dirtiness and last version."""
+        core = self._core
+        mounts = {m.slot: m for m in core.rows.mounts()}
+        states = []
+        for slot in core.config.slots:
+            mount = mounts.get(slot)
+            latest = core.rows.latest_version(mount.workspace_id) if mount else None
+            states.append(SlotState(
+                slot=slot, path=str(core.paths.slot(slot)), workspace=mount.workspace if mount else None,
+                dirty=self._workspaces.is_dirty(slot) if mount else None,
+                last_version=VersionInfo.of(latest) if latest else None,
+            ))
+        return states
+
+    def recent_audit(self, limit: int = RECENT_AUDIT) -> list[AuditEntry]:
+        """The newest audit rows."""
+        rows, _ = self._audit.page(None, limit, 0)
+        return [AuditEntry(at=r.at, age=age(r.at), tool=r.tool, workspace=r.workspace, outcome=r.outcome,
+                           error_code=r.error_code, reason=r.reason) for r in rows]
+
+    def status(self, state_md: str) -> StatusInfo:
+        """The one-call orientation."""
+        return StatusInfo(project=self.project(), slots=self.slots(), recent_audit=self.recent_audit(),
+                          state_md=state_md)
+
+    def dashboard(self) -> DashboardInfo:
+        """Alerts (recent failed changes) plus slots and the most active workspaces."""
+        alerts = [
+            Alert(kind="failed_call", message=f"{entry.tool} failed with {entry.error_code}"
+                  + (f" on {entry.workspace}" if entry.workspace else ""), at=entry.at)
+            for entry in self.recent_audit(ALERT_WINDOW) if entry.outcome == "error"
+        ]
+        active = [ws.name for ws in self._core.rows.recently_active(10)]
+        return DashboardInfo(project=self.project(), alerts=alerts, slots=self.slots(),
+                             workspaces_by_activity=active)

@@ -1,0 +1,91 @@
+"""The server's hold on its project: loaded lazily, swapped on init or reload."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from goldfish.context import ServerContext
+from goldfish.errors import ProjectExistsError, ProjectNotFoundError
+from goldfish.project import InitResult, initialize_project
+
+log = logging.getLogger("goldfish.server")
+
+
+class GoldfishApp:
+    """Holds the :class:`ServerContext` of the project this server serves, if any.
+
+    Args:
+        root: The project root, or None when the server starts outside a project (then
+            ``initialize_project`` creates one and binds the server to it).
+    """
+
+    def __init__(self, root: Path | None):
+        self.root = root
+        self._context: ServerContext | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def context(self) -> ServerContext:
+        """The loaded project.
+
+        Raises:
+            ProjectNotFoundError: when no project is bound yet.
+        """
+        with self._lock:
+            if self._context is None:
+                if self.root is None:
+                    raise ProjectNotFoundError("This server is not attached to a Goldfish project yet.")
+                self._context = ServerContext.open(self.root)
+                self._context.startup()
+            return self._context
+
+    def loaded_context(self) -> ServerContext | None:
+        """The context if one is loaded, without loading it."""
+        return self._context
+
+    def initialize(self, project_root: str, project_name: str, from_existing: bool) -> InitResult:
+        """Create a project and bind the server to it (only one project per server)."""
+        if self.root is not None and Path(project_root).expanduser().resolve() != self.root.resolve():
+            raise ProjectExistsError(
+                f"This server already serves the project at {self.root}.",
+                details={"project_root": str(self.root)},
+                remedy="Start another `goldfish serve` in the new project's folder to work there.",
+            )
+        result = initialize_project(project_root, project_name, from_existing)
+        with self._lock:
+            if self._context is not None:
+                self._context.close()
+            self.root = Path(result.project_root)
+            self._context = None
+        self.context.state.write()
+        return result
+
+    def reload(self) -> ServerContext:
+        """Re-read goldfish.yaml; the old context stays in use if the new config is invalid."""
+        if self.root is None:
+            raise ProjectNotFoundError("This server is not attached to a Goldfish project yet.")
+        fresh = ServerContext.open(self.root)
+        with self._lock:
+            # The old context is not closed: a call on another thread may still be using it.
+            self._context = fresh
+        fresh.state.write()
+        return fresh
+
+    def refresh_state(self) -> None:
+        """Regenerate STATE.md after a state change (never fails the call that caused it)."""
+        context = self._context
+        if context is None:
+            return
+        try:
+            context.state.write()
+        except Exception:
+            log.exception("could not refresh STATE.md")
+
+    def close(self) -> None:
+        """Release the project's resources."""
+        with self._lock:
+            if self._context is not None:
+                self._context.close()
+                self._context = None

@@ -1,0 +1,168 @@
+"""The tool boundary: registration, structured errors, audit rows and STATE.md refresh.
+
+Every tool goes through :meth:`ToolRegistry.tool`, so each call either returns its typed
+result or ``{"success": false, "error": {...}}`` with ``isError: true``; nothing raises past
+this module, and every state-changing call leaves exactly one audit row.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from mcp.server.context import CallNext, ServerRequestContext
+from mcp.server.context import HandlerResult as MiddlewareResult
+from mcp.server.mcpserver.tools import Tool
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, ValidationError
+
+from goldfish.errors import GoldfishError, InternalError, InvalidArgumentError
+from goldfish.server.app_state import GoldfishApp
+from goldfish.validation import redact
+
+log = logging.getLogger("goldfish.server")
+
+MAX_AUDIT_STRING = 500
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class ToolResult(BaseModel):
+    """Base of every successful tool result."""
+
+    success: bool = Field(True, description="True: the call did what it says.")
+
+
+def error_result(error: GoldfishError) -> CallToolResult:
+    """The structured failure every tool returns for a user error."""
+    payload = {"success": False, "error": error.to_dict()}
+    text = json.dumps(payload, default=str)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=payload, is_error=True)
+
+
+def _audit_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    def clip(value: Any) -> Any:
+        if isinstance(value, str) and len(value) > MAX_AUDIT_STRING:
+            return value[:MAX_AUDIT_STRING] + f"... ({len(value)} chars)"
+        if isinstance(value, dict):
+            return {str(k)[:100]: clip(v) for k, v in list(value.items())[:50]}
+        if isinstance(value, list):
+            return [clip(v) for v in value[:50]]
+        return value
+
+    return clip(redact(dict(arguments)))  # type: ignore[no-any-return]
+
+
+def _workspace_of(arguments: Mapping[str, Any]) -> str | None:
+    for key in ("workspace", "name", "slot"):
+        value = arguments.get(key)
+        if isinstance(value, str):
+            return value[:100]
+    return None
+
+
+class ToolRegistry:
+    """Collects Goldfish tools and wraps each with the shared boundary behaviour."""
+
+    def __init__(self, app: GoldfishApp):
+        self.app = app
+        self.tools: dict[str, Tool] = {}
+        self.audited: set[str] = set()
+
+    def tool(
+        self, *, read_only: bool, destructive: bool = False, idempotent: bool = False, title: str | None = None,
+        audited: bool | None = None,
+    ) -> Callable[[_F], _F]:
+        """Register a tool; state-changing tools (``read_only=False``) are audited by default."""
+
+        def decorator(fn: _F) -> _F:
+            audit = (not read_only) if audited is None else audited
+            wrapped = self._wrap(fn, audit=audit, refresh_state=not read_only)
+            annotations = ToolAnnotations(
+                title=title, read_only_hint=read_only,
+                destructive_hint=None if read_only else destructive,
+                idempotent_hint=idempotent, open_world_hint=False,
+            )
+            self.tools[fn.__name__] = Tool.from_function(wrapped, name=fn.__name__, annotations=annotations)
+            if audit:
+                self.audited.add(fn.__name__)
+            return fn
+
+        return decorator
+
+    def _wrap(self, fn: Callable[..., Any], *, audit: bool, refresh_state: bool) -> Callable[..., Any]:
+        name = fn.__name__
+
+        @functools.wraps(fn)
+        def boundary(**kwargs: Any) -> Any:
+            started = time.perf_counter()
+            error: GoldfishError | None = None
+            try:
+                result = fn(**kwargs)
+            except GoldfishError as exc:
+                error = exc
+            except Exception:
+                log.exception("tool %s failed unexpectedly", name)
+                error = InternalError(f"{name} failed unexpectedly; nothing more is known to the caller.")
+            if audit:
+                self.record(name, kwargs, error, time.perf_counter() - started)
+            if error is not None:
+                return error_result(error)
+            if refresh_state:
+                self.app.refresh_state()
+            return result
+
+        return boundary
+
+    def record(self, tool: str, arguments: Mapping[str, Any], error: GoldfishError | None, seconds: float) -> None:
+        """Write the audit row of one state-changing call (best effort: never masks the result)."""
+        context = self.app.loaded_context()
+        if context is None:
+            return
+        reason = arguments.get("reason") or arguments.get("message")
+        reason_text = reason if isinstance(reason, str) else (json.dumps(reason)[:2000] if reason else None)
+        try:
+            context.audit.record(
+                tool, _workspace_of(arguments), reason_text[:2000] if reason_text else None,
+                _audit_arguments(arguments), "error" if error else "success",
+                error.code if error else None, seconds * 1000,
+            )
+        except Exception:
+            log.exception("could not write the audit row of %s", tool)
+
+    def argument_middleware(self) -> Callable[[ServerRequestContext[Any, Any], CallNext], Any]:
+        """MCP middleware that answers argument type errors with the structured error shape."""
+
+        async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> MiddlewareResult:
+            if ctx.method == "tools/call" and isinstance(ctx.params, Mapping):
+                tool = self.tools.get(str(ctx.params.get("name")))
+                arguments = ctx.params.get("arguments") or {}
+                if tool is not None:
+                    failure = self._argument_error(tool, arguments)
+                    if failure is not None:
+                        if tool.name in self.audited and isinstance(arguments, Mapping):
+                            self.record(tool.name, arguments, failure, 0.0)
+                        return error_result(failure)
+            return await call_next(ctx)
+
+        return middleware
+
+    @staticmethod
+    def _argument_error(tool: Tool, arguments: Any) -> GoldfishError | None:
+        if not isinstance(arguments, Mapping):
+            return InvalidArgumentError("Tool arguments must be an object.", details={"tool": tool.name})
+        try:
+            tool.fn_metadata.validate_arguments(dict(arguments))
+        except ValidationError as exc:
+            problems = [
+                {"field": ".".join(str(p) for p in err["loc"]) or "(arguments)", "problem": err["msg"]}
+                for err in exc.errors()[:20]
+            ]
+            summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+            return InvalidArgumentError(
+                f"Invalid arguments for {tool.name}: {summary}", details={"tool": tool.name, "problems": problems}
+            )
+        return None

@@ -1,0 +1,56 @@
+"""Orientation tools: status, dashboard, goldfish_version."""
+
+from __future__ import annotations
+
+from goldfish import __version__
+from goldfish.db.database import schema_version
+from goldfish.memory.overview import AuditEntry, DashboardInfo, ProjectSummary, SlotState
+from goldfish.server.toolkit import ToolRegistry, ToolResult
+
+
+class StatusResult(ToolResult):
+    """Project, slots, recent changes and the STATE.md text."""
+
+    project: ProjectSummary
+    slots: list[SlotState]
+    recent_audit: list[AuditEntry]
+    state_md: str
+
+
+class DashboardResult(ToolResult):
+    """Alerts and the live picture."""
+
+    dashboard: DashboardInfo
+
+
+class VersionResult(ToolResult):
+    """What this server is."""
+
+    package_version: str
+    schema_version: int
+    backends: list[str]
+    project_root: str | None
+
+
+def register(reg: ToolRegistry) -> None:
+    """Register the orientation tools."""
+
+    @reg.tool(read_only=True, idempotent=True, title="Project status")
+    def status() -> StatusResult:
+        """Start here: the project, each slot (workspace, unsaved changes, last version), the last
+        five changes and the STATE.md text. One call recovers the context after a restart."""
+        context = reg.app.context
+        info = context.overview.status(context.state.render())
+        return StatusResult(**info.model_dump())
+
+    @reg.tool(read_only=True, idempotent=True, title="Dashboard")
+    def dashboard() -> DashboardResult:
+        """Alerts (recent failed changes) plus slots and the most recently active workspaces."""
+        return DashboardResult(dashboard=reg.app.context.overview.dashboard())
+
+    @reg.tool(read_only=True, idempotent=True, title="Goldfish version")
+    def goldfish_version() -> VersionResult:
+        """Package version, database schema version and the execution backends this build provides."""
+        context = reg.app.loaded_context()
+        return VersionResult(package_version=__version__, schema_version=schema_version(), backends=[],
+                             project_root=str(context.paths.root) if context else None)

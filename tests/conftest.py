@@ -1,0 +1,64 @@
+"""Shared fixtures: a real project on disk, its services, and MCP client sessions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult
+
+from goldfish.context import ServerContext
+from goldfish.project import initialize_project
+from goldfish.server.app import server_for
+
+LONG_REASON = "exercising this behaviour in an automated test"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def project_root(tmp_path: Path) -> Path:
+    """A freshly initialized project (real files, real SQLite, real git)."""
+    root = tmp_path / "project"
+    initialize_project(str(root), "testproj")
+    return root
+
+
+@pytest.fixture
+def context(project_root: Path) -> Iterator[ServerContext]:
+    """Services of the project, without MCP."""
+    ctx = ServerContext.open(project_root)
+    ctx.startup()
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture(params=["legacy", "auto"])
+async def client(request: pytest.FixtureRequest, project_root: Path) -> AsyncIterator[Client]:
+    """An in-memory MCP client session, in both protocol eras (handshake and stateless)."""
+    async with Client(server_for(project_root), mode=request.param) as session:
+        yield session
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    """Call a tool and return its structured result (success or error)."""
+    result = await client.call_tool(tool, arguments)
+    return structured(result)
+
+
+def structured(result: CallToolResult) -> dict[str, Any]:
+    """The structured content of a result, checked against its text block."""
+    assert result.structured_content is not None, result
+    text_blocks = [block for block in result.content if getattr(block, "type", None) == "text"]
+    if text_blocks:
+        assert json.loads(text_blocks[0].text) == result.structured_content  # type: ignore[union-attr]
+    payload: dict[str, Any] = result.structured_content
+    assert payload["success"] is (not result.is_error)
+    return payload
