@@ -22,7 +22,9 @@ def _setup_logging(log_dir: Path | None, verbose: bool = False) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_dir / "server.log", encoding="utf-8"))
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, handlers=handlers, force=True,
+        level=logging.DEBUG if verbose else logging.INFO,
+        handlers=handlers,
+        force=True,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -125,7 +127,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
-    parser = argparse.ArgumentParser(prog="goldfish", description="ML experiments with memory and provenance.")
+    parser = argparse.ArgumentParser(
+        prog="goldfish", description="ML experiments with memory and provenance."
+    )
     parser.add_argument("--version", action="version", version=f"goldfish {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -75,7 +75,9 @@ class Gce(_Strict):
     project_id: str | None = None
     zones: list[str] = Field(default_factory=list)
     service_account: str | None = None
-    artifact_registry: str | None = Field(None, description="Image push target, e.g. REGION-docker.pkg.dev/P/R")
+    artifact_registry: str | None = Field(
+        None, description="Image push target, e.g. REGION-docker.pkg.dev/P/R"
+    )
     profile_overrides: dict[str, ProfileOverride] = Field(default_factory=dict)
     warm_pool: WarmPool = Field(default_factory=WarmPool)
 
@@ -104,7 +106,9 @@ class GoldfishConfig(_Strict):
 
     project_name: str = Field(..., pattern=PROJECT_NAME.pattern, description="Human name of the project.")
     goal: str = Field("", max_length=2000, description="What the project is trying to achieve.")
-    dev_repo_path: str = Field(".goldfish/dev-repo", description="Hidden git repository holding all versions.")
+    dev_repo_path: str = Field(
+        ".goldfish/dev-repo", description="Hidden git repository holding all versions."
+    )
     workspaces_dir: str = Field("workspaces", description="Folder holding the editing slots.")
     slots: list[str] = Field(default_factory=lambda: ["w1", "w2", "w3"], min_length=1, max_length=32)
     max_file_size_mb: int = Field(100, ge=1, le=10_000, description="Largest file a slot may version.")
@@ -213,7 +217,9 @@ def parse_config(text: str, path: str = CONFIG_FILENAME) -> GoldfishConfig:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = ConfigProblem(path=path, line=line, key="(document)", message=f"not valid YAML: {exc}")
-        raise ConfigError(f"{path} is not valid YAML.", details={"problems": [problem.model_dump()]}) from None
+        raise ConfigError(
+            f"{path} is not valid YAML.", details={"problems": [problem.model_dump()]}
+        ) from None
     if not isinstance(data, dict):
         problem = ConfigProblem(path=path, line=1, key="(document)", message="must be a mapping of keys")
         raise ConfigError(f"{path} must be a mapping.", details={"problems": [problem.model_dump()]})

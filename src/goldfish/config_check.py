@@ -27,7 +27,11 @@ def check_project_config(root: Path) -> list[ConfigProblem]:
     try:
         parse_config(path.read_text(encoding="utf-8"), CONFIG_FILENAME)
     except OSError as exc:
-        return [ConfigProblem(path=CONFIG_FILENAME, line=None, key="(file)", message=f"cannot read: {exc.strerror}")]
+        return [
+            ConfigProblem(
+                path=CONFIG_FILENAME, line=None, key="(file)", message=f"cannot read: {exc.strerror}"
+            )
+        ]
     except ConfigError as exc:
         return [ConfigProblem.model_validate(p) for p in exc.details.get("problems", [])]
     return []
@@ -40,10 +44,16 @@ def _workspace_files(core: WorkspaceCore, workspace: str) -> dict[str, str]:
     wanted = ("pipeline.yaml", "pipelines/", "configs/")
     if mount is not None:
         slot = core.slot_path(mount.slot)
-        files = [slot / "pipeline.yaml", *sorted((slot / "pipelines").glob("*.yaml")),
-                 *sorted((slot / "configs").glob("*.yaml"))]
-        return {str(f.relative_to(slot)): f.read_text(encoding="utf-8", errors="replace")
-                for f in files if f.is_file() and not f.is_symlink()}
+        files = [
+            slot / "pipeline.yaml",
+            *sorted((slot / "pipelines").glob("*.yaml")),
+            *sorted((slot / "configs").glob("*.yaml")),
+        ]
+        return {
+            str(f.relative_to(slot)): f.read_text(encoding="utf-8", errors="replace")
+            for f in files
+            if f.is_file() and not f.is_symlink()
+        }
     head = core.repo.branch_head(ws.name)
     found = {}
     for rel in core.repo.list_files(head):
@@ -59,14 +69,26 @@ def _check_yaml_file(rel: str, content: str) -> list[ConfigProblem]:
         data = yaml.safe_load(content)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        return [ConfigProblem(path=rel, line=mark.line + 1 if mark else None, key="(document)",
-                              message=f"not valid YAML: {getattr(exc, 'problem', exc)}")]
+        return [
+            ConfigProblem(
+                path=rel,
+                line=mark.line + 1 if mark else None,
+                key="(document)",
+                message=f"not valid YAML: {getattr(exc, 'problem', exc)}",
+            )
+        ]
     if rel.startswith("configs/"):
         if data is not None and not isinstance(data, dict):
-            return [ConfigProblem(path=rel, line=1, key="(document)", message="a stage config must be a mapping")]
+            return [
+                ConfigProblem(path=rel, line=1, key="(document)", message="a stage config must be a mapping")
+            ]
         return []
     if not isinstance(data, dict):
-        return [ConfigProblem(path=rel, line=1, key="(document)", message="a pipeline must be a mapping with stages")]
+        return [
+            ConfigProblem(
+                path=rel, line=1, key="(document)", message="a pipeline must be a mapping with stages"
+            )
+        ]
     try:
         PipelineDef.model_validate(data)
     except ValidationError as exc:
@@ -81,8 +103,14 @@ def validate(root: Path, core: WorkspaceCore | None, workspace: str | None) -> C
     if workspace is not None and core is not None:
         files = _workspace_files(core, workspace)
         if "pipeline.yaml" not in files and not any(rel.startswith("pipelines/") for rel in files):
-            problems.append(ConfigProblem(path="pipeline.yaml", line=None, key="(file)",
-                                          message=f"workspace '{workspace}' has no pipeline.yaml yet"))
+            problems.append(
+                ConfigProblem(
+                    path="pipeline.yaml",
+                    line=None,
+                    key="(file)",
+                    message=f"workspace '{workspace}' has no pipeline.yaml yet",
+                )
+            )
         for rel, content in files.items():
             checked.append(rel)
             problems.extend(_check_yaml_file(rel, content))

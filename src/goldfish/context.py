@@ -47,8 +47,15 @@ class ServerContext:
         audit = AuditRepository(db)
         workspaces = WorkspaceService(core, thought_rows)
         return cls(
-            config=config, paths=paths, db=db, core=core, workspaces=workspaces, versions=VersionService(core),
-            thoughts=ThoughtService(core, thought_rows), audit=audit, state=StateWriter(core, thought_rows),
+            config=config,
+            paths=paths,
+            db=db,
+            core=core,
+            workspaces=workspaces,
+            versions=VersionService(core),
+            thoughts=ThoughtService(core, thought_rows),
+            audit=audit,
+            state=StateWriter(core, thought_rows),
             overview=OverviewService(core, workspaces, audit),
         )
 

@@ -62,7 +62,9 @@ class ProjectNotFoundError(GoldfishError):
     """No Goldfish project is loaded or discoverable."""
 
     code = "PROJECT_NOT_INITIALIZED"
-    default_remedy = "Call initialize_project (or run `goldfish init`) first, or start the server in a project."
+    default_remedy = (
+        "Call initialize_project (or run `goldfish init`) first, or start the server in a project."
+    )
 
 
 class ProjectExistsError(GoldfishError):
@@ -167,7 +169,9 @@ class SlotTooLargeError(GoldfishError):
     """A file in the slot exceeds the configured size limit."""
 
     code = "FILE_TOO_LARGE"
-    default_remedy = "Keep large data out of the slot (register it as a source) or list it in .goldfishignore."
+    default_remedy = (
+        "Keep large data out of the slot (register it as a source) or list it in .goldfishignore."
+    )
 
 
 class InternalError(GoldfishError):

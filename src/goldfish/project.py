@@ -55,7 +55,8 @@ def _root_path(value: str) -> Path:
         raise InvalidPathError(f"{root} exists and is not a folder.", details={"project_root": str(root)})
     if not root.parent.is_dir():
         raise InvalidPathError(
-            f"The parent folder of {root} does not exist.", details={"project_root": str(root)},
+            f"The parent folder of {root} does not exist.",
+            details={"project_root": str(root)},
             remedy="Create the parent folder first, or choose a path whose parent exists.",
         )
     return root
@@ -98,5 +99,9 @@ def initialize_project(root_value: str, name: str, from_existing: bool = False) 
     if not (paths.dev_repo / "HEAD").exists():
         created.append(str(paths.dev_repo))
     DevRepo(paths.dev_repo).initialize()
-    return InitResult(project_root=str(root), project_name=config.project_name, created=created,
-                      already_initialized=already and not created)
+    return InitResult(
+        project_root=str(root),
+        project_name=config.project_name,
+        created=created,
+        already_initialized=already and not created,
+    )

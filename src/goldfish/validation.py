@@ -65,7 +65,10 @@ def slot_name(value: object, field: str = "slot") -> str:
 def project_name(value: object, field: str = "project_name") -> str:
     """Return ``value`` if it is a valid project name."""
     return _check_name(
-        value, PROJECT_NAME, field, "use 1-64 letters, digits, spaces, '.', '_' or '-', starting with a letter"
+        value,
+        PROJECT_NAME,
+        field,
+        "use 1-64 letters, digits, spaces, '.', '_' or '-', starting with a letter",
     )
 
 
@@ -117,7 +120,8 @@ def page(limit: object, offset: object) -> tuple[int, int]:
         )
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidArgumentError(
-            "offset must be a whole number of 0 or more.", details={"field": "offset", "value": _preview(offset)}
+            "offset must be a whole number of 0 or more.",
+            details={"field": "offset", "value": _preview(offset)},
         )
     return limit, offset
 

@@ -32,16 +32,30 @@ class AuditRepository:
         self._db = db
 
     def record(
-        self, tool: str, workspace: str | None, reason: str | None, arguments: dict[str, Any],
-        outcome: str, error_code: str | None, duration_ms: float,
+        self,
+        tool: str,
+        workspace: str | None,
+        reason: str | None,
+        arguments: dict[str, Any],
+        outcome: str,
+        error_code: str | None,
+        duration_ms: float,
     ) -> None:
         """Write one row (arguments must already be redacted)."""
         with self._db.transaction() as conn:
             conn.execute(
                 "INSERT INTO audit (at, tool, workspace, reason, arguments, outcome, error_code, duration_ms)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (now_iso(), tool, workspace, reason, json.dumps(arguments, default=str), outcome, error_code,
-                 round(duration_ms, 3)),
+                (
+                    now_iso(),
+                    tool,
+                    workspace,
+                    reason,
+                    json.dumps(arguments, default=str),
+                    outcome,
+                    error_code,
+                    round(duration_ms, 3),
+                ),
             )
 
     def page(self, workspace: str | None, limit: int, offset: int) -> tuple[list[AuditRow], int]:
@@ -50,12 +64,19 @@ class AuditRepository:
         conn = self._db.connection
         total = conn.execute(f"SELECT COUNT(*) FROM audit {where}", params).fetchone()[0]  # noqa: S608
         rows = conn.execute(
-            f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ? OFFSET ?", [*params, limit, offset]  # noqa: S608
+            f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],  # noqa: S608
         )
         return [
             AuditRow(
-                id=row["id"], at=row["at"], tool=row["tool"], workspace=row["workspace"], reason=row["reason"],
-                arguments=json.loads(row["arguments"]), outcome=row["outcome"], error_code=row["error_code"],
+                id=row["id"],
+                at=row["at"],
+                tool=row["tool"],
+                workspace=row["workspace"],
+                reason=row["reason"],
+                arguments=json.loads(row["arguments"]),
+                outcome=row["outcome"],
+                error_code=row["error_code"],
                 duration_ms=row["duration_ms"],
             )
             for row in rows

@@ -89,12 +89,19 @@ class WorkspaceRepository:
 
     def names(self) -> list[str]:
         """Names of every live workspace."""
-        rows = self._db.connection.execute("SELECT name FROM workspaces WHERE deleted_at IS NULL ORDER BY name")
+        rows = self._db.connection.execute(
+            "SELECT name FROM workspaces WHERE deleted_at IS NULL ORDER BY name"
+        )
         return [row[0] for row in rows]
 
     def insert(
-        self, conn: sqlite3.Connection, name: str, goal: str, base_commit: str,
-        parent_workspace: str | None, parent_version: int | None,
+        self,
+        conn: sqlite3.Connection,
+        name: str,
+        goal: str,
+        base_commit: str,
+        parent_workspace: str | None,
+        parent_version: int | None,
     ) -> int:
         """Insert a workspace inside the caller's transaction; return its id."""
         cursor = conn.execute(
@@ -110,13 +117,17 @@ class WorkspaceRepository:
 
     def count(self) -> int:
         """Number of live workspaces."""
-        return int(self._db.connection.execute(
-            "SELECT COUNT(*) FROM workspaces WHERE deleted_at IS NULL").fetchone()[0])
+        return int(
+            self._db.connection.execute(
+                "SELECT COUNT(*) FROM workspaces WHERE deleted_at IS NULL"
+            ).fetchone()[0]
+        )
 
     def page(self, limit: int, offset: int) -> list[WorkspaceRow]:
         """Live workspaces by name."""
         rows = self._db.connection.execute(
-            "SELECT * FROM workspaces WHERE deleted_at IS NULL ORDER BY name LIMIT ? OFFSET ?", (limit, offset)
+            "SELECT * FROM workspaces WHERE deleted_at IS NULL ORDER BY name LIMIT ? OFFSET ?",
+            (limit, offset),
         )
         return [_workspace(row) for row in rows]
 
@@ -134,13 +145,20 @@ class WorkspaceRepository:
     def next_version_num(self, conn: sqlite3.Connection, workspace_id: int) -> int:
         """The next number; pruned versions keep theirs, so numbering never goes back."""
         row = conn.execute(
-            "SELECT COALESCE(MAX(version_num), 0) FROM workspace_versions WHERE workspace_id = ?", (workspace_id,)
+            "SELECT COALESCE(MAX(version_num), 0) FROM workspace_versions WHERE workspace_id = ?",
+            (workspace_id,),
         ).fetchone()
         return int(row[0]) + 1
 
     def insert_version(
-        self, conn: sqlite3.Connection, workspace_id: int, version_num: int, commit_sha: str,
-        message: str, source: str, files_changed: int,
+        self,
+        conn: sqlite3.Connection,
+        workspace_id: int,
+        version_num: int,
+        commit_sha: str,
+        message: str,
+        source: str,
+        files_changed: int,
     ) -> None:
         """Insert a version row inside the caller's transaction."""
         conn.execute(
@@ -208,7 +226,9 @@ class WorkspaceRepository:
         )
         return {row[0]: row[1] for row in rows}
 
-    def set_pruned(self, conn: sqlite3.Connection, workspace_id: int, numbers: list[int], pruned: bool) -> int:
+    def set_pruned(
+        self, conn: sqlite3.Connection, workspace_id: int, numbers: list[int], pruned: bool
+    ) -> int:
         """Prune or unprune untagged versions among ``numbers``; return how many changed."""
         if not numbers:
             return 0
@@ -249,7 +269,9 @@ class WorkspaceRepository:
 
     def remove_tag(self, conn: sqlite3.Connection, workspace_id: int, tag: str) -> bool:
         """Remove a tag; True when it existed."""
-        cursor = conn.execute("DELETE FROM version_tags WHERE workspace_id = ? AND tag = ?", (workspace_id, tag))
+        cursor = conn.execute(
+            "DELETE FROM version_tags WHERE workspace_id = ? AND tag = ?", (workspace_id, tag)
+        )
         return cursor.rowcount > 0
 
     # -- mounts -----------------------------------------------------------------------------

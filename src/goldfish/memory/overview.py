@@ -82,8 +82,12 @@ class OverviewService:
     def project(self) -> ProjectSummary:
         """Name, root, goal and size of the project."""
         core = self._core
-        return ProjectSummary(name=core.config.project_name, root=str(core.paths.root), goal=core.config.goal,
-                              workspaces=core.rows.count())
+        return ProjectSummary(
+            name=core.config.project_name,
+            root=str(core.paths.root),
+            goal=core.config.goal,
+            workspaces=core.rows.count(),
+        )
 
     def slots(self) -> list[SlotState]:
         """Every configured slot with its workspace, dirtiness and last version."""
@@ -93,31 +97,52 @@ class OverviewService:
         for slot in core.config.slots:
             mount = mounts.get(slot)
             latest = core.rows.latest_version(mount.workspace_id) if mount else None
-            states.append(SlotState(
-                slot=slot, path=str(core.paths.slot(slot)), workspace=mount.workspace if mount else None,
-                dirty=self._workspaces.is_dirty(slot) if mount else None,
-                last_version=VersionInfo.of(latest) if latest else None,
-            ))
+            states.append(
+                SlotState(
+                    slot=slot,
+                    path=str(core.paths.slot(slot)),
+                    workspace=mount.workspace if mount else None,
+                    dirty=self._workspaces.is_dirty(slot) if mount else None,
+                    last_version=VersionInfo.of(latest) if latest else None,
+                )
+            )
         return states
 
     def recent_audit(self, limit: int = RECENT_AUDIT) -> list[AuditEntry]:
         """The newest audit rows."""
         rows, _ = self._audit.page(None, limit, 0)
-        return [AuditEntry(at=r.at, age=age(r.at), tool=r.tool, workspace=r.workspace, outcome=r.outcome,
-                           error_code=r.error_code, reason=r.reason) for r in rows]
+        return [
+            AuditEntry(
+                at=r.at,
+                age=age(r.at),
+                tool=r.tool,
+                workspace=r.workspace,
+                outcome=r.outcome,
+                error_code=r.error_code,
+                reason=r.reason,
+            )
+            for r in rows
+        ]
 
     def status(self, state_md: str) -> StatusInfo:
         """The one-call orientation."""
-        return StatusInfo(project=self.project(), slots=self.slots(), recent_audit=self.recent_audit(),
-                          state_md=state_md)
+        return StatusInfo(
+            project=self.project(), slots=self.slots(), recent_audit=self.recent_audit(), state_md=state_md
+        )
 
     def dashboard(self) -> DashboardInfo:
         """Alerts (recent failed changes) plus slots and the most active workspaces."""
         alerts = [
-            Alert(kind="failed_call", message=f"{entry.tool} failed with {entry.error_code}"
-                  + (f" on {entry.workspace}" if entry.workspace else ""), at=entry.at)
-            for entry in self.recent_audit(ALERT_WINDOW) if entry.outcome == "error"
+            Alert(
+                kind="failed_call",
+                message=f"{entry.tool} failed with {entry.error_code}"
+                + (f" on {entry.workspace}" if entry.workspace else ""),
+                at=entry.at,
+            )
+            for entry in self.recent_audit(ALERT_WINDOW)
+            if entry.outcome == "error"
         ]
         active = [ws.name for ws in self._core.rows.recently_active(10)]
-        return DashboardInfo(project=self.project(), alerts=alerts, slots=self.slots(),
-                             workspaces_by_activity=active)
+        return DashboardInfo(
+            project=self.project(), alerts=alerts, slots=self.slots(), workspaces_by_activity=active
+        )

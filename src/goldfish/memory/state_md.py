@@ -57,13 +57,17 @@ class StateWriter:
         total = core.rows.count()
         lines = [f"## Workspaces ({total})"]
         for ws in core.rows.recently_active(MAX_WORKSPACES):
-            versions, count = core.rows.versions(ws.id, include_pruned=False, limit=VERSIONS_PER_WORKSPACE, offset=0)
+            versions, count = core.rows.versions(
+                ws.id, include_pruned=False, limit=VERSIONS_PER_WORKSPACE, offset=0
+            )
             lines.append(f"### {ws.name}" + (f": {_clip(ws.goal, GOAL_CHARS)}" if ws.goal else ""))
             if not versions:
                 lines.append("- no versions yet")
             for version in versions:
                 tags = f" [{', '.join(version.tags)}]" if version.tags else ""
-                lines.append(f"- {version.version}{tags} {age(version.created_at)}: {_clip(version.message, 120)}")
+                lines.append(
+                    f"- {version.version}{tags} {age(version.created_at)}: {_clip(version.message, 120)}"
+                )
             if count > len(versions):
                 lines.append(f"- … {count - len(versions)} older version(s)")
         if total > MAX_WORKSPACES:

@@ -26,8 +26,14 @@ class ThoughtInfo(BaseModel):
     @classmethod
     def of(cls, row: ThoughtRow) -> ThoughtInfo:
         """Build from a database row."""
-        return cls(id=row.id, at=row.at, age=age(row.at), workspace=row.workspace, run_id=row.run_id,
-                   thought=row.thought)
+        return cls(
+            id=row.id,
+            at=row.at,
+            age=age(row.at),
+            workspace=row.workspace,
+            run_id=row.run_id,
+            thought=row.thought,
+        )
 
 
 class ThoughtService:

@@ -42,8 +42,13 @@ def build_server(app: GoldfishApp) -> MCPServer[GoldfishApp]:
         yield app
 
     server: MCPServer[GoldfishApp] = MCPServer(
-        name="goldfish", title="Goldfish", version=__version__, instructions=INSTRUCTIONS,
-        tools=list(registry.tools.values()), lifespan=lifespan, middleware=[registry.argument_middleware()],
+        name="goldfish",
+        title="Goldfish",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        tools=list(registry.tools.values()),
+        lifespan=lifespan,
+        middleware=[registry.argument_middleware()],
     )
     register_resources(server, app)
     register_prompts(server)

@@ -15,8 +15,14 @@ def workspace_state(app: GoldfishApp, name: str) -> str:
     context = app.context
     detail = context.workspaces.inspect(workspace_name(name), 10, 0, [])
     info = detail.workspace
-    lines = [f"# {info.name}", "", f"Goal: {info.goal or '(none)'}",
-             f"Slot: {info.mounted_slot or '(not mounted)'}", "", f"## Versions ({detail.versions_total})"]
+    lines = [
+        f"# {info.name}",
+        "",
+        f"Goal: {info.goal or '(none)'}",
+        f"Slot: {info.mounted_slot or '(not mounted)'}",
+        "",
+        f"## Versions ({detail.versions_total})",
+    ]
     for version in detail.versions:
         tags = f" [{', '.join(version.tags)}]" if version.tags else ""
         lines.append(f"- {version.version}{tags} {age(version.created_at)}: {version.message}")

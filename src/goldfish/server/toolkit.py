@@ -40,7 +40,9 @@ def error_result(error: GoldfishError) -> CallToolResult:
     """The structured failure every tool returns for a user error."""
     payload = {"success": False, "error": error.to_dict()}
     text = json.dumps(payload, default=str)
-    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=payload, is_error=True)
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=payload, is_error=True
+    )
 
 
 def _audit_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,7 +75,12 @@ class ToolRegistry:
         self.audited: set[str] = set()
 
     def tool(
-        self, *, read_only: bool, destructive: bool = False, idempotent: bool = False, title: str | None = None,
+        self,
+        *,
+        read_only: bool,
+        destructive: bool = False,
+        idempotent: bool = False,
+        title: str | None = None,
         audited: bool | None = None,
     ) -> Callable[[_F], _F]:
         """Register a tool; state-changing tools (``read_only=False``) are audited by default."""
@@ -82,9 +89,11 @@ class ToolRegistry:
             audit = (not read_only) if audited is None else audited
             wrapped = self._wrap(fn, audit=audit, refresh_state=not read_only)
             annotations = ToolAnnotations(
-                title=title, read_only_hint=read_only,
+                title=title,
+                read_only_hint=read_only,
                 destructive_hint=None if read_only else destructive,
-                idempotent_hint=idempotent, open_world_hint=False,
+                idempotent_hint=idempotent,
+                open_world_hint=False,
             )
             self.tools[fn.__name__] = Tool.from_function(wrapped, name=fn.__name__, annotations=annotations)
             if audit:
@@ -117,7 +126,9 @@ class ToolRegistry:
 
         return boundary
 
-    def record(self, tool: str, arguments: Mapping[str, Any], error: GoldfishError | None, seconds: float) -> None:
+    def record(
+        self, tool: str, arguments: Mapping[str, Any], error: GoldfishError | None, seconds: float
+    ) -> None:
         """Write the audit row of one state-changing call (best effort: never masks the result)."""
         context = self.app.loaded_context()
         if context is None:
@@ -126,9 +137,13 @@ class ToolRegistry:
         reason_text = reason if isinstance(reason, str) else (json.dumps(reason)[:2000] if reason else None)
         try:
             context.audit.record(
-                tool, _workspace_of(arguments), reason_text[:2000] if reason_text else None,
-                _audit_arguments(arguments), "error" if error else "success",
-                error.code if error else None, seconds * 1000,
+                tool,
+                _workspace_of(arguments),
+                reason_text[:2000] if reason_text else None,
+                _audit_arguments(arguments),
+                "error" if error else "success",
+                error.code if error else None,
+                seconds * 1000,
             )
         except Exception:
             log.exception("could not write the audit row of %s", tool)
@@ -163,6 +178,7 @@ class ToolRegistry:
             ]
             summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
             return InvalidArgumentError(
-                f"Invalid arguments for {tool.name}: {summary}", details={"tool": tool.name, "problems": problems}
+                f"Invalid arguments for {tool.name}: {summary}",
+                details={"tool": tool.name, "problems": problems},
             )
         return None

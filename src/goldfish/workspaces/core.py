@@ -115,8 +115,11 @@ class WorkspaceCore:
             latest = self.rows.latest_version(ws.id)
             raise VersionNotFoundError(
                 f"Workspace '{ws.name}' has no version v{number}.",
-                details={"workspace": ws.name, "version": f"v{number}",
-                         "latest": latest.version if latest else None},
+                details={
+                    "workspace": ws.name,
+                    "version": f"v{number}",
+                    "latest": latest.version if latest else None,
+                },
             )
         return row
 
@@ -125,7 +128,9 @@ class WorkspaceCore:
         mount = self.rows.mount_of_workspace(ws.id)
         latest = self.rows.latest_version(ws.id)
         return WorkspaceInfo(
-            name=ws.name, goal=ws.goal, created_at=ws.created_at,
+            name=ws.name,
+            goal=ws.goal,
+            created_at=ws.created_at,
             mounted_slot=mount.slot if mount else None,
             slot_path=str(self.paths.slot(mount.slot)) if mount else None,
             versions=self.rows.version_counts([ws.id]).get(ws.id, 0),

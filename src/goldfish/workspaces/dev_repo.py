@@ -60,8 +60,15 @@ class DevRepo:
         self._git = git.Git(str(path.parent if path.parent.exists() else Path.cwd()))
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _run(self, args: Sequence[str], *, work_tree: Path | None = None, index: Path | None = None,
-             excludes: Path | None = None, strip: bool = True) -> str:
+    def _run(
+        self,
+        args: Sequence[str],
+        *,
+        work_tree: Path | None = None,
+        index: Path | None = None,
+        excludes: Path | None = None,
+        strip: bool = True,
+    ) -> str:
         env = {**_IDENTITY, "GIT_DIR": str(self.path)}
         if index is not None:
             index.parent.mkdir(parents=True, exist_ok=True)
@@ -135,8 +142,11 @@ class DevRepo:
 
     def archive_workspace(self, workspace: str, archive_key: str) -> None:
         """Move a deleted workspace's branch and tags out of the way, keeping every commit reachable."""
-        refs = {f"refs/tags/{name}": sha for name, sha in self.tags_with_prefix(f"{workspace}-v").items()
-                if name[len(workspace) + 2:].isdigit()}
+        refs = {
+            f"refs/tags/{name}": sha
+            for name, sha in self.tags_with_prefix(f"{workspace}-v").items()
+            if name[len(workspace) + 2 :].isdigit()
+        }
         head = self.resolve(f"refs/heads/{workspace}")
         if head is not None:
             refs[f"refs/heads/{workspace}"] = head
@@ -152,7 +162,9 @@ class DevRepo:
         import subprocess  # noqa: PLC0415 - only this rare path pipes stdin
 
         env = {**os.environ, **_IDENTITY, "GIT_DIR": str(self.path)}
-        result = subprocess.run(["git", *args], input=stdin, text=True, capture_output=True, env=env, check=False)
+        result = subprocess.run(
+            ["git", *args], input=stdin, text=True, capture_output=True, env=env, check=False
+        )
         if result.returncode != 0:
             raise InternalError("Version store update failed.", details={"stderr": result.stderr[-2000:]})
 
@@ -160,13 +172,18 @@ class DevRepo:
     def stage_slot(self, slot: Path, index: Path) -> None:
         """Record the slot's current files in its private index (delete semantics)."""
         ignore = slot / ".goldfishignore"
-        self._run(["add", "-A", "--", "."], work_tree=slot, index=index,
-                  excludes=ignore if ignore.is_file() else None)
+        self._run(
+            ["add", "-A", "--", "."],
+            work_tree=slot,
+            index=index,
+            excludes=ignore if ignore.is_file() else None,
+        )
 
     def staged_changes(self, index: Path, commit: str) -> list[Change]:
         """Files whose staged content differs from ``commit``."""
-        out = self._run(["diff-index", "--cached", "--raw", "-z", "--no-renames", commit],
-                        index=index, strip=False)
+        out = self._run(
+            ["diff-index", "--cached", "--raw", "-z", "--no-renames", commit], index=index, strip=False
+        )
         fields = out.split("\0")
         changes = []
         for meta, path in zip(fields[0::2], fields[1::2], strict=False):
@@ -199,8 +216,13 @@ class DevRepo:
     def untracked_files(self, slot: Path, index: Path) -> list[str]:
         """Files in the slot that are not versioned (ignored ones included)."""
         ignore = slot / ".goldfishignore"
-        out = self._run(["ls-files", "-z", "--others", "--directory"], work_tree=slot, index=index,
-                        excludes=ignore if ignore.is_file() else None, strip=False)
+        out = self._run(
+            ["ls-files", "-z", "--others", "--directory"],
+            work_tree=slot,
+            index=index,
+            excludes=ignore if ignore.is_file() else None,
+            strip=False,
+        )
         return [path for path in out.split("\0") if path]
 
     # -- reading ----------------------------------------------------------------------------
@@ -213,8 +235,14 @@ class DevRepo:
         files: list[dict[str, object]] = []
         for code, path in zip(parts[0::2], parts[1::2], strict=False):
             added, removed = counts.get(path, (None, None))
-            files.append({"path": path, "status": _STATUS_WORDS.get(code[0], code),
-                          "lines_added": added, "lines_removed": removed})
+            files.append(
+                {
+                    "path": path,
+                    "status": _STATUS_WORDS.get(code[0], code),
+                    "lines_added": added,
+                    "lines_removed": removed,
+                }
+            )
         patch = self._run(["diff-tree", "-r", "-p", "--no-renames", "--no-color", old, new], strip=False)
         truncated = len(patch.encode()) > max_patch_bytes
         if truncated:
@@ -242,5 +270,8 @@ def _parse_numstat(out: str) -> dict[str, tuple[int | None, int | None]]:
     for entry in out.split("\0"):
         if entry.count("\t") >= 2:
             added, removed, path = entry.split("\t", 2)
-            counts[path] = (int(added) if added.isdigit() else None, int(removed) if removed.isdigit() else None)
+            counts[path] = (
+                int(added) if added.isdigit() else None,
+                int(removed) if removed.isdigit() else None,
+            )
     return counts

@@ -25,9 +25,15 @@ class VersionInfo(BaseModel):
     def of(cls, row: VersionRow) -> VersionInfo:
         """Build from a database row."""
         return cls(
-            version=row.version, commit=row.commit_sha[:12], message=row.message, source=row.source,
-            files_changed=row.files_changed, created_at=row.created_at, age=age(row.created_at),
-            tags=row.tags, pruned=row.pruned,
+            version=row.version,
+            commit=row.commit_sha[:12],
+            message=row.message,
+            source=row.source,
+            files_changed=row.files_changed,
+            created_at=row.created_at,
+            age=age(row.created_at),
+            tags=row.tags,
+            pruned=row.pruned,
         )
 
 

@@ -67,7 +67,9 @@ class WorkspaceService:
                     core.rows.insert(conn, name, goal.strip(), base, parent_name, parent_version)
                     core.repo.create_branch(name, base)
             except sqlite3.IntegrityError:
-                raise WorkspaceExistsError(f"Workspace '{name}' already exists.", details={"workspace": name}) from None
+                raise WorkspaceExistsError(
+                    f"Workspace '{name}' already exists.", details={"workspace": name}
+                ) from None
         return core.info(core.workspace(name))
 
     def list(self, limit: int, offset: int) -> tuple[list[WorkspaceInfo], int]:
@@ -134,7 +136,10 @@ class WorkspaceService:
         files = len(core.repo.list_files(core.repo.branch_head(workspace)))
         thoughts, _ = self._thoughts.page(workspace, 5, 0)
         return MountInfo(
-            workspace=core.info(core.workspace(workspace)), slot=slot, slot_path=str(path), files=files,
+            workspace=core.info(core.workspace(workspace)),
+            slot=slot,
+            slot_path=str(path),
+            files=files,
             recent_thoughts=[row.thought for row in thoughts],
         )
 
@@ -150,7 +155,8 @@ class WorkspaceService:
             unversioned = core.repo.untracked_files(path, index)
             self._release_slot(slot)
         return HibernateInfo(
-            workspace=ws.name, slot=slot,
+            workspace=ws.name,
+            slot=slot,
             saved_version=VersionInfo.of(result.version) if result.created and result.version else None,
             removed_unversioned=unversioned[:MAX_LISTED],
         )
@@ -165,23 +171,34 @@ class WorkspaceService:
             )
         return bool(changes)
 
-    def inspect(self, name: str, version_limit: int, version_offset: int, include: list[str]) -> WorkspaceDetail:
+    def inspect(
+        self, name: str, version_limit: int, version_offset: int, include: list[str]
+    ) -> WorkspaceDetail:
         """Goal, versions with tags, mount state and (optionally) the pipeline text."""
         core = self._core
         ws = core.workspace_or_slot(name)
-        versions, total = core.rows.versions(ws.id, include_pruned=False, limit=version_limit, offset=version_offset)
+        versions, total = core.rows.versions(
+            ws.id, include_pruned=False, limit=version_limit, offset=version_offset
+        )
         info = core.info(ws)
         dirty = self.is_dirty(info.mounted_slot) if info.mounted_slot else None
         pipeline = None
         if "pipeline" in include:
             if info.mounted_slot:
                 pipeline_file = core.paths.slot(info.mounted_slot) / "pipeline.yaml"
-                pipeline = pipeline_file.read_text(encoding="utf-8", errors="replace") if pipeline_file.is_file() else None
+                pipeline = (
+                    pipeline_file.read_text(encoding="utf-8", errors="replace")
+                    if pipeline_file.is_file()
+                    else None
+                )
             else:
                 pipeline = core.repo.read_file(core.repo.branch_head(ws.name), "pipeline.yaml")
         return WorkspaceDetail(
-            workspace=info, versions=[VersionInfo.of(v) for v in versions], versions_total=total,
-            dirty=dirty, pipeline=pipeline,
+            workspace=info,
+            versions=[VersionInfo.of(v) for v in versions],
+            versions_total=total,
+            dirty=dirty,
+            pipeline=pipeline,
         )
 
     def delete(self, workspace: str) -> DeleteInfo:

@@ -61,7 +61,9 @@ class SlotSync:
         commit = self._repo.commit(ws.name, self._repo.write_tree(index), head, message)
         return SyncResult(self.record(ws, commit, message, source, len(changes)), True, changes)
 
-    def record(self, ws: WorkspaceRow, commit: str, message: str, source: str, files_changed: int) -> VersionRow:
+    def record(
+        self, ws: WorkspaceRow, commit: str, message: str, source: str, files_changed: int
+    ) -> VersionRow:
         """Tag ``commit`` as the next version of ``ws`` and insert its row."""
         try:
             number = self._tag_and_insert(ws, commit, message, source, files_changed)
@@ -89,15 +91,17 @@ class SlotSync:
     def reconcile_all(self) -> int:
         """:meth:`reconcile` for every live workspace, reading the tags once."""
         tags = self._repo.tags_with_prefix("")
-        return sum(self._insert_missing(self._workspaces.get(name), tags)  # type: ignore[arg-type]
-                   for name in self._workspaces.names())
+        return sum(
+            self._insert_missing(self._workspaces.get(name), tags)  # type: ignore[arg-type]
+            for name in self._workspaces.names()
+        )
 
     def _insert_missing(self, ws: WorkspaceRow, tags: dict[str, str]) -> int:
         known = set(self._workspaces.version_numbers_between(ws.id, 1, 10**9))
         missing = []
         prefix = f"{ws.name}-v"
         for name, sha in tags.items():
-            suffix = name[len(prefix):] if name.startswith(prefix) else ""
+            suffix = name[len(prefix) :] if name.startswith(prefix) else ""
             if suffix.isdigit() and int(suffix) not in known:
                 missing.append((int(suffix), sha))
         if missing:

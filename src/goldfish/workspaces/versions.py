@@ -24,9 +24,12 @@ VersionAction = Literal["list", "tag", "untag", "prune", "unprune", "prune_befor
 
 def _save_info(workspace: str, slot: str, result: SyncResult) -> SaveInfo:
     return SaveInfo(
-        workspace=workspace, slot=slot, created=result.created,
+        workspace=workspace,
+        slot=slot,
+        created=result.created,
         version=VersionInfo.of(result.version) if result.version else None,
-        files_changed=len(result.changes), changed_files=[c.path for c in result.changes[:MAX_LISTED]],
+        files_changed=len(result.changes),
+        changed_files=[c.path for c in result.changes[:MAX_LISTED]],
     )
 
 
@@ -43,7 +46,9 @@ class VersionService:
         mount = core.mounted(slot)
         ws = core.workspace(mount.workspace)
         with core.locked(ws.name):
-            result = core.sync.save(ws, core.slot_path(slot), core.paths.slot_index(slot), message.strip(), source)
+            result = core.sync.save(
+                ws, core.slot_path(slot), core.paths.slot_index(slot), message.strip(), source
+            )
         return _save_info(ws.name, slot, result)
 
     def rollback(self, slot: str, version: str) -> SaveInfo:
@@ -57,8 +62,9 @@ class VersionService:
             core.sync.save(ws, path, index, f"Saved before rollback to {target.version}", "save")
             core.repo.switch(path, index, target.commit_sha)
             head = core.repo.branch_head(ws.name)
-            commit = core.repo.commit(ws.name, core.repo.tree_of(target.commit_sha), head,
-                                      f"Rollback to {target.version}")
+            commit = core.repo.commit(
+                ws.name, core.repo.tree_of(target.commit_sha), head, f"Rollback to {target.version}"
+            )
             changes = core.repo.staged_changes(index, head)
             row = core.sync.record(ws, commit, f"Rollback to {target.version}", "rollback", len(changes))
         return _save_info(ws.name, slot, SyncResult(version=row, created=True, changes=changes))
@@ -78,8 +84,14 @@ class VersionService:
         new_tree, new_label = self._tree(target, "target")
         result = self._core.repo.diff_trees(old_tree, new_tree, MAX_PATCH_BYTES)
         files = [DiffFile.model_validate(item) for item in result.files]
-        return DiffInfo(target=new_label, against=old_label, files=files, files_changed=len(files),
-                        patch=result.patch, truncated=result.truncated)
+        return DiffInfo(
+            target=new_label,
+            against=old_label,
+            files=files,
+            files_changed=len(files),
+            patch=result.patch,
+            truncated=result.truncated,
+        )
 
     def _implicit_target(self, target: str) -> str:
         core = self._core
@@ -96,8 +108,9 @@ class VersionService:
         """Resolve a diff ref to (tree id, label)."""
         core = self._core
         if not isinstance(ref, str) or not ref or len(ref) > 200:
-            raise InvalidArgumentError(f"{field} must be a slot, a workspace or workspace@version.",
-                                       details={"field": field})
+            raise InvalidArgumentError(
+                f"{field} must be a slot, a workspace or workspace@version.", details={"field": field}
+            )
         if "@" in ref:
             name, _, version = ref.partition("@")
             ws = core.workspace_or_slot(name)
@@ -130,9 +143,19 @@ class VersionService:
         return core.repo.tree_of(previous.commit_sha), f"{ws.name}@{previous.version}"
 
     # -- manage -----------------------------------------------------------------------------
-    def manage(self, workspace: str, action: VersionAction, *, version: str | None, tag: str | None,
-               from_version: str | None, to_version: str | None, include_pruned: bool,
-               limit: int, offset: int) -> VersionsPage:
+    def manage(
+        self,
+        workspace: str,
+        action: VersionAction,
+        *,
+        version: str | None,
+        tag: str | None,
+        from_version: str | None,
+        to_version: str | None,
+        include_pruned: bool,
+        limit: int,
+        offset: int,
+    ) -> VersionsPage:
         """List, tag, untag, prune, unprune or prune everything before a tag."""
         core = self._core
         ws = core.workspace_or_slot(workspace)
@@ -142,11 +165,24 @@ class VersionService:
             with core.locked(ws.name):
                 changed, skipped = self._apply(ws, action, version, tag, from_version, to_version)
         versions, total = core.rows.versions(ws.id, include_pruned=include_pruned, limit=limit, offset=offset)
-        return VersionsPage(workspace=ws.name, action=action, changed=changed, skipped=skipped,
-                            versions=[VersionInfo.of(v) for v in versions], total=total)
+        return VersionsPage(
+            workspace=ws.name,
+            action=action,
+            changed=changed,
+            skipped=skipped,
+            versions=[VersionInfo.of(v) for v in versions],
+            total=total,
+        )
 
-    def _apply(self, ws: WorkspaceRow, action: VersionAction, version: str | None, tag: str | None,
-               from_version: str | None, to_version: str | None) -> tuple[list[str], list[str]]:
+    def _apply(
+        self,
+        ws: WorkspaceRow,
+        action: VersionAction,
+        version: str | None,
+        tag: str | None,
+        from_version: str | None,
+        to_version: str | None,
+    ) -> tuple[list[str], list[str]]:
         if action == "tag":
             return self._tag(ws, _required(version, "version", action), tag_name(tag)), []
         if action == "untag":
@@ -159,8 +195,9 @@ class VersionService:
         numbers = self._selected(ws, version, from_version, to_version)
         return self._set_pruned(ws, numbers, pruned=action == "prune")
 
-    def _selected(self, ws: WorkspaceRow, version: str | None, from_version: str | None,
-                  to_version: str | None) -> list[int]:
+    def _selected(
+        self, ws: WorkspaceRow, version: str | None, from_version: str | None, to_version: str | None
+    ) -> list[int]:
         if version is not None:
             return [self._core.version(ws, version).version_num]
         if from_version is None and to_version is None:
@@ -173,7 +210,9 @@ class VersionService:
             raise InvalidArgumentError("from_version is after to_version.", details={"field": "from_version"})
         return self._core.rows.version_numbers_between(ws.id, low, high)
 
-    def _set_pruned(self, ws: WorkspaceRow, numbers: list[int], *, pruned: bool) -> tuple[list[str], list[str]]:
+    def _set_pruned(
+        self, ws: WorkspaceRow, numbers: list[int], *, pruned: bool
+    ) -> tuple[list[str], list[str]]:
         core = self._core
         rows = [core.rows.version(ws.id, n) for n in numbers]
         present = [row for row in rows if row is not None]
@@ -193,7 +232,9 @@ class VersionService:
         row = core.version(ws, version)
         owner = core.rows.tag_owner(ws.id, tag)
         if owner is not None:
-            raise TagExistsError(f"Tag '{tag}' is already on v{owner}.", details={"tag": tag, "version": f"v{owner}"})
+            raise TagExistsError(
+                f"Tag '{tag}' is already on v{owner}.", details={"tag": tag, "version": f"v{owner}"}
+            )
         try:
             with core.db.transaction() as conn:
                 core.rows.add_tag(conn, ws.id, row.id, tag)

@@ -78,8 +78,17 @@ def register(reg: ToolRegistry) -> None:
         limit, offset = page(limit, offset)
         rows, total = reg.app.context.audit.page(workspace, limit, offset)
         entries = [
-            AuditRow(at=r.at, age=age(r.at), tool=r.tool, workspace=r.workspace, outcome=r.outcome,
-                     error_code=r.error_code, reason=r.reason, arguments=r.arguments, duration_ms=r.duration_ms)
+            AuditRow(
+                at=r.at,
+                age=age(r.at),
+                tool=r.tool,
+                workspace=r.workspace,
+                outcome=r.outcome,
+                error_code=r.error_code,
+                reason=r.reason,
+                arguments=r.arguments,
+                duration_ms=r.duration_ms,
+            )
             for r in rows
         ]
         return AuditResult(entries=entries, total=total, limit=limit, offset=offset)

@@ -52,5 +52,9 @@ def register(reg: ToolRegistry) -> None:
     def goldfish_version() -> VersionResult:
         """Package version, database schema version and the execution backends this build provides."""
         context = reg.app.loaded_context()
-        return VersionResult(package_version=__version__, schema_version=schema_version(), backends=[],
-                             project_root=str(context.paths.root) if context else None)
+        return VersionResult(
+            package_version=__version__,
+            schema_version=schema_version(),
+            backends=[],
+            project_root=str(context.paths.root) if context else None,
+        )

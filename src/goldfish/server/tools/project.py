@@ -44,9 +44,15 @@ def register(reg: ToolRegistry) -> None:
 
     @reg.tool(read_only=False, idempotent=True, title="Initialize project")
     def initialize_project(
-        project_name: Annotated[str, Field(description="Human name of the project (letters, digits, . _ -).")],
-        project_root: Annotated[str, Field(description="Folder to create the project in (its parent must exist).")],
-        from_existing: Annotated[bool, Field(description="Adopt a goldfish.yaml already in that folder.")] = False,
+        project_name: Annotated[
+            str, Field(description="Human name of the project (letters, digits, . _ -).")
+        ],
+        project_root: Annotated[
+            str, Field(description="Folder to create the project in (its parent must exist).")
+        ],
+        from_existing: Annotated[
+            bool, Field(description="Adopt a goldfish.yaml already in that folder.")
+        ] = False,
     ) -> InitializeResult:
         """Create a Goldfish project: goldfish.yaml, workspaces/ with its slots, STATE.md and the hidden
         .goldfish/ state (database and version store). Safe to call again: it completes what is missing
@@ -56,7 +62,9 @@ def register(reg: ToolRegistry) -> None:
 
     @reg.tool(read_only=True, idempotent=True, title="Validate config")
     def validate_config(
-        workspace: Annotated[str | None, Field(description="Also check this workspace's pipeline files.")] = None,
+        workspace: Annotated[
+            str | None, Field(description="Also check this workspace's pipeline files.")
+        ] = None,
     ) -> ValidateResult:
         """Check goldfish.yaml and, with a workspace, its pipeline.yaml, pipelines/*.yaml and
         configs/*.yaml. Each problem names the file, line, key and what is wrong."""
@@ -77,6 +85,9 @@ def register(reg: ToolRegistry) -> None:
             )
         config = reg.app.reload().config
         return ReloadResult(
-            project_name=config.project_name, slots=config.slots, defaults=config.defaults.model_dump(),
-            storage_backend=config.storage.backend, gce_configured=config.gce.project_id is not None,
+            project_name=config.project_name,
+            slots=config.slots,
+            defaults=config.defaults.model_dump(),
+            storage_backend=config.storage.backend,
+            gce_configured=config.gce.project_id is not None,
         )

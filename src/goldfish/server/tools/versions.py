@@ -56,10 +56,17 @@ def register(reg: ToolRegistry) -> None:
 
     @reg.tool(read_only=True, idempotent=True, title="Diff")
     def diff(
-        target: Annotated[str, Field(description="A slot (w1), a workspace (ws) or a version (ws@v3, ws@tag).")],
-        against: Annotated[str | None, Field(description="What to compare with (same forms). Default: a slot "
-                                             "or mounted workspace vs its last version; a version vs the one "
-                                             "before it.")] = None,
+        target: Annotated[
+            str, Field(description="A slot (w1), a workspace (ws) or a version (ws@v3, ws@tag).")
+        ],
+        against: Annotated[
+            str | None,
+            Field(
+                description="What to compare with (same forms). Default: a slot "
+                "or mounted workspace vs its last version; a version vs the one "
+                "before it."
+            ),
+        ] = None,
     ) -> DiffResult:
         """File-level changes with line counts, plus a unified diff (cut at 200 kB)."""
         return DiffResult(diff=reg.app.context.versions.diff(target, against))
@@ -67,7 +74,9 @@ def register(reg: ToolRegistry) -> None:
     @reg.tool(read_only=False, destructive=True, title="Manage versions")
     def manage_versions(
         workspace: Annotated[str, Field(description="Workspace name or a slot holding it.")],
-        action: Annotated[VersionAction, Field(description="list, tag, untag, prune, unprune, prune_before_tag.")],
+        action: Annotated[
+            VersionAction, Field(description="list, tag, untag, prune, unprune, prune_before_tag.")
+        ],
         version: Annotated[str | None, Field(description="vN for tag/prune/unprune of one version.")] = None,
         tag: Annotated[str | None, Field(description="Tag name for tag, untag and prune_before_tag.")] = None,
         from_version: Annotated[str | None, Field(description="Start of a range for prune/unprune.")] = None,
@@ -83,7 +92,14 @@ def register(reg: ToolRegistry) -> None:
         if action != "list":
             check_reason(reason)
         result = reg.app.context.versions.manage(
-            workspace, action, version=version, tag=tag, from_version=from_version, to_version=to_version,
-            include_pruned=include_pruned, limit=limit, offset=offset,
+            workspace,
+            action,
+            version=version,
+            tag=tag,
+            from_version=from_version,
+            to_version=to_version,
+            include_pruned=include_pruned,
+            limit=limit,
+            offset=offset,
         )
         return VersionsResult(versions=result)

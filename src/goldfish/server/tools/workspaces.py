@@ -66,12 +66,17 @@ def register(reg: ToolRegistry) -> None:
 
     @reg.tool(read_only=False, title="Create workspace")
     def create_workspace(
-        name: Annotated[str, Field(description="1-64 letters, digits, _ or -, starting with a letter or digit.")],
+        name: Annotated[
+            str, Field(description="1-64 letters, digits, _ or -, starting with a letter or digit.")
+        ],
         goal: Annotated[str, Field(description="What this line of work is trying to achieve.")],
         reason: Reason,
-        from_workspace: Annotated[str | None, Field(description="Start from this workspace's latest files.")] = None,
-        from_version: Annotated[str | None, Field(description="With from_workspace: start from this version "
-                                                  "(vN or a tag).")] = None,
+        from_workspace: Annotated[
+            str | None, Field(description="Start from this workspace's latest files.")
+        ] = None,
+        from_version: Annotated[
+            str | None, Field(description="With from_workspace: start from this version (vN or a tag).")
+        ] = None,
     ) -> WorkspaceResult:
         """Create a workspace: an isolated line of work with its own versions. It starts empty, or from
         another workspace (its latest files or one of its versions). Mount it into a slot to edit."""
@@ -112,7 +117,9 @@ def register(reg: ToolRegistry) -> None:
         name: Annotated[str, Field(description="Workspace name or a slot holding it.")],
         version_limit: Annotated[int, Field(description="Versions to list, 1 to 200.")] = 10,
         version_offset: Annotated[int, Field(description="Versions to skip.")] = 0,
-        include: Annotated[list[Literal["pipeline"]], Field(description="Extras: 'pipeline' adds pipeline.yaml.")]
+        include: Annotated[
+            list[Literal["pipeline"]], Field(description="Extras: 'pipeline' adds pipeline.yaml.")
+        ]
         | None = None,
     ) -> InspectResult:
         """Goal, versions with tags (newest first), slot and unsaved changes, and where it was forked from."""
