@@ -172,17 +172,16 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
     """Return the field names of the model found by walking ``loc`` from ``model``."""
-    current: Any = model
+    current: type[BaseModel] | None = model
     for part in loc:
-        field = current.model_fields.get(part) if isinstance(current, type) else None
+        field = current.model_fields.get(part) if current is not None else None
         if field is None:
             return []
-        annotation = field.annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if current is None:
-            return []
-    return list(current.model_fields) if isinstance(current, type) else []
+        candidates = [field.annotation, *getattr(field.annotation, "__args__", ())]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+    return list(current.model_fields) if current is not None else []
 
 
 def problems_from_validation(

@@ -63,10 +63,8 @@ class AuditRepository:
         where, params = ("WHERE workspace = ?", [workspace]) if workspace else ("", [])
         conn = self._db.connection
         total = conn.execute(f"SELECT COUNT(*) FROM audit {where}", params).fetchone()[0]  # noqa: S608
-        rows = conn.execute(
-            f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ? OFFSET ?",
-            [*params, limit, offset],  # noqa: S608
-        )
+        query = f"SELECT * FROM audit {where} ORDER BY id DESC LIMIT ? OFFSET ?"  # noqa: S608
+        rows = conn.execute(query, [*params, limit, offset])
         return [
             AuditRow(
                 id=row["id"],

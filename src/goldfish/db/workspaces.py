@@ -244,7 +244,8 @@ class WorkspaceRepository:
     def version_numbers_between(self, workspace_id: int, low: int, high: int) -> list[int]:
         """Version numbers in ``low..high`` inclusive."""
         rows = self._db.connection.execute(
-            "SELECT version_num FROM workspace_versions WHERE workspace_id = ? AND version_num BETWEEN ? AND ?",
+            "SELECT version_num FROM workspace_versions"
+            " WHERE workspace_id = ? AND version_num BETWEEN ? AND ?",
             (workspace_id, low, high),
         )
         return [row[0] for row in rows]

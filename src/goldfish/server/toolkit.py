@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from mcp.server.context import CallNext, ServerRequestContext
+from mcp.server.context import CallNext, ServerMiddleware, ServerRequestContext
 from mcp.server.context import HandlerResult as MiddlewareResult
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -148,7 +148,7 @@ class ToolRegistry:
         except Exception:
             log.exception("could not write the audit row of %s", tool)
 
-    def argument_middleware(self) -> Callable[[ServerRequestContext[Any, Any], CallNext], Any]:
+    def argument_middleware(self) -> ServerMiddleware[Any]:
         """MCP middleware that answers argument type errors with the structured error shape."""
 
         async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> MiddlewareResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from collections.abc import Sequence
 
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.errors import (
@@ -172,7 +173,7 @@ class WorkspaceService:
         return bool(changes)
 
     def inspect(
-        self, name: str, version_limit: int, version_offset: int, include: list[str]
+        self, name: str, version_limit: int, version_offset: int, include: Sequence[str]
     ) -> WorkspaceDetail:
         """Goal, versions with tags, mount state and (optionally) the pipeline text."""
         core = self._core

@@ -91,10 +91,12 @@ class SlotSync:
     def reconcile_all(self) -> int:
         """:meth:`reconcile` for every live workspace, reading the tags once."""
         tags = self._repo.tags_with_prefix("")
-        return sum(
-            self._insert_missing(self._workspaces.get(name), tags)  # type: ignore[arg-type]
-            for name in self._workspaces.names()
-        )
+        repaired = 0
+        for name in self._workspaces.names():
+            ws = self._workspaces.get(name)
+            if ws is not None:
+                repaired += self._insert_missing(ws, tags)
+        return repaired
 
     def _insert_missing(self, ws: WorkspaceRow, tags: dict[str, str]) -> int:
         known = set(self._workspaces.version_numbers_between(ws.id, 1, 10**9))
@@ -118,23 +120,32 @@ class SlotSync:
         for change in changes:
             if change.status == "D":
                 continue
-            path = slot / change.path
             if change.new_mode == SYMLINK_MODE:
-                target = (path.parent / os.readlink(path)).resolve()
-                if target != root and root not in target.parents:
-                    raise UnsafeSymlinkError(
-                        f"'{change.path}' is a link to {os.readlink(path)!r}, outside the slot; nothing was saved.",
-                        details={"path": change.path, "target": os.readlink(path)},
-                    )
+                _check_link(root, slot / change.path, change.path)
             elif change.new_mode == GITLINK_MODE:
                 raise InvalidPathError(
                     f"'{change.path}' is a separate repository inside the slot; nothing was saved.",
                     details={"path": change.path},
                     remedy="Copy the files you need into the slot without its .git folder.",
                 )
-            elif path.stat().st_size > self._max_file_bytes:
-                raise SlotTooLargeError(
-                    f"'{change.path}' is {path.stat().st_size} bytes, over the {self._max_file_bytes}-byte limit;"
-                    " nothing was saved.",
-                    details={"path": change.path, "size": path.stat().st_size, "limit": self._max_file_bytes},
-                )
+            else:
+                self._check_size(slot / change.path, change.path)
+
+    def _check_size(self, path: Path, rel: str) -> None:
+        size = path.stat().st_size
+        if size > self._max_file_bytes:
+            raise SlotTooLargeError(
+                f"'{rel}' is {size} bytes, over the {self._max_file_bytes}-byte limit; nothing was saved.",
+                details={"path": rel, "size": size, "limit": self._max_file_bytes},
+            )
+
+
+def _check_link(root: Path, path: Path, rel: str) -> None:
+    """Refuse a symlink whose target resolves outside ``root``."""
+    link = os.readlink(path)
+    target = (path.parent / link).resolve()
+    if target != root and root not in target.parents:
+        raise UnsafeSymlinkError(
+            f"'{rel}' is a link to {link!r}, outside the slot; nothing was saved.",
+            details={"path": rel, "target": link},
+        )

@@ -73,8 +73,10 @@ def register(reg: ToolRegistry) -> None:
         limit: Annotated[int, Field(description="Page size, 1 to 200.")] = DEFAULT_LIMIT,
         offset: Annotated[int, Field(description="Rows to skip.")] = 0,
     ) -> AuditResult:
-        """Every state-changing call: tool, workspace, reason, arguments (secrets redacted), outcome and
-        duration, newest first."""
+        """Every state-changing call, newest first.
+
+        Each row: tool, workspace, reason, arguments (secrets redacted), outcome and duration.
+        """
         limit, offset = page(limit, offset)
         rows, total = reg.app.context.audit.page(workspace, limit, offset)
         entries = [

@@ -37,8 +37,11 @@ def register(reg: ToolRegistry) -> None:
 
     @reg.tool(read_only=True, idempotent=True, title="Project status")
     def status() -> StatusResult:
-        """Start here: the project, each slot (workspace, unsaved changes, last version), the last
-        five changes and the STATE.md text. One call recovers the context after a restart."""
+        """Start here: one call recovers the whole context after a restart.
+
+        Shows the project, each slot (workspace, unsaved changes, last version), the last five changes
+        and the STATE.md text.
+        """
         context = reg.app.context
         info = context.overview.status(context.state.render())
         return StatusResult(**info.model_dump())

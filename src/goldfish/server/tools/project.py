@@ -54,9 +54,12 @@ def register(reg: ToolRegistry) -> None:
             bool, Field(description="Adopt a goldfish.yaml already in that folder.")
         ] = False,
     ) -> InitializeResult:
-        """Create a Goldfish project: goldfish.yaml, workspaces/ with its slots, STATE.md and the hidden
-        .goldfish/ state (database and version store). Safe to call again: it completes what is missing
-        and never overwrites another project."""
+        """Create a Goldfish project, or complete one that is partly there.
+
+        Makes goldfish.yaml, workspaces/ with its slots, STATE.md and the hidden .goldfish/ state (database
+        and version store). Safe to call again: it completes what is missing and never overwrites
+        another project.
+        """
         result = reg.app.initialize(project_root, project_name, from_existing)
         return InitializeResult(**result.model_dump())
 
@@ -66,16 +69,20 @@ def register(reg: ToolRegistry) -> None:
             str | None, Field(description="Also check this workspace's pipeline files.")
         ] = None,
     ) -> ValidateResult:
-        """Check goldfish.yaml and, with a workspace, its pipeline.yaml, pipelines/*.yaml and
-        configs/*.yaml. Each problem names the file, line, key and what is wrong."""
+        """Check goldfish.yaml and, with a workspace, its pipeline.yaml, pipelines/*.yaml and configs/*.yaml.
+
+        Each problem names the file, line, key and what is wrong.
+        """
         context = reg.app.context
         report = config_check.validate(context.paths.root, context.core, workspace)
         return ValidateResult(**report.model_dump())
 
     @reg.tool(read_only=False, idempotent=True, title="Reload config", audited=True)
     def reload_config() -> ReloadResult:
-        """Re-read goldfish.yaml after editing it. An invalid file is reported and the previous
-        config stays in force."""
+        """Re-read goldfish.yaml after editing it.
+
+        An invalid file is reported and the previous config stays in force.
+        """
         context = reg.app.context
         problems = config_check.check_project_config(context.paths.root)
         if problems:

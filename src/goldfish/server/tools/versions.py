@@ -39,8 +39,11 @@ def register(reg: ToolRegistry) -> None:
         slot: Annotated[str, Field(description="The slot whose files to save.")],
         message: Annotated[str, Field(description="What changed and why.")],
     ) -> SaveResult:
-        """Save the slot's files as the workspace's next version (vN). Files deleted in the slot are
-        deleted in the version. When nothing changed, no version is made and created is false."""
+        """Save the slot's files as the workspace's next version (vN).
+
+        Files deleted in the slot are deleted in the version. When nothing changed, no version is made
+        and created is false.
+        """
         return SaveResult(save=reg.app.context.versions.save(slot, message))
 
     @reg.tool(read_only=False, destructive=True, title="Roll back")
@@ -49,8 +52,10 @@ def register(reg: ToolRegistry) -> None:
         version: Annotated[str, Field(description="Version to return to: vN or a tag.")],
         reason: Annotated[str, Field(description="Why: one sentence, at least 15 characters.")],
     ) -> SaveResult:
-        """Make the slot's files match an earlier version and record that as a new version. Unsaved
-        changes are saved first, so nothing is lost."""
+        """Make the slot's files match an earlier version and record that as a new version.
+
+        Unsaved changes are saved first, so nothing is lost.
+        """
         check_reason(reason)
         return SaveResult(save=reg.app.context.versions.rollback(slot, version))
 
@@ -86,8 +91,11 @@ def register(reg: ToolRegistry) -> None:
         limit: Annotated[int, Field(description="Page size, 1 to 200.")] = DEFAULT_LIMIT,
         offset: Annotated[int, Field(description="Versions to skip.")] = 0,
     ) -> VersionsResult:
-        """List versions, tag/untag one, or prune (hide) versions. Pruning is reversible (unprune) and
-        never touches tagged versions; prune_before_tag hides every untagged version older than a tag."""
+        """List versions, tag/untag one, or prune (hide) versions.
+
+        Pruning is reversible (unprune) and never touches tagged versions; prune_before_tag hides
+        every untagged version older than a tag.
+        """
         limit, offset = page(limit, offset)
         if action != "list":
             check_reason(reason)

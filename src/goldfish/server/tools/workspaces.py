@@ -78,8 +78,11 @@ def register(reg: ToolRegistry) -> None:
             str | None, Field(description="With from_workspace: start from this version (vN or a tag).")
         ] = None,
     ) -> WorkspaceResult:
-        """Create a workspace: an isolated line of work with its own versions. It starts empty, or from
-        another workspace (its latest files or one of its versions). Mount it into a slot to edit."""
+        """Create a workspace: an isolated line of work with its own versions.
+
+        It starts empty, or from another workspace (its latest files or one of its versions). Mount it
+        into a slot to edit.
+        """
         check_reason(reason)
         info = reg.app.context.workspaces.create(name, goal, from_workspace, from_version)
         return WorkspaceResult(workspace=info)
@@ -98,7 +101,9 @@ def register(reg: ToolRegistry) -> None:
         reason: Reason,
     ) -> MountResult:
         """Put a workspace's latest files into an empty slot (workspaces/<slot>) as plain files to edit.
-        Returns the slot path and the workspace's context (goal, latest version, recent thoughts)."""
+
+        Returns the slot path and the workspace's context (goal, latest version, recent thoughts).
+        """
         check_reason(reason)
         return MountResult(mount=reg.app.context.workspaces.mount(workspace, slot))
 
@@ -108,7 +113,9 @@ def register(reg: ToolRegistry) -> None:
         reason: Reason,
     ) -> HibernateResult:
         """Free a slot: unsaved changes are saved as a new version first, then the slot is emptied.
-        Files excluded by .goldfishignore are not versioned and are removed (listed in the result)."""
+
+        Files excluded by .goldfishignore are not versioned and are removed (listed in the result).
+        """
         check_reason(reason)
         return HibernateResult(hibernate=reg.app.context.workspaces.hibernate(slot))
 
@@ -132,7 +139,10 @@ def register(reg: ToolRegistry) -> None:
         workspace: Annotated[str, Field(description="Workspace name.")],
         reason: Reason,
     ) -> DeleteResult:
-        """Delete a workspace. Refused while it is mounted. Its saved history is kept hidden for
-        provenance and the name becomes free again."""
+        """Delete a workspace.
+
+        Refused while it is mounted. Its saved history is kept hidden for provenance and the name
+        becomes free again.
+        """
         check_reason(reason)
         return DeleteResult(deleted=reg.app.context.workspaces.delete(workspace))
