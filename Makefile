@@ -27,7 +27,6 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m goldfish.devtools.layering src/goldfish
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests bench
