@@ -7,7 +7,7 @@ and the JSON Schema in ``schema/`` is generated from these models so the two nev
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -173,15 +173,28 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
 def _allowed_keys(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
     """Return the field names of the model found by walking ``loc`` from ``model``."""
     current: type[BaseModel] | None = model
-    for part in loc:
-        field = current.model_fields.get(part) if current is not None else None
+    parts = iter(loc)
+    for part in parts:
+        fields = current.model_fields if current is not None else {}
+        field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
         if field is None:
             return []
-        candidates = [field.annotation, *getattr(field.annotation, "__args__", ())]
-        current = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
+        current, in_container = _model_inside(field.annotation)
+        if in_container:  # the next part is a list index or a dict key, not a field
+            next(parts, None)
     return list(current.model_fields) if current is not None else []
+
+
+def _model_inside(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model an annotation holds, and whether it sits inside a list or dict."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    container = get_origin(annotation) in (list, dict)
+    for arg in get_args(annotation):
+        found, nested = _model_inside(arg)
+        if found is not None:
+            return found, container or nested
+    return None, False
 
 
 def problems_from_validation(

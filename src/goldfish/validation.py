@@ -24,6 +24,7 @@ MAX_REASON_LENGTH = 4000
 MAX_TEXT_LENGTH = 20_000
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
+MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: a bigger offset cannot be bound to a query
 
 _SECRET_NAME = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
 REDACTED = "***"
@@ -112,16 +113,16 @@ def text(value: object, field: str, maximum: int = MAX_TEXT_LENGTH, *, allow_emp
 
 
 def page(limit: object, offset: object) -> tuple[int, int]:
-    """Validate list paging: ``limit`` in 1..200, ``offset`` >= 0."""
+    """Validate list paging: ``limit`` in 1..200, ``offset`` in 0..2**63-1."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
         raise InvalidArgumentError(
             f"limit must be a whole number from 1 to {MAX_LIMIT}.",
             details={"field": "limit", "value": _preview(limit), "maximum": MAX_LIMIT},
         )
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+    if isinstance(offset, bool) or not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
         raise InvalidArgumentError(
-            "offset must be a whole number of 0 or more.",
-            details={"field": "offset", "value": _preview(offset)},
+            f"offset must be a whole number from 0 to {MAX_OFFSET}.",
+            details={"field": "offset", "value": _preview(offset), "maximum": MAX_OFFSET},
         )
     return limit, offset
 

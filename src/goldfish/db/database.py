@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -36,6 +37,10 @@ def schema_version() -> int:
     return max([1, *versions])
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the base class cannot)."""
+
+
 class Database:
     """A project's SQLite database.
 
@@ -46,14 +51,19 @@ class Database:
     def __init__(self, path: Path):
         self.path = path
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        # Weak: a worker thread's connection is closed when the thread (and its locals) go away.
+        self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.migrate()
 
     def _open(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            self.path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=_Connection,
         )
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -61,7 +71,7 @@ class Database:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         with self._lock:
-            self._all.append(conn)
+            self._all.add(conn)
         return conn
 
     @property
@@ -111,9 +121,9 @@ class Database:
     def close(self) -> None:
         """Close every connection this object opened."""
         with self._lock:
-            for conn in self._all:
+            for conn in list(self._all):
                 conn.close()
-            self._all.clear()
+            self._all = weakref.WeakSet()
         self._local = threading.local()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from pydantic import BaseModel, Field
 
 from goldfish.db.audit import AuditRepository
@@ -93,6 +95,13 @@ class OverviewService:
         """Every configured slot with its workspace, dirtiness and last version."""
         core = self._core
         mounts = {m.slot: m for m in core.rows.mounts()}
+        # Each dirty check is a couple of git processes; checking the slots side by side keeps
+        # status as fast as checking one. The workers touch no database (no per-thread connection).
+        with ThreadPoolExecutor(max_workers=max(1, len(mounts))) as pool:
+            checks = pool.map(
+                lambda m: self._workspaces.slot_is_dirty(m.slot, m.workspace), mounts.values()
+            )
+            dirty = dict(zip(mounts, checks, strict=True))
         states = []
         for slot in core.config.slots:
             mount = mounts.get(slot)
@@ -102,7 +111,7 @@ class OverviewService:
                     slot=slot,
                     path=str(core.paths.slot(slot)),
                     workspace=mount.workspace if mount else None,
-                    dirty=self._workspaces.is_dirty(slot) if mount else None,
+                    dirty=dirty.get(slot),
                     last_version=VersionInfo.of(latest) if latest else None,
                 )
             )

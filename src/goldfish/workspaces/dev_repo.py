@@ -124,6 +124,11 @@ class DevRepo:
         """Point the workspace branch at ``commit`` (callers ensure no live workspace owns it)."""
         self._run(["update-ref", f"refs/heads/{workspace}", commit])
 
+    @staticmethod
+    def branch_ref(workspace: str) -> str:
+        """The full ref name of a workspace branch (usable wherever a commit is)."""
+        return f"refs/heads/{workspace}"
+
     def branch_head(self, workspace: str) -> str:
         """The commit at the head of the workspace branch."""
         head = self.resolve(f"refs/heads/{workspace}")

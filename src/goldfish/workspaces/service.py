@@ -164,11 +164,14 @@ class WorkspaceService:
 
     def is_dirty(self, slot: str) -> bool:
         """True when the slot differs from its last version."""
+        return self.slot_is_dirty(slot, self._core.mounted(slot).workspace)
+
+    def slot_is_dirty(self, slot: str, workspace: str) -> bool:
+        """Dirty check for a slot already known to hold ``workspace`` (touches no database)."""
         core = self._core
-        mount = core.mounted(slot)
-        with core.locked(mount.workspace):
+        with core.locked(workspace):
             changes = core.sync.pending_changes(
-                core.slot_path(slot), core.paths.slot_index(slot), mount.workspace
+                core.slot_path(slot), core.paths.slot_index(slot), workspace
             )
         return bool(changes)
 

@@ -49,7 +49,7 @@ class SlotSync:
     def pending_changes(self, slot: Path, index: Path, workspace: str) -> list[Change]:
         """Stage the slot and return what differs from the workspace head."""
         self._repo.stage_slot(slot, index)
-        return self._repo.staged_changes(index, self._repo.branch_head(workspace))
+        return self._repo.staged_changes(index, self._repo.branch_ref(workspace))
 
     def save(self, ws: WorkspaceRow, slot: Path, index: Path, message: str, source: str) -> SyncResult:
         """Sync ``slot`` into a new version of ``ws`` if anything changed."""
