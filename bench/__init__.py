@@ -1,0 +1,24 @@
+"""Goldfish benchmarks: ``python -m bench [NAME ...] [--quick]`` prints one JSON line per figure."""
+
+from __future__ import annotations
+
+from bench.harness import BenchFn
+
+BENCHMARKS: dict[str, str] = {
+    "mcp_cold_start": "bench.mcp_cold_start",
+    "tool_latency": "bench.tool_latency",
+    "sync_commit": "bench.sync_commit",
+}
+
+
+def load(name: str) -> BenchFn:
+    """The ``run(quick)`` function of the benchmark called ``name`` (imported on demand).
+
+    Raises:
+        KeyError: when no benchmark has that name.
+    """
+    import importlib
+
+    module = importlib.import_module(BENCHMARKS[name])
+    run: BenchFn = module.run
+    return run
