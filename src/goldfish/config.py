@@ -31,6 +31,7 @@ class Defaults(_Strict):
         "auto", description="Where stages run: auto picks docker when reachable, else process."
     )
     max_parallel_stages: int = Field(2, ge=1, le=64, description="Independent stages run at once.")
+    max_attempts: int = Field(3, ge=1, le=10, description="Tries per stage for infra errors and preemption.")
 
 
 class GcsStorage(_Strict):
@@ -112,6 +113,10 @@ class GoldfishConfig(_Strict):
     workspaces_dir: str = Field("workspaces", description="Folder holding the editing slots.")
     slots: list[str] = Field(default_factory=lambda: ["w1", "w2", "w3"], min_length=1, max_length=32)
     max_file_size_mb: int = Field(100, ge=1, le=10_000, description="Largest file a slot may version.")
+    data_roots: list[str] = Field(
+        default_factory=list,
+        description="Extra folders (absolute) local sources may come from, besides data/.",
+    )
     defaults: Defaults = Field(default_factory=Defaults)
     storage: Storage = Field(default_factory=Storage)
     gce: Gce = Field(default_factory=Gce)
@@ -138,15 +143,16 @@ class GoldfishConfig(_Strict):
 
 
 class ConfigProblem(BaseModel):
-    """One problem found in a config file."""
+    """One problem found in a config or pipeline file."""
 
     path: str
     line: int | None
     key: str
     message: str
+    stage: str | None = None
 
 
-def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Map each key path in a YAML mapping document to its 1-based line number."""
     try:
         root = yaml.compose(text)
@@ -170,38 +176,42 @@ def _key_lines(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
-    """Return the field names of the model found by walking ``loc`` from ``model``."""
-    current: type[BaseModel] | None = model
-    parts = iter(loc)
-    for part in parts:
-        fields = current.model_fields if current is not None else {}
-        field = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
-        if field is None:
-            return []
-        current, in_container = _model_inside(field.annotation)
-        if in_container:  # the next part is a list index or a dict key, not a field
-            next(parts, None)
-    return list(current.model_fields) if current is not None else []
-
-
-def _model_inside(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-    """The model an annotation holds, and whether it sits inside a list or dict."""
+def _model_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The pydantic model inside an annotation, and whether it sits in a list or dict."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation, False
-    container = get_origin(annotation) in (list, dict)
+    origin = get_origin(annotation)
     for arg in get_args(annotation):
-        found, nested = _model_inside(arg)
+        found, nested = _model_in(arg)
         if found is not None:
-            return found, container or nested
+            return found, nested or origin in (list, dict)
     return None, False
+
+
+def _fields_by_key(model: type[BaseModel]) -> dict[str, Any]:
+    return {(info.alias or name): info for name, info in model.model_fields.items()}
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
+    """Return the keys allowed at ``loc`` (a path of keys, list indexes and dict keys)."""
+    current: type[BaseModel] | None = model
+    skip_container_key = False
+    for part in loc:
+        if skip_container_key:
+            skip_container_key = False
+            continue
+        field = _fields_by_key(current).get(part) if current is not None else None
+        if field is None:
+            return []
+        current, skip_container_key = _model_in(field.annotation)
+    return list(_fields_by_key(current)) if current is not None else []
 
 
 def problems_from_validation(
     error: ValidationError, model: type[BaseModel], text: str, path: str
 ) -> list[ConfigProblem]:
     """Turn a pydantic error into file/line/key problems with did-you-mean hints."""
-    lines = _key_lines(text)
+    lines = key_lines(text)
     problems = []
     for item in error.errors():
         loc = tuple(str(part) for part in item["loc"])

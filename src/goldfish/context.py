@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from goldfish.backends.factory import BackendRegistry
 from goldfish.config import GoldfishConfig, load_config
+from goldfish.data.sources import SourceService
 from goldfish.db.audit import AuditRepository
 from goldfish.db.database import Database
+from goldfish.db.metrics import MetricRepository
+from goldfish.db.runs import RunRepository
+from goldfish.db.sources import SourceRepository
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.memory.overview import OverviewService
 from goldfish.memory.state_md import StateWriter
 from goldfish.memory.thoughts import ThoughtService
 from goldfish.paths import ProjectPaths
+from goldfish.runs.executor import ExecutorDeps
+from goldfish.runs.queries import RunQueries
+from goldfish.runs.service import RunService
+from goldfish.storage.local import LocalStorage
+from goldfish.storage.protocol import Storage
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.dev_repo import DevRepo
 from goldfish.workspaces.service import WorkspaceService
 from goldfish.workspaces.versions import VersionService
+
+log = logging.getLogger("goldfish")
 
 
 @dataclass
@@ -33,6 +47,13 @@ class ServerContext:
     audit: AuditRepository
     state: StateWriter
     overview: OverviewService
+    runs: RunRepository
+    metrics: MetricRepository
+    sources: SourceService
+    storage: Storage
+    backends: BackendRegistry
+    run_service: RunService = field(init=False)
+    run_queries: RunQueries = field(init=False)
 
     @classmethod
     def open(cls, root: Path) -> ServerContext:
@@ -46,22 +67,89 @@ class ServerContext:
         thought_rows = ThoughtRepository(db)
         audit = AuditRepository(db)
         workspaces = WorkspaceService(core, thought_rows)
-        return cls(
+        versions = VersionService(core)
+        runs = RunRepository(db)
+        metrics = MetricRepository(db)
+        roots = [paths.data, *(Path(p) for p in config.data_roots)]
+        sources = SourceService(SourceRepository(db), roots, paths.root)
+        storage = LocalStorage(paths.storage)
+        backends = BackendRegistry()
+        context = cls(
             config=config,
             paths=paths,
             db=db,
             core=core,
             workspaces=workspaces,
-            versions=VersionService(core),
+            versions=versions,
             thoughts=ThoughtService(core, thought_rows),
             audit=audit,
             state=StateWriter(core, thought_rows),
             overview=OverviewService(core, workspaces, audit),
+            runs=runs,
+            metrics=metrics,
+            sources=sources,
+            storage=storage,
+            backends=backends,
         )
+        # Wired after construction: both call back into the context (settle, spawn a driver).
+        context.run_service = RunService(
+            config, core, versions, runs, sources, context.settle, context.spawn_driver
+        )
+        context.run_queries = RunQueries(runs, metrics, storage, backends, context.ensure_driver)
+        return context
+
+    def executor_deps(self) -> ExecutorDeps:
+        """What a pipeline driver needs to execute stages."""
+        return ExecutorDeps(
+            runs=self.runs,
+            metrics=self.metrics,
+            sources=self.sources,
+            storage=self.storage,
+            repo=self.core.repo,
+            backends=self.backends,
+            scratch=self.paths.scratch,
+            venvs=self.paths.venvs,
+            max_attempts=self.config.defaults.max_attempts,
+        )
+
+    def settle(self, pipeline_run_id: str) -> bool:
+        """Do inline what needs no backend (cache hits, skips); True when the run is then finished."""
+        from goldfish.runs.driver import PipelineDriver  # noqa: PLC0415 - the driver imports this module
+
+        driver = PipelineDriver(self, pipeline_run_id)
+        if not self.runs.take_lease(pipeline_run_id, driver.owner, 30.0, 0):
+            return False
+        try:
+            return driver.settle()
+        finally:
+            self.runs.release_lease(pipeline_run_id, driver.owner)
+
+    def spawn_driver(self, pipeline_run_id: str) -> None:
+        """Start a detached driver for a pipeline run."""
+        from goldfish.runs.driver import spawn_driver  # noqa: PLC0415
+
+        spawn_driver(self.paths.root, pipeline_run_id, self.paths.logs)
+
+    def ensure_driver(self, pipeline_run_id: str) -> None:
+        """Start a driver unless a live one holds the run's lease."""
+        run = self.runs.pipeline_run(pipeline_run_id)
+        if run is None or run.state != "running":
+            return
+        if run.lease_owner is None or (run.lease_expires_at or 0) < time.time():
+            self.spawn_driver(pipeline_run_id)
+
+    def refresh_state(self) -> None:
+        """Regenerate STATE.md (never fails the caller)."""
+        try:
+            self.state.write()
+        except Exception:
+            log.exception("could not refresh STATE.md")
 
     def startup(self) -> None:
         """Repair what an interrupted process left behind and refresh STATE.md."""
         self.core.sync.reconcile_all()
+        for run in self.runs.active_pipeline_runs():
+            self.ensure_driver(run.id)
         self.state.write()
 
     def close(self) -> None:

@@ -71,14 +71,26 @@ async def _walk(root: Path) -> None:
         diff = await _call(client, "diff", target="w1")
         print(diff["diff"]["patch"].rstrip())
         await _call(client, "save_version", slot="w1", message="Lower learning rate, more epochs")
-        await _call(client, "manage_versions", workspace="baseline", action="tag", version="v1",
-                    tag="first-try", reason=REASON)
+        await _call(
+            client,
+            "manage_versions",
+            workspace="baseline",
+            action="tag",
+            version="v1",
+            tag="first-try",
+            reason=REASON,
+        )
 
         _step("rollback to the tagged version (recorded as v3)")
         rolled = await _call(client, "rollback", slot="w1", version="first-try", reason=REASON)
-        print(f"now at {rolled['save']['version']['version']}: {(slot / 'configs' / 'train.yaml').read_text()!r}")
+        print(
+            f"now at {rolled['save']['version']['version']}: "
+            f"{(slot / 'configs' / 'train.yaml').read_text()!r}"
+        )
 
-        await _call(client, "log_thought", workspace="baseline", thought="lr 0.01 needs more epochs; retry later")
+        await _call(
+            client, "log_thought", workspace="baseline", thought="lr 0.01 needs more epochs; retry later"
+        )
         _step("status")
         status = await _call(client, "status")
         print(status["state_md"])

@@ -81,6 +81,13 @@ class ConfigError(GoldfishError):
     default_remedy = "Fix the keys listed in details.problems and call reload_config."
 
 
+class PipelineInvalidError(GoldfishError):
+    """pipeline.yaml (or a stage config) fails validation."""
+
+    code = "PIPELINE_INVALID"
+    default_remedy = "Fix the problems listed in details.problems (file, line, stage) and try again."
+
+
 class WorkspaceNotFoundError(GoldfishError):
     """The named workspace does not exist."""
 

@@ -61,6 +61,26 @@ class ProjectPaths:
         """Server logs."""
         return self.state_dir / "logs"
 
+    @property
+    def data(self) -> Path:
+        """The project's data folder (local sources are registered from here)."""
+        return self.root / "data"
+
+    @property
+    def storage(self) -> Path:
+        """Local artifact storage (run outputs and logs)."""
+        return self.state_dir / "storage"
+
+    @property
+    def scratch(self) -> Path:
+        """Per-attempt working folders of running stages."""
+        return self.state_dir / "runs"
+
+    @property
+    def venvs(self) -> Path:
+        """Cached stage environments, one per requirements.txt hash."""
+        return self.state_dir / "venvs"
+
     def slot(self, name: str) -> Path:
         """A slot folder."""
         return self.workspaces / name

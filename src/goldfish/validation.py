@@ -33,7 +33,7 @@ REDACTED = "***"
 def _check_name(value: object, pattern: re.Pattern[str], field: str, shape: str) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidArgumentError(
-            f"Invalid {field} {value!r}: {shape}.",
+            f"Invalid {field} {_preview(value)}: {shape}.",
             details={"field": field, "value": _preview(value), "pattern": pattern.pattern},
         )
     return value

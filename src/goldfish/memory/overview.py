@@ -98,9 +98,7 @@ class OverviewService:
         # Each dirty check is a couple of git processes; checking the slots side by side keeps
         # status as fast as checking one. The workers touch no database (no per-thread connection).
         with ThreadPoolExecutor(max_workers=max(1, len(mounts))) as pool:
-            checks = pool.map(
-                lambda m: self._workspaces.slot_is_dirty(m.slot, m.workspace), mounts.values()
-            )
+            checks = pool.map(lambda m: self._workspaces.slot_is_dirty(m.slot, m.workspace), mounts.values())
             dirty = dict(zip(mounts, checks, strict=True))
         states = []
         for slot in core.config.slots:

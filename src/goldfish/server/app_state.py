@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from goldfish.context import ServerContext
-from goldfish.errors import ProjectExistsError, ProjectNotFoundError
+from goldfish.errors import InvalidPathError, ProjectExistsError, ProjectNotFoundError
 from goldfish.project import InitResult, initialize_project
 
 log = logging.getLogger("goldfish.server")
@@ -47,6 +47,10 @@ class GoldfishApp:
 
     def initialize(self, project_root: str, project_name: str, from_existing: bool) -> InitResult:
         """Create a project and bind the server to it (only one project per server)."""
+        if "\x00" in project_root:  # Path.resolve() raises ValueError on NUL: refuse it as bad input
+            raise InvalidPathError(
+                "project_root must not contain NUL characters.", details={"field": "project_root"}
+            )
         if self.root is not None and Path(project_root).expanduser().resolve() != self.root.resolve():
             raise ProjectExistsError(
                 f"This server already serves the project at {self.root}.",

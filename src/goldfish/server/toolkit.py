@@ -8,6 +8,7 @@ this module, and every state-changing call leaves exactly one audit row.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import time
@@ -58,14 +59,6 @@ def _audit_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
     return clip(redact(dict(arguments)))  # type: ignore[no-any-return]
 
 
-def _workspace_of(arguments: Mapping[str, Any]) -> str | None:
-    for key in ("workspace", "name", "slot"):
-        value = arguments.get(key)
-        if isinstance(value, str):
-            return value[:100]
-    return None
-
-
 class ToolRegistry:
     """Collects Goldfish tools and wraps each with the shared boundary behaviour."""
 
@@ -102,43 +95,109 @@ class ToolRegistry:
 
         return decorator
 
+    def _finish(
+        self,
+        name: str,
+        kwargs: dict[str, Any],
+        result: Any,
+        error: GoldfishError | None,
+        started: float,
+        workspace: str | None,
+        *,
+        audit: bool,
+        refresh_state: bool,
+    ) -> Any:
+        """Audit the call, refresh STATE.md after a change, and shape an error result."""
+        if audit:
+            self.record(name, kwargs, error, time.perf_counter() - started, workspace)
+        if error is not None:
+            return error_result(error)
+        if refresh_state:
+            self.app.refresh_state()
+        return result
+
+    @staticmethod
+    def _as_error(name: str, exc: Exception) -> GoldfishError:
+        if isinstance(exc, GoldfishError):
+            return exc
+        log.exception("tool %s failed unexpectedly", name)
+        return InternalError(f"{name} failed unexpectedly; nothing more is known to the caller.")
+
     def _wrap(self, fn: Callable[..., Any], *, audit: bool, refresh_state: bool) -> Callable[..., Any]:
         name = fn.__name__
+        flags = {"audit": audit, "refresh_state": refresh_state}
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_boundary(**kwargs: Any) -> Any:
+                started = time.perf_counter()
+                workspace = self.audit_workspace(kwargs) if audit else None
+                try:
+                    result = await fn(**kwargs)
+                except Exception as exc:
+                    return self._finish(
+                        name, kwargs, None, self._as_error(name, exc), started, workspace, **flags
+                    )
+                return self._finish(name, kwargs, result, None, started, workspace, **flags)
+
+            return async_boundary
 
         @functools.wraps(fn)
         def boundary(**kwargs: Any) -> Any:
             started = time.perf_counter()
-            error: GoldfishError | None = None
+            # Resolved before the call: hibernate empties the slot it names.
+            workspace = self.audit_workspace(kwargs) if audit else None
             try:
                 result = fn(**kwargs)
-            except GoldfishError as exc:
-                error = exc
-            except Exception:
-                log.exception("tool %s failed unexpectedly", name)
-                error = InternalError(f"{name} failed unexpectedly; nothing more is known to the caller.")
-            if audit:
-                self.record(name, kwargs, error, time.perf_counter() - started)
-            if error is not None:
-                return error_result(error)
-            if refresh_state:
-                self.app.refresh_state()
-            return result
+            except Exception as exc:
+                return self._finish(
+                    name, kwargs, None, self._as_error(name, exc), started, workspace, **flags
+                )
+            return self._finish(name, kwargs, result, None, started, workspace, **flags)
 
         return boundary
 
+    def audit_workspace(self, arguments: Mapping[str, Any]) -> str | None:
+        """The workspace a call is about; a slot argument stands for the workspace mounted in it."""
+        context = self.app.loaded_context()
+        for key in ("workspace", "name", "slot"):
+            value = arguments.get(key)
+            if not isinstance(value, str):
+                continue
+            label = value[:100]
+            if context is None or key == "name" or label not in context.config.slots:
+                return label
+            try:
+                if key == "workspace" and context.core.rows.get(label) is not None:
+                    return label
+                mount = context.core.rows.mount_of_slot(label)
+            except Exception:
+                log.exception("could not resolve slot %s for the audit row", label)
+                return label
+            return mount.workspace if mount is not None else label
+        return None
+
     def record(
-        self, tool: str, arguments: Mapping[str, Any], error: GoldfishError | None, seconds: float
+        self,
+        tool: str,
+        arguments: Mapping[str, Any],
+        error: GoldfishError | None,
+        seconds: float,
+        workspace: str | None = None,
     ) -> None:
         """Write the audit row of one state-changing call (best effort: never masks the result)."""
         context = self.app.loaded_context()
         if context is None:
             return
+        if workspace is None:
+            workspace = self.audit_workspace(arguments)
         reason = arguments.get("reason") or arguments.get("message")
         reason_text = reason if isinstance(reason, str) else (json.dumps(reason)[:2000] if reason else None)
         try:
             context.audit.record(
                 tool,
-                _workspace_of(arguments),
+                workspace,
                 reason_text[:2000] if reason_text else None,
                 _audit_arguments(arguments),
                 "error" if error else "success",

@@ -58,7 +58,7 @@ class WorkspaceCore:
         if row is None:
             names = self.rows.names()
             raise WorkspaceNotFoundError(
-                f"No workspace named {name!r}{suggestion_suffix(str(name), names)}.",
+                f"No workspace named {str(name)[:100]!r}{suggestion_suffix(str(name)[:100], names)}.",
                 details={"workspace": str(name)[:100], "existing": names[:50]},
             )
         return row
@@ -82,12 +82,14 @@ class WorkspaceCore:
         return slot
 
     def slot_path(self, slot: str) -> Path:
-        """The slot folder; refuses a slot that is itself a link."""
+        """The slot folder (made again if it was removed); refuses a slot that is itself a link."""
         path = self.paths.slot(slot)
         if path.is_symlink():
             raise InvalidPathError(
                 f"Slot folder {path} is a link; slots must be plain folders.", details={"slot": slot}
             )
+        # A slot folder removed by hand is a slot whose files were all deleted, not a broken store.
+        path.mkdir(parents=True, exist_ok=True)
         return path
 
     def mounted(self, slot: str) -> MountRow:

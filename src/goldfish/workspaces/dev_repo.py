@@ -214,6 +214,20 @@ class DevRepo:
         self._run(["checkout-index", "-a", "-f"], work_tree=slot, index=index)
         self._run(["update-index", "-q", "--refresh"], work_tree=slot, index=index)
 
+    def export(self, commit: str, target: Path, index: Path) -> None:
+        """Write the files of ``commit`` into a fresh folder (the code a stage runs)."""
+        try:
+            self.checkout(target, index, commit)
+        finally:
+            index.unlink(missing_ok=True)
+
+    def tree_id(self, commit: str, path: str) -> str:
+        """The tree id of folder ``path`` at ``commit`` (the empty tree when absent)."""
+        try:
+            return self._run(["rev-parse", "--verify", "--quiet", f"{commit}:{path}"])
+        except GoldfishError:
+            return EMPTY_TREE
+
     def switch(self, slot: Path, index: Path, commit: str) -> None:
         """Make a clean slot match ``commit``: changed files rewritten, removed files deleted."""
         self._run(["read-tree", "-u", "--reset", commit], work_tree=slot, index=index)

@@ -170,9 +170,7 @@ class WorkspaceService:
         """Dirty check for a slot already known to hold ``workspace`` (touches no database)."""
         core = self._core
         with core.locked(workspace):
-            changes = core.sync.pending_changes(
-                core.slot_path(slot), core.paths.slot_index(slot), workspace
-            )
+            changes = core.sync.pending_changes(core.slot_path(slot), core.paths.slot_index(slot), workspace)
         return bool(changes)
 
     def inspect(

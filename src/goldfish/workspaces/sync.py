@@ -108,6 +108,10 @@ class SlotSync:
                 missing.append((int(suffix), sha))
         if missing:
             with self._db.transaction() as conn:
+                # Re-read under the write lock: a save in another process may have tagged its
+                # version just before we looked and committed the row while we waited.
+                known = set(self._workspaces.version_numbers_between(ws.id, 1, 10**9))
+                missing = [(number, sha) for number, sha in missing if number not in known]
                 for number, sha in sorted(missing):
                     self._workspaces.insert_version(
                         conn, ws.id, number, sha, "Recovered after an interrupted save", "reconcile", 0

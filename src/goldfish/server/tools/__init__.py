@@ -1,9 +1,9 @@
 """MCP tools, one module per area; each registers thin functions on a ToolRegistry."""
 
 from goldfish.server.toolkit import ToolRegistry
-from goldfish.server.tools import memory, orientation, project, versions, workspaces
+from goldfish.server.tools import data, memory, orientation, project, runs, versions, workspaces
 
-AREAS = (orientation, project, workspaces, versions, memory)
+AREAS = (orientation, project, workspaces, versions, runs, data, memory)
 
 
 def register_all(registry: ToolRegistry) -> None:

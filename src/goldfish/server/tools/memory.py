@@ -78,7 +78,9 @@ def register(reg: ToolRegistry) -> None:
         Each row: tool, workspace, reason, arguments (secrets redacted), outcome and duration.
         """
         limit, offset = page(limit, offset)
-        rows, total = reg.app.context.audit.page(workspace, limit, offset)
+        # A mounted slot stands for its workspace, as in the rows themselves.
+        name = reg.audit_workspace({"workspace": workspace}) if workspace is not None else None
+        rows, total = reg.app.context.audit.page(name, limit, offset)
         entries = [
             AuditRow(
                 at=r.at,

@@ -1,0 +1,1 @@
+"""Execution backends behind one protocol: process (embedded default), then docker and gce."""

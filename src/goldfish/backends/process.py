@@ -1,0 +1,157 @@
+"""The process backend (embedded default): each stage is a local process group.
+
+A small shell wrapper runs the module and writes its exit code to ``logs/exit_code.txt``, so
+the outcome survives the server and the driver: any later process can read it. The group is
+its own session, so closing the MCP client or restarting the server never stops a stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Literal
+
+from goldfish.backends.protocol import BackendStatus, Capabilities, Handle
+from goldfish.backends.spec import RunSpec, stage_environment
+
+# "$@" is the interpreter and module; TERM/INT are ignored by the wrapper itself so that it
+# outlives a polite cancel of its group long enough to record the stage's exit code.
+_WRAPPER = (
+    'trap "" TERM INT; "$@"; code=$?; '
+    'printf "%s" "$code" > "$GOLDFISH_EXIT_FILE.tmp" && mv "$GOLDFISH_EXIT_FILE.tmp" "$GOLDFISH_EXIT_FILE"; '
+    "exit $code"
+)
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (guards against pid reuse), or None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if fields and fields[0] == "Z":
+        return None
+    return fields[19] if len(fields) > 19 else None
+
+
+class ProcessBackend:
+    """Runs stages with the project's Python (or a per-requirements venv) as process groups."""
+
+    name = "process"
+    capabilities = Capabilities(gpu=False, isolation="process", survives_server_restart=True)
+
+    def __init__(self) -> None:
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def launch(self, spec: RunSpec) -> Handle:
+        """Start the stage in its own session; return pid, start time and log locations."""
+        spec.logs_dir.mkdir(parents=True, exist_ok=True)
+        env = stage_environment(spec, dict(os.environ))
+        env["GOLDFISH_EXIT_FILE"] = str(spec.exit_code_file)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(spec.code_dir), env.get("PYTHONPATH", "")) if p)
+        with (
+            (spec.logs_dir / "stdout.log").open("ab") as out,
+            (spec.logs_dir / "stderr.log").open("ab") as err,
+        ):
+            proc = subprocess.Popen(
+                ["/bin/sh", "-c", _WRAPPER, "goldfish-stage", spec.python, *spec.module_argv()],
+                cwd=spec.code_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        self._children[proc.pid] = proc
+        return {
+            "backend": self.name,
+            "pid": proc.pid,
+            "start_time": _start_time(proc.pid),
+            "logs_dir": str(spec.logs_dir),
+            "stop_file": str(spec.stop_file),
+        }
+
+    def status(self, handle: Handle) -> BackendStatus:
+        """Exited (exit code file present), running (same process alive) or lost."""
+        code = self._exit_code(handle)
+        if code is not None:
+            self._reap(handle)
+            return BackendStatus("exited", exit_code=code)
+        if self._alive(handle):
+            return BackendStatus("running")
+        code = self._exit_code(handle)  # it may have finished between the two checks
+        if code is not None:
+            return BackendStatus("exited", exit_code=code)
+        return BackendStatus("lost", detail="the stage process ended without recording an exit code")
+
+    def logs(self, handle: Handle, stream: Literal["stdout", "stderr"], offset: int) -> tuple[str, int]:
+        """Log text from ``offset``."""
+        path = Path(handle["logs_dir"]) / f"{stream}.log"
+        try:
+            with path.open("rb") as file:
+                file.seek(offset)
+                data = file.read()
+        except FileNotFoundError:
+            return "", offset
+        return data.decode("utf-8", errors="replace"), offset + len(data)
+
+    def cancel(self, handle: Handle, grace_seconds: float = 5.0) -> None:
+        """Signal the stop file and SIGTERM the group, then SIGKILL what is left after the grace."""
+        Path(handle["stop_file"]).touch()
+        pid = int(handle["pid"])
+        if not self._alive(handle):
+            return
+        self._signal_group(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline:
+            if not self._group_alive(pid):
+                break
+            time.sleep(0.05)
+        self._signal_group(pid, signal.SIGKILL)
+        self._reap(handle)
+
+    def cleanup(self, handle: Handle) -> None:
+        """Forget the child (nothing else is held)."""
+        self._reap(handle)
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _exit_code(self, handle: Handle) -> int | None:
+        path = Path(handle["logs_dir"]) / "exit_code.txt"
+        try:
+            return int(path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _alive(self, handle: Handle) -> bool:
+        pid = int(handle["pid"])
+        child = self._children.get(pid)
+        if child is not None:
+            return child.poll() is None
+        return _start_time(pid) is not None and _start_time(pid) == handle.get("start_time")
+
+    def _group_alive(self, pid: int) -> bool:
+        child = self._children.get(pid)
+        if child is not None:
+            child.poll()
+        try:
+            os.killpg(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def _signal_group(self, pid: int, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+
+    def _reap(self, handle: Handle) -> None:
+        child = self._children.pop(int(handle["pid"]), None)
+        if child is not None:
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._children[child.pid] = child

@@ -1,0 +1,1 @@
+"""Data sources: registered datasets and promoted run outputs."""

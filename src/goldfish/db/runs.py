@@ -1,0 +1,430 @@
+"""Pipeline runs, stage runs, attempts, state transitions and signal lineage."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from goldfish.db.database import Database
+from goldfish.states import TERMINAL, PipelineState, StageState, allowed
+from goldfish.timeutil import now_iso
+
+
+@dataclass(frozen=True)
+class PipelineRunRow:
+    """One ``run()`` call: a version of a workspace and the stages it runs."""
+
+    id: str
+    workspace_id: int
+    workspace: str
+    version_num: int
+    pipeline: str | None
+    state: str
+    reason: Any
+    results_spec: Any
+    experiment_group: str | None
+    config_override: dict[str, Any]
+    inputs_override: dict[str, str]
+    requested_stages: list[str] | None
+    use_cache: bool
+    profile: str | None
+    resumed_from: str | None
+    created_at: str
+    finished_at: str | None
+    driver_pid: int | None
+    lease_owner: str | None
+    lease_expires_at: float | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class StageRunRow:
+    """One stage of a pipeline run."""
+
+    id: str
+    pipeline_run_id: str
+    workspace: str
+    version_num: int
+    stage: str
+    module: str
+    position: int
+    state: str
+    failure_kind: str | None
+    error: str | None
+    attempt: int
+    backend: str
+    profile: str | None
+    backend_handle: dict[str, Any] | None
+    cache_key: str | None
+    cache_hit: bool
+    cached_from: str | None
+    exit_code: int | None
+    config: dict[str, Any]
+    timeout_seconds: int
+    cancel_requested: bool
+    run_dir: str | None
+    metrics_offset: int
+    heartbeat_at: float | None
+    heartbeat_message: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+    @property
+    def terminal(self) -> bool:
+        """True once the run can no longer change state."""
+        return StageState(self.state) in TERMINAL
+
+
+@dataclass(frozen=True)
+class LineageRow:
+    """One input or output signal of a stage run."""
+
+    stage_run_id: str
+    direction: str
+    signal: str
+    type: str
+    uri: str
+    content_hash: str | None
+    size_bytes: int | None
+    producer_run_id: str | None
+    source_name: str | None
+
+
+_JSON_PIPELINE = {"reason", "results_spec", "config_override", "inputs_override", "requested_stages"}
+
+
+def _pipeline(row: sqlite3.Row) -> PipelineRunRow:
+    data = {key: row[key] for key in row.keys()}  # noqa: SIM118 - sqlite3.Row
+    for key in _JSON_PIPELINE:
+        data[key] = json.loads(data[key]) if data[key] is not None else None
+    data["use_cache"] = bool(data["use_cache"])
+    return PipelineRunRow(**data)
+
+
+def _stage(row: sqlite3.Row) -> StageRunRow:
+    data = {key: row[key] for key in row.keys()}  # noqa: SIM118 - sqlite3.Row
+    data["backend_handle"] = json.loads(data["backend_handle"]) if data["backend_handle"] else None
+    data["config"] = json.loads(data["config"])
+    data["cache_hit"] = bool(data["cache_hit"])
+    data["cancel_requested"] = bool(data["cancel_requested"])
+    return StageRunRow(**data)
+
+
+class RunRepository:
+    """SQL for runs; every state change is a compare-and-set plus a transition row."""
+
+    def __init__(self, db: Database):
+        self._db = db
+
+    # -- creation -------------------------------------------------------------------------
+    def insert_pipeline_run(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+        """Insert a pipeline run (JSON columns given as Python values)."""
+        values = {
+            key: (json.dumps(value) if key in _JSON_PIPELINE and value is not None else value)
+            for key, value in row.items()
+        }
+        columns = ", ".join(values)
+        marks = ", ".join(f":{key}" for key in values)
+        conn.execute(f"INSERT INTO pipeline_runs ({columns}) VALUES ({marks})", values)  # noqa: S608
+
+    def insert_stage_run(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+        """Insert a stage run in ``pending`` (or already ``completed`` for a cache hit)."""
+        values = dict(row)
+        values["config"] = json.dumps(values.get("config", {}))
+        columns = ", ".join(values)
+        marks = ", ".join(f":{key}" for key in values)
+        conn.execute(f"INSERT INTO stage_runs ({columns}) VALUES ({marks})", values)  # noqa: S608
+
+    # -- reads ----------------------------------------------------------------------------
+    def pipeline_run(self, run_id: str) -> PipelineRunRow | None:
+        """One pipeline run."""
+        row = self._db.connection.execute("SELECT * FROM pipeline_runs WHERE id = ?", (run_id,)).fetchone()
+        return _pipeline(row) if row else None
+
+    def stage_run(self, run_id: str) -> StageRunRow | None:
+        """One stage run."""
+        row = self._db.connection.execute("SELECT * FROM stage_runs WHERE id = ?", (run_id,)).fetchone()
+        return _stage(row) if row else None
+
+    def stages_of(self, pipeline_run_id: str) -> list[StageRunRow]:
+        """Stage runs of a pipeline run, in plan order."""
+        rows = self._db.connection.execute(
+            "SELECT * FROM stage_runs WHERE pipeline_run_id = ? ORDER BY position", (pipeline_run_id,)
+        )
+        return [_stage(row) for row in rows]
+
+    def active_pipeline_runs(self) -> list[PipelineRunRow]:
+        """Pipeline runs that have not finished."""
+        rows = self._db.connection.execute("SELECT * FROM pipeline_runs WHERE state = 'running'")
+        return [_pipeline(row) for row in rows]
+
+    def active_stage_runs(self, limit: int = 200) -> list[StageRunRow]:
+        """Stage runs that are not terminal, oldest first."""
+        rows = self._db.connection.execute(
+            "SELECT * FROM stage_runs"
+            " WHERE state IN ('pending', 'building', 'launching', 'running', 'collecting')"
+            " ORDER BY created_at LIMIT ?",
+            (limit,),
+        )
+        return [_stage(row) for row in rows]
+
+    def latest_successful(self, workspace: str, stage: str) -> StageRunRow | None:
+        """The newest completed run of ``stage`` in ``workspace``."""
+        row = self._db.connection.execute(
+            "SELECT * FROM stage_runs WHERE workspace = ? AND stage = ? AND state = 'completed'"
+            " ORDER BY finished_at DESC LIMIT 1",
+            (workspace, stage),
+        ).fetchone()
+        return _stage(row) if row else None
+
+    def cached(self, workspace: str, stage: str, cache_key: str) -> StageRunRow | None:
+        """A completed, executed (not itself cached) run with the same cache key."""
+        row = self._db.connection.execute(
+            "SELECT * FROM stage_runs"
+            " WHERE workspace = ? AND stage = ? AND cache_key = ? AND state = 'completed'"
+            " ORDER BY finished_at DESC LIMIT 1",
+            (workspace, stage, cache_key),
+        ).fetchone()
+        return _stage(row) if row else None
+
+    def list_stage_runs(
+        self, filters: dict[str, Any], limit: int, offset: int
+    ) -> tuple[list[StageRunRow], int]:
+        """Stage runs newest first, filtered by equal columns, with the total."""
+        allowed_columns = {"workspace", "stage", "state", "pipeline_run_id"}
+        where_parts = [f"{key} = ?" for key in filters if key in allowed_columns]
+        params = [value for key, value in filters.items() if key in allowed_columns]
+        where = ("WHERE " + " AND ".join(where_parts)) if where_parts else ""
+        conn = self._db.connection
+        total = conn.execute(f"SELECT COUNT(*) FROM stage_runs {where}", params).fetchone()[0]  # noqa: S608
+        query = f"SELECT * FROM stage_runs {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"  # noqa: S608
+        rows = conn.execute(query, [*params, limit, offset])
+        return [_stage(row) for row in rows], int(total)
+
+    def transitions(self, stage_run_id: str) -> list[dict[str, Any]]:
+        """State history of a stage run."""
+        rows = self._db.connection.execute(
+            "SELECT from_state, to_state, event, at, detail FROM stage_state_transitions"
+            " WHERE stage_run_id = ? ORDER BY id",
+            (stage_run_id,),
+        )
+        return [dict(row) for row in rows]
+
+    def attempts(self, stage_run_id: str) -> list[dict[str, Any]]:
+        """Attempts of a stage run."""
+        rows = self._db.connection.execute(
+            "SELECT attempt, backend_handle, state, failure_kind, error, exit_code, started_at, finished_at"
+            " FROM stage_attempts WHERE stage_run_id = ? ORDER BY attempt",
+            (stage_run_id,),
+        )
+        return [dict(row) for row in rows]
+
+    # -- state machine ----------------------------------------------------------------------
+    def transition(
+        self,
+        run_id: str,
+        source: StageState,
+        target: StageState,
+        event: str,
+        detail: str | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Move ``run_id`` from ``source`` to ``target`` if it is still in ``source``.
+
+        Returns:
+            True when this call moved it; False when another process got there first (or the
+            move is illegal): the caller re-reads instead of raising.
+        """
+        if not allowed(source, target):
+            return False
+        updates = {"state": target.value, **fields}
+        if target in TERMINAL:
+            updates.setdefault("finished_at", now_iso())
+        assignments = ", ".join(f"{key} = ?" for key in updates)
+        values = [
+            json.dumps(v) if key == "backend_handle" and v is not None else v for key, v in updates.items()
+        ]
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE stage_runs SET {assignments} WHERE id = ? AND state = ?",  # noqa: S608
+                [*values, run_id, source.value],
+            )
+            if cursor.rowcount != 1:
+                return False
+            conn.execute(
+                "INSERT INTO stage_state_transitions (stage_run_id, from_state, to_state, event, at, detail)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, source.value, target.value, event, now_iso(), detail),
+            )
+        return True
+
+    def update_stage(self, run_id: str, **fields: Any) -> None:
+        """Set non-state columns (handle, heartbeat, metrics offset, cancel flag)."""
+        assignments = ", ".join(f"{key} = ?" for key in fields)
+        values = [
+            json.dumps(v) if key == "backend_handle" and v is not None else v for key, v in fields.items()
+        ]
+        with self._db.transaction() as conn:
+            conn.execute(f"UPDATE stage_runs SET {assignments} WHERE id = ?", [*values, run_id])  # noqa: S608
+
+    def start_attempt(self, run_id: str, attempt: int, handle: dict[str, Any] | None) -> None:
+        """Record a new attempt and make it the run's current one."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO stage_attempts (stage_run_id, attempt, backend_handle, state, started_at)"
+                " VALUES (?, ?, ?, 'running', ?)",
+                (run_id, attempt, json.dumps(handle) if handle else None, now_iso()),
+            )
+            conn.execute("UPDATE stage_runs SET attempt = ? WHERE id = ?", (attempt, run_id))
+
+    def finish_attempt(
+        self,
+        run_id: str,
+        attempt: int,
+        state: str,
+        failure_kind: str | None,
+        error: str | None,
+        exit_code: int | None,
+    ) -> None:
+        """Close an attempt with its outcome."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE stage_attempts"
+                " SET state = ?, failure_kind = ?, error = ?, exit_code = ?, finished_at = ?"
+                " WHERE stage_run_id = ? AND attempt = ? AND finished_at IS NULL",
+                (state, failure_kind, error, exit_code, now_iso(), run_id, attempt),
+            )
+
+    def set_attempt_handle(self, run_id: str, attempt: int, handle: dict[str, Any]) -> None:
+        """Store the backend handle of an attempt (and of the run)."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE stage_attempts SET backend_handle = ? WHERE stage_run_id = ? AND attempt = ?",
+                (json.dumps(handle), run_id, attempt),
+            )
+            conn.execute(
+                "UPDATE stage_runs SET backend_handle = ? WHERE id = ?", (json.dumps(handle), run_id)
+            )
+
+    def request_cancel(self, pipeline_run_id: str | None, stage_run_id: str | None) -> None:
+        """Flag runs for cancellation; the driver acts on the flag."""
+        with self._db.transaction() as conn:
+            if stage_run_id is not None:
+                conn.execute("UPDATE stage_runs SET cancel_requested = 1 WHERE id = ?", (stage_run_id,))
+            if pipeline_run_id is not None:
+                conn.execute(
+                    "UPDATE stage_runs SET cancel_requested = 1 WHERE pipeline_run_id = ?", (pipeline_run_id,)
+                )
+
+    # -- pipeline runs ----------------------------------------------------------------------
+    def finish_pipeline(self, run_id: str, state: PipelineState, error: str | None) -> bool:
+        """Mark a pipeline run terminal (compare-and-set from running)."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE pipeline_runs SET state = ?, error = ?, finished_at = ?, lease_owner = NULL"
+                " WHERE id = ? AND state = 'running'",
+                (state.value, error, now_iso(), run_id),
+            )
+        return cursor.rowcount == 1
+
+    def reopen_pipeline(self, run_id: str) -> None:
+        """Set a finished pipeline run back to running (resume)."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE pipeline_runs SET state = 'running', finished_at = NULL, error = NULL WHERE id = ?",
+                (run_id,),
+            )
+
+    def take_lease(self, run_id: str, owner: str, seconds: float, pid: int) -> bool:
+        """Become the driver of a pipeline run if nobody holds a live lease."""
+        now = time.time()
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE pipeline_runs SET lease_owner = ?, lease_expires_at = ?, driver_pid = ?"
+                " WHERE id = ? AND state = 'running'"
+                " AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)",
+                (owner, now + seconds, pid, run_id, owner, now),
+            )
+        return cursor.rowcount == 1
+
+    def release_lease(self, run_id: str, owner: str) -> None:
+        """Give up the lease (the run is finished or the driver is stopping)."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE pipeline_runs SET lease_owner = NULL, lease_expires_at = NULL"
+                " WHERE id = ? AND lease_owner = ?",
+                (run_id, owner),
+            )
+
+    def list_pipeline_runs(self, workspace: str | None, limit: int) -> list[PipelineRunRow]:
+        """Newest pipeline runs, optionally of one workspace."""
+        if workspace:
+            rows = self._db.connection.execute(
+                "SELECT * FROM pipeline_runs WHERE workspace = ? ORDER BY created_at DESC LIMIT ?",
+                (workspace, limit),
+            )
+        else:
+            rows = self._db.connection.execute(
+                "SELECT * FROM pipeline_runs ORDER BY created_at DESC LIMIT ?", (limit,)
+            )
+        return [_pipeline(row) for row in rows]
+
+    # -- lineage ----------------------------------------------------------------------------
+    def add_lineage(self, rows: list[LineageRow]) -> None:
+        """Record input/output signals."""
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO signal_lineage"
+                " (stage_run_id, direction, signal, type, uri, content_hash, size_bytes,"
+                " producer_run_id, source_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.stage_run_id,
+                        r.direction,
+                        r.signal,
+                        r.type,
+                        r.uri,
+                        r.content_hash,
+                        r.size_bytes,
+                        r.producer_run_id,
+                        r.source_name,
+                    )
+                    for r in rows
+                ],
+            )
+
+    def lineage(self, stage_run_id: str, direction: str | None = None) -> list[LineageRow]:
+        """Signals of a stage run."""
+        query = "SELECT * FROM signal_lineage WHERE stage_run_id = ?"
+        params: list[Any] = [stage_run_id]
+        if direction:
+            query += " AND direction = ?"
+            params.append(direction)
+        rows = self._db.connection.execute(query + " ORDER BY id", params)
+        return [_lineage(row) for row in rows]
+
+    def consumers(self, producer_run_id: str) -> list[LineageRow]:
+        """Input rows that read outputs of ``producer_run_id``."""
+        rows = self._db.connection.execute(
+            "SELECT * FROM signal_lineage WHERE producer_run_id = ? AND direction = 'input' ORDER BY id",
+            (producer_run_id,),
+        )
+        return [_lineage(row) for row in rows]
+
+
+def _lineage(row: sqlite3.Row) -> LineageRow:
+    return LineageRow(
+        stage_run_id=row["stage_run_id"],
+        direction=row["direction"],
+        signal=row["signal"],
+        type=row["type"],
+        uri=row["uri"],
+        content_hash=row["content_hash"],
+        size_bytes=row["size_bytes"],
+        producer_run_id=row["producer_run_id"],
+        source_name=row["source_name"],
+    )

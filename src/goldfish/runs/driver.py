@@ -1,0 +1,212 @@
+"""The detached pipeline driver: one process per pipeline run, holding a lease in SQLite.
+
+It starts ready stages (bounded parallelism), skips what depends on a failure, watches the
+active ones and finishes the pipeline run, with no agent connected. If it dies, any server
+process (or a new driver) takes the lease over once it expires and carries on.
+
+Run as ``python -m goldfish.runs.driver --project ROOT --pipeline-run ID``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from goldfish.context import ServerContext
+from goldfish.db.runs import PipelineRunRow, StageRunRow
+from goldfish.pipelines.graph import dependencies
+from goldfish.pipelines.models import PipelineDef, StageDef
+from goldfish.pipelines.validator import load_pipeline
+from goldfish.runs.executor import StageExecutor
+from goldfish.states import ACTIVE, PipelineState, StageState
+from goldfish.workspaces.files import VersionFiles
+
+log = logging.getLogger("goldfish.driver")
+
+LEASE_SECONDS = 15.0
+POLL_SECONDS = 0.1
+_FAILED = {StageState.FAILED, StageState.CANCELED, StageState.TIMED_OUT, StageState.SKIPPED}
+
+
+class PipelineDriver:
+    """Drives one pipeline run to a terminal state."""
+
+    def __init__(self, context: ServerContext, pipeline_run_id: str, owner: str | None = None):
+        self.context = context
+        self.run_id = pipeline_run_id
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.executor = StageExecutor(context.executor_deps())
+        self._pipeline: PipelineDef | None = None
+        self._commit: str | None = None
+
+    def _load(self, run: PipelineRunRow) -> tuple[PipelineDef, str]:
+        if self._pipeline is None or self._commit is None:
+            ws = self.context.core.rows.get(run.workspace)
+            version = self.context.core.rows.version(run.workspace_id, run.version_num)
+            if ws is None or version is None:
+                raise RuntimeError(f"pipeline run {run.id} refers to a missing workspace version")
+            self._commit = version.commit_sha
+            files = VersionFiles(self.context.core.repo, version.commit_sha)
+            self._pipeline = load_pipeline(files, run.pipeline, sources=None)
+        return self._pipeline, self._commit
+
+    def step(self, *, launch: bool = True) -> bool:
+        """One pass: start ready stages, poll active ones. Returns True when the run is finished.
+
+        With ``launch=False`` only what needs no backend happens (cache hits, skips, cancels):
+        the server does that inline so an unchanged re-run finishes without a driver process.
+        """
+        runs = self.context.runs
+        pipeline_run = runs.pipeline_run(self.run_id)
+        if pipeline_run is None or pipeline_run.state != PipelineState.RUNNING:
+            return True
+        pipeline, commit = self._load(pipeline_run)
+        stage_defs = {stage.name: stage for stage in pipeline.stages}
+        deps = dependencies(pipeline)
+        stage_runs = runs.stages_of(self.run_id)
+        by_stage = {run.stage: run for run in stage_runs}
+        running = sum(1 for run in stage_runs if StageState(run.state) in ACTIVE - {StageState.PENDING})
+        for run in stage_runs:
+            state = StageState(run.state)
+            if state == StageState.PENDING:
+                running += self._maybe_start(
+                    run, stage_defs[run.stage], pipeline_run, commit, deps, by_stage, running, launch
+                )
+                by_stage[run.stage] = self.context.runs.stage_run(run.id) or run
+            elif state in ACTIVE and launch:
+                self.executor.poll(run, stage_defs[run.stage])
+        return self._maybe_finish()
+
+    def settle(self) -> bool:
+        """Step without launching until nothing more changes; True when the run is finished."""
+        while True:
+            before = [(run.id, run.state) for run in self.context.runs.stages_of(self.run_id)]
+            if self.step(launch=False):
+                return True
+            if before == [(run.id, run.state) for run in self.context.runs.stages_of(self.run_id)]:
+                return False
+
+    def _maybe_start(
+        self,
+        run: StageRunRow,
+        stage: StageDef,
+        pipeline_run: PipelineRunRow,
+        commit: str,
+        deps: dict[str, list[str]],
+        by_stage: dict[str, StageRunRow],
+        running: int,
+        launch: bool,
+    ) -> int:
+        upstream = [by_stage[name] for name in deps.get(run.stage, []) if name in by_stage]
+        if run.cancel_requested:
+            self.executor.machine.move(run, StageState.CANCELED, "cancel", "canceled before it started")
+            return 0
+        blocked = [up.stage for up in upstream if StageState(up.state) in _FAILED]
+        if blocked:
+            self.executor.machine.move(
+                run,
+                StageState.SKIPPED,
+                "skip",
+                f"upstream did not complete: {blocked}",
+                error=f"skipped: upstream stage(s) {', '.join(blocked)} did not complete",
+            )
+            return 0
+        if any(StageState(up.state) != StageState.COMPLETED for up in upstream):
+            return 0
+        if running >= self.context.config.defaults.max_parallel_stages:
+            return 0
+        self.executor.start(
+            run, stage, pipeline_run, commit, {up.stage: up for up in upstream}, launch=launch
+        )
+        fresh = self.context.runs.stage_run(run.id)
+        return 1 if fresh is not None and StageState(fresh.state) in ACTIVE else 0
+
+    def _maybe_finish(self) -> bool:
+        stage_runs = self.context.runs.stages_of(self.run_id)
+        if any(StageState(run.state) in ACTIVE for run in stage_runs):
+            return False
+        states = {StageState(run.state) for run in stage_runs}
+        if states <= {StageState.COMPLETED}:
+            final, error = PipelineState.COMPLETED, None
+        elif StageState.CANCELED in states and not states & {StageState.FAILED, StageState.TIMED_OUT}:
+            final, error = PipelineState.CANCELED, "canceled"
+        else:
+            failed = [
+                f"{run.stage}: {run.error or run.state}"
+                for run in stage_runs
+                if StageState(run.state) in {StageState.FAILED, StageState.TIMED_OUT}
+            ]
+            final, error = PipelineState.FAILED, "; ".join(failed)[:4000] or None
+        self.context.runs.finish_pipeline(self.run_id, final, error)
+        self.context.refresh_state()
+        return True
+
+    def drive(self, poll_seconds: float = POLL_SECONDS) -> None:
+        """Hold the lease and step until the pipeline run is finished (or the lease is lost)."""
+        runs = self.context.runs
+        renewed = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                if now - renewed > LEASE_SECONDS / 3:
+                    if not runs.take_lease(self.run_id, self.owner, LEASE_SECONDS, os.getpid()):
+                        log.info("pipeline run %s is driven elsewhere; stopping", self.run_id)
+                        return
+                    renewed = now
+                if self.step():
+                    return
+                time.sleep(poll_seconds)
+        finally:
+            runs.release_lease(self.run_id, self.owner)
+
+
+def spawn_driver(project_root: Path, pipeline_run_id: str, log_dir: Path) -> int:
+    """Start a detached driver process (its own session: it outlives the caller); return its pid."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / f"driver-{pipeline_run_id}.log").open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "goldfish.runs.driver",
+                "--project",
+                str(project_root),
+                "--pipeline-run",
+                pipeline_run_id,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=project_root,
+        )
+    return proc.pid
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the detached driver."""
+    parser = argparse.ArgumentParser(prog="goldfish-driver")
+    parser.add_argument("--project", required=True)
+    parser.add_argument("--pipeline-run", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    context = ServerContext.open(Path(args.project))
+    try:
+        PipelineDriver(context, args.pipeline_run).drive()
+    except Exception:
+        log.exception("driver of %s failed", args.pipeline_run)
+        return 1
+    finally:
+        context.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,398 @@
+"""One stage run's life on a backend: plan, stage inputs, launch, watch, collect.
+
+Every state change goes through :class:`StageMachine` (compare-and-set + transition row). The
+pipeline driver calls :meth:`StageExecutor.start` for ready stages and :meth:`StageExecutor.poll`
+for active ones; any process holding the pipeline's lease can pick this up where another left.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from goldfish.backends.factory import BackendRegistry
+from goldfish.backends.protocol import BackendStatus, Handle
+from goldfish.backends.python_env import environment_key, interpreter_for
+from goldfish.backends.spec import RunSpec
+from goldfish.data.sources import SourceService
+from goldfish.db.metrics import MetricRepository
+from goldfish.db.runs import LineageRow, PipelineRunRow, RunRepository, StageRunRow
+from goldfish.errors import GoldfishError
+from goldfish.pipelines.models import StageDef
+from goldfish.runs.collector import collect_outputs, remove_scratch, store_logs
+from goldfish.runs.metrics import ingest_file
+from goldfish.runs.planner import InputResolver, ResolvedInput, cache_key
+from goldfish.states import FailureKind, StageState
+from goldfish.storage.protocol import Storage
+from goldfish.timeutil import now_iso, parse_iso
+from goldfish.workspaces.dev_repo import DevRepo
+
+log = logging.getLogger("goldfish.runs")
+LAUNCH_GRACE_SECONDS = 60
+
+
+@dataclass
+class ExecutorDeps:
+    """What executing a stage needs (built from a ServerContext)."""
+
+    runs: RunRepository
+    metrics: MetricRepository
+    sources: SourceService
+    storage: Storage
+    repo: DevRepo
+    backends: BackendRegistry
+    scratch: Path
+    venvs: Path
+    max_attempts: int
+
+
+class StageMachine:
+    """Legal, race-free state changes of stage runs."""
+
+    def __init__(self, runs: RunRepository):
+        self._runs = runs
+
+    def move(
+        self, run: StageRunRow, target: StageState, event: str, detail: str | None = None, **fields: Any
+    ) -> bool:
+        """Move ``run`` from the state it was read in; False when someone else moved it first."""
+        return self._runs.transition(run.id, StageState(run.state), target, event, detail, **fields)
+
+    def fail(
+        self, run: StageRunRow, kind: FailureKind, error: str, event: str = "failed", **fields: Any
+    ) -> bool:
+        """Move to failed with a failure kind and message."""
+        return self.move(
+            run, StageState.FAILED, event, error, failure_kind=kind.value, error=error[:4000], **fields
+        )
+
+
+class StageExecutor:
+    """Starts and watches the stage runs of one pipeline run."""
+
+    def __init__(self, deps: ExecutorDeps):
+        self.deps = deps
+        self.machine = StageMachine(deps.runs)
+        self.resolver = InputResolver(deps.runs, deps.sources, deps.storage)
+
+    def run_dir(self, run: StageRunRow) -> Path:
+        """Scratch folder of a stage run (code, inputs, outputs, logs)."""
+        return self.deps.scratch / run.id
+
+    # -- start ------------------------------------------------------------------------------
+    def start(
+        self,
+        run: StageRunRow,
+        stage: StageDef,
+        pipeline_run: PipelineRunRow,
+        commit: str,
+        siblings: dict[str, StageRunRow],
+        *,
+        launch: bool = True,
+    ) -> bool:
+        """Plan a pending stage and reuse a cached result or (when ``launch``) launch it.
+
+        Returns:
+            True when the stage left ``pending`` (cache hit, launched or failed).
+        """
+        try:
+            inputs = self.resolver.resolve(stage, pipeline_run, siblings)
+        except GoldfishError as exc:
+            self.machine.fail(
+                run,
+                FailureKind.INFRA_ERROR if exc.code == "INTERNAL" else FailureKind.STAGE_ERROR,
+                exc.message,
+                event="plan_failed",
+            )
+            return True
+        run_dir = self.run_dir(run)
+        code_dir = run_dir / "code"
+        if not code_dir.is_dir():
+            self.deps.repo.export(commit, code_dir, run_dir / "code.index")
+        key = cache_key(
+            modules_tree=self.deps.repo.tree_id(commit, "modules"),
+            module=run.module,
+            config=run.config,
+            inputs=inputs,
+            environment=environment_key(code_dir),
+            profile=run.profile,
+            backend=run.backend,
+        )
+        if pipeline_run.use_cache and self._reuse(run, stage, key, inputs):
+            remove_scratch(run_dir)
+            return True
+        if not launch:
+            return False
+        self.deps.runs.update_stage(run.id, cache_key=key, run_dir=str(run_dir))
+        self.deps.runs.add_lineage([_input_row(run.id, item) for item in inputs])
+        for item in inputs:
+            if item.source_name:
+                self.deps.sources.record_use(item.source_name, run.id, item.name)
+        self._launch(self._reload(run), stage, inputs, run_dir)
+        return True
+
+    def _reuse(self, run: StageRunRow, stage: StageDef, key: str, inputs: list[ResolvedInput]) -> bool:
+        hit = self.deps.runs.cached(run.workspace, run.stage, key)
+        if hit is None:
+            return False
+        outputs = [
+            LineageRow(
+                run.id,
+                "output",
+                row.signal,
+                row.type,
+                row.uri,
+                row.content_hash,
+                row.size_bytes,
+                row.producer_run_id or hit.id,
+                None,
+            )
+            for row in self.deps.runs.lineage(hit.id, "output")
+        ]
+        if {row.signal for row in outputs} != set(stage.outputs):
+            return False
+        moved = self.machine.move(
+            run,
+            StageState.COMPLETED,
+            "cache_hit",
+            f"reused outputs of {hit.cached_from or hit.id}",
+            cache_key=key,
+            cache_hit=1,
+            cached_from=hit.cached_from or hit.id,
+            exit_code=0,
+            started_at=now_iso(),
+        )
+        if moved:
+            self.deps.runs.add_lineage([_input_row(run.id, item) for item in inputs] + outputs)
+        return moved
+
+    def _launch(self, run: StageRunRow, stage: StageDef, inputs: list[ResolvedInput], run_dir: Path) -> None:
+        try:
+            spec = self._prepare(run, stage, inputs, run_dir)
+        except GoldfishError as exc:
+            self.machine.fail(self._reload(run), FailureKind.INFRA_ERROR, exc.message, event="prepare_failed")
+            self._wrap_up(run)
+            return
+        run = self._reload(run)
+        if not self.machine.move(run, StageState.LAUNCHING, "launch", started_at=run.started_at or now_iso()):
+            return
+        backend = self.deps.backends.get(run.backend)
+        error = "no attempt was made"
+        for attempt in range(run.attempt + 1, self.deps.max_attempts + 1):
+            self.deps.runs.start_attempt(run.id, attempt, None)
+            try:
+                handle = backend.launch(spec)
+            except OSError as exc:  # infra trouble: another attempt may succeed
+                error = f"could not start the stage: {exc}"
+                self.deps.runs.finish_attempt(
+                    run.id, attempt, "failed", FailureKind.INFRA_ERROR.value, error, None
+                )
+                time.sleep(min(2.0, 0.2 * attempt))
+                continue
+            self.deps.runs.set_attempt_handle(run.id, attempt, handle)
+            self.machine.move(
+                self._reload(run), StageState.RUNNING, "started", json.dumps(handle), backend_handle=handle
+            )
+            return
+        self.machine.fail(self._reload(run), FailureKind.INFRA_ERROR, error, event="launch_failed")
+        self._wrap_up(run)
+
+    def _prepare(
+        self, run: StageRunRow, stage: StageDef, inputs: list[ResolvedInput], run_dir: Path
+    ) -> RunSpec:
+        """Stage inputs read-only, write config and signal files, pick the interpreter."""
+        inputs_dir = run_dir / "inputs"
+        staged: dict[str, Path] = {}
+        for item in inputs:
+            target = inputs_dir / item.name
+            if item.local_path is None:
+                raise GoldfishError(f"Input '{item.name}' ({item.uri}) is not reachable from this machine.")
+            _stage_input(item.local_path, target)
+            staged[item.name] = target
+        (run_dir / "outputs").mkdir(parents=True, exist_ok=True)
+        config_file = run_dir / "config.json"
+        config_file.write_text(json.dumps(run.config, indent=2), encoding="utf-8")
+        signals_file = run_dir / "signals.json"
+        signals = {
+            "inputs": {n: s.model_dump(by_alias=True, exclude_none=True) for n, s in stage.inputs.items()},
+            "outputs": {n: s.model_dump(by_alias=True, exclude_none=True) for n, s in stage.outputs.items()},
+        }
+        signals_file.write_text(json.dumps(signals, indent=2), encoding="utf-8")
+        code_dir = run_dir / "code"
+        if StageState(run.state) == StageState.PENDING and (code_dir / "requirements.txt").is_file():
+            self.machine.move(run, StageState.BUILDING, "build", "installing requirements.txt")
+        python = interpreter_for(code_dir, self.deps.venvs, run_dir / "logs" / "build.log")
+        return RunSpec(
+            stage_run_id=run.id,
+            workspace=run.workspace,
+            stage=run.stage,
+            module=run.module,
+            code_dir=code_dir,
+            run_dir=run_dir,
+            inputs=staged,
+            outputs_dir=run_dir / "outputs",
+            logs_dir=run_dir / "logs",
+            config_file=config_file,
+            signals_file=signals_file,
+            timeout_seconds=run.timeout_seconds,
+            python=python,
+            profile=run.profile,
+        )
+
+    # -- watch ------------------------------------------------------------------------------
+    def poll(self, run: StageRunRow, stage: StageDef) -> None:
+        """Advance an active stage run by what its backend reports."""
+        handle = run.backend_handle
+        if StageState(run.state) in (StageState.LAUNCHING, StageState.BUILDING) and handle is None:
+            if run.cancel_requested:
+                self.machine.move(run, StageState.CANCELED, "cancel", "canceled before it started")
+            elif _age_seconds(run.started_at) > LAUNCH_GRACE_SECONDS:
+                self.machine.fail(
+                    run, FailureKind.LOST, "the launch was interrupted before the stage started"
+                )
+                self._wrap_up(run)
+            return
+        if handle is None or StageState(run.state) != StageState.RUNNING:
+            return
+        backend = self.deps.backends.get(run.backend)
+        self._ingest(run, handle)
+        if run.cancel_requested:
+            backend.cancel(handle)
+            self._finish_attempt(run, StageState.CANCELED, None, "canceled", None)
+            self.machine.move(run, StageState.CANCELED, "cancel", "canceled on request")
+            self._wrap_up(run)
+            return
+        if _age_seconds(run.started_at) > run.timeout_seconds:
+            backend.cancel(handle)
+            message = f"exceeded its timeout of {run.timeout_seconds}s"
+            self._finish_attempt(run, StageState.TIMED_OUT, None, message, None)
+            self.machine.move(run, StageState.TIMED_OUT, "timeout", message, error=message)
+            self._wrap_up(run)
+            return
+        self._on_status(run, stage, backend.status(handle), handle)
+
+    def _on_status(self, run: StageRunRow, stage: StageDef, status: BackendStatus, handle: Handle) -> None:
+        if status.state == "running":
+            self._heartbeat(run, handle)
+            return
+        if status.state == "lost":
+            message = status.detail or "the backend lost the stage"
+            self._finish_attempt(run, StageState.FAILED, FailureKind.LOST, message, None)
+            self.machine.fail(run, FailureKind.LOST, message)
+            self._wrap_up(run)
+            return
+        code = int(status.exit_code if status.exit_code is not None else -1)
+        self._ingest(run, handle)
+        if code != 0:
+            message = f"the stage exited with code {code}; see logs(run_id, stream='stderr')"
+            self._finish_attempt(run, StageState.FAILED, FailureKind.STAGE_ERROR, message, code)
+            self.machine.fail(run, FailureKind.STAGE_ERROR, message, exit_code=code)
+            self._wrap_up(run)
+            return
+        self._finish_attempt(run, StageState.COMPLETED, None, None, 0)
+        self._collect(run, stage)
+
+    def _collect(self, run: StageRunRow, stage: StageDef) -> None:
+        if not self.machine.move(run, StageState.COLLECTING, "collect", exit_code=0):
+            return
+        run = self._reload(run)
+        result = collect_outputs(stage, run.id, self.run_dir(run) / "outputs", self.deps.storage)
+        if result.missing or result.unsafe:
+            problem = (
+                f"declared output(s) missing: {', '.join(result.missing)}"
+                if result.missing
+                else f"outputs link outside the run folder: {', '.join(result.unsafe)}"
+            )
+            self.machine.fail(run, FailureKind.MISSING_OUTPUT, problem, event="collect_failed")
+        else:
+            self.deps.runs.add_lineage(result.outputs)
+            self.machine.move(run, StageState.COMPLETED, "completed")
+        self._wrap_up(run)
+
+    def _finish_attempt(
+        self,
+        run: StageRunRow,
+        state: StageState,
+        kind: FailureKind | None,
+        error: str | None,
+        code: int | None,
+    ) -> None:
+        self.deps.runs.finish_attempt(
+            run.id, run.attempt, state.value, kind.value if kind else None, error, code
+        )
+
+    def _ingest(self, run: StageRunRow, handle: Handle) -> None:
+        """Store new metric points; the offset is re-read because each batch moves it."""
+        path = Path(handle["logs_dir"]) / "metrics.jsonl"
+        ingest_file(self.deps.metrics, run.id, path, self._reload(run).metrics_offset)
+
+    def _heartbeat(self, run: StageRunRow, handle: Handle) -> None:
+        path = Path(handle["logs_dir"]) / "heartbeat.json"
+        try:
+            beat = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if beat.get("at") != run.heartbeat_at:
+            self.deps.runs.update_stage(
+                run.id, heartbeat_at=beat.get("at"), heartbeat_message=str(beat.get("message", ""))[:500]
+            )
+
+    def _wrap_up(self, run: StageRunRow) -> None:
+        """Keep the logs in storage and drop the scratch folder."""
+        run_dir = self.run_dir(run)
+        store_logs(run_dir / "logs", run.id, self.deps.storage)
+        if run.backend_handle:
+            self.deps.backends.get(run.backend).cleanup(run.backend_handle)
+        remove_scratch(run_dir)
+
+    def _reload(self, run: StageRunRow) -> StageRunRow:
+        fresh = self.deps.runs.stage_run(run.id)
+        return fresh if fresh is not None else run
+
+
+def _input_row(run_id: str, item: ResolvedInput) -> LineageRow:
+    return LineageRow(
+        run_id,
+        "input",
+        item.name,
+        item.type,
+        item.uri,
+        item.content_hash,
+        item.size_bytes,
+        item.producer_run_id,
+        item.source_name,
+    )
+
+
+def _stage_input(source: Path, target: Path) -> None:
+    """Expose an input read-only: hardlinks of the stored files (copies across devices)."""
+    target.mkdir(parents=True, exist_ok=True)
+    if source.is_file():
+        _link(source, target / source.name)
+        return
+    for folder, _dirs, files in os.walk(source):
+        rel = Path(folder).relative_to(source)
+        (target / rel).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            _link(Path(folder) / name, target / rel / name)
+
+
+def _link(source: Path, target: Path) -> None:
+    import shutil  # noqa: PLC0415
+
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+        target.chmod(0o444)
+
+
+def _age_seconds(started_at: str | None) -> float:
+    if not started_at:
+        return 0.0
+    return time.time() - parse_iso(started_at).timestamp()

@@ -1,0 +1,335 @@
+"""``run()``: validate, version the code, record the plan, and hand it to a pipeline driver."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from goldfish.backends.factory import resolve_backend_name
+from goldfish.backends.profiles import get_profile
+from goldfish.config import GoldfishConfig
+from goldfish.data.sources import SourceService
+from goldfish.db.runs import RunRepository
+from goldfish.db.workspaces import WorkspaceRow
+from goldfish.errors import GoldfishError, InvalidArgumentError
+from goldfish.pipelines.graph import dependencies, downstream_closure, topological_order
+from goldfish.pipelines.models import PipelineDef
+from goldfish.pipelines.validator import FileReader, load_pipeline
+from goldfish.runs.models import RunSubmission, StageRunInfo
+from goldfish.runs.requests import (
+    check_config_override,
+    check_inputs_override,
+    parse_reason,
+    parse_results_spec,
+    select_stages,
+)
+from goldfish.runs.stage_config import load_stage_config, stage_override
+from goldfish.states import TERMINAL, PipelineState, StageState
+from goldfish.timeutil import now_iso
+from goldfish.workspaces.core import WorkspaceCore
+from goldfish.workspaces.files import SlotFiles, VersionFiles
+from goldfish.workspaces.versions import VersionService
+
+
+class RunNotFoundError(GoldfishError):
+    """No run has that id."""
+
+    code = "RUN_NOT_FOUND"
+    default_remedy = "Call list_runs to see run ids (stage-... or prun-...)."
+
+
+def new_stage_run_id() -> str:
+    """``stage-<12 hex>``."""
+    return f"stage-{secrets.token_hex(6)}"
+
+
+def new_pipeline_run_id() -> str:
+    """``prun-<12 hex>``."""
+    return f"prun-{secrets.token_hex(6)}"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A validated ``run`` call."""
+
+    workspace: str
+    stages: list[str] | None
+    pipeline: str | None
+    config_override: dict[str, Any]
+    inputs_override: dict[str, str]
+    reason: str | dict[str, Any]
+    results_spec: dict[str, Any] | None
+    experiment_group: str | None
+    dry_run: bool
+    use_cache: bool
+    profile: str | None
+
+
+@dataclass(frozen=True)
+class _PlannedStage:
+    name: str
+    module: str
+    config: dict[str, Any]
+    backend: str
+    profile: str | None
+    timeout: int
+
+
+class RunService:
+    """Submits pipeline runs; drivers (in-process for cache hits, detached otherwise) execute them."""
+
+    def __init__(
+        self,
+        config: GoldfishConfig,
+        core: WorkspaceCore,
+        versions: VersionService,
+        runs: RunRepository,
+        sources: SourceService,
+        settle: Callable[[str], bool],
+        spawn: Callable[[str], None],
+    ):
+        self._config = config
+        self._core = core
+        self._versions = versions
+        self._runs = runs
+        self._sources = sources
+        self._settle = settle
+        self._spawn = spawn
+
+    def build_request(
+        self,
+        workspace: str,
+        stages: list[str] | None,
+        pipeline: str | None,
+        config_override: object,
+        inputs_override: object,
+        reason: object,
+        results_spec: object,
+        experiment_group: str | None,
+        dry_run: bool,
+        use_cache: bool,
+        profile: str | None,
+    ) -> RunRequest:
+        """Validate the arguments of ``run`` (nothing is written)."""
+        if experiment_group is not None and (not experiment_group.strip() or len(experiment_group) > 200):
+            raise InvalidArgumentError(
+                "experiment_group must be 1-200 characters.", details={"field": "experiment_group"}
+            )
+        if profile is not None:
+            get_profile(self._config, profile)
+        return RunRequest(
+            workspace=workspace,
+            stages=stages,
+            pipeline=pipeline,
+            config_override=check_config_override(config_override),
+            inputs_override=check_inputs_override(inputs_override),
+            reason=parse_reason(reason),
+            results_spec=None if dry_run and results_spec is None else parse_results_spec(results_spec),
+            experiment_group=experiment_group,
+            dry_run=dry_run,
+            use_cache=use_cache,
+            profile=profile,
+        )
+
+    def submit(self, request: RunRequest) -> RunSubmission:
+        """Version the workspace, record the pipeline run and its stages, and start driving it."""
+        ws = self._core.workspace_or_slot(request.workspace)
+        mount = self._core.rows.mount_of_workspace(ws.id)
+        files: FileReader = (
+            SlotFiles(self._core.slot_path(mount.slot))
+            if mount
+            else VersionFiles(self._core.repo, self._core.repo.branch_head(ws.name))
+        )
+        pipeline = load_pipeline(files, request.pipeline, self._sources.names())
+        order = topological_order(dependencies(pipeline))
+        selected = select_stages(request.stages, order)
+        planned = [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
+        if request.dry_run:
+            return RunSubmission(
+                pipeline_run_id=None,
+                workspace=ws.name,
+                version=None,
+                version_created=False,
+                state="dry_run",
+                dry_run=True,
+                finished=True,
+                stages=[
+                    {
+                        "stage": p.name,
+                        "module": p.module,
+                        "backend": p.backend,
+                        "profile": p.profile,
+                        "timeout_seconds": p.timeout,
+                        "config": p.config,
+                    }
+                    for p in planned
+                ],
+            )
+        version_num, created = self._version_for_run(ws, mount.slot if mount else None, request)
+        run_id = self._record(ws, version_num, request, planned)
+        finished = self._settle(run_id)
+        if not finished:
+            self._spawn(run_id)
+        return self.submission(run_id, created)
+
+    def _plan_stage(
+        self, pipeline: PipelineDef, name: str, files: FileReader, request: RunRequest, selected: list[str]
+    ) -> _PlannedStage:
+        stage = next(s for s in pipeline.stages if s.name == name)
+        override = stage_override(request.config_override, name, [s.name for s in pipeline.stages])
+        config, compute = load_stage_config(files, name, override)
+        profile = request.profile or compute.profile
+        if profile is not None:
+            get_profile(self._config, profile)
+        backend = resolve_backend_name(compute.backend, self._config.defaults.backend)
+        timeout = compute.timeout_seconds or self._config.defaults.timeout_seconds
+        return _PlannedStage(name, stage.module or stage.name, config, backend, profile, timeout)
+
+    def _version_for_run(self, ws: WorkspaceRow, slot: str | None, request: RunRequest) -> tuple[int, bool]:
+        """Save the slot as a version (or reuse the latest when nothing changed)."""
+        description = request.reason if isinstance(request.reason, str) else request.reason["description"]
+        if slot is not None:
+            saved = self._versions.save(slot, f"Run: {description}", source="run")
+            if saved.version is not None:
+                return int(saved.version.version[1:]), saved.created
+        latest = self._core.rows.latest_version(ws.id)
+        if latest is None:
+            raise InvalidArgumentError(
+                f"Workspace '{ws.name}' has no saved version to run.",
+                details={"workspace": ws.name},
+                remedy="Mount it, add pipeline.yaml and modules, then run again.",
+            )
+        return latest.version_num, False
+
+    def _record(
+        self,
+        ws: WorkspaceRow,
+        version_num: int,
+        request: RunRequest,
+        planned: list[_PlannedStage],
+        resumed_from: str | None = None,
+    ) -> str:
+        run_id = new_pipeline_run_id()
+        now = now_iso()
+        with self._core.db.transaction() as conn:
+            self._runs.insert_pipeline_run(
+                conn,
+                {
+                    "id": run_id,
+                    "workspace_id": ws.id,
+                    "workspace": ws.name,
+                    "version_num": version_num,
+                    "pipeline": request.pipeline,
+                    "state": PipelineState.RUNNING.value,
+                    "reason": request.reason,
+                    "results_spec": request.results_spec,
+                    "experiment_group": request.experiment_group,
+                    "config_override": request.config_override,
+                    "inputs_override": request.inputs_override,
+                    "requested_stages": request.stages,
+                    "use_cache": int(request.use_cache),
+                    "profile": request.profile,
+                    "resumed_from": resumed_from,
+                    "created_at": now,
+                },
+            )
+            for position, stage in enumerate(planned):
+                self._runs.insert_stage_run(
+                    conn,
+                    {
+                        "id": new_stage_run_id(),
+                        "pipeline_run_id": run_id,
+                        "workspace": ws.name,
+                        "version_num": version_num,
+                        "stage": stage.name,
+                        "module": stage.module,
+                        "position": position,
+                        "state": StageState.PENDING.value,
+                        "backend": stage.backend,
+                        "profile": stage.profile,
+                        "config": stage.config,
+                        "timeout_seconds": stage.timeout,
+                        "created_at": now,
+                    },
+                )
+        return run_id
+
+    def submission(self, pipeline_run_id: str, version_created: bool) -> RunSubmission:
+        """The current picture of a submitted pipeline run."""
+        run = self._runs.pipeline_run(pipeline_run_id)
+        if run is None:
+            raise RunNotFoundError(f"No pipeline run {pipeline_run_id!r}.")
+        stages = self._runs.stages_of(pipeline_run_id)
+        infos = [StageRunInfo.of(s, [_input(r) for r in self._runs.lineage(s.id, "input")]) for s in stages]
+        return RunSubmission(
+            pipeline_run_id=run.id,
+            workspace=run.workspace,
+            version=f"v{run.version_num}",
+            version_created=version_created,
+            state=run.state,
+            dry_run=False,
+            stages=infos,
+            finished=all(StageState(s.state) in TERMINAL for s in stages),
+        )
+
+    def resume(self, pipeline_run_id: str, reason: str) -> RunSubmission:
+        """Re-run failed, canceled and skipped stages and what depends on them; completed ones are reused."""
+        original = self._runs.pipeline_run(pipeline_run_id) if isinstance(pipeline_run_id, str) else None
+        if original is None:
+            raise RunNotFoundError(
+                f"No pipeline run {str(pipeline_run_id)[:100]!r}.",
+                details={"pipeline_run_id": str(pipeline_run_id)[:100]},
+            )
+        stages = self._runs.stages_of(original.id)
+        if any(StageState(s.state) not in TERMINAL for s in stages):
+            raise InvalidArgumentError(
+                f"Pipeline run {original.id} is still running.",
+                details={"pipeline_run_id": original.id},
+                remedy="Wait for it to finish (or cancel it), then resume.",
+            )
+        redo = [s.stage for s in stages if s.state != StageState.COMPLETED.value]
+        if not redo:
+            raise InvalidArgumentError(
+                f"Every stage of {original.id} completed; nothing to resume.",
+                details={"pipeline_run_id": original.id},
+            )
+        ws = self._core.workspace(original.workspace)
+        version = self._core.rows.version(ws.id, original.version_num)
+        if version is None:
+            raise RunNotFoundError(f"The version of {original.id} is gone.")
+        files = VersionFiles(self._core.repo, version.commit_sha)
+        pipeline = load_pipeline(files, original.pipeline, self._sources.names())
+        deps = dependencies(pipeline)
+        wanted = downstream_closure(deps, redo) & {s.stage for s in stages}
+        selected = [name for name in topological_order(deps) if name in wanted]
+        request = RunRequest(
+            workspace=ws.name,
+            stages=selected,
+            pipeline=original.pipeline,
+            config_override=original.config_override,
+            inputs_override=original.inputs_override,
+            reason=parse_reason(reason),
+            results_spec=original.results_spec,
+            experiment_group=original.experiment_group,
+            dry_run=False,
+            use_cache=original.use_cache,
+            profile=original.profile,
+        )
+        planned = [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
+        run_id = self._record(ws, original.version_num, request, planned, resumed_from=original.id)
+        if not self._settle(run_id):
+            self._spawn(run_id)
+        return self.submission(run_id, False)
+
+
+def _input(row: Any) -> dict[str, Any]:
+    return {
+        "name": row.signal,
+        "type": row.type,
+        "uri": row.uri,
+        "content_hash": row.content_hash,
+        "producer_run_id": row.producer_run_id,
+        "source": row.source_name,
+    }
