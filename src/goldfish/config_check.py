@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import yaml
@@ -9,8 +10,10 @@ from pydantic import BaseModel, ValidationError
 
 from goldfish.config import CONFIG_FILENAME, ConfigProblem, parse_config, problems_from_validation
 from goldfish.errors import ConfigError
-from goldfish.pipelines.models import PipelineDef
+from goldfish.pipelines.validator import FileReader, check_pipeline, pipeline_path
+from goldfish.runs.stage_config import ComputeBlock
 from goldfish.workspaces.core import WorkspaceCore
+from goldfish.workspaces.files import SlotFiles, VersionFiles
 
 
 class ConfigReport(BaseModel):
@@ -37,34 +40,24 @@ def check_project_config(root: Path) -> list[ConfigProblem]:
     return []
 
 
-def _workspace_files(core: WorkspaceCore, workspace: str) -> dict[str, str]:
-    """Pipeline and stage-config files of a workspace: from its slot when mounted, else its last version."""
+def _reader(core: WorkspaceCore, workspace: str) -> tuple[FileReader, list[str]]:
+    """A reader over the workspace's slot (when mounted) or last version, and its YAML file names."""
     ws = core.workspace_or_slot(workspace)
     mount = core.rows.mount_of_workspace(ws.id)
-    wanted = ("pipeline.yaml", "pipelines/", "configs/")
     if mount is not None:
         slot = core.slot_path(mount.slot)
-        files = [
-            slot / "pipeline.yaml",
-            *sorted((slot / "pipelines").glob("*.yaml")),
-            *sorted((slot / "configs").glob("*.yaml")),
+        names = [
+            str(path.relative_to(slot))
+            for folder in ("pipelines", "configs")
+            for path in sorted((slot / folder).glob("*.yaml"))
         ]
-        return {
-            str(f.relative_to(slot)): f.read_text(encoding="utf-8", errors="replace")
-            for f in files
-            if f.is_file() and not f.is_symlink()
-        }
+        return SlotFiles(slot), names
     head = core.repo.branch_head(ws.name)
-    found = {}
-    for rel in core.repo.list_files(head):
-        if rel.endswith(".yaml") and (rel == wanted[0] or rel.startswith(wanted[1:])):
-            content = core.repo.read_file(head, rel)
-            if content is not None:
-                found[rel] = content
-    return found
+    names = [rel for rel in core.repo.list_files(head) if rel.endswith(".yaml")]
+    return VersionFiles(core.repo, head), [n for n in names if n.startswith(("pipelines/", "configs/"))]
 
 
-def _check_yaml_file(rel: str, content: str) -> list[ConfigProblem]:
+def _check_stage_config(rel: str, content: str) -> list[ConfigProblem]:
     try:
         data = yaml.safe_load(content)
     except yaml.YAMLError as exc:
@@ -77,41 +70,36 @@ def _check_yaml_file(rel: str, content: str) -> list[ConfigProblem]:
                 message=f"not valid YAML: {getattr(exc, 'problem', exc)}",
             )
         ]
-    if rel.startswith("configs/"):
-        if data is not None and not isinstance(data, dict):
-            return [
-                ConfigProblem(path=rel, line=1, key="(document)", message="a stage config must be a mapping")
-            ]
+    if data is not None and not isinstance(data, dict):
+        return [ConfigProblem(path=rel, line=1, key="(document)", message="a stage config must be a mapping")]
+    compute = data.get("compute") if isinstance(data, dict) else None
+    if compute is None:
         return []
-    if not isinstance(data, dict):
-        return [
-            ConfigProblem(
-                path=rel, line=1, key="(document)", message="a pipeline must be a mapping with stages"
-            )
-        ]
     try:
-        PipelineDef.model_validate(data)
+        ComputeBlock.model_validate(compute)
     except ValidationError as exc:
-        return problems_from_validation(exc, PipelineDef, content, rel)
+        return problems_from_validation(exc, ComputeBlock, content, rel)
     return []
 
 
-def validate(root: Path, core: WorkspaceCore | None, workspace: str | None) -> ConfigReport:
-    """Check goldfish.yaml and, with ``workspace``, its pipeline files and stage configs."""
+def validate(
+    root: Path, core: WorkspaceCore | None, workspace: str | None, sources: Collection[str] | None = None
+) -> ConfigReport:
+    """Check goldfish.yaml and, with ``workspace``, its pipelines (every rule) and stage configs."""
     problems = check_project_config(root)
     checked = [CONFIG_FILENAME]
     if workspace is not None and core is not None:
-        files = _workspace_files(core, workspace)
-        if "pipeline.yaml" not in files and not any(rel.startswith("pipelines/") for rel in files):
-            problems.append(
-                ConfigProblem(
-                    path="pipeline.yaml",
-                    line=None,
-                    key="(file)",
-                    message=f"workspace '{workspace}' has no pipeline.yaml yet",
-                )
-            )
-        for rel, content in files.items():
+        files, names = _reader(core, workspace)
+        pipelines = [
+            None,
+            *(n[len("pipelines/") : -len(".yaml")] for n in names if n.startswith("pipelines/")),
+        ]
+        for name in pipelines:
+            if name is None and not files.exists(pipeline_path(None)) and len(pipelines) > 1:
+                continue
+            checked.append(pipeline_path(name))
+            problems.extend(check_pipeline(files, name, sources)[1])
+        for rel in (n for n in names if n.startswith("configs/")):
             checked.append(rel)
-            problems.extend(_check_yaml_file(rel, content))
+            problems.extend(_check_stage_config(rel, files.read_text(rel) or ""))
     return ConfigReport(valid=not problems, checked=checked, problems=problems)

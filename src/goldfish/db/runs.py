@@ -172,6 +172,18 @@ class RunRepository:
         )
         return [_stage(row) for row in rows]
 
+    def recent_stage_runs(self, limit: int, state: str | None = None) -> list[StageRunRow]:
+        """Newest stage runs (optionally in one state), without counting the table."""
+        if state is None:
+            rows = self._db.connection.execute(
+                "SELECT * FROM stage_runs ORDER BY created_at DESC LIMIT ?", (limit,)
+            )
+        else:
+            rows = self._db.connection.execute(
+                "SELECT * FROM stage_runs WHERE state = ? ORDER BY created_at DESC LIMIT ?", (state, limit)
+            )
+        return [_stage(row) for row in rows]
+
     def latest_successful(self, workspace: str, stage: str) -> StageRunRow | None:
         """The newest completed run of ``stage`` in ``workspace``."""
         row = self._db.connection.execute(

@@ -7,12 +7,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import BaseModel, Field
 
 from goldfish.db.audit import AuditRepository
+from goldfish.db.runs import RunRepository
+from goldfish.runs.models import StageRunInfo
 from goldfish.timeutil import age
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.models import VersionInfo
 from goldfish.workspaces.service import WorkspaceService
 
 RECENT_AUDIT = 5
+RECENT_RUNS = 5
+MAX_ACTIVE = 50
 ALERT_WINDOW = 20
 
 
@@ -52,6 +56,8 @@ class StatusInfo(BaseModel):
 
     project: ProjectSummary
     slots: list[SlotState]
+    active_runs: list[StageRunInfo]
+    recent_runs: list[StageRunInfo]
     recent_audit: list[AuditEntry]
     state_md: str
 
@@ -69,6 +75,7 @@ class DashboardInfo(BaseModel):
 
     project: ProjectSummary
     alerts: list[Alert]
+    running_stages: list[StageRunInfo]
     slots: list[SlotState]
     workspaces_by_activity: list[str]
 
@@ -76,10 +83,13 @@ class DashboardInfo(BaseModel):
 class OverviewService:
     """Builds the status and dashboard views from the database and the slots."""
 
-    def __init__(self, core: WorkspaceCore, workspaces: WorkspaceService, audit: AuditRepository):
+    def __init__(
+        self, core: WorkspaceCore, workspaces: WorkspaceService, audit: AuditRepository, runs: RunRepository
+    ):
         self._core = core
         self._workspaces = workspaces
         self._audit = audit
+        self._runs = runs
 
     def project(self) -> ProjectSummary:
         """Name, root, goal and size of the project."""
@@ -134,8 +144,17 @@ class OverviewService:
     def status(self, state_md: str) -> StatusInfo:
         """The one-call orientation."""
         return StatusInfo(
-            project=self.project(), slots=self.slots(), recent_audit=self.recent_audit(), state_md=state_md
+            project=self.project(),
+            slots=self.slots(),
+            active_runs=self.active_runs(),
+            recent_runs=[StageRunInfo.of(r) for r in self._runs.recent_stage_runs(RECENT_RUNS)],
+            recent_audit=self.recent_audit(),
+            state_md=state_md,
         )
+
+    def active_runs(self) -> list[StageRunInfo]:
+        """Stage runs that are not finished, oldest first."""
+        return [StageRunInfo.of(r) for r in self._runs.active_stage_runs(MAX_ACTIVE)]
 
     def dashboard(self) -> DashboardInfo:
         """Alerts (recent failed changes) plus slots and the most active workspaces."""
@@ -149,7 +168,22 @@ class OverviewService:
             for entry in self.recent_audit(ALERT_WINDOW)
             if entry.outcome == "error"
         ]
+        alerts += [
+            Alert(
+                kind="failed_run",
+                message=f"{run.workspace}/{run.stage} ({run.id}) {run.state}: "
+                f"{run.error or run.failure_kind}",
+                at=run.finished_at or run.created_at,
+            )
+            for state in ("failed", "timed_out")
+            for run in self._runs.recent_stage_runs(RECENT_RUNS, state)
+        ]
+        alerts.sort(key=lambda alert: alert.at, reverse=True)
         active = [ws.name for ws in self._core.rows.recently_active(10)]
         return DashboardInfo(
-            project=self.project(), alerts=alerts, slots=self.slots(), workspaces_by_activity=active
+            project=self.project(),
+            alerts=alerts,
+            running_stages=self.active_runs(),
+            slots=self.slots(),
+            workspaces_by_activity=active,
         )

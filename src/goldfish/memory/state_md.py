@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from goldfish.db.runs import RunRepository
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.timeutil import age, now_iso
 from goldfish.workspaces.core import WorkspaceCore
@@ -16,6 +17,7 @@ MAX_STATE_CHARS = 8000
 MAX_WORKSPACES = 12
 VERSIONS_PER_WORKSPACE = 3
 RECENT_THOUGHTS = 5
+MAX_RUN_LINES = 5
 GOAL_CHARS = 300
 THOUGHT_CHARS = 240
 
@@ -28,9 +30,10 @@ def _clip(value: str, limit: int) -> str:
 class StateWriter:
     """Renders and writes STATE.md."""
 
-    def __init__(self, core: WorkspaceCore, thoughts: ThoughtRepository):
+    def __init__(self, core: WorkspaceCore, thoughts: ThoughtRepository, runs: RunRepository):
         self._core = core
         self._thoughts = thoughts
+        self._runs = runs
 
     def render(self) -> str:
         """The STATE.md text (at most :data:`MAX_STATE_CHARS` characters)."""
@@ -38,7 +41,7 @@ class StateWriter:
         lines = [f"# {core.config.project_name}", ""]
         if core.config.goal:
             lines += [f"Goal: {_clip(core.config.goal, GOAL_CHARS)}", ""]
-        lines += self._slots() + self._workspaces() + self._recent_thoughts()
+        lines += self._slots() + self._runs_section() + self._workspaces() + self._recent_thoughts()
         lines += [f"_Updated {now_iso()}. Call status() for live details._", ""]
         text = "\n".join(lines)
         if len(text) > MAX_STATE_CHARS:
@@ -50,6 +53,18 @@ class StateWriter:
         lines = ["## Slots"]
         for slot in self._core.config.slots:
             lines.append(f"- {slot}: {mounts.get(slot, '(empty)')}")
+        return [*lines, ""]
+
+    def _runs_section(self) -> list[str]:
+        active = self._runs.active_stage_runs(MAX_RUN_LINES)
+        recent = [r for r in self._runs.recent_stage_runs(MAX_RUN_LINES) if r.terminal]
+        if not active and not recent:
+            return []
+        lines = ["## Runs"]
+        lines += [f"- {r.id} {r.workspace}/{r.stage}: {r.state} (v{r.version_num})" for r in active]
+        for run in recent:
+            note = " (cache hit)" if run.cache_hit else (f": {_clip(run.error, 100)}" if run.error else "")
+            lines.append(f"- {run.id} {run.workspace}/{run.stage}: {run.state} {age(run.finished_at)}{note}")
         return [*lines, ""]
 
     def _workspaces(self) -> list[str]:

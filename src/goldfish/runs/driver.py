@@ -25,7 +25,7 @@ from goldfish.pipelines.graph import dependencies
 from goldfish.pipelines.models import PipelineDef, StageDef
 from goldfish.pipelines.validator import load_pipeline
 from goldfish.runs.executor import StageExecutor
-from goldfish.states import ACTIVE, PipelineState, StageState
+from goldfish.states import ACTIVE, FailureKind, PipelineState, StageState
 from goldfish.workspaces.files import VersionFiles
 
 log = logging.getLogger("goldfish.driver")
@@ -75,14 +75,23 @@ class PipelineDriver:
         running = sum(1 for run in stage_runs if StageState(run.state) in ACTIVE - {StageState.PENDING})
         for run in stage_runs:
             state = StageState(run.state)
-            if state == StageState.PENDING:
-                running += self._maybe_start(
-                    run, stage_defs[run.stage], pipeline_run, commit, deps, by_stage, running, launch
-                )
-                by_stage[run.stage] = self.context.runs.stage_run(run.id) or run
-            elif state in ACTIVE and launch:
-                self.executor.poll(run, stage_defs[run.stage])
+            try:
+                if state == StageState.PENDING:
+                    running += self._maybe_start(
+                        run, stage_defs[run.stage], pipeline_run, commit, deps, by_stage, running, launch
+                    )
+                    by_stage[run.stage] = self.context.runs.stage_run(run.id) or run
+                elif state in ACTIVE and launch:
+                    self.executor.poll(run, stage_defs[run.stage])
+            except Exception as exc:  # one broken stage must not stall the whole pipeline
+                log.exception("stage run %s failed inside the driver", run.id)
+                self._fail_unexpected(run, exc)
         return self._maybe_finish()
+
+    def _fail_unexpected(self, run: StageRunRow, exc: Exception) -> None:
+        fresh = self.context.runs.stage_run(run.id)
+        if fresh is not None and not fresh.terminal:
+            self.executor.machine.fail(fresh, FailureKind.INFRA_ERROR, f"internal error: {exc}"[:500])
 
     def settle(self) -> bool:
         """Step without launching until nothing more changes; True when the run is finished."""
@@ -126,7 +135,7 @@ class PipelineDriver:
             run, stage, pipeline_run, commit, {up.stage: up for up in upstream}, launch=launch
         )
         fresh = self.context.runs.stage_run(run.id)
-        return 1 if fresh is not None and StageState(fresh.state) in ACTIVE else 0
+        return 1 if fresh is not None and StageState(fresh.state) in ACTIVE - {StageState.PENDING} else 0
 
     def _maybe_finish(self) -> bool:
         stage_runs = self.context.runs.stages_of(self.run_id)

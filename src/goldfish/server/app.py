@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -10,7 +11,6 @@ from pathlib import Path
 from mcp.server.mcpserver import MCPServer
 
 from goldfish import __version__
-from goldfish.errors import GoldfishError
 from goldfish.server.app_state import GoldfishApp
 from goldfish.server.prompts import register_prompts
 from goldfish.server.resources import register_resources
@@ -34,10 +34,9 @@ def build_server(app: GoldfishApp) -> MCPServer[GoldfishApp]:
     @asynccontextmanager
     async def lifespan(_server: MCPServer[GoldfishApp]) -> AsyncIterator[GoldfishApp]:
         if app.root is not None:
-            try:
-                app.context  # noqa: B018 - loading runs startup reconciliation once, before the first call
-            except GoldfishError as exc:
-                log.error("project at %s could not be loaded: %s", app.root, exc.message)
+            # Load (and reconcile) the project beside the handshake, not before it: the first tool
+            # call waits for it if it is not done yet.
+            threading.Thread(target=app.warm_up, name="goldfish-warm-up", daemon=True).start()
         # No close here: with streamable HTTP several sessions share the app; the CLI closes it at exit.
         yield app
 

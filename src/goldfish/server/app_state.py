@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from goldfish.context import ServerContext
-from goldfish.errors import InvalidPathError, ProjectExistsError, ProjectNotFoundError
+from goldfish.errors import GoldfishError, InvalidPathError, ProjectExistsError, ProjectNotFoundError
 from goldfish.project import InitResult, initialize_project
 
 log = logging.getLogger("goldfish.server")
@@ -40,6 +40,15 @@ class GoldfishApp:
                 self._context = ServerContext.open(self.root)
                 self._context.startup()
             return self._context
+
+    def warm_up(self) -> None:
+        """Load the project now (startup reconciliation included); errors surface on the first call."""
+        try:
+            self.context  # noqa: B018 - the property loads it
+        except GoldfishError as exc:
+            log.error("project at %s could not be loaded: %s", self.root, exc.message)
+        except Exception:
+            log.exception("project at %s could not be loaded", self.root)
 
     def loaded_context(self) -> ServerContext | None:
         """The context if one is loaded, without loading it."""

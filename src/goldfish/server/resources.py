@@ -1,6 +1,8 @@
-"""MCP resources: STATE.md of the project and of one workspace."""
+"""MCP resources: STATE.md of the project and of one workspace, run logs and manifests."""
 
 from __future__ import annotations
+
+import json
 
 from mcp.server.mcpserver import MCPServer
 
@@ -42,6 +44,23 @@ def register_resources(server: MCPServer[GoldfishApp], app: GoldfishApp) -> None
             return app.context.state.render()
         except GoldfishError as exc:
             return f"# Goldfish\n\n{exc.message}\n\n{exc.remedy}\n"
+
+    @server.resource("goldfish://runs/{run_id}/logs", name="run_logs", mime_type="text/plain")
+    def run_logs(run_id: str) -> str:
+        """The last 500 lines of a stage run's stdout and stderr."""
+        try:
+            chunk = app.context.run_queries.logs(run_id, 500, None, "both")
+        except GoldfishError as exc:
+            return f"{exc.message}\n{exc.remedy}\n"
+        return "\n".join(chunk.lines) + "\n"
+
+    @server.resource("goldfish://runs/{run_id}/manifest", name="run_manifest", mime_type="application/json")
+    def run_manifest(run_id: str) -> str:
+        """Provenance of a stage run: version, config, inputs and outputs with content hashes."""
+        try:
+            return json.dumps(app.context.run_queries.manifest(run_id), indent=2, default=str)
+        except GoldfishError as exc:
+            return json.dumps({"success": False, "error": exc.to_dict()})
 
     @server.resource("goldfish://workspaces/{name}/state", name="workspace_state", mime_type="text/markdown")
     def workspace(name: str) -> str:

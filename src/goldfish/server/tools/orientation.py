@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from goldfish import __version__
+from goldfish.backends.factory import available_backends
 from goldfish.db.database import schema_version
 from goldfish.memory.overview import AuditEntry, DashboardInfo, ProjectSummary, SlotState
+from goldfish.runs.models import StageRunInfo
 from goldfish.server.toolkit import ToolRegistry, ToolResult
 
 
@@ -13,6 +15,8 @@ class StatusResult(ToolResult):
 
     project: ProjectSummary
     slots: list[SlotState]
+    active_runs: list[StageRunInfo]
+    recent_runs: list[StageRunInfo]
     recent_audit: list[AuditEntry]
     state_md: str
 
@@ -58,6 +62,6 @@ def register(reg: ToolRegistry) -> None:
         return VersionResult(
             package_version=__version__,
             schema_version=schema_version(),
-            backends=[],
+            backends=available_backends(),
             project_root=str(context.paths.root) if context else None,
         )

@@ -74,7 +74,7 @@ def register(reg: ToolRegistry) -> None:
         Each problem names the file, line, key and what is wrong.
         """
         context = reg.app.context
-        report = config_check.validate(context.paths.root, context.core, workspace)
+        report = config_check.validate(context.paths.root, context.core, workspace, context.sources.names())
         return ValidateResult(**report.model_dump())
 
     @reg.tool(read_only=False, idempotent=True, title="Reload config", audited=True)
