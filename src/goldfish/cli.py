@@ -1,4 +1,9 @@
-"""The ``goldfish`` command: init, serve, status, db-path, schema, demo."""
+"""The ``goldfish`` command: init, serve, status, run, runs, logs, db-path, schema, demo.
+
+``run``, ``runs`` and ``logs`` are the headless (CI) face of the run tools: they open the same
+``ServerContext`` and call the same services; helpers beyond argument parsing live in
+``goldfish.cli_runs``.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,19 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from goldfish import __version__
 from goldfish.errors import GoldfishError
+from goldfish.states import StageState
+
+if TYPE_CHECKING:
+    from goldfish.context import ServerContext
+    from goldfish.runs.models import RunSubmission
 
 log = logging.getLogger("goldfish")
+
+DEFAULT_REASON = "Headless run from the goldfish CLI"
 
 
 def _setup_logging(log_dir: Path | None, verbose: bool = False) -> None:
@@ -81,20 +94,103 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    """Print the project's status as text or JSON."""
+def _open(project: str | None) -> ServerContext:
     from goldfish.context import ServerContext  # noqa: PLC0415
     from goldfish.project import discover_project  # noqa: PLC0415
 
-    context = ServerContext.open(discover_project(args.project))
+    return ServerContext.open(discover_project(project))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print the project's status (STATE.md, which lists active runs) as text, or everything as JSON."""
+    context = _open(args.project)
     try:
         info = context.overview.status(context.state.render())
     finally:
         context.close()
     if args.json:
         print(info.model_dump_json(indent=2))
+        return 0
+    print(info.state_md)
+    return 0
+
+
+def _submit(context: ServerContext, args: argparse.Namespace) -> RunSubmission:
+    """``run`` through the run service, as the MCP tool does (a folder is imported first)."""
+    from goldfish import cli_runs  # noqa: PLC0415
+
+    spec = cli_runs.results_spec(context, None, args.results_spec, required=False)
+    with cli_runs.workspace_to_run(context, args.workspace) as workspace:
+        if spec is None:
+            spec = cli_runs.results_spec(context, workspace, None, required=not args.dry_run)
+        request = context.run_service.build_request(
+            workspace=workspace,
+            stages=cli_runs.stage_list(args.stages),
+            pipeline=args.pipeline,
+            config_override=None,
+            inputs_override=None,
+            reason=args.reason,
+            results_spec=spec,
+            experiment_group=args.experiment_group,
+            dry_run=args.dry_run,
+            use_cache=not args.no_cache,
+            profile=args.profile,
+        )
+        return context.run_service.submit(request)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a workspace's pipeline (or a folder's, imported as a workspace); with --wait, until it ends."""
+    from goldfish import cli_runs  # noqa: PLC0415
+
+    context = _open(args.project)
+    try:
+        submission = _submit(context, args)
+        if args.wait and not submission.finished:
+            progress = cli_runs.make_progress(sys.stderr if args.json else sys.stdout)
+            submission = cli_runs.wait_for(context, submission, args.timeout, progress)
+    finally:
+        context.close()
+    if args.json:
+        print(submission.model_dump_json(indent=2))
     else:
-        print(info.state_md)
+        cli_runs.print_summary(submission, sys.stdout)
+    return cli_runs.exit_code(submission) if args.wait or submission.finished else cli_runs.EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """List stage runs, newest first."""
+    from goldfish import cli_runs  # noqa: PLC0415
+
+    filters = {
+        "workspace": args.workspace,
+        "state": args.state,
+        "stage": args.stage,
+        "pipeline_run_id": args.pipeline_run,
+    }
+    context = _open(args.project)
+    try:
+        runs, total = cli_runs.list_stage_runs(context, filters, args.limit)
+    finally:
+        context.close()
+    if args.json:
+        payload = {"runs": [run.model_dump(mode="json") for run in runs], "total": total}
+        print(json.dumps(payload, indent=2))
+    else:
+        print("\n".join(cli_runs.runs_table(runs)))
+        print(f"({len(runs)} of {total} stage runs)")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    """Print a run's log; --follow keeps printing until the run ends."""
+    from goldfish import cli_runs  # noqa: PLC0415
+
+    context = _open(args.project)
+    try:
+        cli_runs.print_logs(context, args.run_id, args.stream, args.tail, args.follow, sys.stdout)
+    finally:
+        context.close()
     return 0
 
 
@@ -149,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
+    _add_run_parsers(sub)
+
     db_path = sub.add_parser("db-path", help="print the SQLite database path")
     db_path.set_defaults(func=cmd_db_path)
 
@@ -160,9 +258,58 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("dir", nargs="?", help="where to create the demo project (default: a temp folder)")
     demo.set_defaults(func=cmd_demo)
 
-    for command in (serve, status, db_path):
+    for command in (serve, status, db_path, *(sub.choices[name] for name in ("run", "runs", "logs"))):
         command.add_argument("--project", help="project folder (default: $GOLDFISH_PROJECT or search upward)")
     return parser
+
+
+def _positive_seconds(value: str) -> float:
+    seconds = float(value)
+    if not 0 < seconds <= 7 * 24 * 3600:
+        raise argparse.ArgumentTypeError("must be more than 0 and at most a week of seconds")
+    return seconds
+
+
+def _add_run_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = sub.add_parser(
+        "run",
+        help="run a workspace's pipeline without an agent (CI)",
+        description="Exit codes with --wait: 0 every stage completed, 1 a stage failed, was canceled, "
+        "timed out or was skipped, 2 invalid arguments or pipeline, 3 --timeout passed first.",
+    )
+    run.add_argument("workspace", help="workspace name, slot, or a folder with pipeline.yaml (imported)")
+    run.add_argument("--stages", help="comma-separated stages to run (default: all)")
+    run.add_argument("--pipeline", help="named pipeline (pipelines/NAME.yaml)")
+    run.add_argument("--wait", action="store_true", help="wait until every stage ends; exit code says how")
+    run.add_argument("--timeout", type=_positive_seconds, default=3600.0, help="longest --wait (seconds)")
+    run.add_argument("--json", action="store_true", help="print the run as JSON at the end")
+    run.add_argument("--reason", default=DEFAULT_REASON, help="why (15+ characters)")
+    run.add_argument(
+        "--results-spec", metavar="FILE", help="JSON/YAML (default: the workspace's results_spec.yaml)"
+    )
+    run.add_argument("--experiment-group", help="group related runs")
+    run.add_argument("--profile", help="resource profile for every stage")
+    run.add_argument(
+        "--no-cache", action="store_true", help="run every stage even if an identical run exists"
+    )
+    run.add_argument("--dry-run", action="store_true", help="validate and plan only")
+    run.set_defaults(func=cmd_run)
+
+    runs = sub.add_parser("runs", help="list stage runs, newest first")
+    runs.add_argument("--workspace", help="only this workspace (or slot)")
+    runs.add_argument("--state", choices=[state.value for state in StageState], help="only this state")
+    runs.add_argument("--stage", help="only this stage")
+    runs.add_argument("--pipeline-run", help="only the stages of this pipeline run (prun-...)")
+    runs.add_argument("--limit", type=int, default=20, help="at most this many (1-200)")
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(func=cmd_runs)
+
+    logs = sub.add_parser("logs", help="print a run's log")
+    logs.add_argument("run_id", help="stage run id (stage-...), or prun-... for every stage in order")
+    logs.add_argument("--stream", choices=["stdout", "stderr", "both"], default="stdout")
+    logs.add_argument("--tail", type=int, default=100, help="last N lines to start with (1-5000)")
+    logs.add_argument("--follow", action="store_true", help="keep printing until the run ends")
+    logs.set_defaults(func=cmd_logs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

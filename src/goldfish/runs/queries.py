@@ -173,7 +173,10 @@ class RunQueries:
 
     def _read(self, row: StageRunRow, stream: Literal["stdout", "stderr"], offset: int) -> tuple[str, int]:
         if StageState(row.state) not in TERMINAL and row.backend_handle:
-            return self._backends.get(row.backend).logs(row.backend_handle, stream, offset)
+            text, _ = self._backends.get(row.backend).logs(row.backend_handle, stream, offset)
+            # While the stage runs, hand out whole lines only: the rest comes with the next call.
+            complete = text[: text.rfind("\n") + 1]
+            return complete, offset + len(complete.encode("utf-8"))
         paths = RunPaths(row.cached_from or row.id)
         key = paths.stdout if stream == "stdout" else paths.stderr
         text = self._storage.read_text(key, offset)

@@ -21,6 +21,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
+from goldfish.context import ServerContext
 from goldfish.errors import GoldfishError, InternalError, InvalidArgumentError
 from goldfish.server.app_state import GoldfishApp
 from goldfish.validation import redact
@@ -160,7 +161,7 @@ class ToolRegistry:
 
     def audit_workspace(self, arguments: Mapping[str, Any]) -> str | None:
         """The workspace a call is about; a slot argument stands for the workspace mounted in it."""
-        context = self.app.loaded_context()
+        context = self._audit_context()
         for key in ("workspace", "name", "slot"):
             value = arguments.get(key)
             if not isinstance(value, str):
@@ -178,6 +179,16 @@ class ToolRegistry:
             return mount.workspace if mount is not None else label
         return None
 
+    def _audit_context(self) -> ServerContext | None:
+        """The project's context, waiting for it while it still loads beside the handshake."""
+        context = self.app.loaded_context()
+        if context is None and self.app.root is not None:
+            try:
+                context = self.app.context
+            except Exception:  # a project that cannot load has nowhere to audit to
+                return None
+        return context
+
     def record(
         self,
         tool: str,
@@ -187,7 +198,7 @@ class ToolRegistry:
         workspace: str | None = None,
     ) -> None:
         """Write the audit row of one state-changing call (best effort: never masks the result)."""
-        context = self.app.loaded_context()
+        context = self._audit_context()
         if context is None:
             return
         if workspace is None:

@@ -58,10 +58,10 @@ def register(reg: ToolRegistry) -> None:
     @reg.tool(read_only=True, idempotent=True, title="Goldfish version")
     def goldfish_version() -> VersionResult:
         """Package version, database schema version and the execution backends this build provides."""
-        context = reg.app.loaded_context()
+        root = reg.app.root  # known without waiting for the project to load
         return VersionResult(
             package_version=__version__,
             schema_version=schema_version(),
             backends=available_backends(),
-            project_root=str(context.paths.root) if context else None,
+            project_root=str(root.resolve()) if root else None,
         )
