@@ -67,6 +67,7 @@ class ToolRegistry:
         self.app = app
         self.tools: dict[str, Tool] = {}
         self.audited: set[str] = set()
+        self._reads_when: dict[str, Callable[[Mapping[str, Any]], bool]] = {}
 
     def tool(
         self,
@@ -76,11 +77,18 @@ class ToolRegistry:
         idempotent: bool = False,
         title: str | None = None,
         audited: bool | None = None,
+        reads_when: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> Callable[[_F], _F]:
-        """Register a tool; state-changing tools (``read_only=False``) are audited by default."""
+        """Register a tool; state-changing tools (``read_only=False``) are audited by default.
+
+        ``reads_when`` marks the calls of a state-changing tool that only read (e.g. action='list'):
+        those are neither audited nor followed by a STATE.md refresh.
+        """
 
         def decorator(fn: _F) -> _F:
             audit = (not read_only) if audited is None else audited
+            if reads_when is not None:
+                self._reads_when[fn.__name__] = reads_when
             wrapped = self._wrap(fn, audit=audit, refresh_state=not read_only)
             annotations = ToolAnnotations(
                 title=title,
@@ -109,6 +117,8 @@ class ToolRegistry:
         refresh_state: bool,
     ) -> Any:
         """Audit the call, refresh STATE.md after a change, and shape an error result."""
+        if self.only_reads(name, kwargs):
+            return error_result(error) if error is not None else result
         if audit:
             self.record(name, kwargs, error, time.perf_counter() - started, workspace)
         if error is not None:
@@ -116,6 +126,11 @@ class ToolRegistry:
         if refresh_state:
             self.app.refresh_state()
         return result
+
+    def only_reads(self, name: str, arguments: Mapping[str, Any]) -> bool:
+        """True when this call of a state-changing tool only reads (see ``reads_when``)."""
+        predicate = self._reads_when.get(name)
+        return predicate is not None and bool(predicate(arguments))
 
     @staticmethod
     def _as_error(name: str, exc: Exception) -> GoldfishError:
@@ -228,7 +243,11 @@ class ToolRegistry:
                 if tool is not None:
                     failure = self._argument_error(tool, arguments)
                     if failure is not None:
-                        if tool.name in self.audited and isinstance(arguments, Mapping):
+                        if (
+                            tool.name in self.audited
+                            and isinstance(arguments, Mapping)
+                            and not self.only_reads(tool.name, arguments)
+                        ):
                             self.record(tool.name, arguments, failure, 0.0)
                         return error_result(failure)
             return await call_next(ctx)

@@ -206,7 +206,7 @@ class WorkspaceService:
     def delete(self, workspace: str) -> DeleteInfo:
         """Delete a workspace that is not mounted; its history stays in the store, hidden."""
         core = self._core
-        ws = core.workspace(workspace)
+        ws = core.workspace_or_slot(workspace)
         with core.locked(ws.name):
             mount = core.rows.mount_of_workspace(ws.id)
             if mount is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Literal
 
@@ -19,6 +20,7 @@ from goldfish.workspaces.sync import MAX_LISTED, SyncResult
 
 MAX_MESSAGE_LENGTH = 4000
 MAX_PATCH_BYTES = 200_000
+_VERSION_SHAPED = re.compile(r"v?[0-9]+")
 VersionAction = Literal["list", "tag", "untag", "prune", "unprune", "prune_before_tag"]
 
 
@@ -76,6 +78,11 @@ class VersionService:
         Without ``against``: a slot (or a mounted workspace) is compared with its last version,
         an unmounted workspace shows what its last version changed, and ``ws@vN`` what vN changed.
         """
+        for field, ref in (("target", target), ("against", against)):
+            if ref is not None and (not isinstance(ref, str) or not ref.strip() or len(ref) > 200):
+                raise InvalidArgumentError(
+                    f"{field} must be a slot, a workspace or workspace@version.", details={"field": field}
+                )
         if against is None:
             target = self._implicit_target(target)
             old_tree, old_label = self._default_base(target)
@@ -229,6 +236,12 @@ class VersionService:
 
     def _tag(self, ws: WorkspaceRow, version: str, tag: str) -> list[str]:
         core = self._core
+        if _VERSION_SHAPED.fullmatch(tag):
+            raise InvalidArgumentError(
+                f"Tag '{tag}' looks like a version number; it could never be used as a reference.",
+                details={"field": "tag", "tag": tag},
+                remedy="Choose a name that is not vN or a bare number, e.g. 'best' or 'baseline-2'.",
+            )
         row = core.version(ws, version)
         owner = core.rows.tag_owner(ws.id, tag)
         if owner is not None:

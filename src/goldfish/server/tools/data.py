@@ -59,7 +59,11 @@ def register(reg: ToolRegistry) -> None:
         check_reason(reason)
         return SourceResult(source=reg.app.context.sources.register(name, uri, description, metadata))
 
-    @reg.tool(read_only=False, title="Manage sources")
+    @reg.tool(
+        read_only=False,
+        title="Manage sources",
+        reads_when=lambda args: args.get("action") in ("list", "get"),
+    )
     def manage_sources(
         action: Annotated[SourceAction, Field(description="list, get, update (metadata) or deprecate.")],
         name: Annotated[str | None, Field(description="The source (all actions but list).")] = None,

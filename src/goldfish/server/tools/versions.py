@@ -76,7 +76,12 @@ def register(reg: ToolRegistry) -> None:
         """File-level changes with line counts, plus a unified diff (cut at 200 kB)."""
         return DiffResult(diff=reg.app.context.versions.diff(target, against))
 
-    @reg.tool(read_only=False, destructive=True, title="Manage versions")
+    @reg.tool(
+        read_only=False,
+        destructive=True,
+        title="Manage versions",
+        reads_when=lambda args: args.get("action") == "list",
+    )
     def manage_versions(
         workspace: Annotated[str, Field(description="Workspace name or a slot holding it.")],
         action: Annotated[
