@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-## demo: create a project in a temp folder and walk the workspace flow through MCP
+## demo: train the demo model (pipelines/demo) end to end in a temp project, through MCP
 demo: $(STAMP)
 	$(BIN)/goldfish demo
 

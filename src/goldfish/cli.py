@@ -215,7 +215,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Walk the workspace flow in a fresh project through a real MCP client session."""
+    """Train the demo model end to end in a fresh project through a real MCP client session."""
     from goldfish.demo import run_demo  # noqa: PLC0415
 
     return run_demo(Path(args.dir) if args.dir else None)
@@ -254,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--out", default="schema")
     schema.set_defaults(func=cmd_schema)
 
-    demo = sub.add_parser("demo", help="walk the workspace flow in a temporary project")
+    demo = sub.add_parser("demo", help="run the demo ML pipeline end to end in a temporary project")
     demo.add_argument("dir", nargs="?", help="where to create the demo project (default: a temp folder)")
     demo.set_defaults(func=cmd_demo)
 

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from goldfish.backends.factory import BackendRegistry
 from goldfish.config import GoldfishConfig, load_config
@@ -31,6 +32,12 @@ from goldfish.workspaces.service import WorkspaceService
 from goldfish.workspaces.versions import VersionService
 
 log = logging.getLogger("goldfish")
+
+
+def _contract_mode(config: GoldfishConfig) -> Literal["off", "warn", "block"]:
+    if not config.svs.enabled:
+        return "off"
+    return "block" if config.svs.block_on_contract_violation else "warn"
 
 
 @dataclass
@@ -110,6 +117,7 @@ class ServerContext:
             scratch=self.paths.scratch,
             venvs=self.paths.venvs,
             max_attempts=self.config.defaults.max_attempts,
+            contracts=_contract_mode(self.config),
         )
 
     def settle(self, pipeline_run_id: str) -> bool:

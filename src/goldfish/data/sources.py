@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -201,8 +202,8 @@ class SourceService:
                 f"Source '{source.name}' is gone from {path}.", details={"path": str(path)}
             )
         if source.size_bytes is not None and source.produced_by_run is None:
-            _, size = (path.stat().st_size, 0) if path.is_file() else (0, 0)
-            if path.is_file() and size != source.size_bytes:
+            size = _total_size(path)
+            if size != source.size_bytes:
                 raise SourceChangedError(
                     f"Source '{source.name}' changed size since registration.",
                     details={"path": str(path), "registered": source.size_bytes, "now": size},
@@ -212,3 +213,15 @@ class SourceService:
     def record_use(self, name: str, stage_run_id: str, signal: str) -> None:
         """Lineage: a stage run consumed the source."""
         self._rows.record_use(name, stage_run_id, signal)
+
+
+def _total_size(path: Path) -> int:
+    """Bytes in a file, or in every file under a folder (a cheap change check: stats only)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(
+        (Path(folder) / name).stat().st_size
+        for folder, _dirs, files in os.walk(path)
+        for name in files
+        if not (Path(folder) / name).is_symlink()
+    )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from goldfish.db.runs import LineageRow
 from goldfish.hashing import hash_path
 from goldfish.pipelines.models import StageDef
+from goldfish.runs.contracts import check_output
 from goldfish.storage.paths import RunPaths
 from goldfish.storage.protocol import Storage
 
@@ -20,6 +21,7 @@ class CollectResult:
     outputs: list[LineageRow]
     missing: list[str]
     unsafe: list[str]
+    violations: list[str] = field(default_factory=list)
 
 
 def _unsafe_links(folder: Path) -> list[str]:
@@ -34,8 +36,13 @@ def _unsafe_links(folder: Path) -> list[str]:
     return bad
 
 
-def collect_outputs(stage: StageDef, stage_run_id: str, outputs_dir: Path, storage: Storage) -> CollectResult:
-    """Check, hash and store every declared output; nothing is stored when one is missing or unsafe."""
+def collect_outputs(
+    stage: StageDef, stage_run_id: str, outputs_dir: Path, storage: Storage, *, check_contracts: bool = True
+) -> CollectResult:
+    """Check, hash and store every declared output; nothing is stored when one is missing or unsafe.
+
+    Outputs that break their declared schema are stored (to inspect them) and reported as violations.
+    """
     missing, unsafe = [], []
     for signal in stage.outputs:
         folder = outputs_dir / signal
@@ -45,6 +52,12 @@ def collect_outputs(stage: StageDef, stage_run_id: str, outputs_dir: Path, stora
             unsafe += [f"{signal}/{rel}" for rel in _unsafe_links(folder)]
     if missing or unsafe:
         return CollectResult([], missing, unsafe)
+    violations = [
+        f"{signal}: {problem}"
+        for signal, declared in stage.outputs.items()
+        for problem in check_output(declared.type, outputs_dir / signal, declared.schema_)
+        if check_contracts
+    ]
     paths = RunPaths(stage_run_id)
     rows = []
     for signal, declared in stage.outputs.items():
@@ -63,7 +76,7 @@ def collect_outputs(stage: StageDef, stage_run_id: str, outputs_dir: Path, stora
                 None,
             )
         )
-    return CollectResult(rows, [], [])
+    return CollectResult(rows, [], [], violations)
 
 
 def store_logs(logs_dir: Path, stage_run_id: str, storage: Storage) -> None:

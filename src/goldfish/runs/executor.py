@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from goldfish.backends.factory import BackendRegistry
 from goldfish.backends.protocol import BackendStatus, Handle
@@ -49,6 +49,7 @@ class ExecutorDeps:
     scratch: Path
     venvs: Path
     max_attempts: int
+    contracts: Literal["off", "warn", "block"] = "block"
 
 
 class StageMachine:
@@ -175,6 +176,7 @@ class StageExecutor:
         try:
             spec = self._prepare(run, stage, inputs, run_dir)
         except GoldfishError as exc:
+            self._keep_logs(run)
             self.machine.fail(self._reload(run), FailureKind.INFRA_ERROR, exc.message, event="prepare_failed")
             self._wrap_up(run)
             return
@@ -199,6 +201,7 @@ class StageExecutor:
                 self._reload(run), StageState.RUNNING, "started", json.dumps(handle), backend_handle=handle
             )
             return
+        self._keep_logs(run)
         self.machine.fail(self._reload(run), FailureKind.INFRA_ERROR, error, event="launch_failed")
         self._wrap_up(run)
 
@@ -252,6 +255,7 @@ class StageExecutor:
             if run.cancel_requested:
                 self.machine.move(run, StageState.CANCELED, "cancel", "canceled before it started")
             elif _age_seconds(run.started_at) > LAUNCH_GRACE_SECONDS:
+                self._keep_logs(run)
                 self.machine.fail(
                     run, FailureKind.LOST, "the launch was interrupted before the stage started"
                 )
@@ -264,6 +268,7 @@ class StageExecutor:
         if run.cancel_requested:
             backend.cancel(handle)
             self._finish_attempt(run, StageState.CANCELED, None, "canceled", None)
+            self._keep_logs(run)
             self.machine.move(run, StageState.CANCELED, "cancel", "canceled on request")
             self._wrap_up(run)
             return
@@ -271,6 +276,7 @@ class StageExecutor:
             backend.cancel(handle)
             message = f"exceeded its timeout of {run.timeout_seconds}s"
             self._finish_attempt(run, StageState.TIMED_OUT, None, message, None)
+            self._keep_logs(run)
             self.machine.move(run, StageState.TIMED_OUT, "timeout", message, error=message)
             self._wrap_up(run)
             return
@@ -283,6 +289,7 @@ class StageExecutor:
         if status.state == "lost":
             message = status.detail or "the backend lost the stage"
             self._finish_attempt(run, StageState.FAILED, FailureKind.LOST, message, None)
+            self._keep_logs(run)
             self.machine.fail(run, FailureKind.LOST, message)
             self._wrap_up(run)
             return
@@ -291,6 +298,7 @@ class StageExecutor:
         if code != 0:
             message = f"the stage exited with code {code}; see logs(run_id, stream='stderr')"
             self._finish_attempt(run, StageState.FAILED, FailureKind.STAGE_ERROR, message, code)
+            self._keep_logs(run)
             self.machine.fail(run, FailureKind.STAGE_ERROR, message, exit_code=code)
             self._wrap_up(run)
             return
@@ -301,7 +309,14 @@ class StageExecutor:
         if not self.machine.move(run, StageState.COLLECTING, "collect", exit_code=0):
             return
         run = self._reload(run)
-        result = collect_outputs(stage, run.id, self.run_dir(run) / "outputs", self.deps.storage)
+        result = collect_outputs(
+            stage,
+            run.id,
+            self.run_dir(run) / "outputs",
+            self.deps.storage,
+            check_contracts=self.deps.contracts != "off",
+        )
+        self._keep_logs(run)
         if result.missing or result.unsafe:
             problem = (
                 f"declared output(s) missing: {', '.join(result.missing)}"
@@ -311,8 +326,21 @@ class StageExecutor:
             self.machine.fail(run, FailureKind.MISSING_OUTPUT, problem, event="collect_failed")
         else:
             self.deps.runs.add_lineage(result.outputs)
-            self.machine.move(run, StageState.COMPLETED, "completed")
+            self._complete_checked(run, result.violations)
         self._wrap_up(run)
+
+    def _complete_checked(self, run: StageRunRow, violations: list[str]) -> None:
+        """Complete, or fail with contract_violation when outputs break their schema and that blocks."""
+        if violations and self.deps.contracts == "block":
+            self.machine.fail(
+                run,
+                FailureKind.CONTRACT_VIOLATION,
+                "output contract violated: " + "; ".join(violations),
+                event="contract_violation",
+            )
+            return
+        detail = ("contract warnings: " + "; ".join(violations)) if violations else None
+        self.machine.move(run, StageState.COMPLETED, "completed", detail)
 
     def _finish_attempt(
         self,
@@ -342,10 +370,13 @@ class StageExecutor:
                 run.id, heartbeat_at=beat.get("at"), heartbeat_message=str(beat.get("message", ""))[:500]
             )
 
+    def _keep_logs(self, run: StageRunRow) -> None:
+        """Store the logs before the terminal move: whoever sees the end state finds them complete."""
+        store_logs(self.run_dir(run) / "logs", run.id, self.deps.storage)
+
     def _wrap_up(self, run: StageRunRow) -> None:
-        """Keep the logs in storage and drop the scratch folder."""
+        """Release the backend and drop the scratch folder (after ``_keep_logs`` and the move)."""
         run_dir = self.run_dir(run)
-        store_logs(run_dir / "logs", run.id, self.deps.storage)
         if run.backend_handle:
             self.deps.backends.get(run.backend).cleanup(run.backend_handle)
         remove_scratch(run_dir)
