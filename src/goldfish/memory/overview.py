@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import BaseModel, Field
 
-from goldfish.db.audit import AuditRepository
+from goldfish.db.audit import AuditRepository, AuditRow
 from goldfish.db.runs import RunRepository
 from goldfish.runs.models import StageRunInfo
 from goldfish.timeutil import age
@@ -40,6 +40,31 @@ class AuditEntry(BaseModel):
     outcome: str
     error_code: str | None
     reason: str | None
+
+    @classmethod
+    def of(cls, row: AuditRow) -> AuditEntry:
+        """Build from a database row."""
+        return cls(
+            at=row.at,
+            age=age(row.at),
+            tool=row.tool,
+            workspace=row.workspace,
+            outcome=row.outcome,
+            error_code=row.error_code,
+            reason=row.reason,
+        )
+
+
+class AuditDetail(AuditEntry):
+    """An audit entry with its arguments and duration."""
+
+    arguments: dict[str, object]
+    duration_ms: float
+
+    @classmethod
+    def of(cls, row: AuditRow) -> AuditDetail:
+        """Build from a database row."""
+        return cls(**AuditEntry.of(row).model_dump(), arguments=row.arguments, duration_ms=row.duration_ms)
 
 
 class ProjectSummary(BaseModel):
@@ -128,18 +153,7 @@ class OverviewService:
     def recent_audit(self, limit: int = RECENT_AUDIT) -> list[AuditEntry]:
         """The newest audit rows."""
         rows, _ = self._audit.page(None, limit, 0)
-        return [
-            AuditEntry(
-                at=r.at,
-                age=age(r.at),
-                tool=r.tool,
-                workspace=r.workspace,
-                outcome=r.outcome,
-                error_code=r.error_code,
-                reason=r.reason,
-            )
-            for r in rows
-        ]
+        return [AuditEntry.of(row) for row in rows]
 
     def status(self, state_md: str) -> StatusInfo:
         """The one-call orientation."""

@@ -6,10 +6,9 @@ from typing import Annotated
 
 from pydantic import Field
 
-from goldfish.memory.overview import AuditEntry
+from goldfish.memory.overview import AuditDetail
 from goldfish.memory.thoughts import ThoughtInfo
 from goldfish.server.toolkit import ToolRegistry, ToolResult
-from goldfish.timeutil import age
 from goldfish.validation import DEFAULT_LIMIT, page
 
 
@@ -28,17 +27,10 @@ class ThoughtsResult(ToolResult):
     offset: int
 
 
-class AuditRow(AuditEntry):
-    """An audit row with its arguments and duration."""
-
-    arguments: dict[str, object]
-    duration_ms: float
-
-
 class AuditResult(ToolResult):
     """A page of audit rows, newest first."""
 
-    entries: list[AuditRow]
+    entries: list[AuditDetail]
     total: int
     limit: int
     offset: int
@@ -81,18 +73,5 @@ def register(reg: ToolRegistry) -> None:
         # A mounted slot stands for its workspace, as in the rows themselves.
         name = reg.audit_workspace({"workspace": workspace}) if workspace is not None else None
         rows, total = reg.app.context.audit.page(name, limit, offset)
-        entries = [
-            AuditRow(
-                at=r.at,
-                age=age(r.at),
-                tool=r.tool,
-                workspace=r.workspace,
-                outcome=r.outcome,
-                error_code=r.error_code,
-                reason=r.reason,
-                arguments=r.arguments,
-                duration_ms=r.duration_ms,
-            )
-            for r in rows
-        ]
+        entries = [AuditDetail.of(row) for row in rows]
         return AuditResult(entries=entries, total=total, limit=limit, offset=offset)
