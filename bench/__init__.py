@@ -8,6 +8,10 @@ BENCHMARKS: dict[str, str] = {
     "mcp_cold_start": "bench.mcp_cold_start",
     "tool_latency": "bench.tool_latency",
     "sync_commit": "bench.sync_commit",
+    "run_overhead": "bench.run_overhead",
+    "metrics_ingest": "bench.metrics_ingest",
+    "cache_hit": "bench.cache_hit",
+    "vs_dvc": "bench.vs_dvc",
 }
 
 
