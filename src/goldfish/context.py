@@ -26,6 +26,7 @@ from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
 from goldfish.storage.local import LocalStorage
 from goldfish.storage.protocol import Storage
+from goldfish.workspaces.code_cache import CodeCache
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.dev_repo import DevRepo
 from goldfish.workspaces.service import WorkspaceService
@@ -116,6 +117,7 @@ class ServerContext:
             backends=self.backends,
             scratch=self.paths.scratch,
             venvs=self.paths.venvs,
+            code=CodeCache(self.core.repo, self.paths.code_cache),
             max_attempts=self.config.defaults.max_attempts,
             contracts=_contract_mode(self.config),
         )

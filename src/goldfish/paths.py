@@ -77,6 +77,11 @@ class ProjectPaths:
         return self.state_dir / "runs"
 
     @property
+    def code_cache(self) -> Path:
+        """The files of saved versions that stages ran, one folder per version (hardlinked into runs)."""
+        return self.state_dir / "code"
+
+    @property
     def venvs(self) -> Path:
         """Cached stage environments, one per requirements.txt hash."""
         return self.state_dir / "venvs"

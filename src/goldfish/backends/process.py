@@ -19,9 +19,11 @@ from goldfish.backends.protocol import BackendStatus, Capabilities, Handle
 from goldfish.backends.spec import RunSpec, stage_environment
 
 # "$@" is the interpreter and module; TERM/INT are ignored by the wrapper itself so that it
-# outlives a polite cancel of its group long enough to record the stage's exit code.
+# outlives a polite cancel of its group long enough to record the stage's exit code. The stage
+# runs in a subshell that restores the default handlers first: an ignored signal is inherited
+# across exec, and a stage that ignores TERM could only ever be stopped by SIGKILL.
 _WRAPPER = (
-    'trap "" TERM INT; "$@"; code=$?; '
+    'trap "" TERM INT; (trap - TERM INT; exec "$@"); code=$?; '
     'printf "%s" "$code" > "$GOLDFISH_EXIT_FILE.tmp" && mv "$GOLDFISH_EXIT_FILE.tmp" "$GOLDFISH_EXIT_FILE"; '
     "exit $code"
 )

@@ -26,10 +26,10 @@ def requirements_hash(code_dir: Path) -> str | None:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
-def environment_key(code_dir: Path) -> str:
-    """What the stage's environment depends on: interpreter version plus requirements."""
+def environment_key(requirements_id: str | None) -> str:
+    """What the stage's environment depends on: interpreter version plus the requirements' content id."""
     version = ".".join(str(part) for part in sys.version_info[:3])
-    return f"python-{version}:{requirements_hash(code_dir) or 'none'}"
+    return f"python-{version}:{requirements_id or 'none'}"
 
 
 def interpreter_for(code_dir: Path, venvs: Path, log_file: Path) -> str:

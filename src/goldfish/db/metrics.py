@@ -6,15 +6,8 @@ from dataclasses import dataclass
 
 from goldfish.db.database import Database
 
-
-@dataclass(frozen=True)
-class MetricPoint:
-    """One logged value."""
-
-    name: str
-    step: int | None
-    value: float
-    at: float
+# (name, step, value, at): tuples rather than objects, since a run can log millions of points.
+MetricPoint = tuple[str, int | None, float, float]
 
 
 @dataclass(frozen=True)
@@ -29,6 +22,21 @@ class MetricSummary:
     max: float
 
 
+def _fold(points: list[MetricPoint]) -> dict[str, list[float | int | None]]:
+    """Per name: [count, last, last_step, min, max] of a batch, in arrival order."""
+    summary: dict[str, list[float | int | None]] = {}
+    for name, step, value, _at in points:
+        entry = summary.get(name)
+        if entry is None:
+            summary[name] = [1, value, step, value, value]
+        else:
+            entry[0] = int(entry[0] or 0) + 1
+            entry[1], entry[2] = value, step
+            entry[3] = min(float(entry[3] or 0.0), value)
+            entry[4] = max(float(entry[4] or 0.0), value)
+    return summary
+
+
 class MetricRepository:
     """SQL for ``run_metrics`` and ``run_metric_summary``."""
 
@@ -37,20 +45,22 @@ class MetricRepository:
 
     def ingest(self, stage_run_id: str, points: list[MetricPoint], new_offset: int) -> None:
         """Insert a batch, fold it into the summary and move the file offset, in one transaction."""
-        summary: dict[str, list[float | int | None]] = {}
-        for point in points:
-            entry = summary.get(point.name)
-            if entry is None:
-                summary[point.name] = [1, point.value, point.step, point.value, point.value]
-            else:
-                entry[0] = int(entry[0] or 0) + 1
-                entry[1], entry[2] = point.value, point.step
-                entry[3] = min(float(entry[3] or 0.0), point.value)
-                entry[4] = max(float(entry[4] or 0.0), point.value)
+        summary = _fold(points)
         with self._db.transaction() as conn:
+            counts = dict(
+                conn.execute(
+                    "SELECT name, count FROM run_metric_summary WHERE stage_run_id = ?", (stage_run_id,)
+                ).fetchall()
+            )
+            rows = []
+            for name, step, value, at in points:
+                seq = counts.get(name, 0)
+                counts[name] = seq + 1
+                rows.append((stage_run_id, name, seq, step, value, at))
             conn.executemany(
-                "INSERT INTO run_metrics (stage_run_id, name, step, value, at) VALUES (?, ?, ?, ?, ?)",
-                [(stage_run_id, p.name, p.step, p.value, p.at) for p in points],
+                "INSERT INTO run_metrics (stage_run_id, name, seq, step, value, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
             )
             conn.executemany(
                 "INSERT INTO run_metric_summary (stage_run_id, name, count, last_value, last_step, min_value,"
@@ -75,11 +85,16 @@ class MetricRepository:
     def series(
         self, stage_run_id: str, name: str, count: int, max_points: int
     ) -> list[tuple[int | None, float]]:
-        """Up to ``max_points`` (step, value) pairs, evenly spaced over the run, last point kept."""
-        stride = max(1, -(-count // max_points))
+        """Up to ``max_points`` (step, value) pairs evenly spaced over the run, first and last kept."""
+        if count <= 0:
+            return []
+        # Multiples of the stride plus the last point: at most max_points in all.
+        stride = max(1, -(-(count - 1) // max(1, max_points - 1)))
+        wanted = sorted({*range(0, count, stride), count - 1})
+        marks = ",".join("?" * len(wanted))
         rows = self._db.connection.execute(
-            "SELECT step, value FROM (SELECT step, value, row_number() OVER (ORDER BY rowid) - 1 AS n"
-            " FROM run_metrics WHERE stage_run_id = ? AND name = ?) WHERE n % ? = 0 OR n = ? - 1 ORDER BY n",
-            (stage_run_id, name, stride, count),
+            f"SELECT step, value FROM run_metrics WHERE stage_run_id = ? AND name = ?"  # noqa: S608
+            f" AND seq IN ({marks}) ORDER BY seq",
+            (stage_run_id, name, *wanted),
         )
         return [(row[0], row[1]) for row in rows]

@@ -31,7 +31,7 @@ from goldfish.workspaces.files import VersionFiles
 log = logging.getLogger("goldfish.driver")
 
 LEASE_SECONDS = 15.0
-POLL_SECONDS = 0.1
+POLL_SECONDS = 0.05
 _FAILED = {StageState.FAILED, StageState.CANCELED, StageState.TIMED_OUT, StageState.SKIPPED}
 
 
@@ -96,11 +96,14 @@ class PipelineDriver:
     def settle(self) -> bool:
         """Step without launching until nothing more changes; True when the run is finished."""
         while True:
-            before = [(run.id, run.state) for run in self.context.runs.stages_of(self.run_id)]
+            before = self._snapshot()
             if self.step(launch=False):
                 return True
-            if before == [(run.id, run.state) for run in self.context.runs.stages_of(self.run_id)]:
+            if before == self._snapshot():
                 return False
+
+    def _snapshot(self) -> list[tuple[str, str]]:
+        return [(run.id, run.state) for run in self.context.runs.stages_of(self.run_id)]
 
     def _maybe_start(
         self,
@@ -169,9 +172,11 @@ class PipelineDriver:
                         log.info("pipeline run %s is driven elsewhere; stopping", self.run_id)
                         return
                     renewed = now
+                before = self._snapshot()
                 if self.step():
                     return
-                time.sleep(poll_seconds)
+                if self._snapshot() == before:  # something moved: go again at once (e.g. start its consumer)
+                    time.sleep(poll_seconds)
         finally:
             runs.release_lease(self.run_id, self.owner)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from goldfish.data.sources import SourceService
 from goldfish.db.metrics import MetricRepository
 from goldfish.db.runs import LineageRow, PipelineRunRow, RunRepository, StageRunRow
 from goldfish.errors import GoldfishError
+from goldfish.fileops import link_tree
 from goldfish.pipelines.models import StageDef
 from goldfish.runs.collector import collect_outputs, remove_scratch, store_logs
 from goldfish.runs.metrics import ingest_file
@@ -30,7 +30,8 @@ from goldfish.runs.planner import InputResolver, ResolvedInput, cache_key
 from goldfish.states import FailureKind, StageState
 from goldfish.storage.protocol import Storage
 from goldfish.timeutil import now_iso, parse_iso
-from goldfish.workspaces.dev_repo import DevRepo
+from goldfish.workspaces.code_cache import CodeCache
+from goldfish.workspaces.dev_repo import EMPTY_TREE, DevRepo
 
 log = logging.getLogger("goldfish.runs")
 LAUNCH_GRACE_SECONDS = 60
@@ -48,6 +49,7 @@ class ExecutorDeps:
     backends: BackendRegistry
     scratch: Path
     venvs: Path
+    code: CodeCache
     max_attempts: int
     contracts: Literal["off", "warn", "block"] = "block"
 
@@ -111,24 +113,22 @@ class StageExecutor:
                 event="plan_failed",
             )
             return True
-        run_dir = self.run_dir(run)
-        code_dir = run_dir / "code"
-        if not code_dir.is_dir():
-            self.deps.repo.export(commit, code_dir, run_dir / "code.index")
+        repo = self.deps.repo
         key = cache_key(
-            modules_tree=self.deps.repo.tree_id(commit, "modules"),
+            modules_tree=repo.object_id(commit, "modules") or EMPTY_TREE,
             module=run.module,
             config=run.config,
             inputs=inputs,
-            environment=environment_key(code_dir),
+            environment=environment_key(repo.object_id(commit, "requirements.txt")),
             profile=run.profile,
             backend=run.backend,
         )
         if pipeline_run.use_cache and self._reuse(run, stage, key, inputs):
-            remove_scratch(run_dir)
             return True
         if not launch:
             return False
+        run_dir = self.run_dir(run)
+        self.deps.code.materialize(commit, run_dir / "code")
         self.deps.runs.update_stage(run.id, cache_key=key, run_dir=str(run_dir))
         self.deps.runs.add_lineage([_input_row(run.id, item) for item in inputs])
         for item in inputs:
@@ -215,7 +215,7 @@ class StageExecutor:
             target = inputs_dir / item.name
             if item.local_path is None:
                 raise GoldfishError(f"Input '{item.name}' ({item.uri}) is not reachable from this machine.")
-            _stage_input(item.local_path, target)
+            link_tree(item.local_path, target)
             staged[item.name] = target
         (run_dir / "outputs").mkdir(parents=True, exist_ok=True)
         config_file = run_dir / "config.json"
@@ -398,29 +398,6 @@ def _input_row(run_id: str, item: ResolvedInput) -> LineageRow:
         item.producer_run_id,
         item.source_name,
     )
-
-
-def _stage_input(source: Path, target: Path) -> None:
-    """Expose an input read-only: hardlinks of the stored files (copies across devices)."""
-    target.mkdir(parents=True, exist_ok=True)
-    if source.is_file():
-        _link(source, target / source.name)
-        return
-    for folder, _dirs, files in os.walk(source):
-        rel = Path(folder).relative_to(source)
-        (target / rel).mkdir(parents=True, exist_ok=True)
-        for name in files:
-            _link(Path(folder) / name, target / rel / name)
-
-
-def _link(source: Path, target: Path) -> None:
-    import shutil  # noqa: PLC0415
-
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-        target.chmod(0o444)
 
 
 def _age_seconds(started_at: str | None) -> float:

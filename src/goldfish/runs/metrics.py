@@ -5,31 +5,45 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 from goldfish.db.metrics import MetricPoint, MetricRepository
 
 MAX_BATCH_BYTES = 8 << 20
 
 
-def parse_points(lines: list[bytes]) -> list[MetricPoint]:
-    """Metric points from JSON lines; malformed lines and non-finite values are skipped."""
-    points = []
-    for raw in lines:
-        try:
-            item = json.loads(raw)
-            value = float(item["value"])
-            step = item.get("step")
-            point = MetricPoint(
-                name=str(item["name"])[:200],
-                step=int(step) if step is not None else None,
-                value=value,
-                at=float(item.get("at", 0.0)),
-            )
-        except (ValueError, KeyError, TypeError):
-            continue
-        if math.isfinite(point.value):
-            points.append(point)
-    return points
+def _point(item: Any) -> MetricPoint | None:
+    """One metric point from a decoded JSON object, or None when it is malformed or not finite."""
+    try:
+        value = float(item["value"])
+        step = item.get("step")
+        point = (
+            str(item["name"])[:200],
+            int(step) if step is not None else None,
+            value,
+            float(item.get("at", 0.0)),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return point if math.isfinite(value) else None
+
+
+def parse_points(chunk: bytes) -> list[MetricPoint]:
+    """Metric points from complete JSON lines; malformed lines and non-finite values are skipped.
+
+    The whole chunk is decoded in one call (fast); only a chunk with a bad line is decoded line by line.
+    """
+    lines = [line for line in chunk.splitlines() if line.strip()]
+    try:
+        items = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        items = []
+        for line in lines:
+            try:
+                items.append(json.loads(line))
+            except ValueError:
+                continue
+    return [point for point in map(_point, items) if point is not None]
 
 
 def ingest_file(repo: MetricRepository, stage_run_id: str, path: Path, offset: int) -> int:
@@ -46,6 +60,6 @@ def ingest_file(repo: MetricRepository, stage_run_id: str, path: Path, offset: i
         if end < 0:
             break
         complete = chunk[: end + 1]
-        repo.ingest(stage_run_id, parse_points(complete.splitlines()), offset + len(complete))
+        repo.ingest(stage_run_id, parse_points(complete), offset + len(complete))
         offset += len(complete)
     return offset

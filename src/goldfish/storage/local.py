@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from goldfish.errors import InvalidPathError
+from goldfish.fileops import link_tree
 
 READ_ONLY_FILE = 0o444
 
@@ -53,7 +54,7 @@ class LocalStorage:
     def get_dir(self, key: str, local: Path) -> None:
         """Hardlink the stored files into ``local`` (falls back to copying across devices)."""
         source = self._path(key)
-        shutil.copytree(source, local, symlinks=True, copy_function=_link_or_copy, dirs_exist_ok=True)
+        link_tree(source, local)
 
     def local_path(self, key: str) -> Path:
         """The folder or file of ``key``."""
@@ -76,11 +77,3 @@ class LocalStorage:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
-
-
-def _link_or_copy(source: str, target: str) -> str:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
-    return target

@@ -215,18 +215,20 @@ class DevRepo:
         self._run(["update-index", "-q", "--refresh"], work_tree=slot, index=index)
 
     def export(self, commit: str, target: Path, index: Path) -> None:
-        """Write the files of ``commit`` into a fresh folder (the code a stage runs)."""
+        """Write the files of ``commit`` into a fresh folder (its index is thrown away after)."""
+        target.mkdir(parents=True, exist_ok=True)
         try:
-            self.checkout(target, index, commit)
+            self._run(["read-tree", commit], work_tree=target, index=index)
+            self._run(["checkout-index", "-a", "-f"], work_tree=target, index=index)
         finally:
             index.unlink(missing_ok=True)
 
-    def tree_id(self, commit: str, path: str) -> str:
-        """The tree id of folder ``path`` at ``commit`` (the empty tree when absent)."""
+    def object_id(self, commit: str, path: str) -> str | None:
+        """The id of the file or folder ``path`` at ``commit`` (a content hash), or None when absent."""
         try:
-            return self._run(["rev-parse", "--verify", "--quiet", f"{commit}:{path}"])
+            return self._run(["rev-parse", "--verify", "--quiet", f"{commit}:{path}"]) or None
         except GoldfishError:
-            return EMPTY_TREE
+            return None
 
     def switch(self, slot: Path, index: Path, commit: str) -> None:
         """Make a clean slot match ``commit``: changed files rewritten, removed files deleted."""

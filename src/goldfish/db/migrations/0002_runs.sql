@@ -120,14 +120,17 @@ CREATE INDEX IF NOT EXISTS ix_lineage_run ON signal_lineage(stage_run_id, direct
 CREATE INDEX IF NOT EXISTS ix_lineage_producer ON signal_lineage(producer_run_id);
 CREATE INDEX IF NOT EXISTS ix_lineage_source ON signal_lineage(source_name);
 
+-- seq numbers the points of one metric of one run from 0, so a downsampled series is a
+-- handful of index lookups instead of a scan.
 CREATE TABLE IF NOT EXISTS run_metrics (
     stage_run_id  TEXT NOT NULL REFERENCES stage_runs(id) ON DELETE CASCADE,
     name          TEXT NOT NULL,
+    seq           INTEGER NOT NULL,
     step          INTEGER,
     value         REAL NOT NULL,
     at            REAL NOT NULL
 );
-CREATE INDEX IF NOT EXISTS ix_run_metrics ON run_metrics(stage_run_id, name, step);
+CREATE INDEX IF NOT EXISTS ix_run_metrics ON run_metrics(stage_run_id, name, seq);
 
 CREATE TABLE IF NOT EXISTS run_metric_summary (
     stage_run_id  TEXT NOT NULL REFERENCES stage_runs(id) ON DELETE CASCADE,
