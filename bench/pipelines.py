@@ -64,6 +64,9 @@ def open_project(root: Path, name: str) -> ServerContext:
     from goldfish.project import initialize_project
 
     initialize_project(str(root), name)
+    # Benchmarks re-run the same workspace back to back: no finalization between runs.
+    with (root / "goldfish.yaml").open("a", encoding="utf-8") as config:
+        config.write("memory:\n  finalization_gate: false\n")
     context = ServerContext.open(root)
     context.startup()
     return context

@@ -25,10 +25,30 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def project_root(tmp_path: Path) -> Path:
-    """A freshly initialized project (real files, real SQLite, real git)."""
+    """A freshly initialized project (real files, real SQLite, real git).
+
+    The finalization gate is off here so tests can run a workspace repeatedly; the gate's own
+    tests use ``gated_project_root``.
+    """
     root = tmp_path / "project"
     initialize_project(str(root), "testproj")
+    set_finalization_gate(root, enabled=False)
     return root
+
+
+@pytest.fixture
+def gated_project_root(tmp_path: Path) -> Path:
+    """A freshly initialized project with the default config (finalization gate on)."""
+    root = tmp_path / "gated"
+    initialize_project(str(root), "gated")
+    return root
+
+
+def set_finalization_gate(root: Path, *, enabled: bool) -> None:
+    """Switch memory.finalization_gate in a project's goldfish.yaml."""
+    config = root / "goldfish.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + f"memory:\n  finalization_gate: {str(enabled).lower()}\n", encoding="utf-8")
 
 
 @pytest.fixture

@@ -102,6 +102,15 @@ class Svs(_Strict):
     block_on_contract_violation: bool = True
 
 
+class Memory(_Strict):
+    """Experiment memory: finalization and context recovery."""
+
+    finalization_gate: bool = Field(
+        True, description="Refuse new runs while a finished run of the workspace is not finalized."
+    )
+    trend_window: int = Field(5, ge=2, le=50, description="Finalized results shown as the recent trend.")
+
+
 class GoldfishConfig(_Strict):
     """The whole goldfish.yaml."""
 
@@ -122,6 +131,7 @@ class GoldfishConfig(_Strict):
     gce: Gce = Field(default_factory=Gce)
     docker: Docker = Field(default_factory=Docker)
     svs: Svs = Field(default_factory=Svs)
+    memory: Memory = Field(default_factory=Memory)
 
     @field_validator("slots")
     @classmethod

@@ -18,6 +18,7 @@ from goldfish.db.runs import RunRepository
 from goldfish.db.sources import SourceRepository
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.memory.overview import OverviewService
+from goldfish.memory.records import RecordService
 from goldfish.memory.state_md import StateWriter
 from goldfish.memory.thoughts import ThoughtService
 from goldfish.paths import ProjectPaths
@@ -60,6 +61,7 @@ class ServerContext:
     sources: SourceService
     storage: Storage
     backends: BackendRegistry
+    records: RecordService = field(init=False)
     run_service: RunService = field(init=False)
     run_queries: RunQueries = field(init=False)
 
@@ -76,7 +78,7 @@ class ServerContext:
         audit = AuditRepository(db)
         workspaces = WorkspaceService(core, thought_rows)
         versions = VersionService(core)
-        runs = RunRepository(db)
+        runs = core.runs
         metrics = MetricRepository(db)
         roots = [paths.data, *(Path(p) for p in config.data_roots)]
         sources = SourceService(SourceRepository(db), roots, paths.root)
@@ -100,8 +102,17 @@ class ServerContext:
             backends=backends,
         )
         # Wired after construction: both call back into the context (settle, spawn a driver).
+        context.records = RecordService(config, core, core.records, runs, metrics)
         context.run_service = RunService(
-            config, core, versions, runs, sources, context.settle, context.spawn_driver
+            config,
+            core,
+            versions,
+            runs,
+            sources,
+            core.records,
+            context.records.check_gate,
+            context.settle,
+            context.spawn_driver,
         )
         context.run_queries = RunQueries(runs, metrics, storage, backends, context.ensure_driver)
         return context

@@ -19,6 +19,7 @@ import pytest
 from goldfish.cli_runs import mirror_folder
 from goldfish.context import ServerContext
 from goldfish.project import initialize_project
+from tests.conftest import set_finalization_gate
 
 CLI_TIMEOUT = 120
 
@@ -109,6 +110,7 @@ def write_pipeline(folder: Path, total: str = TOTAL, results_spec: bool = True) 
 def new_project(base: Path) -> Path:
     root = base / "project"
     initialize_project(str(root), "clitest")
+    set_finalization_gate(root, enabled=False)  # the CLI tests run the same workspace repeatedly
     return root
 
 

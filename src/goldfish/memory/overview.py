@@ -7,17 +7,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pydantic import BaseModel, Field
 
 from goldfish.db.audit import AuditRepository, AuditRow
-from goldfish.db.runs import RunRepository
+from goldfish.db.records import RecordRow
+from goldfish.db.runs import RunRepository, StageRunRow
 from goldfish.runs.models import StageRunInfo
 from goldfish.timeutil import age
 from goldfish.workspaces.core import WorkspaceCore
-from goldfish.workspaces.models import VersionInfo
+from goldfish.workspaces.models import BestResult, VersionInfo
 from goldfish.workspaces.service import WorkspaceService
 
 RECENT_AUDIT = 5
 RECENT_RUNS = 5
-MAX_ACTIVE = 50
+MAX_ACTIVE = 5
+MAX_PENDING = 5
+MAX_BEST = 10
 ALERT_WINDOW = 20
+CLIP = 160
 
 
 class SlotState(BaseModel):
@@ -42,8 +46,8 @@ class AuditEntry(BaseModel):
     reason: str | None
 
     @classmethod
-    def of(cls, row: AuditRow) -> AuditEntry:
-        """Build from a database row."""
+    def of(cls, row: AuditRow, clip: int | None = None) -> AuditEntry:
+        """Build from a database row (``clip`` shortens the reason for compact views)."""
         return cls(
             at=row.at,
             age=age(row.at),
@@ -51,7 +55,7 @@ class AuditEntry(BaseModel):
             workspace=row.workspace,
             outcome=row.outcome,
             error_code=row.error_code,
-            reason=row.reason,
+            reason=_clip(row.reason, clip) if clip else row.reason,
         )
 
 
@@ -62,9 +66,60 @@ class AuditDetail(AuditEntry):
     duration_ms: float
 
     @classmethod
-    def of(cls, row: AuditRow) -> AuditDetail:
+    def of(cls, row: AuditRow, clip: int | None = None) -> AuditDetail:
         """Build from a database row."""
-        return cls(**AuditEntry.of(row).model_dump(), arguments=row.arguments, duration_ms=row.duration_ms)
+        return cls(
+            **AuditEntry.of(row, clip).model_dump(), arguments=row.arguments, duration_ms=row.duration_ms
+        )
+
+
+def _clip(text: str | None, limit: int | None) -> str | None:
+    if text is None or limit is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+class RunBrief(BaseModel):
+    """A stage run in one line."""
+
+    stage_run_id: str
+    pipeline_run_id: str
+    workspace: str
+    stage: str
+    status: str
+    elapsed_seconds: float | None
+    error: str | None
+
+    @classmethod
+    def of(cls, row: StageRunRow) -> RunBrief:
+        """Build from a database row."""
+        info = StageRunInfo.of(row)
+        return cls(
+            stage_run_id=row.id,
+            pipeline_run_id=row.pipeline_run_id,
+            workspace=row.workspace,
+            stage=row.stage,
+            status=row.state,
+            elapsed_seconds=info.elapsed_seconds,
+            error=_clip(row.error, CLIP),
+        )
+
+
+class PendingBrief(BaseModel):
+    """A finished run waiting for finalize_run."""
+
+    record_id: str
+    pipeline_run_id: str | None
+    workspace: str
+    version: str
+    run_state: str | None
+
+
+class WorkspaceBest(BaseModel):
+    """The best finalized result of one workspace."""
+
+    workspace: str
+    best: BestResult
 
 
 class ProjectSummary(BaseModel):
@@ -77,12 +132,16 @@ class ProjectSummary(BaseModel):
 
 
 class StatusInfo(BaseModel):
-    """Everything ``status`` shows."""
+    """Everything ``status`` shows (bounded: a few kilobytes however long the history is)."""
 
     project: ProjectSummary
     slots: list[SlotState]
-    active_runs: list[StageRunInfo]
-    recent_runs: list[StageRunInfo]
+    active_runs: list[RunBrief] = Field(
+        description=f"Up to {MAX_ACTIVE} unfinished stage runs, oldest first."
+    )
+    active_runs_total: int
+    pending_finalizations: list[PendingBrief] = Field(description=f"Up to {MAX_PENDING}, oldest first.")
+    pending_finalizations_total: int
     recent_audit: list[AuditEntry]
     state_md: str
 
@@ -100,7 +159,9 @@ class DashboardInfo(BaseModel):
 
     project: ProjectSummary
     alerts: list[Alert]
-    running_stages: list[StageRunInfo]
+    running_stages: list[RunBrief]
+    pending_finalizations_by_workspace: dict[str, list[PendingBrief]]
+    best_results: list[WorkspaceBest]
     slots: list[SlotState]
     workspaces_by_activity: list[str]
 
@@ -151,27 +212,40 @@ class OverviewService:
         return states
 
     def recent_audit(self, limit: int = RECENT_AUDIT) -> list[AuditEntry]:
-        """The newest audit rows."""
+        """The newest audit rows, reasons shortened."""
         rows, _ = self._audit.page(None, limit, 0)
-        return [AuditEntry.of(row) for row in rows]
+        return [AuditEntry.of(row, CLIP) for row in rows]
+
+    def pending(self, limit: int) -> list[PendingBrief]:
+        """Finished runs without a recorded outcome, oldest first."""
+        return [_pending(row) for row in self._core.records.unfinalized(None, limit)]
 
     def status(self, state_md: str) -> StatusInfo:
         """The one-call orientation."""
+        active = self._runs.active_stage_runs(MAX_ACTIVE + 1000)
+        pending = self._core.records.unfinalized(None, MAX_PENDING + 1000)
         return StatusInfo(
             project=self.project(),
             slots=self.slots(),
-            active_runs=self.active_runs(),
-            recent_runs=[StageRunInfo.of(r) for r in self._runs.recent_stage_runs(RECENT_RUNS)],
+            active_runs=[RunBrief.of(r) for r in active[:MAX_ACTIVE]],
+            active_runs_total=len(active),
+            pending_finalizations=[_pending(r) for r in pending[:MAX_PENDING]],
+            pending_finalizations_total=len(pending),
             recent_audit=self.recent_audit(),
             state_md=state_md,
         )
 
-    def active_runs(self) -> list[StageRunInfo]:
-        """Stage runs that are not finished, oldest first."""
-        return [StageRunInfo.of(r) for r in self._runs.active_stage_runs(MAX_ACTIVE)]
+    def best_results(self) -> list[WorkspaceBest]:
+        """The best finalized result of each recently active workspace."""
+        found = []
+        for ws in self._core.rows.recently_active(MAX_BEST):
+            info = self._core.info(ws)
+            if info.best_result is not None:
+                found.append(WorkspaceBest(workspace=ws.name, best=info.best_result))
+        return found
 
     def dashboard(self) -> DashboardInfo:
-        """Alerts (recent failed changes) plus slots and the most active workspaces."""
+        """Alerts, running stages, pending finalizations, best results, slots."""
         alerts = [
             Alert(
                 kind="failed_call",
@@ -186,18 +260,32 @@ class OverviewService:
             Alert(
                 kind="failed_run",
                 message=f"{run.workspace}/{run.stage} ({run.id}) {run.state}: "
-                f"{run.error or run.failure_kind}",
+                f"{_clip(run.error or run.failure_kind, CLIP)}",
                 at=run.finished_at or run.created_at,
             )
             for state in ("failed", "timed_out")
             for run in self._runs.recent_stage_runs(RECENT_RUNS, state)
         ]
         alerts.sort(key=lambda alert: alert.at, reverse=True)
-        active = [ws.name for ws in self._core.rows.recently_active(10)]
+        by_workspace: dict[str, list[PendingBrief]] = {}
+        for item in self.pending(50):
+            by_workspace.setdefault(item.workspace, []).append(item)
         return DashboardInfo(
             project=self.project(),
             alerts=alerts,
-            running_stages=self.active_runs(),
+            running_stages=[RunBrief.of(r) for r in self._runs.active_stage_runs(50)],
+            pending_finalizations_by_workspace=by_workspace,
+            best_results=self.best_results(),
             slots=self.slots(),
-            workspaces_by_activity=active,
+            workspaces_by_activity=[ws.name for ws in self._core.rows.recently_active(10)],
         )
+
+
+def _pending(row: RecordRow) -> PendingBrief:
+    return PendingBrief(
+        record_id=row.id,
+        pipeline_run_id=row.pipeline_run_id,
+        workspace=row.workspace,
+        version=f"v{row.version_num}",
+        run_state=row.run_state,
+    )

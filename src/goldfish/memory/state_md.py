@@ -13,9 +13,10 @@ from goldfish.db.thoughts import ThoughtRepository
 from goldfish.timeutil import age, now_iso
 from goldfish.workspaces.core import WorkspaceCore
 
-MAX_STATE_CHARS = 8000
-MAX_WORKSPACES = 12
-VERSIONS_PER_WORKSPACE = 3
+MAX_STATE_CHARS = 4000
+MAX_WORKSPACES = 8
+MAX_PENDING = 5
+VERSIONS_PER_WORKSPACE = 2
 RECENT_THOUGHTS = 5
 MAX_RUN_LINES = 5
 GOAL_CHARS = 300
@@ -41,7 +42,13 @@ class StateWriter:
         lines = [f"# {core.config.project_name}", ""]
         if core.config.goal:
             lines += [f"Goal: {_clip(core.config.goal, GOAL_CHARS)}", ""]
-        lines += self._slots() + self._runs_section() + self._workspaces() + self._recent_thoughts()
+        lines += (
+            self._slots()
+            + self._pending()
+            + self._runs_section()
+            + self._workspaces()
+            + self._recent_thoughts()
+        )
         lines += [f"_Updated {now_iso()}. Call status() for live details._", ""]
         text = "\n".join(lines)
         if len(text) > MAX_STATE_CHARS:
@@ -53,6 +60,19 @@ class StateWriter:
         lines = ["## Slots"]
         for slot in self._core.config.slots:
             lines.append(f"- {slot}: {mounts.get(slot, '(empty)')}")
+        return [*lines, ""]
+
+    def _pending(self) -> list[str]:
+        pending = self._core.records.unfinalized(None, MAX_PENDING + 1)
+        if not pending:
+            return []
+        lines = ["## Waiting for finalize_run"]
+        lines += [
+            f"- {r.pipeline_run_id} ({r.workspace} v{r.version_num}, {r.run_state})"
+            for r in pending[:MAX_PENDING]
+        ]
+        if len(pending) > MAX_PENDING:
+            lines.append("- … more: list_unfinalized_runs()")
         return [*lines, ""]
 
     def _runs_section(self) -> list[str]:
@@ -76,6 +96,10 @@ class StateWriter:
                 ws.id, include_pruned=False, limit=VERSIONS_PER_WORKSPACE, offset=0
             )
             lines.append(f"### {ws.name}" + (f": {_clip(ws.goal, GOAL_CHARS)}" if ws.goal else ""))
+            best = core.best_record(ws.name)
+            if best is not None and best.metric_value is not None:
+                where = f"v{best.version_num}, {best.ml_outcome}, {best.pipeline_run_id}"
+                lines.append(f"- best: {best.primary_metric}={best.metric_value:g} ({where})")
             if not versions:
                 lines.append("- no versions yet")
             for version in versions:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,9 +10,11 @@ from goldfish.backends.factory import resolve_backend_name
 from goldfish.backends.profiles import get_profile
 from goldfish.config import GoldfishConfig
 from goldfish.data.sources import SourceService
+from goldfish.db.records import RecordRepository
 from goldfish.db.runs import RunRepository
 from goldfish.db.workspaces import WorkspaceRow
 from goldfish.errors import GoldfishError, InvalidArgumentError
+from goldfish.ids import new_pipeline_run_id, new_record_id, new_stage_run_id
 from goldfish.pipelines.graph import dependencies, downstream_closure, topological_order
 from goldfish.pipelines.models import PipelineDef
 from goldfish.pipelines.validator import FileReader, load_pipeline
@@ -38,16 +39,6 @@ class RunNotFoundError(GoldfishError):
 
     code = "RUN_NOT_FOUND"
     default_remedy = "Call list_runs to see run ids (stage-... or prun-...)."
-
-
-def new_stage_run_id() -> str:
-    """``stage-<12 hex>``."""
-    return f"stage-{secrets.token_hex(6)}"
-
-
-def new_pipeline_run_id() -> str:
-    """``prun-<12 hex>``."""
-    return f"prun-{secrets.token_hex(6)}"
 
 
 @dataclass(frozen=True)
@@ -87,6 +78,8 @@ class RunService:
         versions: VersionService,
         runs: RunRepository,
         sources: SourceService,
+        records: RecordRepository,
+        gate: Callable[[str], None],
         settle: Callable[[str], bool],
         spawn: Callable[[str], None],
     ):
@@ -95,6 +88,8 @@ class RunService:
         self._versions = versions
         self._runs = runs
         self._sources = sources
+        self._records = records
+        self._gate = gate
         self._settle = settle
         self._spawn = spawn
 
@@ -167,6 +162,7 @@ class RunService:
                     for p in planned
                 ],
             )
+        self._gate(ws.name)
         version_num, created = self._version_for_run(ws, mount.slot if mount else None, request)
         run_id = self._record(ws, version_num, request, planned)
         finished = self._settle(run_id)
@@ -232,6 +228,21 @@ class RunService:
                     "use_cache": int(request.use_cache),
                     "profile": request.profile,
                     "resumed_from": resumed_from,
+                    "created_at": now,
+                },
+            )
+            self._records.insert(
+                conn,
+                {
+                    "id": new_record_id(),
+                    "workspace_id": ws.id,
+                    "workspace": ws.name,
+                    "record_type": "run",
+                    "pipeline_run_id": run_id,
+                    "version_num": version_num,
+                    "reason": request.reason,
+                    "results_spec": request.results_spec,
+                    "experiment_group": request.experiment_group,
                     "created_at": now,
                 },
             )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from goldfish.config import GoldfishConfig
 from goldfish.db.database import Database
+from goldfish.db.records import RecordRepository, RecordRow
+from goldfish.db.runs import RunRepository
 from goldfish.db.workspaces import MountRow, VersionRow, WorkspaceRepository, WorkspaceRow
 from goldfish.errors import (
     InvalidPathError,
@@ -23,7 +25,7 @@ from goldfish.locks import file_lock
 from goldfish.paths import ProjectPaths
 from goldfish.validation import TAG_NAME, WORKSPACE_NAME, slot_name, version_number
 from goldfish.workspaces.dev_repo import DevRepo
-from goldfish.workspaces.models import VersionInfo, WorkspaceInfo
+from goldfish.workspaces.models import BestResult, LastRun, VersionInfo, WorkspaceInfo
 from goldfish.workspaces.sync import SlotSync
 
 _VERSION_LIKE = re.compile(r"v?[0-9]+")
@@ -38,7 +40,9 @@ class WorkspaceCore:
         self.db = db
         self.repo = repo
         self.rows = WorkspaceRepository(db)
-        self.sync = SlotSync(db, repo, self.rows, config.max_file_size_mb * 1024 * 1024)
+        self.records = RecordRepository(db)
+        self.runs = RunRepository(db)
+        self.sync = SlotSync(db, repo, self.rows, self.records, config.max_file_size_mb * 1024 * 1024)
 
     # -- locks ------------------------------------------------------------------------------
     @contextmanager
@@ -139,4 +143,36 @@ class WorkspaceCore:
             latest_version=VersionInfo.of(latest) if latest else None,
             parent_workspace=ws.parent_workspace,
             parent_version=f"v{ws.parent_version}" if ws.parent_version else None,
+            last_run=self._last_run(ws.name),
+            best_result=_best_result(self.best_record(ws.name)),
         )
+
+    def _last_run(self, workspace: str) -> LastRun | None:
+        latest = self.runs.list_pipeline_runs(workspace, 1)
+        if not latest:
+            return None
+        run = latest[0]
+        return LastRun(
+            pipeline_run_id=run.id, state=run.state, version=f"v{run.version_num}", created_at=run.created_at
+        )
+
+    def best_record(self, workspace: str) -> RecordRow | None:
+        """The best finalized record, judged on the metric and direction of the latest finalization."""
+        latest = self.records.finalized(workspace, 1)
+        if not latest or latest[0].primary_metric is None or latest[0].direction is None:
+            return None
+        return self.records.best(workspace, latest[0].primary_metric, latest[0].direction)
+
+
+def _best_result(row: RecordRow | None) -> BestResult | None:
+    if row is None or row.metric_value is None or row.primary_metric is None or row.direction is None:
+        return None
+    return BestResult(
+        record_id=row.id,
+        pipeline_run_id=row.pipeline_run_id,
+        version=f"v{row.version_num}",
+        metric=row.primary_metric,
+        value=row.metric_value,
+        direction=row.direction,
+        ml_outcome=row.ml_outcome,
+    )

@@ -49,8 +49,29 @@ class WorkspaceInfo(BaseModel):
     latest_version: VersionInfo | None
     parent_workspace: str | None
     parent_version: str | None
-    last_run: str | None = Field(None, description="Id of the newest run (none yet).")
-    best_result: dict[str, object] | None = Field(None, description="Best finalized result (none yet).")
+    last_run: LastRun | None = Field(None, description="The newest pipeline run of the workspace.")
+    best_result: BestResult | None = Field(None, description="Best finalized result on the primary metric.")
+
+
+class LastRun(BaseModel):
+    """The newest pipeline run of a workspace."""
+
+    pipeline_run_id: str
+    state: str
+    version: str
+    created_at: str
+
+
+class BestResult(BaseModel):
+    """The best finalized result of a workspace."""
+
+    record_id: str
+    pipeline_run_id: str | None
+    version: str
+    metric: str
+    value: float
+    direction: str
+    ml_outcome: str | None
 
 
 class SaveInfo(BaseModel):
@@ -72,6 +93,12 @@ class MountInfo(BaseModel):
     slot_path: str
     files: int
     recent_thoughts: list[str]
+    pending_finalizations: list[str] = Field(
+        default_factory=list, description="Finished runs (prun-...) still waiting for finalize_run."
+    )
+    recent_trend: list[float] = Field(
+        default_factory=list, description="Last finalized values of the primary metric, oldest first."
+    )
 
 
 class HibernateInfo(BaseModel):

@@ -26,6 +26,7 @@ from goldfish.workspaces.models import (
 from goldfish.workspaces.sync import MAX_LISTED
 
 MAX_GOAL_LENGTH = 2000
+TREND_POINTS = 5
 
 
 class WorkspaceService:
@@ -136,12 +137,19 @@ class WorkspaceService:
         path = core.paths.slot(slot)
         files = len(core.repo.list_files(core.repo.branch_head(workspace)))
         thoughts, _ = self._thoughts.page(workspace, 5, 0)
+        info = core.info(core.workspace(workspace))
+        metric = info.best_result.metric if info.best_result else None
+        trend = [r.metric_value for r in reversed(core.records.finalized(workspace, TREND_POINTS, metric))]
         return MountInfo(
-            workspace=core.info(core.workspace(workspace)),
+            workspace=info,
             slot=slot,
             slot_path=str(path),
             files=files,
             recent_thoughts=[row.thought for row in thoughts],
+            pending_finalizations=[
+                r.pipeline_run_id for r in core.records.unfinalized(workspace, 20) if r.pipeline_run_id
+            ],
+            recent_trend=[value for value in trend if value is not None],
         )
 
     def hibernate(self, slot: str) -> HibernateInfo:

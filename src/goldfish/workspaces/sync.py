@@ -7,12 +7,16 @@ A tag without a row (crash in between) is repaired by :meth:`SlotSync.reconcile`
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 from goldfish.db.database import Database
+from goldfish.db.records import RecordRepository
 from goldfish.db.workspaces import VersionRow, WorkspaceRepository, WorkspaceRow
 from goldfish.errors import InternalError, InvalidPathError, SlotTooLargeError, UnsafeSymlinkError
+from goldfish.ids import new_record_id
+from goldfish.timeutil import now_iso
 from goldfish.workspaces.dev_repo import Change, DevRepo
 
 SYMLINK_MODE = "120000"
@@ -40,10 +44,18 @@ class SlotSync:
     Callers must hold the workspace lock.
     """
 
-    def __init__(self, db: Database, repo: DevRepo, workspaces: WorkspaceRepository, max_file_bytes: int):
+    def __init__(
+        self,
+        db: Database,
+        repo: DevRepo,
+        workspaces: WorkspaceRepository,
+        records: RecordRepository,
+        max_file_bytes: int,
+    ):
         self._db = db
         self._repo = repo
         self._workspaces = workspaces
+        self._records = records
         self._max_file_bytes = max_file_bytes
 
     def pending_changes(self, slot: Path, index: Path, workspace: str) -> list[Change]:
@@ -82,7 +94,23 @@ class SlotSync:
             number = self._workspaces.next_version_num(conn, ws.id)
             self._repo.tag(version_tag(ws.name, number), commit)
             self._workspaces.insert_version(conn, ws.id, number, commit, message, source, files)
+            self._insert_record(conn, ws, number, message)
         return number
+
+    def _insert_record(self, conn: sqlite3.Connection, ws: WorkspaceRow, number: int, message: str) -> None:
+        """The experiment record of a saved version (its reason is the version's message)."""
+        self._records.insert(
+            conn,
+            {
+                "id": new_record_id(),
+                "workspace_id": ws.id,
+                "workspace": ws.name,
+                "record_type": "version",
+                "version_num": number,
+                "reason": message,
+                "created_at": now_iso(),
+            },
+        )
 
     def reconcile(self, ws: WorkspaceRow) -> int:
         """Insert rows for version tags of ``ws`` that have none (left by a crash); return how many."""
@@ -113,9 +141,9 @@ class SlotSync:
                 known = set(self._workspaces.version_numbers_between(ws.id, 1, 10**9))
                 missing = [(number, sha) for number, sha in missing if number not in known]
                 for number, sha in sorted(missing):
-                    self._workspaces.insert_version(
-                        conn, ws.id, number, sha, "Recovered after an interrupted save", "reconcile", 0
-                    )
+                    message = "Recovered after an interrupted save"
+                    self._workspaces.insert_version(conn, ws.id, number, sha, message, "reconcile", 0)
+                    self._insert_record(conn, ws, number, message)
         return len(missing)
 
     def _check(self, slot: Path, changes: list[Change]) -> None:

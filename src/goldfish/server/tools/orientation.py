@@ -5,8 +5,14 @@ from __future__ import annotations
 from goldfish import __version__
 from goldfish.backends.factory import available_backends
 from goldfish.db.database import schema_version
-from goldfish.memory.overview import AuditEntry, DashboardInfo, ProjectSummary, SlotState
-from goldfish.runs.models import StageRunInfo
+from goldfish.memory.overview import (
+    AuditEntry,
+    DashboardInfo,
+    PendingBrief,
+    ProjectSummary,
+    RunBrief,
+    SlotState,
+)
 from goldfish.server.toolkit import ToolRegistry, ToolResult
 
 
@@ -15,8 +21,10 @@ class StatusResult(ToolResult):
 
     project: ProjectSummary
     slots: list[SlotState]
-    active_runs: list[StageRunInfo]
-    recent_runs: list[StageRunInfo]
+    active_runs: list[RunBrief]
+    active_runs_total: int
+    pending_finalizations: list[PendingBrief]
+    pending_finalizations_total: int
     recent_audit: list[AuditEntry]
     state_md: str
 
