@@ -64,9 +64,10 @@ def open_project(root: Path, name: str) -> ServerContext:
     from goldfish.project import initialize_project
 
     initialize_project(str(root), name)
-    # Benchmarks re-run the same workspace back to back: no finalization between runs.
+    # Benchmarks re-run the same workspace back to back: no finalization between runs. Stages
+    # run on the process backend (auto would pick docker wherever an engine answers).
     with (root / "goldfish.yaml").open("a", encoding="utf-8") as config:
-        config.write("memory:\n  finalization_gate: false\n")
+        config.write("memory:\n  finalization_gate: false\ndefaults:\n  backend: process\n")
     context = ServerContext.open(root)
     context.startup()
     return context

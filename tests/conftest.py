@@ -28,20 +28,30 @@ def project_root(tmp_path: Path) -> Path:
     """A freshly initialized project (real files, real SQLite, real git).
 
     The finalization gate is off here so tests can run a workspace repeatedly; the gate's own
-    tests use ``gated_project_root``.
+    tests use ``gated_project_root``. Stages run on the process backend (``auto`` would pick
+    docker wherever an engine answers); the docker tests configure their own projects.
     """
     root = tmp_path / "project"
     initialize_project(str(root), "testproj")
     set_finalization_gate(root, enabled=False)
+    use_backend(root, "process")
     return root
 
 
 @pytest.fixture
 def gated_project_root(tmp_path: Path) -> Path:
-    """A freshly initialized project with the default config (finalization gate on)."""
+    """A freshly initialized project with the default config (finalization gate on), process backend."""
     root = tmp_path / "gated"
     initialize_project(str(root), "gated")
+    use_backend(root, "process")
     return root
+
+
+def use_backend(root: Path, backend: str) -> None:
+    """Set defaults.backend in a project's goldfish.yaml."""
+    config = root / "goldfish.yaml"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + f"defaults:\n  backend: {backend}\n", encoding="utf-8")
 
 
 def set_finalization_gate(root: Path, *, enabled: bool) -> None:

@@ -1,4 +1,4 @@
-"""The ``goldfish`` command: init, serve, status, run, runs, logs, db-path, schema, demo.
+"""The ``goldfish`` command: init, serve, status, run, runs, logs, plot, db-path, schema, demo, doctor.
 
 ``run``, ``runs`` and ``logs`` are the headless (CI) face of the run tools: they open the same
 ``ServerContext`` and call the same services; helpers beyond argument parsing live in
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from goldfish import __version__
-from goldfish.errors import GoldfishError
+from goldfish.cli_doctor import add_doctor_parser
+from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.states import StageState
 
 if TYPE_CHECKING:
@@ -194,6 +195,39 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Draw one metric of 1 to 8 stage runs into a PNG file (needs the plot extra)."""
+    from goldfish.memory.plots import MetricPlotter  # noqa: PLC0415
+
+    output = Path(args.output)
+    context = _open(args.project)
+    try:
+        rendered = MetricPlotter(context.run_queries, context.metrics).plot(args.run_ids, args.metric)
+    finally:
+        context.close()
+    try:
+        output.write_bytes(rendered.png)
+    except OSError as exc:
+        raise InvalidArgumentError(
+            f"Cannot write {output}: {exc.strerror or exc}.",
+            details={"field": "output", "path": str(output)},
+            remedy="Pass -o with a file path in a folder that exists and is writable.",
+        ) from None
+    if args.json:
+        payload = {"success": True, "path": str(output), "plot": rendered.plot.model_dump(mode="json")}
+        print(json.dumps(payload, indent=2))
+        return 0
+    plot = rendered.plot
+    print(f"wrote {output} ({plot.width}x{plot.height}, {plot.metric} over {plot.x_axis})")
+    for run in plot.runs:
+        if run.count:
+            numbers = f"last {run.last:g} min {run.min:g} max {run.max:g} ({run.count} points)"
+            print(f"  {run.run_id} {run.stage}: {numbers}")
+        else:
+            print(f"  {run.run_id} {run.stage}: never logged {plot.metric}")
+    return 0
+
+
 def cmd_db_path(args: argparse.Namespace) -> int:
     """Print where the SQLite database is, for `sqlite3 "$(goldfish db-path)"`."""
     from goldfish.config import load_config  # noqa: PLC0415
@@ -246,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     _add_run_parsers(sub)
+    add_doctor_parser(sub)
+
+    plot = sub.add_parser("plot", help="draw a metric of 1 to 8 stage runs into a PNG")
+    plot.add_argument("run_ids", nargs="+", metavar="RUN", help="stage run ids (stage-...)")
+    plot.add_argument("--metric", required=True, help="the metric to draw, e.g. loss")
+    plot.add_argument("-o", "--output", required=True, metavar="FILE", help="the PNG file to write")
+    plot.add_argument("--json", action="store_true", help="print the numbers drawn as JSON")
+    plot.set_defaults(func=cmd_plot)
 
     db_path = sub.add_parser("db-path", help="print the SQLite database path")
     db_path.set_defaults(func=cmd_db_path)
@@ -258,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("dir", nargs="?", help="where to create the demo project (default: a temp folder)")
     demo.set_defaults(func=cmd_demo)
 
-    for command in (serve, status, db_path, *(sub.choices[name] for name in ("run", "runs", "logs"))):
+    for command in (serve, status, plot, db_path, *(sub.choices[name] for name in ("run", "runs", "logs"))):
         command.add_argument("--project", help="project folder (default: $GOLDFISH_PROJECT or search upward)")
     return parser
 

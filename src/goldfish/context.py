@@ -8,11 +8,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from goldfish.backends.docker_base import ImageService
 from goldfish.backends.factory import BackendRegistry
+from goldfish.backends.protocol import BackendSettings
 from goldfish.config import GoldfishConfig, load_config
 from goldfish.data.sources import SourceService
 from goldfish.db.audit import AuditRepository
 from goldfish.db.database import Database
+from goldfish.db.images import ImageBuildRepository
 from goldfish.db.metrics import MetricRepository
 from goldfish.db.runs import RunRepository
 from goldfish.db.sources import SourceRepository
@@ -61,6 +64,7 @@ class ServerContext:
     sources: SourceService
     storage: Storage
     backends: BackendRegistry
+    images: ImageService = field(init=False)
     records: RecordService = field(init=False)
     run_service: RunService = field(init=False)
     run_queries: RunQueries = field(init=False)
@@ -83,7 +87,12 @@ class ServerContext:
         roots = [paths.data, *(Path(p) for p in config.data_roots)]
         sources = SourceService(SourceRepository(db), roots, paths.root)
         storage = LocalStorage(paths.storage)
-        backends = BackendRegistry()
+        builds = ImageBuildRepository(db)
+        backends = BackendRegistry(
+            BackendSettings(
+                config=config, project_root=paths.root, venvs=paths.venvs, locks=paths.locks, builds=builds
+            )
+        )
         context = cls(
             config=config,
             paths=paths,
@@ -101,6 +110,7 @@ class ServerContext:
             storage=storage,
             backends=backends,
         )
+        context.images = ImageService(config.docker, builds)
         # Wired after construction: both call back into the context (settle, spawn a driver).
         context.records = RecordService(config, core, core.records, runs, metrics)
         context.run_service = RunService(
@@ -127,7 +137,6 @@ class ServerContext:
             repo=self.core.repo,
             backends=self.backends,
             scratch=self.paths.scratch,
-            venvs=self.paths.venvs,
             code=CodeCache(self.core.repo, self.paths.code_cache),
             max_attempts=self.config.defaults.max_attempts,
             contracts=_contract_mode(self.config),

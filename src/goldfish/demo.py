@@ -4,7 +4,8 @@ It creates a project (in a temporary folder or the one given), generates a datas
 data/ folder and does what an agent does, with the same tools: register the dataset, create and
 mount a workspace, copy in ``pipelines/demo`` (preprocess -> train -> evaluate, numpy only),
 validate and run it on the local process backend, print metrics and lineage, lower the learning
-rate and run again (a new version), then re-run unchanged (all cache hits). No Docker, no cloud.
+rate and run again (a new version), then re-run unchanged (all cache hits); each run's outcome is
+recorded with finalize_run before the next, and get_experiment_context ends it. No Docker, no cloud.
 """
 
 from __future__ import annotations
@@ -73,9 +74,8 @@ def _generate_data(demo: Path, target: Path) -> None:
     """Run the demo's own generator, as a person would: ``python make_data.py TARGET``."""
     if importlib.util.find_spec("numpy") is None:
         raise DemoError("the demo needs numpy: pip install 'goldfish-mcp[ml]' (or run `make setup`)")
-    done = subprocess.run(
-        [sys.executable, str(demo / "make_data.py"), str(target)], capture_output=True, text=True, check=False
-    )
+    command = [sys.executable, str(demo / "make_data.py"), str(target)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise DemoError(f"make_data.py failed:\n{done.stderr.strip()}")
     print(done.stdout.strip())
@@ -125,19 +125,19 @@ async def _run(client: Client, spec: dict[str, Any], label: str, why: str, lr: s
         outcome.metrics[stage["stage"]] = {m["name"]: m["last"] for m in series["metrics"]}
     run = payload["run"]
     created = "saved as a new version" if run["version_created"] else "unchanged: same version"
-    took = (
-        f"finished in {time.monotonic() - started:.1f}s"
-        if run["finished"]
-        else f"still running after {WAIT}s"
-    )
+    took = f"finished in {time.monotonic() - started:.1f}s" if run["finished"] else f"not finished at {WAIT}s"
     print(f"pipeline run {run['pipeline_run_id']} on {run['version']} ({created}), {took}:")
     print(report.stage_table(outcome))
-    for stage in outcome.stages:
-        if stage["status"] != "completed":
-            print(f"\n{stage['stage']}: {stage.get('error') or stage['status']}")
-            if stage["status"] == "failed":
-                logs = await _call(client, "logs", run_id=stage["stage_run_id"], tail=15, stream="stderr")
-                print("\n".join(f"   | {line}" for line in logs["logs"]["lines"]))
+    for stage in (s for s in outcome.stages if s["status"] != "completed"):
+        print(f"\n{stage['stage']}: {stage.get('error') or stage['status']}")
+        if stage["status"] == "failed":
+            logs = await _call(client, "logs", run_id=stage["stage_run_id"], tail=15, stream="stderr")
+            print("\n".join(f"   | {line}" for line in logs["logs"]["lines"]))
+    if run["finished"]:  # the finalization gate: record the outcome before the next run
+        (entry,) = (await _call(client, "list_unfinalized_runs", workspace=WORKSPACE))["runs"]  # this run
+        results = report.results_from(entry["suggestion"])  # value and outcome it suggests
+        done = await _call(client, "finalize_run", record_or_run_id=entry["record_id"], results=results)
+        print(report.finalization_line(done["finalize"]["record"]))
     return outcome
 
 
@@ -147,10 +147,8 @@ async def _explain(client: Client, outcome: RunOutcome, spec: dict[str, Any]) ->
     shown = f"{value:.3f}" if value is not None else "-"
     print(f"\n{spec['primary_metric']} = {shown}: {report.verdict(value, spec)}")
     runs = {s["stage"]: s["stage_run_id"] for s in outcome.stages}
-    edges = {}
-    for stage, run_id in runs.items():
-        lineage = await _call(client, "get_lineage", run_id=run_id, direction="upstream")
-        edges[stage] = lineage["edges"]
+    lineage = [await _call(client, "get_lineage", run_id=r, direction="upstream") for r in runs.values()]
+    edges = {stage: found["edges"] for stage, found in zip(runs, lineage, strict=True)}
     print("\nlineage (get_lineage, upstream):")
     print("\n".join(report.lineage_lines(edges, runs)))
     inspected = await _call(client, "inspect_run", run_id=runs["evaluate"], include=["manifest"])
@@ -217,8 +215,10 @@ async def _session(client: Client, demo: Path, outcomes: list[RunOutcome]) -> No
     why = "re-running the unchanged workspace to show stage caching"
     outcomes.append(await _run(client, spec, "re-run", why, new))
 
-    _step("compare the runs")
+    _step("compare the runs, then get_experiment_context: best result and recent trend")
     print(report.comparison(outcomes, spec))
+    context = await _call(client, "get_experiment_context", workspace=WORKSPACE)
+    print(report.context_lines(context["context"]))
 
 
 def run_demo(folder: Path | None = None) -> int:

@@ -99,6 +99,55 @@ def verdict(value: float | None, spec: dict[str, Any]) -> str:
     return f"acceptable, short of the goal {goal}" if goal is not None else "acceptable"
 
 
+def results_from(suggestion: dict[str, Any]) -> dict[str, Any]:
+    """``finalize_run`` results from a ``list_unfinalized_runs`` suggestion (its value and outcome).
+
+    The suggested outcome follows the results spec: success at the goal, partial at the minimum,
+    else miss; a run that logged no value is recorded as unknown.
+    """
+    value = suggestion["value"]
+    return {
+        "primary_metric": suggestion["primary_metric"],
+        "direction": suggestion["direction"],
+        "value": value,
+        "dataset_split": suggestion["dataset_split"] or "unspecified",
+        "ml_outcome": suggestion["ml_outcome"] or "unknown",
+        "notes": f"last logged value of stage run {suggestion['from_stage_run'] or '(none)'}",
+    }
+
+
+def finalization_line(record: dict[str, Any]) -> str:
+    """One line: what finalize_run recorded."""
+    value = record["value"]
+    shown = f"{value:.3f}" if value is not None else "-"
+    return (
+        f"finalize_run: {record['primary_metric']} = {shown} -> {record['ml_outcome']} "
+        f"(record {record['record_id']}, {record['pipeline_run_id']})"
+    )
+
+
+def context_lines(context: dict[str, Any]) -> str:
+    """The best result and the recent trend from ``get_experiment_context``."""
+    best = context.get("best")
+    if best is None:
+        return "  no finalized result yet"
+    trend = " -> ".join(
+        f"{p['value']:.3f}" if p["value"] is not None else "-" for p in context["recent_trend"]
+    )
+    lines = [
+        f"  best {context['metric']} ({context['direction']}): {best['value']:.3f} on {best['version']} "
+        f"({best['pipeline_run_id']}, {best['ml_outcome']})",
+        f"  recent trend: {trend} ({context['trend_direction'] or 'too few points'})",
+    ]
+    lines += [
+        f"  regression: {r['value']:.3f} ({r['pipeline_run_id']}, {r['version']}) is {r['gap']:.3f} worse "
+        f"than the best before it ({r['best_before']:.3f})"
+        for r in context["regressions"]
+    ]
+    lines.append(f"  pending finalizations: {context['pending_total']}")
+    return "\n".join(lines)
+
+
 def lineage_lines(edges_by_stage: dict[str, list[dict[str, Any]]], runs: dict[str, str]) -> list[str]:
     """One line per stage: where each of its inputs came from (a stage run or a registered source)."""
     lines = []

@@ -1,4 +1,4 @@
-"""Identifiers: stage runs ``stage-<12 hex>``, pipeline runs ``prun-<12 hex>``, records as ULIDs."""
+"""Identifiers: ``stage-``, ``prun-`` and ``build-<12 hex>`` for runs and image builds; records as ULIDs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from ulid import ULID
 
 STAGE_RUN_ID = re.compile(r"^stage-[0-9a-f]{12}$")
 PIPELINE_RUN_ID = re.compile(r"^prun-[0-9a-f]{12}$")
+BUILD_ID = re.compile(r"^build-[0-9a-f]{12}$")
 RECORD_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 
 
@@ -20,6 +21,11 @@ def new_stage_run_id() -> str:
 def new_pipeline_run_id() -> str:
     """``prun-<12 hex>``."""
     return f"prun-{secrets.token_hex(6)}"
+
+
+def new_build_id() -> str:
+    """``build-<12 hex>``: one image build."""
+    return f"build-{secrets.token_hex(6)}"
 
 
 def new_record_id() -> str:

@@ -19,7 +19,7 @@ import pytest
 from goldfish.cli_runs import mirror_folder
 from goldfish.context import ServerContext
 from goldfish.project import initialize_project
-from tests.conftest import set_finalization_gate
+from tests.conftest import set_finalization_gate, use_backend
 
 CLI_TIMEOUT = 120
 
@@ -111,6 +111,7 @@ def new_project(base: Path) -> Path:
     root = base / "project"
     initialize_project(str(root), "clitest")
     set_finalization_gate(root, enabled=False)  # the CLI tests run the same workspace repeatedly
+    use_backend(root, "process")
     return root
 
 

@@ -1,8 +1,9 @@
 """`goldfish demo` end to end: pipelines/demo through the MCP tools on the process backend.
 
 The demo registers a generated dataset, runs preprocess -> train -> evaluate (numpy MLP), runs
-again with a lower learning rate and once more unchanged. The checks read the project back
-through a fresh MCP session, as an agent would.
+again with a lower learning rate and once more unchanged, finalizing each run before the next (the
+finalization gate is on). The checks read the project back through a fresh MCP session, as an
+agent would.
 """
 
 from __future__ import annotations
@@ -76,6 +77,25 @@ async def _check_project(root: Path) -> None:
         assert {s["version"] for s in rerun.values()} == {second["train"]["version"]}
         assert rerun["train"]["cached_from"] == second["train"]["stage_run_id"]
 
+        # each run was finalized with the val_acc its evaluate stage logged, judged by the spec
+        await _check_finalizations(client, runs)
+
+
+async def _check_finalizations(client: Client, runs: list[dict[str, dict[str, Any]]]) -> None:
+    assert (await call(client, "list_unfinalized_runs", workspace=WORKSPACE))["runs"] == []
+    listed = await call(client, "list_history", workspace=WORKSPACE, record_type="run", desc=False)
+    records = listed["records"]
+    assert [r["pipeline_run_id"] for r in records] == [run["evaluate"]["pipeline_run_id"] for run in runs]
+    for record, run in zip(records, runs, strict=True):
+        evaluate = run["evaluate"]
+        val_acc = await _last(client, evaluate["cached_from"] or evaluate["stage_run_id"], "val_acc")
+        assert (record["primary_metric"], record["value"]) == ("val_acc", val_acc["last"])
+        expected = "success" if val_acc["last"] >= 0.95 else "partial" if val_acc["last"] >= 0.8 else "miss"
+        assert record["ml_outcome"] == expected
+    context = (await call(client, "get_experiment_context", workspace=WORKSPACE))["context"]
+    assert context["best"]["value"] == max(r["value"] for r in records)
+    assert [p["value"] for p in context["recent_trend"]] == [r["value"] for r in records]
+
 
 def test_demo_runs_the_pipeline_end_to_end_and_reruns_from_cache(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -84,6 +104,8 @@ def test_demo_runs_the_pipeline_end_to_end_and_reruns_from_cache(
     out = capsys.readouterr().out
     assert code == 0, out
     assert "goal met" in out and "where to look next" in out
+    assert out.count("finalize_run: val_acc = ") == 3
+    assert "best val_acc (maximize)" in out and "recent trend: " in out
     anyio.run(_check_project, tmp_path / "project")
 
 

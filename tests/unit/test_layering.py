@@ -55,7 +55,7 @@ STDLIB_ONLY = ("goldfish/io",)
 
 # Modules that must stay light to import: importing them never loads these heavy SDKs.
 ENTRY_MODULES = ("goldfish.server.app", "goldfish.cli")
-HEAVY_SDKS = ("google.cloud.compute_v1", "google.cloud.storage", "docker")
+HEAVY_SDKS = ("google.cloud.compute_v1", "google.cloud.storage", "docker", "matplotlib")
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from goldfish.backends.docker import DockerBackend
+from goldfish.backends.docker_images import DockerUnavailableError, docker_ready
 from goldfish.backends.process import ProcessBackend
-from goldfish.backends.protocol import RunBackend
+from goldfish.backends.protocol import BackendSettings, RunBackend
 from goldfish.errors import InvalidArgumentError, suggestion_suffix
 
-_FACTORIES: dict[str, Callable[[], RunBackend]] = {
+_FACTORIES: dict[str, Callable[[BackendSettings], RunBackend]] = {
     "process": ProcessBackend,
+    "docker": DockerBackend,
 }
+_NEEDS_ENGINE = {"docker"}
 
 
 def available_backends() -> list[str]:
@@ -18,15 +22,7 @@ def available_backends() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def resolve_backend_name(requested: str | None, default: str) -> str:
-    """The backend a stage runs on: its own ``compute.backend``, else the project default.
-
-    ``auto`` picks the best backend that is available here (the process backend until the
-    container backend lands).
-    """
-    name = requested or default
-    if name == "auto":
-        return "process"
+def _known(name: str) -> str:
     if name not in _FACTORIES:
         raise InvalidArgumentError(
             f"Backend '{name}' is not available{suggestion_suffix(name, _FACTORIES)}.",
@@ -36,15 +32,37 @@ def resolve_backend_name(requested: str | None, default: str) -> str:
     return name
 
 
+def resolve_backend_name(requested: str | None, default: str, docker_base_image: str) -> str:
+    """The backend a stage runs on: its own ``compute.backend``, else the project default.
+
+    ``auto`` picks docker when the Docker engine answers and has the configured base image
+    (checked once per process, see ``docker_ready``), else process. An explicit ``docker``
+    that cannot work here is refused at once instead of failing every stage.
+    """
+    name = requested or default
+    if name == "auto":
+        return "docker" if docker_ready(docker_base_image) else "process"
+    _known(name)
+    if name in _NEEDS_ENGINE and not docker_ready(docker_base_image):
+        raise DockerUnavailableError(
+            f"Backend 'docker' was asked for, but the Docker engine is not reachable or has no "
+            f"{docker_base_image} image.",
+            details={"backend": name, "base_image": docker_base_image},
+            remedy="Run `goldfish doctor` to see what is missing (manage_base_images builds the base "
+            "image), or use compute.backend: process.",
+        )
+    return name
+
+
 class BackendRegistry:
     """One instance per backend name per process (backends keep handles of their children)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: BackendSettings) -> None:
+        self._settings = settings
         self._instances: dict[str, RunBackend] = {}
 
     def get(self, name: str) -> RunBackend:
         """The backend called ``name``."""
         if name not in self._instances:
-            resolve_backend_name(name, name)
-            self._instances[name] = _FACTORIES[name]()
+            self._instances[name] = _FACTORIES[_known(name)](self._settings)
         return self._instances[name]

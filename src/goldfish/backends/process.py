@@ -1,8 +1,9 @@
 """The process backend (embedded default): each stage is a local process group.
 
-A small shell wrapper runs the module and writes its exit code to ``logs/exit_code.txt``, so
-the outcome survives the server and the driver: any later process can read it. The group is
-its own session, so closing the MCP client or restarting the server never stops a stage.
+The stage wrapper (``spec.STAGE_WRAPPER``, shared with the container backends) runs the module
+and writes its exit code to ``logs/exit_code.txt``, so the outcome survives the server and the
+driver: any later process can read it. The group is its own session, so closing the MCP client
+or restarting the server never stops a stage.
 """
 
 from __future__ import annotations
@@ -12,21 +13,13 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
-from goldfish.backends.protocol import BackendStatus, Capabilities, Handle
-from goldfish.backends.spec import RunSpec, stage_environment
-
-# "$@" is the interpreter and module; TERM/INT are ignored by the wrapper itself so that it
-# outlives a polite cancel of its group long enough to record the stage's exit code. The stage
-# runs in a subshell that restores the default handlers first: an ignored signal is inherited
-# across exec, and a stage that ignores TERM could only ever be stopped by SIGKILL.
-_WRAPPER = (
-    'trap "" TERM INT; (trap - TERM INT; exec "$@"); code=$?; '
-    'printf "%s" "$code" > "$GOLDFISH_EXIT_FILE.tmp" && mv "$GOLDFISH_EXIT_FILE.tmp" "$GOLDFISH_EXIT_FILE"; '
-    "exit $code"
-)
+from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilities, Handle, OnBuild
+from goldfish.backends.python_env import interpreter_for, requirements_hash
+from goldfish.backends.spec import RunSpec, read_exit_code, read_log, stage_environment, wrapped_command
 
 
 def _start_time(pid: int) -> str | None:
@@ -47,21 +40,32 @@ class ProcessBackend:
     name = "process"
     capabilities = Capabilities(gpu=False, isolation="process", survives_server_restart=True)
 
-    def __init__(self) -> None:
+    def __init__(self, settings: BackendSettings) -> None:
+        self._venvs = settings.venvs
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def prepare(self, spec: RunSpec, on_build: OnBuild) -> RunSpec:
+        """Pick the interpreter: the project's, or a venv per requirements.txt (created on first use)."""
+        if requirements_hash(spec.code_dir) is not None:
+            on_build("installing requirements.txt")
+        python = interpreter_for(spec.code_dir, self._venvs, spec.logs_dir / "build.log")
+        return replace(spec, python=python)
+
+    def find(self, stage_run_id: str) -> Handle | None:
+        """A process cannot be found again without its handle."""
+        return None
 
     def launch(self, spec: RunSpec) -> Handle:
         """Start the stage in its own session; return pid, start time and log locations."""
         spec.logs_dir.mkdir(parents=True, exist_ok=True)
-        env = stage_environment(spec, dict(os.environ))
-        env["GOLDFISH_EXIT_FILE"] = str(spec.exit_code_file)
+        env = stage_environment(spec, os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(spec.code_dir), env.get("PYTHONPATH", "")) if p)
         with (
             (spec.logs_dir / "stdout.log").open("ab") as out,
             (spec.logs_dir / "stderr.log").open("ab") as err,
         ):
             proc = subprocess.Popen(
-                ["/bin/sh", "-c", _WRAPPER, "goldfish-stage", spec.python, *spec.module_argv()],
+                wrapped_command([spec.python, *spec.module_argv()]),
                 cwd=spec.code_dir,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -93,18 +97,13 @@ class ProcessBackend:
 
     def logs(self, handle: Handle, stream: Literal["stdout", "stderr"], offset: int) -> tuple[str, int]:
         """Log text from ``offset``."""
-        path = Path(handle["logs_dir"]) / f"{stream}.log"
-        try:
-            with path.open("rb") as file:
-                file.seek(offset)
-                data = file.read()
-        except FileNotFoundError:
-            return "", offset
-        return data.decode("utf-8", errors="replace"), offset + len(data)
+        return read_log(Path(handle["logs_dir"]), stream, offset)
 
     def cancel(self, handle: Handle, grace_seconds: float = 5.0) -> None:
         """Signal the stop file and SIGTERM the group, then SIGKILL what is left after the grace."""
-        Path(handle["stop_file"]).touch()
+        stop = Path(handle["stop_file"])
+        stop.parent.mkdir(parents=True, exist_ok=True)
+        stop.touch()
         pid = int(handle["pid"])
         if not self._alive(handle):
             return
@@ -123,11 +122,7 @@ class ProcessBackend:
 
     # -- helpers ----------------------------------------------------------------------------
     def _exit_code(self, handle: Handle) -> int | None:
-        path = Path(handle["logs_dir"]) / "exit_code.txt"
-        try:
-            return int(path.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
+        return read_exit_code(Path(handle["logs_dir"]))
 
     def _alive(self, handle: Handle) -> bool:
         pid = int(handle["pid"])

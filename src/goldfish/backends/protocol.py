@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from goldfish.backends.spec import RunSpec
+from goldfish.config import GoldfishConfig
+
+if TYPE_CHECKING:
+    from goldfish.db.images import ImageBuildRepository
 
 Handle = dict[str, Any]
+OnBuild = Callable[[str], None]
+"""Called by ``prepare`` (with a short description) just before it starts a slow build."""
 
 
 @dataclass(frozen=True)
@@ -28,14 +36,31 @@ class BackendStatus:
     detail: str | None = None
 
 
+@dataclass(frozen=True)
+class BackendSettings:
+    """What a backend is built with: the project's config and where it keeps things."""
+
+    config: GoldfishConfig
+    project_root: Path
+    venvs: Path
+    locks: Path
+    builds: ImageBuildRepository | None = None
+
+
 class RunBackend(Protocol):
     """Launches stage attempts and reports on them; every method takes the handle ``launch`` returned."""
 
     name: str
     capabilities: Capabilities
 
+    def prepare(self, spec: RunSpec, on_build: OnBuild) -> RunSpec:
+        """Build or reuse what the attempt runs in (venv, image); return the spec that uses it."""
+
     def launch(self, spec: RunSpec) -> Handle:
         """Start the attempt; return a JSON-able handle that lets any process find it again."""
+
+    def find(self, stage_run_id: str) -> Handle | None:
+        """The handle of an attempt started for ``stage_run_id`` whose handle was never recorded."""
 
     def status(self, handle: Handle) -> BackendStatus:
         """Running, exited (with its code) or lost."""

@@ -1,11 +1,46 @@
-"""RunSpec: everything a backend needs to run one stage attempt, and the stage environment."""
+"""RunSpec: everything a backend needs to run one stage attempt, and the stage environment.
+
+Also the pieces every backend shares, so each exists once: the stage wrapper (a ``/bin/sh``
+script that sends the stage's output to the log files and leaves its exit code in
+``logs/exit_code.txt``), the ``GOLDFISH_*`` environment, the checks on user environment
+variables, and reading a log file from an offset.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
+from goldfish.errors import InvalidArgumentError
 from goldfish.validation import is_secret_name
+
+ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+RESERVED_ENV_PREFIX = "GOLDFISH_"
+MAX_ENV_VALUE = 32_768
+
+# The stage wrapper, one definition for every backend (process group, container, VM). It is
+# the script of ``/bin/sh -c``: the stage's argv arrives as "$@" and is never interpolated into
+# shell text. It appends stdout/stderr to $GOLDFISH_LOGS_DIR/{stdout,stderr}.log, ignores
+# TERM/INT itself so that a polite cancel leaves it alive long enough to record the stage's
+# exit code, and runs the stage in a subshell that restores the default handlers first (an
+# ignored signal is inherited across exec, and a stage that ignored TERM could only ever be
+# stopped by SIGKILL). The exit code is written to a temporary file and renamed, so a reader
+# never sees half of it.
+STAGE_WRAPPER = (
+    'exec >>"$GOLDFISH_LOGS_DIR/stdout.log" 2>>"$GOLDFISH_LOGS_DIR/stderr.log"; '
+    'trap "" TERM INT; (trap - TERM INT; exec "$@"); code=$?; '
+    'printf "%s" "$code" > "$GOLDFISH_EXIT_FILE.tmp" && mv "$GOLDFISH_EXIT_FILE.tmp" "$GOLDFISH_EXIT_FILE"; '
+    "exit $code"
+)
+WRAPPER_NAME = "goldfish-stage"
+
+
+def wrapped_command(argv: list[str]) -> list[str]:
+    """The full command line of a stage: the wrapper with ``argv`` as its arguments."""
+    return ["/bin/sh", "-c", STAGE_WRAPPER, WRAPPER_NAME, *argv]
 
 
 @dataclass(frozen=True)
@@ -13,7 +48,8 @@ class RunSpec:
     """One stage attempt, described for any backend.
 
     Paths are on this machine: the backend exposes ``inputs`` read-only and collects what the
-    stage writes under ``outputs_dir``.
+    stage writes under ``outputs_dir``. ``python`` is the interpreter on this machine (process
+    backend); ``image`` the container image (docker, GCE), both filled in by ``prepare``.
     """
 
     stage_run_id: str
@@ -39,6 +75,11 @@ class RunSpec:
         return self.run_dir / "inputs"
 
     @property
+    def control_dir(self) -> Path:
+        """Folder Goldfish writes into while the stage runs (the stop file); read-only to the stage."""
+        return self.run_dir / "control"
+
+    @property
     def metrics_file(self) -> Path:
         """Where the runtime appends metric points."""
         return self.logs_dir / "metrics.jsonl"
@@ -51,7 +92,7 @@ class RunSpec:
     @property
     def stop_file(self) -> Path:
         """Created by a cancel so ``should_stop()`` turns true."""
-        return self.run_dir / "stop"
+        return self.control_dir / "stop"
 
     @property
     def exit_code_file(self) -> Path:
@@ -63,22 +104,90 @@ class RunSpec:
         return ["-m", f"modules.{self.module}"]
 
 
-def stage_environment(spec: RunSpec, base: dict[str, str]) -> dict[str, str]:
-    """The environment a stage sees: ``base`` + user env + the ``GOLDFISH_*`` locations."""
+@dataclass(frozen=True)
+class StageLocations:
+    """Where the stage finds its files, as the stage sees them (host paths or container paths)."""
+
+    inputs_dir: str
+    outputs_dir: str
+    config_file: str
+    signals_file: str
+    logs_dir: str
+    metrics_file: str
+    heartbeat_file: str
+    exit_file: str
+    stop_file: str
+
+    @classmethod
+    def on_host(cls, spec: RunSpec) -> StageLocations:
+        """The spec's own paths (the process backend runs the stage on this machine)."""
+        return cls(
+            inputs_dir=str(spec.inputs_dir),
+            outputs_dir=str(spec.outputs_dir),
+            config_file=str(spec.config_file),
+            signals_file=str(spec.signals_file),
+            logs_dir=str(spec.logs_dir),
+            metrics_file=str(spec.metrics_file),
+            heartbeat_file=str(spec.heartbeat_file),
+            exit_file=str(spec.exit_code_file),
+            stop_file=str(spec.stop_file),
+        )
+
+
+def check_env(env: Mapping[str, str]) -> dict[str, str]:
+    """User environment variables, checked: upper-snake keys, no ``GOLDFISH_*``, no NUL bytes.
+
+    Raises:
+        InvalidArgumentError: naming the first offending key.
+    """
+    checked: dict[str, str] = {}
+    for key, value in env.items():
+        if not isinstance(key, str) or not ENV_KEY.fullmatch(key):
+            raise InvalidArgumentError(
+                f"Environment variable name {str(key)[:80]!r} is not allowed.",
+                details={"field": "env", "key": str(key)[:80], "pattern": ENV_KEY.pattern},
+                remedy="Use upper-case letters, digits and '_' (not starting with a digit).",
+            )
+        if key.startswith(RESERVED_ENV_PREFIX):
+            raise InvalidArgumentError(
+                f"Environment variable {key} is reserved for Goldfish.",
+                details={"field": "env", "key": key},
+                remedy="Rename the variable: GOLDFISH_* names are set by Goldfish itself.",
+            )
+        if not isinstance(value, str) or "\x00" in value or len(value) > MAX_ENV_VALUE:
+            raise InvalidArgumentError(
+                f"The value of environment variable {key} is not allowed.",
+                details={"field": "env", "key": key},
+                remedy=f"Use text without NUL bytes, at most {MAX_ENV_VALUE} characters.",
+            )
+        checked[key] = value
+    return checked
+
+
+def stage_environment(
+    spec: RunSpec, base: Mapping[str, str], where: StageLocations | None = None
+) -> dict[str, str]:
+    """The environment a stage sees: ``base`` + checked user env + the ``GOLDFISH_*`` locations.
+
+    ``where`` says where the stage finds its files (default: the spec's paths on this machine).
+    """
+    where = where or StageLocations.on_host(spec)
     env = dict(base)
-    env.update(spec.env)
+    env.update(check_env(spec.env))
     env.update(
         {
             "GOLDFISH_RUN_ID": spec.stage_run_id,
             "GOLDFISH_STAGE": spec.stage,
             "GOLDFISH_WORKSPACE": spec.workspace,
-            "GOLDFISH_INPUTS_DIR": str(spec.inputs_dir),
-            "GOLDFISH_OUTPUTS_DIR": str(spec.outputs_dir),
-            "GOLDFISH_CONFIG": str(spec.config_file),
-            "GOLDFISH_SIGNALS": str(spec.signals_file),
-            "GOLDFISH_METRICS_FILE": str(spec.metrics_file),
-            "GOLDFISH_HEARTBEAT_FILE": str(spec.heartbeat_file),
-            "GOLDFISH_STOP_FILE": str(spec.stop_file),
+            "GOLDFISH_INPUTS_DIR": where.inputs_dir,
+            "GOLDFISH_OUTPUTS_DIR": where.outputs_dir,
+            "GOLDFISH_CONFIG": where.config_file,
+            "GOLDFISH_SIGNALS": where.signals_file,
+            "GOLDFISH_LOGS_DIR": where.logs_dir,
+            "GOLDFISH_METRICS_FILE": where.metrics_file,
+            "GOLDFISH_HEARTBEAT_FILE": where.heartbeat_file,
+            "GOLDFISH_EXIT_FILE": where.exit_file,
+            "GOLDFISH_STOP_FILE": where.stop_file,
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -88,3 +197,23 @@ def stage_environment(spec: RunSpec, base: dict[str, str]) -> dict[str, str]:
 def redacted_env(env: dict[str, str]) -> dict[str, str]:
     """``env`` with secret-named values replaced, for manifests and logs."""
     return {key: ("***" if is_secret_name(key) else value) for key, value in env.items()}
+
+
+def read_log(logs_dir: Path, stream: Literal["stdout", "stderr"], offset: int) -> tuple[str, int]:
+    """Text of ``logs_dir/<stream>.log`` from byte ``offset``, and the offset to continue from."""
+    path = logs_dir / f"{stream}.log"
+    try:
+        with path.open("rb") as file:
+            file.seek(offset)
+            data = file.read()
+    except FileNotFoundError:
+        return "", offset
+    return data.decode("utf-8", errors="replace"), offset + len(data)
+
+
+def read_exit_code(logs_dir: Path) -> int | None:
+    """The exit code the wrapper recorded, or None while there is none."""
+    try:
+        return int((logs_dir / "exit_code.txt").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None

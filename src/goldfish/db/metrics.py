@@ -86,6 +86,12 @@ class MetricRepository:
         self, stage_run_id: str, name: str, count: int, max_points: int
     ) -> list[tuple[int | None, float]]:
         """Up to ``max_points`` (step, value) pairs evenly spaced over the run, first and last kept."""
+        return [(step, value) for _seq, step, value in self.sampled(stage_run_id, name, count, max_points)]
+
+    def sampled(
+        self, stage_run_id: str, name: str, count: int, max_points: int
+    ) -> list[tuple[int, int | None, float]]:
+        """The points of :meth:`series` as (seq, step, value): seq numbers points from 0 in log order."""
         if count <= 0:
             return []
         # Multiples of the stride plus the last point: at most max_points in all.
@@ -93,8 +99,8 @@ class MetricRepository:
         wanted = sorted({*range(0, count, stride), count - 1})
         marks = ",".join("?" * len(wanted))
         rows = self._db.connection.execute(
-            f"SELECT step, value FROM run_metrics WHERE stage_run_id = ? AND name = ?"  # noqa: S608
+            f"SELECT seq, step, value FROM run_metrics WHERE stage_run_id = ? AND name = ?"  # noqa: S608
             f" AND seq IN ({marks}) ORDER BY seq",
             (stage_run_id, name, *wanted),
         )
-        return [(row[0], row[1]) for row in rows]
+        return [(row[0], row[1], row[2]) for row in rows]

@@ -57,6 +57,16 @@ _SELECT = (
 )
 
 
+# A run record whose pipeline run has ended (every state but running) and has no outcome yet.
+_UNFINALIZED = "r.record_type = 'run' AND r.finalized_at IS NULL AND p.state != 'running'"
+
+
+def _unfinalized_where(workspace: str | None) -> tuple[str, list[Any]]:
+    if workspace is None:
+        return _UNFINALIZED, []
+    return f"{_UNFINALIZED} AND r.workspace = ?", [workspace]
+
+
 def _record(row: sqlite3.Row, tags: list[str]) -> RecordRow:
     data = {key: row[key] for key in row.keys()}  # noqa: SIM118 - sqlite3.Row
     for key in _JSON:
@@ -78,10 +88,21 @@ class RecordRepository:
         marks = ", ".join(f":{key}" for key in values)
         conn.execute(f"INSERT INTO experiment_records ({columns}) VALUES ({marks})", values)  # noqa: S608
 
-    def finalize(self, record_id: str, results: dict[str, Any], reason: str | None) -> None:
-        """Store a finalization; an earlier one is kept as superseded history."""
+    def finalize(
+        self, record_id: str, results: dict[str, Any], reason: str | None, expected_finalized_at: str | None
+    ) -> bool:
+        """Store a finalization; an earlier one is kept as superseded history.
+
+        Compare-and-set on ``finalized_at``: False (nothing written) when someone finalized the
+        record since the caller read it.
+        """
         now = now_iso()
         with self._db.transaction() as conn:
+            current = conn.execute(
+                "SELECT finalized_at FROM experiment_records WHERE id = ?", (record_id,)
+            ).fetchone()
+            if current is None or current[0] != expected_finalized_at:
+                return False
             conn.execute(
                 "UPDATE finalizations SET superseded_at = ? WHERE record_id = ? AND superseded_at IS NULL",
                 (now, record_id),
@@ -97,26 +118,30 @@ class RecordRepository:
                     now,
                     results["ml_outcome"],
                     results["primary_metric"],
-                    results["value"],
+                    results.get("value"),
                     results["direction"],
                     record_id,
                 ),
             )
+        return True
 
     def set_results_spec(self, record_id: str, spec: dict[str, Any]) -> None:
-        """Replace the results spec of a record."""
+        """Replace the results spec of a record and of the pipeline run it covers (resume reads that one)."""
+        text = json.dumps(spec)
         with self._db.transaction() as conn:
+            conn.execute("UPDATE experiment_records SET results_spec = ? WHERE id = ?", (text, record_id))
             conn.execute(
-                "UPDATE experiment_records SET results_spec = ? WHERE id = ?", (json.dumps(spec), record_id)
+                "UPDATE pipeline_runs SET results_spec = ? WHERE id ="
+                " (SELECT pipeline_run_id FROM experiment_records WHERE id = ?)",
+                (text, record_id),
             )
 
-    def add_tag(self, record_id: str, workspace: str, tag: str) -> None:
-        """Tag a record (tags are unique per workspace)."""
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO record_tags (record_id, workspace, tag, created_at) VALUES (?, ?, ?, ?)",
-                (record_id, workspace, tag, now_iso()),
-            )
+    def add_tag(self, conn: sqlite3.Connection, record_id: str, workspace: str, tag: str) -> None:
+        """Tag a record inside the caller's transaction (tags are unique per workspace)."""
+        conn.execute(
+            "INSERT INTO record_tags (record_id, workspace, tag, created_at) VALUES (?, ?, ?, ?)",
+            (record_id, workspace, tag, now_iso()),
+        )
 
     # -- reads ------------------------------------------------------------------------------
     def _with_tags(self, rows: list[sqlite3.Row]) -> list[RecordRow]:
@@ -156,17 +181,32 @@ class RecordRepository:
         ).fetchone()
         return str(row[0]) if row else None
 
-    def unfinalized(self, workspace: str | None, limit: int) -> list[RecordRow]:
+    def of_version(self, workspace_id: int, version_num: int) -> RecordRow | None:
+        """The record of a saved version."""
+        row = self._db.connection.execute(
+            f"{_SELECT} WHERE r.workspace_id = ? AND r.version_num = ? AND r.record_type = 'version'"
+            " ORDER BY r.created_at LIMIT 1",
+            (workspace_id, version_num),
+        ).fetchone()
+        return self._with_tags([row])[0] if row else None
+
+    def unfinalized(self, workspace: str | None, limit: int, offset: int = 0) -> list[RecordRow]:
         """Run records whose run has ended and that nobody finalized yet, oldest first."""
-        where = "r.record_type = 'run' AND r.finalized_at IS NULL AND p.state != 'running'"
-        params: list[Any] = []
-        if workspace is not None:
-            where += " AND r.workspace = ?"
-            params.append(workspace)
+        where, params = _unfinalized_where(workspace)
         rows = self._db.connection.execute(
-            f"{_SELECT} WHERE {where} ORDER BY r.created_at LIMIT ?", [*params, limit]
+            f"{_SELECT} WHERE {where} ORDER BY r.created_at, r.id LIMIT ? OFFSET ?", [*params, limit, offset]
         ).fetchall()
         return self._with_tags(rows)
+
+    def count_unfinalized(self, workspace: str | None) -> int:
+        """How many run records :meth:`unfinalized` would list in all."""
+        where, params = _unfinalized_where(workspace)
+        row = self._db.connection.execute(
+            "SELECT COUNT(*) FROM experiment_records r JOIN pipeline_runs p ON p.id = r.pipeline_run_id"  # noqa: S608
+            f" WHERE {where}",
+            params,
+        ).fetchone()
+        return int(row[0])
 
     def finalizations(self, record_id: str) -> list[dict[str, Any]]:
         """Every finalization of a record, oldest first (superseded ones included)."""
@@ -181,13 +221,17 @@ class RecordRepository:
         ]
 
     def finalized(self, workspace: str, limit: int, metric: str | None = None) -> list[RecordRow]:
-        """Finalized records of a workspace, newest first (optionally only those on ``metric``)."""
+        """Finalized records of a workspace, newest run first (optionally only those on ``metric``).
+
+        Ordered by when the run was made, not when it was finalized: finalizing (or re-finalizing)
+        an older run later does not move it to the front of the trend.
+        """
         where, params = "r.workspace = ? AND r.finalized_at IS NOT NULL", [workspace]
         if metric is not None:
             where += " AND r.primary_metric = ?"
             params.append(metric)
         rows = self._db.connection.execute(
-            f"{_SELECT} WHERE {where} ORDER BY r.finalized_at DESC LIMIT ?", [*params, limit]
+            f"{_SELECT} WHERE {where} ORDER BY r.created_at DESC, r.id DESC LIMIT ?", [*params, limit]
         ).fetchall()
         return self._with_tags(rows)
 

@@ -1,10 +1,19 @@
-"""Experiment records: resolving refs, finalizing outcomes, history, tags and context recovery."""
+"""Experiment records: resolving refs, finalizing outcomes, history, tags and context recovery.
+
+A record is made for every ``run()`` call (covering that call's stage runs, cache hits
+included) and for every saved version. Finalizing a run record writes down its ML outcome; it
+never changes the run itself. While the finalization gate is on, a finished run that nobody
+finalized blocks new runs of its workspace (``check_gate``; dry runs are never gated).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import sqlite3
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from goldfish.config import GoldfishConfig
 from goldfish.db.metrics import MetricRepository
@@ -12,6 +21,7 @@ from goldfish.db.records import HistoryFilter, RecordRepository, RecordRow
 from goldfish.db.runs import RunRepository
 from goldfish.errors import GoldfishError, InvalidArgumentError, TagExistsError, suggestion_suffix
 from goldfish.ids import PIPELINE_RUN_ID, RECORD_ID, STAGE_RUN_ID
+from goldfish.memory.thoughts import ThoughtInfo
 from goldfish.runs.requests import parse_results_spec
 from goldfish.timeutil import age
 from goldfish.validation import reason as check_reason
@@ -19,6 +29,16 @@ from goldfish.validation import tag_name
 from goldfish.workspaces.core import WorkspaceCore
 
 Outcome = Literal["success", "partial", "miss", "unknown"]
+MAX_REF_LENGTH = 200
+GATE_LISTED = 10
+CONTEXT_PENDING = 20
+# Finalized results read to know the best value before each point of the trend.
+RUNNING_BEST_HISTORY = 500
+# Same rule as manage_versions: a version-shaped tag could never be used as a reference.
+_VERSION_SHAPED = re.compile(r"v?[0-9]+")
+REF_FORMS = (
+    "a record id (ULID, from list_history), a stage run id (stage-...), a pipeline run id (prun-...) or @tag"
+)
 
 
 class RecordNotFoundError(GoldfishError):
@@ -49,8 +69,8 @@ class FinalizationRequiredError(GoldfishError):
 
     code = "FINALIZATION_REQUIRED"
     default_remedy = (
-        "Record each listed run's outcome with finalize_run (see details.runs for suggested values), "
-        "or set memory.finalization_gate: false in goldfish.yaml."
+        "Record each listed run's outcome with finalize_run (details.runs carries suggested values), "
+        "or switch the gate off with memory.finalization_gate: false in goldfish.yaml."
     )
 
 
@@ -61,18 +81,26 @@ class Results(BaseModel):
 
     primary_metric: str = Field(..., min_length=1, max_length=200)
     direction: Literal["maximize", "minimize"]
-    value: float = Field(..., allow_inf_nan=False)
+    value: float | None = Field(..., allow_inf_nan=False)
     dataset_split: str = Field(..., min_length=1, max_length=100)
     ml_outcome: Outcome
     notes: str = Field("", max_length=8000)
     secondary: dict[str, float] | None = None
+
+    @model_validator(mode="after")
+    def _value_unless_unknown(self) -> Results:
+        if self.value is None and self.ml_outcome != "unknown":
+            raise ValueError(
+                "value may be null only with ml_outcome 'unknown' (e.g. a run that logged nothing)"
+            )
+        return self
 
 
 class RecordInfo(BaseModel):
     """A record as tools show it."""
 
     record_id: str
-    record_type: str
+    record_type: str = Field(description="run (one run() call) or version (one saved version).")
     workspace: str
     version: str
     pipeline_run_id: str | None
@@ -83,9 +111,10 @@ class RecordInfo(BaseModel):
     created_at: str
     age: str | None
     finalized: bool
+    finalized_at: str | None
     ml_outcome: str | None
     primary_metric: str | None
-    value: float | None
+    value: float | None = Field(description="The finalized value of the primary metric.")
     direction: str | None
     tags: list[str]
 
@@ -105,6 +134,7 @@ class RecordInfo(BaseModel):
             created_at=row.created_at,
             age=age(row.created_at),
             finalized=row.finalized_at is not None,
+            finalized_at=row.finalized_at,
             ml_outcome=row.ml_outcome,
             primary_metric=row.primary_metric,
             value=row.metric_value,
@@ -114,19 +144,150 @@ class RecordInfo(BaseModel):
 
 
 class Suggestion(BaseModel):
-    """What ``finalize_run`` would likely record, from the run's own metrics."""
+    """What ``finalize_run`` would likely record, from the results spec and the run's own metrics."""
 
     primary_metric: str | None
     direction: str | None
     value: float | None = Field(description="Last logged value of the primary metric, if any.")
-    from_stage_run: str | None
+    from_stage_run: str | None = Field(description="The stage run that logged it (cache hits: the original).")
     dataset_split: str | None
+    ml_outcome: Outcome | None = Field(
+        description="success at or past goal_value, partial at or past min_value, else miss; "
+        "null without a value or thresholds."
+    )
 
 
 class PendingRecord(RecordInfo):
     """A finished run waiting for its outcome."""
 
     suggestion: Suggestion
+
+
+class PendingPage(BaseModel):
+    """A page of finished, unfinalized runs, oldest first."""
+
+    runs: list[PendingRecord]
+    total: int
+
+
+class Finalization(BaseModel):
+    """One recorded outcome; a re-finalization supersedes the earlier one, which stays as history."""
+
+    results: dict[str, Any]
+    reason: str | None
+    created_at: str
+    superseded_at: str | None
+
+
+class FinalizeInfo(BaseModel):
+    """What ``finalize_run`` stored."""
+
+    record: RecordInfo
+    finalization: Finalization
+    refinalized: bool = Field(description="True when an earlier outcome was superseded (kept as history).")
+    warnings: list[str]
+
+
+class ResultsSpecInfo(BaseModel):
+    """A stored results spec."""
+
+    record_id: str
+    pipeline_run_id: str | None
+    results_spec: dict[str, Any]
+
+
+class Comparison(BaseModel):
+    """A record against the workspace baseline (the spec's baseline_run, else the best result)."""
+
+    baseline_record_id: str
+    baseline_pipeline_run_id: str | None
+    baseline_version: str
+    baseline_from: Literal["results_spec", "best"]
+    metric: str | None
+    direction: str | None
+    baseline_value: float | None
+    value: float | None
+    delta: float | None = Field(description="value - baseline_value (null when not comparable).")
+    is_baseline: bool
+    better_than_baseline: bool | None
+
+
+class RecordDetail(BaseModel):
+    """``inspect_record``: a record, its outcomes and how it compares."""
+
+    record: RecordInfo
+    stage_runs: list[str]
+    results: list[Finalization] | None = Field(description="Every finalization, oldest first.")
+    suggestion: Suggestion | None
+    comparison: Comparison | None
+
+
+class TagInfo(BaseModel):
+    """What ``tag_record`` tagged."""
+
+    record: RecordInfo
+    tag: str
+    version: str
+    version_tagged: bool = Field(description="False when the version already carried this tag.")
+
+
+class TrendPoint(BaseModel):
+    """One finalized result of the recent trend (oldest first)."""
+
+    record_id: str
+    pipeline_run_id: str | None
+    version: str
+    value: float | None
+    ml_outcome: str | None
+    created_at: str
+
+
+class Regression(BaseModel):
+    """A recent result worse than the best before it by more than its spec's tolerance."""
+
+    record_id: str
+    pipeline_run_id: str | None
+    version: str
+    value: float
+    best_before: float
+    best_before_record_id: str
+    gap: float
+    tolerance: float
+
+
+class ExperimentContext(BaseModel):
+    """Everything needed to pick the work up again."""
+
+    workspace: str
+    goal: str
+    project_goal: str
+    metric: str | None
+    direction: str | None
+    best: RecordInfo | None
+    recent_trend: list[TrendPoint]
+    trend_direction: Literal["improving", "worsening", "flat"] | None
+    regressions: list[Regression]
+    pending_finalizations: list[PendingRecord]
+    pending_total: int
+    last_thoughts: list[ThoughtInfo]
+
+
+def suggested_outcome(value: float | None, spec: dict[str, Any]) -> Outcome | None:
+    """The outcome a value earns under a results spec (None without a value or thresholds).
+
+    At or past goal_value: success; at or past min_value: partial (success when there is no
+    goal); otherwise miss. Past means above for maximize and below for minimize.
+    """
+    direction = spec.get("direction")
+    goal, floor = spec.get("goal_value"), spec.get("min_value")
+    if value is None or direction not in ("maximize", "minimize") or (goal is None and floor is None):
+        return None
+    sign = 1 if direction == "maximize" else -1
+    if goal is not None and sign * (value - goal) >= 0:
+        return "success"
+    if floor is not None and sign * (value - floor) >= 0:
+        return "partial" if goal is not None else "success"
+    return "miss"
 
 
 class RecordService:
@@ -149,13 +310,11 @@ class RecordService:
     # -- refs -------------------------------------------------------------------------------
     def resolve(self, ref: str, workspace: str | None = None) -> RecordRow:
         """A record by id, stage run id, pipeline run id or ``@tag`` (with ``workspace``)."""
-        if not isinstance(ref, str) or not ref or len(ref) > 200:
-            raise InvalidArgumentError("ref must be a record id, a run id or @tag.", details={"field": "ref"})
+        if not isinstance(ref, str) or not ref.strip() or len(ref) > MAX_REF_LENGTH:
+            raise InvalidArgumentError(f"ref must be {REF_FORMS}.", details={"field": "ref"})
         row: RecordRow | None = None
         if ref.startswith("@"):
-            if workspace is None:
-                raise InvalidArgumentError("A @tag ref needs workspace.", details={"field": "workspace"})
-            row = self._records.by_tag(self._core.workspace_or_slot(workspace).name, ref[1:])
+            row = self._by_tag(ref[1:], workspace)
         elif STAGE_RUN_ID.fullmatch(ref):
             stage = self._runs.stage_run(ref)
             row = self._records.of_pipeline_run(stage.pipeline_run_id) if stage else None
@@ -163,8 +322,29 @@ class RecordService:
             row = self._records.of_pipeline_run(ref)
         elif RECORD_ID.fullmatch(ref.upper()):
             row = self._records.get(ref.upper())
+        else:
+            raise InvalidArgumentError(
+                f"{ref[:80]!r} is not a record ref: use {REF_FORMS}.",
+                details={"field": "ref", "ref": ref[:80]},
+            )
         if row is None:
             raise RecordNotFoundError(f"No record matches {ref!r}.", details={"ref": ref})
+        return row
+
+    def _by_tag(self, tag: str, workspace: str | None) -> RecordRow | None:
+        """A tagged record; a tag set on a version (manage_versions) finds that version's record."""
+        if workspace is None:
+            raise InvalidArgumentError(
+                "A @tag ref needs workspace.",
+                details={"field": "workspace"},
+                remedy="Pass workspace (the name or a slot holding it) with the @tag ref.",
+            )
+        tag_name(tag, "ref")
+        ws = self._core.workspace_or_slot(workspace)
+        row = self._records.by_tag(ws.name, tag)
+        if row is None:
+            version_num = self._core.rows.tag_owner(ws.id, tag)
+            row = self._records.of_version(ws.id, version_num) if version_num is not None else None
         return row
 
     # -- finalization -----------------------------------------------------------------------
@@ -175,9 +355,10 @@ class RecordService:
         value, source = None, None
         if metric and row.pipeline_run_id:
             for stage in reversed(self._runs.stages_of(row.pipeline_run_id)):
-                found = self._metrics.summaries(stage.cached_from or stage.id, [metric])
+                origin = stage.cached_from or stage.id
+                found = self._metrics.summaries(origin, [metric])
                 if found:
-                    value, source = found[0].last, stage.id
+                    value, source = found[0].last, origin
                     break
         return Suggestion(
             primary_metric=metric,
@@ -185,153 +366,259 @@ class RecordService:
             value=value,
             from_stage_run=source,
             dataset_split=spec.get("dataset_split"),
+            ml_outcome=suggested_outcome(value, spec),
         )
 
-    def finalize(self, ref: str, results: object, reason: str | None) -> RecordInfo:
-        """Record the ML outcome of a finished run (once; again only with a reason)."""
-        row = self.resolve(ref)
+    def finalize(
+        self, ref: str, results: object, reason: str | None, workspace: str | None = None
+    ) -> FinalizeInfo:
+        """Record the ML outcome of a finished run (once; again only with a reason).
+
+        Only the record changes: the run, its stages and its version are left as they are.
+        """
+        row = self.resolve(ref, workspace)
         if row.record_type != "run":
             raise InvalidArgumentError(
-                "Only run records have outcomes to finalize.",
+                f"Record {row.id} is a saved version; only runs have outcomes to finalize.",
                 details={"record_id": row.id, "record_type": row.record_type},
+                remedy="Finalize the run's record instead (a stage run id, prun-... or its record id).",
             )
         if row.run_state == "running":
             raise RunNotFinishedError(
                 f"Run {row.pipeline_run_id} is still running.",
-                details={"pipeline_run_id": row.pipeline_run_id},
+                details={"pipeline_run_id": row.pipeline_run_id, "record_id": row.id},
             )
         parsed = _parse_results(results)
-        why = None
-        if row.finalized_at is not None:
-            if reason is None:
-                raise AlreadyFinalizedError(
-                    f"Record {row.id} was finalized at {row.finalized_at} ({row.ml_outcome}).",
-                    details={"record_id": row.id, "ml_outcome": row.ml_outcome, "value": row.metric_value},
-                )
-            why = check_reason(reason)
-        self._records.finalize(row.id, parsed, why)
-        return RecordInfo.of(self._records.get(row.id) or row)
+        why = check_reason(reason) if reason is not None else None
+        if row.finalized_at is not None and why is None:
+            raise _already_finalized(row)
+        if not self._records.finalize(row.id, parsed, why, row.finalized_at):
+            current = self._records.get(row.id) or row
+            raise _already_finalized(current)
+        stored = self._records.finalizations(row.id)
+        return FinalizeInfo(
+            record=RecordInfo.of(self._records.get(row.id) or row),
+            finalization=Finalization(**stored[-1]),
+            refinalized=len(stored) > 1,
+            warnings=_spec_warnings(parsed, row.results_spec or {}),
+        )
 
-    def save_results_spec(self, stage_run_id: str, spec: object) -> dict[str, Any]:
-        """Replace the results spec of the run that holds ``stage_run_id``."""
-        row = self.resolve(stage_run_id)
+    def save_results_spec(self, ref: str, spec: object, workspace: str | None = None) -> ResultsSpecInfo:
+        """Replace the results spec of the run that holds ``ref`` (a stage run id, prun-... or record)."""
+        row = self.resolve(ref, workspace)
+        if row.record_type != "run":
+            raise InvalidArgumentError(
+                f"Record {row.id} is a saved version; results specs belong to runs.",
+                details={"record_id": row.id, "record_type": row.record_type},
+            )
         parsed = parse_results_spec(spec)
         self._records.set_results_spec(row.id, parsed)
-        return parsed
+        return ResultsSpecInfo(record_id=row.id, pipeline_run_id=row.pipeline_run_id, results_spec=parsed)
 
-    def pending(self, workspace: str | None, limit: int = 50) -> list[PendingRecord]:
+    def pending(self, workspace: str | None, limit: int = 50, offset: int = 0) -> PendingPage:
         """Finished, unfinalized runs (with suggested values), oldest first."""
         name = self._core.workspace_or_slot(workspace).name if workspace is not None else None
-        return [
-            PendingRecord(**RecordInfo.of(row).model_dump(), suggestion=self.suggestion(row))
-            for row in self._records.unfinalized(name, limit)
-        ]
+        rows = self._records.unfinalized(name, limit, offset)
+        return PendingPage(
+            runs=[
+                PendingRecord(**RecordInfo.of(row).model_dump(), suggestion=self.suggestion(row))
+                for row in rows
+            ],
+            total=self._records.count_unfinalized(name),
+        )
 
     def check_gate(self, workspace: str) -> None:
         """Refuse a new run while finished runs of ``workspace`` are unfinalized (when the gate is on)."""
         if not self._config.memory.finalization_gate:
             return
-        pending = self.pending(workspace, 10)
-        if pending:
-            listed = ", ".join(f"{p.pipeline_run_id} ({p.record_id})" for p in pending[:5])
-            raise FinalizationRequiredError(
-                f"Workspace '{workspace}' has {len(pending)} finished run(s) without a recorded outcome: {listed}.",
-                details={"runs": [p.model_dump() for p in pending]},
-            )
+        page = self.pending(workspace, GATE_LISTED)
+        if not page.runs:
+            return
+        listed = ", ".join(
+            f"{p.pipeline_run_id} (record {p.record_id}, {p.run_state})" for p in page.runs[:5]
+        )
+        more = f" and {page.total - 5} more" if page.total > 5 else ""
+        raise FinalizationRequiredError(
+            f"Workspace '{workspace}' has {page.total} finished run(s) without a recorded outcome: "
+            f"{listed}{more}. Finalize them before starting another run.",
+            details={
+                "workspace": workspace,
+                "total": page.total,
+                "runs": [
+                    {
+                        "pipeline_run_id": p.pipeline_run_id,
+                        "record_id": p.record_id,
+                        "run_state": p.run_state,
+                        "version": p.version,
+                        "suggestion": p.suggestion.model_dump(),
+                    }
+                    for p in page.runs
+                ],
+                "config_switch": "memory.finalization_gate",
+            },
+        )
 
     # -- reading ----------------------------------------------------------------------------
     def history(
         self, flt: HistoryFilter, sort_by: str, desc: bool, limit: int, offset: int
     ) -> tuple[list[RecordInfo], int]:
-        """Records of a workspace, filtered and sorted."""
+        """Records of a workspace, filtered and sorted, with the total that matches."""
         name = self._core.workspace_or_slot(flt.workspace).name
         rows, total = self._records.history(
-            HistoryFilter(**{**flt.__dict__, "workspace": name}), sort_by, desc, limit, offset
+            dataclasses.replace(flt, workspace=name), sort_by, desc, limit, offset
         )
         return [RecordInfo.of(row) for row in rows], total
 
     def best(self, workspace: str) -> RecordRow | None:
-        """The best finalized record, on the primary metric of the latest finalization."""
-        latest = self._records.finalized(workspace, 1)
-        if not latest or latest[0].primary_metric is None or latest[0].direction is None:
-            return None
-        return self._records.best(workspace, latest[0].primary_metric, latest[0].direction)
+        """The best finalized record, on the metric and direction of the newest finalized run."""
+        return self._core.best_record(workspace)
 
-    def inspect(self, ref: str, workspace: str | None, include: list[str]) -> dict[str, Any]:
-        """A record with its finalization history and how it compares with the workspace's best."""
+    def inspect(self, ref: str, workspace: str | None, include: list[str]) -> RecordDetail:
+        """A record with its finalization history and how it compares with the workspace baseline."""
         row = self.resolve(ref, workspace)
-        result: dict[str, Any] = {"record": RecordInfo.of(row).model_dump()}
-        if row.pipeline_run_id:
-            result["stage_runs"] = [s.id for s in self._runs.stages_of(row.pipeline_run_id)]
-        if "results" in include or not include:
-            result["results"] = self._records.finalizations(row.id)
+        stages = [s.id for s in self._runs.stages_of(row.pipeline_run_id)] if row.pipeline_run_id else []
+        results, suggestion = None, None
+        if "results" in include:
+            results = [Finalization(**f) for f in self._records.finalizations(row.id)]
             if row.finalized_at is None and row.record_type == "run":
-                result["suggestion"] = self.suggestion(row).model_dump()
-        if "comparison" in include or not include:
-            result["comparison"] = self._comparison(row)
-        return result
+                suggestion = self.suggestion(row)
+        return RecordDetail(
+            record=RecordInfo.of(row),
+            stage_runs=stages,
+            results=results,
+            suggestion=suggestion,
+            comparison=self._comparison(row) if "comparison" in include else None,
+        )
 
-    def _comparison(self, row: RecordRow) -> dict[str, Any] | None:
+    def _baseline(self, row: RecordRow) -> tuple[RecordRow, Literal["results_spec", "best"]] | None:
+        named = (row.results_spec or {}).get("baseline_run")
+        if isinstance(named, str):
+            try:
+                found = self.resolve(named, row.workspace)
+            except GoldfishError:
+                found = None
+            if found is not None and found.metric_value is not None:
+                return found, "results_spec"
         best = self.best(row.workspace)
-        if best is None or row.metric_value is None or best.metric_value is None:
-            return None if best is None else {"baseline_record": best.id, "baseline_value": best.metric_value}
-        delta = row.metric_value - best.metric_value
-        better = delta > 0 if best.direction == "maximize" else delta < 0
-        return {
-            "baseline_record": best.id,
-            "baseline_value": best.metric_value,
-            "metric": best.primary_metric,
-            "delta": delta,
-            "is_baseline": best.id == row.id,
-            "better_than_baseline": better,
-        }
+        return (best, "best") if best is not None else None
 
-    def tag(self, ref: str, tag: str, workspace: str | None) -> RecordInfo:
-        """Tag a record and (when the tag is free there) its version."""
-        tag_name(tag)
-        row = self.resolve(ref, workspace)
-        owner = self._records.tag_owner(row.workspace, tag)
-        if owner is not None:
-            raise TagExistsError(
-                f"Tag '{tag}' is already on record {owner}.", details={"tag": tag, "record": owner}
+    def _comparison(self, row: RecordRow) -> Comparison | None:
+        found = self._baseline(row)
+        if found is None:
+            return None
+        base, source = found
+        delta = None
+        if row.metric_value is not None and base.metric_value is not None:
+            delta = (
+                row.metric_value - base.metric_value if row.primary_metric == base.primary_metric else None
             )
-        self._records.add_tag(row.id, row.workspace, tag)
-        rows = self._core.rows
-        version = rows.version(row.workspace_id, row.version_num)
-        if version is not None and rows.tag_owner(row.workspace_id, tag) is None:
-            with self._core.db.transaction() as conn:
-                rows.add_tag(conn, row.workspace_id, version.id, tag)
-        return RecordInfo.of(self._records.get(row.id) or row)
+        better = None if delta is None else (delta > 0 if base.direction == "maximize" else delta < 0)
+        return Comparison(
+            baseline_record_id=base.id,
+            baseline_pipeline_run_id=base.pipeline_run_id,
+            baseline_version=f"v{base.version_num}",
+            baseline_from=source,
+            metric=base.primary_metric,
+            direction=base.direction,
+            baseline_value=base.metric_value,
+            value=row.metric_value,
+            delta=delta,
+            is_baseline=base.id == row.id,
+            better_than_baseline=better,
+        )
 
-    def context(self, workspace: str, thoughts: list[str]) -> dict[str, Any]:
-        """Everything needed to pick the work up again: goal, best, trend, regressions, pending."""
+    # -- tags -------------------------------------------------------------------------------
+    def tag(self, ref: str, tag: str, workspace: str | None) -> TagInfo:
+        """Tag a record and its version (the version keeps the tag it may already carry)."""
+        tag_name(tag)
+        if _VERSION_SHAPED.fullmatch(tag):
+            raise InvalidArgumentError(
+                f"Tag '{tag}' looks like a version number; it could never be used as a reference.",
+                details={"field": "tag", "tag": tag},
+                remedy="Choose a name that is not vN or a bare number, e.g. 'best' or 'baseline-2'.",
+            )
+        row = self.resolve(ref, workspace)
+        core = self._core
+        with core.locked(row.workspace):
+            owner = self._records.tag_owner(row.workspace, tag)
+            if owner is not None:
+                raise TagExistsError(
+                    f"Tag '{tag}' is already on record {owner} in '{row.workspace}'.",
+                    details={"tag": tag, "record_id": owner},
+                    remedy="Choose another tag; record tags are unique per workspace.",
+                )
+            version_owner = core.rows.tag_owner(row.workspace_id, tag)
+            if version_owner is not None and version_owner != row.version_num:
+                raise TagExistsError(
+                    f"Tag '{tag}' is already on v{version_owner} (the record is on v{row.version_num}).",
+                    details={"tag": tag, "version": f"v{version_owner}"},
+                )
+            version = core.rows.version(row.workspace_id, row.version_num)
+            tag_version = version is not None and version_owner is None
+            try:
+                with core.db.transaction() as conn:
+                    self._records.add_tag(conn, row.id, row.workspace, tag)
+                    if version is not None and tag_version:
+                        core.rows.add_tag(conn, row.workspace_id, version.id, tag)
+            except sqlite3.IntegrityError:
+                raise TagExistsError(f"Tag '{tag}' was just used.", details={"tag": tag}) from None
+        return TagInfo(
+            record=RecordInfo.of(self._records.get(row.id) or row),
+            tag=tag,
+            version=f"v{row.version_num}",
+            version_tagged=tag_version,
+        )
+
+    # -- context ----------------------------------------------------------------------------
+    def context(self, workspace: str, thoughts: list[ThoughtInfo]) -> ExperimentContext:
+        """Goal, best result, recent trend, regressions against the best before each, pending runs."""
         ws = self._core.workspace_or_slot(workspace)
         best = self.best(ws.name)
-        window = self._config.memory.trend_window
-        recent = list(
-            reversed(self._records.finalized(ws.name, window, best.primary_metric if best else None))
+        metric = best.primary_metric if best else None
+        direction = best.direction if best else None
+        history = list(reversed(self._records.finalized(ws.name, RUNNING_BEST_HISTORY, metric)))
+        if direction is not None:
+            history = [r for r in history if r.direction == direction]
+        recent = history[-self._config.memory.trend_window :]
+        pending = self.pending(ws.name, CONTEXT_PENDING)
+        return ExperimentContext(
+            workspace=ws.name,
+            goal=ws.goal,
+            project_goal=self._config.goal,
+            metric=metric,
+            direction=direction,
+            best=RecordInfo.of(best) if best else None,
+            recent_trend=[
+                TrendPoint(
+                    record_id=r.id,
+                    pipeline_run_id=r.pipeline_run_id,
+                    version=f"v{r.version_num}",
+                    value=r.metric_value,
+                    ml_outcome=r.ml_outcome,
+                    created_at=r.created_at,
+                )
+                for r in recent
+            ],
+            trend_direction=_trend_word(recent, direction),
+            regressions=_regressions(history, {r.id for r in recent}, direction),
+            pending_finalizations=pending.runs,
+            pending_total=pending.total,
+            last_thoughts=thoughts,
         )
-        trend = [
-            {
-                "record_id": r.id,
-                "version": f"v{r.version_num}",
-                "value": r.metric_value,
-                "ml_outcome": r.ml_outcome,
-                "finalized_at": r.finalized_at,
-            }
-            for r in recent
-        ]
-        return {
-            "workspace": ws.name,
-            "goal": ws.goal,
-            "project_goal": self._config.goal,
-            "best": RecordInfo.of(best).model_dump() if best else None,
-            "recent_trend": trend,
-            "trend_direction": _trend_word(recent, best.direction if best else None),
-            "regressions": _regressions(recent, best),
-            "pending_finalizations": [p.model_dump() for p in self.pending(ws.name, 20)],
-            "last_thoughts": thoughts,
-        }
+
+
+def _already_finalized(row: RecordRow) -> AlreadyFinalizedError:
+    return AlreadyFinalizedError(
+        f"Record {row.id} ({row.pipeline_run_id}) was finalized at {row.finalized_at} "
+        f"({row.ml_outcome}, {row.primary_metric}={row.metric_value}).",
+        details={
+            "record_id": row.id,
+            "pipeline_run_id": row.pipeline_run_id,
+            "ml_outcome": row.ml_outcome,
+            "value": row.metric_value,
+            "finalized_at": row.finalized_at,
+        },
+    )
 
 
 def _parse_results(value: object) -> dict[str, Any]:
@@ -345,15 +632,30 @@ def _parse_results(value: object) -> dict[str, Any]:
     except ValidationError as exc:
         problems = []
         for item in exc.errors()[:10]:
-            key = ".".join(str(p) for p in item["loc"])
+            key = ".".join(str(p) for p in item["loc"]) or "results"
             hint = suggestion_suffix(key, Results.model_fields) if item["type"] == "extra_forbidden" else ""
             problems.append(f"{key}: {item['msg']}{hint}")
         raise InvalidArgumentError(
-            f"Invalid results: {'; '.join(problems)}", details={"field": "results", "problems": problems}
+            f"Invalid results: {'; '.join(problems)}",
+            details={"field": "results", "problems": problems, "fields": list(Results.model_fields)},
+            remedy="Pass results with primary_metric, direction, value, dataset_split and ml_outcome "
+            "(success, partial, miss or unknown); list_unfinalized_runs shows suggested values.",
         ) from None
 
 
-def _trend_word(recent: list[RecordRow], direction: str | None) -> str | None:
+def _spec_warnings(results: dict[str, Any], spec: dict[str, Any]) -> list[str]:
+    """Where the recorded outcome disagrees with the run's results spec (recorded anyway)."""
+    warnings = []
+    for key in ("primary_metric", "direction", "dataset_split"):
+        expected = spec.get(key)
+        if expected is not None and results.get(key) != expected:
+            warnings.append(f"{key} {results.get(key)!r} differs from the results spec's {expected!r}.")
+    return warnings
+
+
+def _trend_word(
+    recent: list[RecordRow], direction: str | None
+) -> Literal["improving", "worsening", "flat"] | None:
     values = [r.metric_value for r in recent if r.metric_value is not None]
     if len(values) < 2 or direction is None:
         return None
@@ -363,28 +665,36 @@ def _trend_word(recent: list[RecordRow], direction: str | None) -> str | None:
     return "improving" if (change > 0) == (direction == "maximize") else "worsening"
 
 
-def _regressions(recent: list[RecordRow], best: RecordRow | None) -> list[dict[str, Any]]:
-    """Recent finalized results worse than the best by more than the spec's tolerance."""
-    if best is None or best.metric_value is None:
+def _regressions(history: list[RecordRow], recent: set[str], direction: str | None) -> list[Regression]:
+    """Recent results worse than the best result before them by more than their spec's tolerance.
+
+    ``history`` is oldest first; the best so far runs over all of it, regressions are reported
+    only for the records in ``recent``.
+    """
+    if direction is None:
         return []
-    found = []
-    for row in recent:
-        if row.id == best.id or row.metric_value is None:
+    sign = 1 if direction == "maximize" else -1
+    found: list[Regression] = []
+    best: RecordRow | None = None
+    for row in history:
+        if row.metric_value is None:
             continue
-        tolerance = float((row.results_spec or {}).get("tolerance") or 0.0)
-        gap = (
-            best.metric_value - row.metric_value
-            if best.direction == "maximize"
-            else row.metric_value - best.metric_value
-        )
-        if gap > tolerance:
-            found.append(
-                {
-                    "record_id": row.id,
-                    "version": f"v{row.version_num}",
-                    "value": row.metric_value,
-                    "best": best.metric_value,
-                    "gap": gap,
-                }
-            )
+        if best is not None and best.metric_value is not None:
+            gap = sign * (best.metric_value - row.metric_value)
+            tolerance = float((row.results_spec or {}).get("tolerance") or 0.0)
+            if row.id in recent and gap > tolerance:
+                found.append(
+                    Regression(
+                        record_id=row.id,
+                        pipeline_run_id=row.pipeline_run_id,
+                        version=f"v{row.version_num}",
+                        value=row.metric_value,
+                        best_before=best.metric_value,
+                        best_before_record_id=best.id,
+                        gap=gap,
+                        tolerance=tolerance,
+                    )
+                )
+        if best is None or best.metric_value is None or sign * (row.metric_value - best.metric_value) > 0:
+            best = row
     return found

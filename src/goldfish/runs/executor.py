@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Literal
 
 from goldfish.backends.factory import BackendRegistry
 from goldfish.backends.protocol import BackendStatus, Handle
-from goldfish.backends.python_env import environment_key, interpreter_for
+from goldfish.backends.python_env import environment_key
 from goldfish.backends.spec import RunSpec
 from goldfish.data.sources import SourceService
 from goldfish.db.metrics import MetricRepository
@@ -48,7 +49,6 @@ class ExecutorDeps:
     repo: DevRepo
     backends: BackendRegistry
     scratch: Path
-    venvs: Path
     code: CodeCache
     max_attempts: int
     contracts: Literal["off", "warn", "block"] = "block"
@@ -208,8 +208,9 @@ class StageExecutor:
     def _prepare(
         self, run: StageRunRow, stage: StageDef, inputs: list[ResolvedInput], run_dir: Path
     ) -> RunSpec:
-        """Stage inputs read-only, write config and signal files, pick the interpreter."""
+        """Stage inputs read-only, write config and signal files, let the backend build its environment."""
         inputs_dir = run_dir / "inputs"
+        inputs_dir.mkdir(parents=True, exist_ok=True)
         staged: dict[str, Path] = {}
         for item in inputs:
             target = inputs_dir / item.name
@@ -217,7 +218,8 @@ class StageExecutor:
                 raise GoldfishError(f"Input '{item.name}' ({item.uri}) is not reachable from this machine.")
             link_tree(item.local_path, target)
             staged[item.name] = target
-        (run_dir / "outputs").mkdir(parents=True, exist_ok=True)
+        for folder in ("outputs", "logs", "control"):
+            (run_dir / folder).mkdir(parents=True, exist_ok=True)
         config_file = run_dir / "config.json"
         config_file.write_text(json.dumps(run.config, indent=2), encoding="utf-8")
         signals_file = run_dir / "signals.json"
@@ -226,16 +228,12 @@ class StageExecutor:
             "outputs": {n: s.model_dump(by_alias=True, exclude_none=True) for n, s in stage.outputs.items()},
         }
         signals_file.write_text(json.dumps(signals, indent=2), encoding="utf-8")
-        code_dir = run_dir / "code"
-        if StageState(run.state) == StageState.PENDING and (code_dir / "requirements.txt").is_file():
-            self.machine.move(run, StageState.BUILDING, "build", "installing requirements.txt")
-        python = interpreter_for(code_dir, self.deps.venvs, run_dir / "logs" / "build.log")
-        return RunSpec(
+        spec = RunSpec(
             stage_run_id=run.id,
             workspace=run.workspace,
             stage=run.stage,
             module=run.module,
-            code_dir=code_dir,
+            code_dir=run_dir / "code",
             run_dir=run_dir,
             inputs=staged,
             outputs_dir=run_dir / "outputs",
@@ -243,15 +241,23 @@ class StageExecutor:
             config_file=config_file,
             signals_file=signals_file,
             timeout_seconds=run.timeout_seconds,
-            python=python,
+            python=sys.executable,
             profile=run.profile,
         )
+
+        def on_build(detail: str) -> None:
+            if StageState(run.state) == StageState.PENDING:
+                self.machine.move(run, StageState.BUILDING, "build", detail)
+
+        return self.deps.backends.get(run.backend).prepare(spec, on_build)
 
     # -- watch ------------------------------------------------------------------------------
     def poll(self, run: StageRunRow, stage: StageDef) -> None:
         """Advance an active stage run by what its backend reports."""
         handle = run.backend_handle
         if StageState(run.state) in (StageState.LAUNCHING, StageState.BUILDING) and handle is None:
+            if StageState(run.state) == StageState.LAUNCHING and self._adopt(run):
+                return
             if run.cancel_requested:
                 self.machine.move(run, StageState.CANCELED, "cancel", "canceled before it started")
             elif _age_seconds(run.started_at) > LAUNCH_GRACE_SECONDS:
@@ -281,6 +287,24 @@ class StageExecutor:
             self._wrap_up(run)
             return
         self._on_status(run, stage, backend.status(handle), handle)
+
+    def _adopt(self, run: StageRunRow) -> bool:
+        """Take over an attempt the backend started but whose handle was never recorded (found by label)."""
+        try:
+            found = self.deps.backends.get(run.backend).find(run.id)
+        except GoldfishError as exc:
+            log.warning("could not look for the attempt of %s: %s", run.id, exc.message)
+            return False
+        if found is None:
+            return False
+        self.deps.runs.set_attempt_handle(run.id, max(run.attempt, 1), found)
+        return self.machine.move(
+            run,
+            StageState.RUNNING,
+            "adopted",
+            "found the started attempt by its labels",
+            backend_handle=found,
+        )
 
     def _on_status(self, run: StageRunRow, stage: StageDef, status: BackendStatus, handle: Handle) -> None:
         if status.state == "running":

@@ -34,6 +34,9 @@ class StageRunInfo(BaseModel):
     elapsed_seconds: float | None
     heartbeat: str | None = None
     inputs: list[dict[str, Any]] = Field(default_factory=list, description="Resolved inputs once planned.")
+    record_id: str | None = Field(
+        None, description="The experiment record of the run() call (in run's answer; finalize_run takes it)."
+    )
 
     @classmethod
     def of(cls, row: StageRunRow, inputs: list[dict[str, Any]] | None = None) -> StageRunInfo:
@@ -78,6 +81,9 @@ class RunSubmission(BaseModel):
     """What ``run`` started."""
 
     pipeline_run_id: str | None = Field(description="None for a dry run.")
+    record_id: str | None = Field(
+        None, description="The experiment record of this run() call (ULID; finalize_run takes it)."
+    )
     workspace: str
     version: str | None
     version_created: bool

@@ -179,7 +179,9 @@ class RunService:
         profile = request.profile or compute.profile
         if profile is not None:
             get_profile(self._config, profile)
-        backend = resolve_backend_name(compute.backend, self._config.defaults.backend)
+        backend = resolve_backend_name(
+            compute.backend, self._config.defaults.backend, self._config.docker.base_image
+        )
         timeout = compute.timeout_seconds or self._config.defaults.timeout_seconds
         return _PlannedStage(name, stage.module or stage.name, config, backend, profile, timeout)
 
@@ -273,9 +275,17 @@ class RunService:
         if run is None:
             raise RunNotFoundError(f"No pipeline run {pipeline_run_id!r}.")
         stages = self._runs.stages_of(pipeline_run_id)
-        infos = [StageRunInfo.of(s, [_input(r) for r in self._runs.lineage(s.id, "input")]) for s in stages]
+        record = self._records.of_pipeline_run(run.id)
+        record_id = record.id if record else None
+        infos = [
+            StageRunInfo.of(s, [_input(r) for r in self._runs.lineage(s.id, "input")]).model_copy(
+                update={"record_id": record_id}
+            )
+            for s in stages
+        ]
         return RunSubmission(
             pipeline_run_id=run.id,
+            record_id=record_id,
             workspace=run.workspace,
             version=f"v{run.version_num}",
             version_created=version_created,

@@ -1,9 +1,20 @@
 """MCP tools, one module per area; each registers thin functions on a ToolRegistry."""
 
 from goldfish.server.toolkit import ToolRegistry
-from goldfish.server.tools import data, memory, orientation, project, runs, versions, workspaces
+from goldfish.server.tools import (
+    analysis,
+    data,
+    infra,
+    memory,
+    orientation,
+    project,
+    records,
+    runs,
+    versions,
+    workspaces,
+)
 
-AREAS = (orientation, project, workspaces, versions, runs, data, memory)
+AREAS = (orientation, project, workspaces, versions, runs, analysis, data, memory, records, infra)
 
 
 def register_all(registry: ToolRegistry) -> None:

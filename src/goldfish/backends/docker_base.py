@@ -1,0 +1,206 @@
+"""Base images and image builds, for ``manage_base_images``, ``get_build_status`` and ``goldfish doctor``.
+
+A base image carries python3, pip and a non-root user; the repository's ``Dockerfile`` builds one
+offline ``FROM`` any local image with python3 and pip (nothing is ever pulled). Stage images are
+built on top of it by runs (``docker_images.ensure_stage_image``); every build is an
+``image_builds`` row with its state and log tail.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+import goldfish
+from goldfish.backends.docker_images import (
+    BaseImageMissingError,
+    BuildLog,
+    check_image_name,
+    connect,
+    context_tar,
+    engine_info,
+    forget_readiness,
+    image_info,
+    recorded_build,
+    run_build,
+    short_error,
+)
+from goldfish.config import Docker as DockerSettings
+from goldfish.db.images import ImageBuildRepository, ImageBuildRow
+from goldfish.errors import GoldfishError, InvalidArgumentError
+
+DEFAULT_BASE_FROM = "goldfish-debian-python:bookworm"
+
+
+class BuildNotFoundError(GoldfishError):
+    """No image build has that id."""
+
+    code = "BUILD_NOT_FOUND"
+    default_remedy = "Call get_build_status without build_id to list recent builds."
+
+
+def base_dockerfile() -> str:
+    """The base image Dockerfile: packaged with a wheel, or the source checkout's ``Dockerfile``."""
+    packaged = resources.files("goldfish.backends") / "base.Dockerfile"
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    checkout = Path(goldfish.__file__).resolve().parents[2] / "Dockerfile"
+    if checkout.is_file():
+        return checkout.read_text(encoding="utf-8")
+    raise GoldfishError(
+        "The base image Dockerfile is not part of this installation.",
+        remedy="Build the base image from the Goldfish repository: docker build -t goldfish-base:latest - < "
+        "Dockerfile",
+    )
+
+
+def dockerfile_default_base(text: str) -> str:
+    """The ``ARG BASE=...`` default of the base Dockerfile."""
+    match = re.search(r"^ARG BASE=(\S+)", text, re.MULTILINE)
+    return match.group(1) if match else DEFAULT_BASE_FROM
+
+
+class BuildInfo(BaseModel):
+    """An image build as tools show it."""
+
+    build_id: str
+    kind: str
+    image: str
+    base_image: str | None
+    requirements_hash: str | None
+    workspace: str | None
+    stage_run_id: str | None
+    state: str = Field(description="building, succeeded or failed.")
+    log_tail: str = Field(description="The last lines of the build log.")
+    log_lines: int
+    error: str | None
+    started_at: str
+    finished_at: str | None
+    duration_ms: int | None
+
+    @classmethod
+    def of(cls, row: ImageBuildRow) -> BuildInfo:
+        """From a database row."""
+        fields = {key: value for key, value in vars(row).items() if key != "id"}
+        return cls(build_id=row.id, **fields)
+
+
+class ImageInfo(BaseModel):
+    """A base image and whether this engine has it."""
+
+    name: str
+    role: str = Field(
+        description="configured (docker.base_image), dockerfile_base (FROM of the Dockerfile) or asked."
+    )
+    present: bool
+    image_id: str | None = None
+    size_mb: float | None = None
+    created: str | None = None
+    python: str | None = Field(None, description="python3 version inside (check only).")
+    pip: str | None = Field(None, description="pip version inside (check only).")
+    runs_as_uid: int | None = Field(None, description="uid a stage runs as (check only; never 0).")
+
+
+class ImageService:
+    """Base images and image builds, for the tools and ``goldfish doctor`` (no engine call until asked)."""
+
+    def __init__(self, settings: DockerSettings, builds: ImageBuildRepository | None):
+        self._settings = settings
+        self._builds = builds
+
+    def base_images(self) -> tuple[dict[str, Any], list[ImageInfo]]:
+        """The engine, and each base image Goldfish uses: configured one, the Dockerfile's FROM."""
+        engine = engine_info()
+        if not engine["reachable"]:
+            return engine, []
+        client = connect()
+        names = {self._settings.base_image: "configured"}
+        names.setdefault(dockerfile_default_base(_dockerfile_or_empty()), "dockerfile_base")
+        return engine, [ImageInfo(role=role, **image_info(client, name)) for name, role in names.items()]
+
+    def check(self, name: str | None) -> ImageInfo:
+        """Whether image ``name`` (default: docker.base_image) exists and runs python3 and pip as non-root."""
+        import docker  # noqa: PLC0415
+
+        name = check_image_name(name or self._settings.base_image)
+        client = connect()
+        info = ImageInfo(
+            role="configured" if name == self._settings.base_image else "asked", **image_info(client, name)
+        )
+        if not info.present:
+            return info
+        probe = "python3 -c 'import sys; print(sys.version.split()[0])' && python3 -m pip --version && id -u"
+        try:
+            output = client.containers.run(
+                name, ["/bin/sh", "-c", probe], remove=True, network_mode="none", user="1000:1000"
+            )
+        except docker.errors.DockerException as exc:
+            raise BaseImageMissingError(
+                f"{name} cannot run python3 and pip as a non-root user: {short_error(exc)}",
+                details={"image": name},
+            ) from None
+        lines = output.decode(errors="replace").splitlines()
+        if len(lines) >= 3:
+            info.python, info.pip, info.runs_as_uid = lines[0], lines[1].split(" from ")[0], int(lines[2])
+        return info
+
+    def build_base(
+        self, name: str | None, from_image: str | None, on_progress: Callable[[int, str], None] | None = None
+    ) -> BuildInfo:
+        """Build a base image from the Dockerfile (offline, ``BASE`` = ``from_image``) and record it."""
+        name = check_image_name(name or self._settings.base_image)
+        if name != self._settings.base_image and not name.startswith("goldfish-"):
+            raise InvalidArgumentError(
+                f"Goldfish builds base images named goldfish-* or docker.base_image, not {name!r}.",
+                details={"field": "name", "name": name, "configured": self._settings.base_image},
+                remedy="Leave name out to build docker.base_image, or pick a name starting with goldfish-.",
+            )
+        dockerfile = base_dockerfile()
+        source = check_image_name(from_image or dockerfile_default_base(dockerfile))
+        client = connect()
+        if not image_info(client, source)["present"]:
+            raise BaseImageMissingError(
+                f"{source} (the image to build FROM) does not exist on this engine; nothing is pulled.",
+                details={"from_image": source},
+                remedy="Pass from_image: a local image with python3 and pip (scripts/ensure-docker.sh makes "
+                "goldfish-debian-python:bookworm with debootstrap).",
+            )
+        context = context_tar({"Dockerfile": dockerfile.encode()})
+        build_id = recorded_build(
+            self._builds,
+            "base",
+            name,
+            source,
+            lambda log: run_build(client, context, name, log, buildargs={"BASE": source}),
+            BuildLog(self._builds, None, on_progress=on_progress),
+        )
+        forget_readiness(name)
+        return self.build(build_id or "")
+
+    def build(self, build_id: str) -> BuildInfo:
+        """One build by id."""
+        row = self._builds.get(build_id) if self._builds is not None else None
+        if row is None:
+            raise BuildNotFoundError(
+                f"No image build {build_id[:40]!r}.", details={"build_id": build_id[:40]}
+            )
+        return BuildInfo.of(row)
+
+    def builds(self, workspace: str | None, limit: int, offset: int) -> tuple[list[BuildInfo], int]:
+        """Newest image builds first (of one workspace or all), with the total."""
+        if self._builds is None:
+            return [], 0
+        rows, total = self._builds.page(workspace, limit, offset)
+        return [BuildInfo.of(row) for row in rows], total
+
+
+def _dockerfile_or_empty() -> str:
+    try:
+        return base_dockerfile()
+    except GoldfishError:
+        return ""

@@ -1,0 +1,87 @@
+"""``goldfish doctor``: is this machine ready to run stages, and on which backend?
+
+It reports the Python and Goldfish versions, the project (when one is found), whether the
+Docker engine answers, which base images exist there, and what ``defaults.backend: auto``
+picks. Nothing is built or changed. The exit code is 1 only when the project asks for the
+docker backend explicitly and it cannot work here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from goldfish import __version__
+
+
+def add_doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``goldfish doctor``."""
+    doctor = sub.add_parser("doctor", help="check Docker, base images and which backend runs stages")
+    doctor.add_argument("--project", help="project folder (default: $GOLDFISH_PROJECT or search upward)")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=cmd_doctor)
+
+
+def diagnose(project: str | None) -> dict[str, Any]:
+    """Everything ``goldfish doctor`` reports, as data."""
+    from goldfish.backends.docker_base import ImageService  # noqa: PLC0415 - loads lazily
+    from goldfish.backends.factory import available_backends  # noqa: PLC0415
+    from goldfish.config import GoldfishConfig, load_config  # noqa: PLC0415
+    from goldfish.errors import GoldfishError  # noqa: PLC0415
+    from goldfish.project import discover_project  # noqa: PLC0415
+
+    report: dict[str, Any] = {
+        "goldfish": __version__,
+        "python": sys.version.split()[0],
+        "backends": available_backends(),
+    }
+    try:
+        root = discover_project(project)
+        config = load_config(root)
+        report["project"] = str(root)
+    except GoldfishError as exc:
+        config = GoldfishConfig(project_name="none")
+        report["project"] = None
+        report["project_problem"] = exc.message
+    engine, images = ImageService(config.docker, None).base_images()
+    report["docker"] = engine
+    report["base_images"] = [image.model_dump(exclude_none=True) for image in images]
+    configured = next((i for i in images if i.name == config.docker.base_image), None)
+    docker_ok = bool(engine.get("reachable")) and configured is not None and configured.present
+    report["default_backend"] = config.defaults.backend
+    report["auto_picks"] = "docker" if docker_ok else "process"
+    if not engine.get("reachable"):
+        report["auto_reason"] = "the Docker engine is not reachable"
+    elif not docker_ok:
+        report["auto_reason"] = (
+            f"the base image {config.docker.base_image} is missing (manage_base_images builds it)"
+        )
+    report["ok"] = docker_ok or config.defaults.backend != "docker"
+    return report
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print the diagnosis (text or JSON)."""
+    report = diagnose(args.project)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0 if report["ok"] else 1
+    backends = ", ".join(report["backends"])
+    print(f"goldfish {report['goldfish']} (Python {report['python']}); backends: {backends}")
+    print(f"project: {report['project'] or 'none found (' + report.get('project_problem', '') + ')'}")
+    docker = report["docker"]
+    if docker.get("reachable"):
+        print(
+            f"docker: reachable, engine {docker.get('server_version')} (API {docker.get('api_version')}, "
+            f"storage {docker.get('storage_driver')})"
+        )
+    else:
+        print(f"docker: not reachable: {docker.get('error')}")
+    for image in report["base_images"]:
+        where = f"{image['image_id'][:19]} {image['size_mb']} MB" if image["present"] else "missing"
+        print(f"  base image {image['name']} ({image['role']}): {where}")
+    reason = f" ({report['auto_reason']})" if report.get("auto_reason") else ""
+    print(f"defaults.backend: {report['default_backend']}; auto picks {report['auto_picks']}{reason}")
+    return 0 if report["ok"] else 1

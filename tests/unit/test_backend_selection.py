@@ -1,0 +1,64 @@
+"""Which backend a stage runs on: ``auto``, an explicit name, and an engine that is not there.
+
+``$DOCKER_HOST`` points at a socket that does not exist, so no Docker engine answers whatever
+this machine has; each test asks about its own base image name because the answer is cached
+per image for the life of the process.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from goldfish.backends.docker_images import DockerUnavailableError, docker_ready
+from goldfish.backends.factory import BackendRegistry, available_backends, resolve_backend_name
+from goldfish.backends.protocol import BackendSettings
+from goldfish.config import GoldfishConfig
+from goldfish.errors import InvalidArgumentError
+
+
+@pytest.fixture
+def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """No Docker engine answers; returns a base image name nobody asked about yet."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
+    return f"goldfish-test-{secrets.token_hex(4)}:latest"
+
+
+def test_available_backends_when_listed_include_process_and_docker() -> None:
+    assert {"process", "docker"} <= set(available_backends())
+
+
+def test_auto_when_no_engine_answers_picks_process(no_engine: str) -> None:
+    assert docker_ready(no_engine) is False
+    assert resolve_backend_name(None, "auto", no_engine) == "process"
+    assert resolve_backend_name("auto", "docker", no_engine) == "process"
+
+
+def test_explicit_docker_when_no_engine_answers_is_refused_with_a_remedy(no_engine: str) -> None:
+    with pytest.raises(DockerUnavailableError) as raised:
+        resolve_backend_name("docker", "process", no_engine)
+    assert raised.value.code == "DOCKER_UNAVAILABLE"
+    assert "goldfish doctor" in raised.value.remedy
+
+
+def test_stage_backend_when_given_overrides_the_project_default(no_engine: str) -> None:
+    assert resolve_backend_name("process", "docker", no_engine) == "process"
+    assert resolve_backend_name(None, "process", no_engine) == "process"
+
+
+def test_unknown_backend_when_asked_is_refused_with_the_available_ones(no_engine: str) -> None:
+    with pytest.raises(InvalidArgumentError) as raised:
+        resolve_backend_name("gce", "auto", no_engine)
+    assert raised.value.details["available"] == available_backends()
+
+
+def test_registry_when_asked_twice_returns_one_instance_per_backend(tmp_path: Path) -> None:
+    settings = BackendSettings(
+        config=GoldfishConfig(project_name="p"), project_root=tmp_path, venvs=tmp_path, locks=tmp_path
+    )
+    registry = BackendRegistry(settings)
+
+    assert registry.get("docker") is registry.get("docker")
+    assert registry.get("process").name == "process"
