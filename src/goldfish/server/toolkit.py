@@ -192,6 +192,20 @@ class ToolRegistry:
                 log.exception("could not resolve slot %s for the audit row", label)
                 return label
             return mount.workspace if mount is not None else label
+        return self._workspace_of_run(context, arguments)
+
+    @staticmethod
+    def _workspace_of_run(context: ServerContext | None, arguments: Mapping[str, Any]) -> str | None:
+        """The workspace behind a run or record ref (run_id, stage_run_id, record_or_run_id, ref)."""
+        if context is None:
+            return None
+        for key in ("run_id", "record_or_run_id", "stage_run_id", "pipeline_run_id", "ref"):
+            value = arguments.get(key)
+            if isinstance(value, str) and value and not value.startswith("@"):
+                try:
+                    return context.records.resolve(value).workspace
+                except Exception:  # an unknown ref: the call itself reports it
+                    return None
         return None
 
     def _audit_context(self) -> ServerContext | None:
