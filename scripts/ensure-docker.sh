@@ -4,7 +4,7 @@
 # Idempotent and quick when everything is there already. As root, with no reachable engine, it:
 #   1. installs Debian's docker.io (apt) when dockerd is missing;
 #   2. starts dockerd in the background (overlay2, falling back to vfs and then to no iptables)
-#      and waits (bounded) until it answers;
+#      in its own session (it outlives the caller) and waits (bounded) until it answers;
 #   3. builds goldfish-debian-python:bookworm without any registry: debootstrap a minimal
 #      bookworm with python3, pip and numpy, then `docker import` it (skipped when it exists);
 #   4. builds goldfish-base:latest from the repository's Dockerfile on top of it (layer cache:
@@ -52,7 +52,7 @@ start_engine() {
         "--storage-driver=vfs --iptables=false --ip-masq=false"; do
         say "starting dockerd $flags"
         # shellcheck disable=SC2086 # the flags are words on purpose
-        nohup dockerd $flags >>"$LOG" 2>&1 </dev/null &
+        setsid nohup dockerd $flags >>"$LOG" 2>&1 </dev/null &
         pid=$!
         if wait_for_engine "$pid"; then
             say "dockerd is up (pid $pid)"

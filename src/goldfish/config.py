@@ -28,7 +28,9 @@ class Defaults(_Strict):
     timeout_seconds: int = Field(3600, ge=1, le=7 * 24 * 3600, description="Stage timeout.")
     log_sync_interval: int = Field(10, ge=1, le=3600, description="Seconds between log/metric syncs.")
     backend: Literal["auto", "process", "docker", "gce"] = Field(
-        "auto", description="Where stages run: auto picks docker when reachable, else process."
+        "auto",
+        description="Where stages run: auto picks docker when the engine is reachable and has "
+        "docker.base_image, else process.",
     )
     max_parallel_stages: int = Field(2, ge=1, le=64, description="Independent stages run at once.")
     max_attempts: int = Field(3, ge=1, le=10, description="Tries per stage for infra errors and preemption.")
@@ -86,10 +88,14 @@ class Gce(_Strict):
 class Docker(_Strict):
     """Local Docker engine limits for stage containers."""
 
-    base_image: str = Field("goldfish-base:latest", description="Image stage images build on.")
-    memory: str = Field("4g", pattern=r"^[1-9][0-9]*[kmgKMG]?$")
-    cpus: float = Field(2.0, gt=0, le=256)
-    pids_limit: int = Field(512, ge=16, le=1_000_000)
+    base_image: str = Field(
+        "goldfish-base:latest",
+        description="Local image stage images build on (python3, pip; never pulled): the repository's "
+        "Dockerfile builds it, or manage_base_images(action='build').",
+    )
+    memory: str = Field("4g", pattern=r"^[1-9][0-9]*[kmgKMG]?$", description="Memory limit (no swap).")
+    cpus: float = Field(2.0, gt=0, le=256, description="CPU limit (fractions allowed).")
+    pids_limit: int = Field(512, ge=16, le=1_000_000, description="Most processes and threads per stage.")
     network: bool = Field(True, description="Give containers network access.")
 
 

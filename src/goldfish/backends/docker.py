@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import time
 from dataclasses import replace
@@ -48,8 +49,10 @@ from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilit
 from goldfish.backends.spec import RunSpec, read_exit_code, read_log
 from goldfish.errors import GoldfishError
 
+log = logging.getLogger("goldfish.backends.docker")
 CONTAINER_UID = 1000  # the base image's ``goldfish`` user, used when the server runs as root
 _ALIVE = {"created", "running", "restarting", "paused"}
+RECHECK_SECONDS = 1.0  # while a container runs, ask the engine about it at most this often
 
 
 def project_label(root: Path) -> str:
@@ -100,6 +103,7 @@ class DockerBackend:
         self._docker = settings.config.docker
         self._project = project_label(settings.project_root)
         self._client_obj: Any = None
+        self._seen_running: dict[str, float] = {}
 
     # -- protocol ---------------------------------------------------------------------------
     def prepare(self, spec: RunSpec, on_build: OnBuild) -> RunSpec:
@@ -168,17 +172,25 @@ class DockerBackend:
 
     def status(self, handle: Handle) -> BackendStatus:
         """Exited (exit code file, else the container's code), running, or lost when the container is gone."""
-        logs_dir = Path(handle["logs_dir"])
-        code = read_exit_code(logs_dir)
+        key = str(handle.get("container_id"))
+        code = read_exit_code(Path(handle["logs_dir"]))
         if code is not None:
+            self._seen_running.pop(key, None)
             return BackendStatus("exited", exit_code=code)
+        seen = self._seen_running.get(key)
+        if seen is not None and time.monotonic() - seen < RECHECK_SECONDS:
+            return BackendStatus("running")  # the exit code file above is what ends a stage
+        return self._ask_engine(handle, key)
+
+    def _ask_engine(self, handle: Handle, key: str) -> BackendStatus:
         try:
             container = self._container(handle)
         except DockerUnavailableError as exc:  # the exit code file decides once the engine is back
             return BackendStatus("running", detail=exc.message)
         if container is not None and container.status in _ALIVE:
+            self._seen_running[key] = time.monotonic()
             return BackendStatus("running")
-        code = read_exit_code(logs_dir)  # it may have finished between the two checks
+        code = read_exit_code(Path(handle["logs_dir"]))  # it may have finished between the two checks
         if code is not None:
             return BackendStatus("exited", exit_code=code)
         if container is None:
@@ -207,9 +219,13 @@ class DockerBackend:
         self._remove(container)
 
     def cleanup(self, handle: Handle) -> None:
-        """Remove the container (its logs and exit code are already on the host)."""
-        with contextlib.suppress(DockerUnavailableError):
+        """Remove the container (its logs and exit code are already on the host); never raises."""
+        import docker  # noqa: PLC0415
+
+        try:
             self._remove(self._container(handle))
+        except (DockerUnavailableError, docker.errors.DockerException) as exc:
+            log.warning("could not remove the container of %s: %s", handle.get("stage_run_id"), exc)
 
     # -- helpers ----------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -261,8 +277,15 @@ class DockerBackend:
     def _by_label(self, stage_run_id: str) -> Any:
         if not stage_run_id:
             return None
+        import docker  # noqa: PLC0415
+
         labels = [f"{STAGE_RUN_LABEL}={stage_run_id}", f"{PROJECT_LABEL}={self._project}"]
-        found = self._client().containers.list(all=True, filters={"label": labels})
+        try:
+            found = self._client().containers.list(all=True, filters={"label": labels})
+        except docker.errors.DockerException as exc:
+            raise DockerUnavailableError(
+                f"Docker could not list the stage containers: {short_error(exc)}"
+            ) from None
         return max(found, key=lambda c: str(c.attrs.get("Created", ""))) if found else None
 
     def _by_name(self, name: str) -> Any:

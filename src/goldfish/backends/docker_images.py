@@ -48,6 +48,7 @@ COPY requirements.txt /opt/goldfish-stage/requirements.txt
 RUN PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir --disable-pip-version-check \\
     --no-input -r /opt/goldfish-stage/requirements.txt
 """
+_NON_ROOT = "USER 1000\n"
 
 
 class DockerUnavailableError(GoldfishError):
@@ -193,6 +194,7 @@ def runtime_files() -> dict[str, bytes]:
 def stage_image_tag(base_image_id: str, runtime: dict[str, bytes], requirements: bytes | None) -> str:
     """``goldfish-stage:<16 hex>`` from everything the stage image is made of."""
     digest = hashlib.sha256(base_image_id.encode())
+    digest.update((_STAGE_DOCKERFILE + _REQUIREMENTS_LAYER + _NON_ROOT).encode())  # the recipe itself
     for name, data in sorted(runtime.items()):
         digest.update(f"\0{name}\0{len(data)}\0".encode() + data)
     digest.update(b"\0requirements\0" + (requirements if requirements is not None else b"<none>"))
@@ -218,6 +220,7 @@ def stage_context(base: str, runtime: dict[str, bytes], requirements: bytes | No
     if requirements is not None:
         dockerfile += _REQUIREMENTS_LAYER
         files["requirements.txt"] = requirements
+    dockerfile += _NON_ROOT
     files["Dockerfile"] = dockerfile.encode()
     return context_tar(files)
 
