@@ -3,9 +3,11 @@
 It creates a project (in a temporary folder or the one given), generates a dataset into its
 data/ folder and does what an agent does, with the same tools: register the dataset, create and
 mount a workspace, copy in ``pipelines/demo`` (preprocess -> train -> evaluate, numpy only),
-validate and run it on the local process backend, print metrics and lineage, lower the learning
+validate and run it (docker when the engine and base image are there, else the process backend),
+print metrics and lineage, lower the learning
 rate and run again (a new version), then re-run unchanged (all cache hits); each run's outcome is
-recorded with finalize_run before the next, and get_experiment_context ends it. No Docker, no cloud.
+recorded with finalize_run before the next, and get_experiment_context ends it. Needs no Docker
+and no cloud.
 """
 
 from __future__ import annotations
