@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from goldfish.memory.records import suggested_outcome
+from goldfish.memory.record_models import suggested_outcome
 
 ACCURACY: dict[str, Any] = {
     "primary_metric": "acc",

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from goldfish.db.records import HistoryFilter
-from goldfish.memory.records import (
+from goldfish.memory.record_models import (
     ExperimentContext,
     FinalizeInfo,
     PendingRecord,
