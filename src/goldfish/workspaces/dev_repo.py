@@ -223,6 +223,28 @@ class DevRepo:
         finally:
             index.unlink(missing_ok=True)
 
+    def changed_paths(self, old: str, new: str) -> tuple[list[str], list[str]]:
+        """Paths written (added, modified, type-changed) and deleted from ``old`` to ``new``."""
+        out = self._run(["diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new], strip=False)
+        parts = [part for part in out.split("\0") if part]
+        written: list[str] = []
+        deleted: list[str] = []
+        for code, path in zip(parts[0::2], parts[1::2], strict=False):
+            (deleted if code.startswith("D") else written).append(path)
+        return written, deleted
+
+    def export_changes(self, commit: str, target: Path, index: Path, written: list[str]) -> None:
+        """Write only ``written`` paths of ``commit`` into ``target`` (which already holds the rest).
+
+        Existing files are replaced, never written through, so hardlinks elsewhere stay intact.
+        """
+        try:
+            self._run(["read-tree", commit], work_tree=target, index=index)
+            if written:
+                self._run(["checkout-index", "-f", "--", *written], work_tree=target, index=index)
+        finally:
+            index.unlink(missing_ok=True)
+
     def object_id(self, commit: str, path: str) -> str | None:
         """The id of the file or folder ``path`` at ``commit`` (a content hash), or None when absent."""
         try:
