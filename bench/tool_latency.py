@@ -1,12 +1,19 @@
 """tool_latency: read-tool latency through an MCP client session, and how it scales with project size.
 
-A project of 50 workspaces x 20 versions is built through the services (create, mount, write,
-save, hibernate), then three workspaces are mounted in the three slots and one file of slot
-``w1`` is changed without saving. An in-memory ``mcp.Client(server_for(root), mode="legacy")``
-session (JSON-RPC framing over memory streams, as over stdio but without the pipes) calls
-``status``, ``diff`` (w1 against its last version), ``inspect_workspace`` (the workspace in w1)
-and ``list_workspaces``, 100 timed calls each after one untimed warm-up call. The same
-``status`` and ``list_workspaces`` figures on a 5 x 2 project give the scaling ratio.
+Part 1 (workspaces): a project of 50 workspaces x 20 versions is built through the services
+(create, mount, write, save, hibernate), then three workspaces are mounted in the three slots
+and one file of slot ``w1`` is changed without saving. An in-memory
+``mcp.Client(server_for(root), mode="legacy")`` session (JSON-RPC framing over memory streams, as
+over stdio but without the pipes) calls ``status``, ``diff`` (w1 against its last version),
+``inspect_workspace`` (the workspace in w1) and ``list_workspaces``, 100 timed calls each after
+one untimed warm-up call. The same ``status`` and ``list_workspaces`` figures on a 5 x 2 project
+give the scaling ratio.
+
+Part 2 (runs, the spec's row): the same 50 x 20 project is given run history
+(``bench.run_history``): first 100 stage runs, then grown to 10,000 stage runs with 1,000,000
+metric points (10 and 100 runs, 1,000 and 10,000 points with ``--quick``). After each step a
+session times ``status``, ``list_history``, ``list_runs`` (all, and of one workspace),
+``inspect_run`` and ``logs``; the 10,000-run p50 over the 100-run p50 is the scaling ratio.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from mcp import Client
 from mcp.types import CallToolResult
 
 from bench.harness import Figure, median, ms_since, percentile, ratio, temp_dir
+from bench.run_history import History, add_runs, stage_run_id, write_log
 
 if TYPE_CHECKING:
     from goldfish.context import ServerContext
@@ -49,14 +57,35 @@ LARGE = Shape(50, 20)
 LARGE_QUICK = Shape(5, 3)
 SMALL = Shape(5, 2)
 
+# Run history of part 2: (fewer runs, more runs); pipeline runs have two stage runs each.
+RUNS = (History(50, 50, 10_000), History(5_000, 50, 10_000))
+RUNS_QUICK = (History(5, 5, 1_000), History(50, 5, 1_000))
 
-def _calls(workspace: str) -> dict[str, dict[str, Any]]:
-    """Tool name → arguments of each timed call."""
+SCALED = ("status", "list_workspaces")
+
+# A timed call: its figure label → (tool, arguments).
+Calls = dict[str, tuple[str, dict[str, Any]]]
+
+
+def _calls(workspace: str) -> Calls:
+    """The timed calls of part 1 (workspaces)."""
     return {
-        "status": {},
-        "diff": {"target": SLOTS[0]},
-        "inspect_workspace": {"name": workspace},
-        "list_workspaces": {},
+        "status": ("status", {}),
+        "diff": ("diff", {"target": SLOTS[0]}),
+        "inspect_workspace": ("inspect_workspace", {"name": workspace}),
+        "list_workspaces": ("list_workspaces", {}),
+    }
+
+
+def _run_calls(workspace: str, run_id: str) -> Calls:
+    """The timed calls of part 2 (runs): the tools of the spec's row."""
+    return {
+        "status": ("status", {}),
+        "list_history": ("list_history", {"workspace": workspace}),
+        "list_runs": ("list_runs", {}),
+        "list_runs_workspace": ("list_runs", {"workspace": workspace}),
+        "inspect_run": ("inspect_run", {"run_id": run_id, "include": ["metadata"]}),
+        "logs": ("logs", {"run_id": run_id, "tail": 100}),
     }
 
 
@@ -115,6 +144,7 @@ class ToolSamples:
 
     calls: list[float] = field(default_factory=list)
     client_validation: list[float] = field(default_factory=list)
+    last: dict[str, Any] = field(default_factory=dict)
 
 
 async def _call(client: Client, tool: str, arguments: dict[str, Any]) -> tuple[float, CallToolResult]:
@@ -144,46 +174,93 @@ async def _time_tool(client: Client, tool: str, arguments: dict[str, Any], calls
         samples.calls.append(elapsed)
     for _ in range(calls):
         samples.client_validation.append(await _validation_ms(client, tool, result))
+    samples.last = result.structured_content or {}
     return samples
 
 
-async def _time_tools(root: Path, tools: list[str], calls: int) -> dict[str, ToolSamples]:
-    """Per tool, the timings of one in-memory session on the project at ``root``."""
+async def _time_tools(root: Path, timed: Calls, calls: int) -> dict[str, ToolSamples]:
+    """Per label, the timings of one in-memory session on the project at ``root``."""
     from goldfish.server.app import server_for
 
-    arguments = _calls(workspace_name(0))
     async with Client(server_for(root), mode="legacy") as client:
-        return {tool: await _time_tool(client, tool, arguments[tool], calls) for tool in tools}
+        return {label: await _time_tool(client, tool, args, calls) for label, (tool, args) in timed.items()}
 
 
-def time_tools(root: Path, tools: list[str], calls: int) -> dict[str, ToolSamples]:
+def time_tools(root: Path, timed: Calls, calls: int) -> dict[str, ToolSamples]:
     """Synchronous wrapper of the timed session."""
-    return anyio.run(_time_tools, root, tools, calls)
+    return anyio.run(_time_tools, root, timed, calls)
 
 
 # -- the benchmark ----------------------------------------------------------------------------
-def _latency_figures(samples: dict[str, ToolSamples], suffix: str = "") -> Iterator[Figure]:
+def _latency_figures(
+    samples: dict[str, ToolSamples], suffix: str = "", *, full: bool | None = None
+) -> Iterator[Figure]:
+    """p50 of each label; with ``full`` (default: no suffix) also p99 and the client's validation share."""
     for tool, timings in samples.items():
         n = len(timings.calls)
         yield Figure(NAME, f"{tool}_p50{suffix}", median(timings.calls), "ms", n)
-        if not suffix:
-            yield Figure(NAME, f"{tool}_p99", percentile(timings.calls, 99), "ms", n)
+        if not suffix if full is None else full:
+            yield Figure(NAME, f"{tool}_p99{suffix}", percentile(timings.calls, 99), "ms", n)
             check = median(timings.client_validation)
-            yield Figure(NAME, f"{tool}_client_validation_p50", check, "ms", len(timings.client_validation))
+            yield Figure(
+                NAME, f"{tool}_client_validation_p50{suffix}", check, "ms", len(timings.client_validation)
+            )
+
+
+def _ratios(
+    big: dict[str, ToolSamples], small: dict[str, ToolSamples], label: str, n: int
+) -> Iterator[Figure]:
+    for tool, timings in small.items():
+        scaling = ratio(median(big[tool].calls), median(timings.calls))
+        yield Figure(NAME, f"{tool}_p50_ratio_{label}", scaling, "ratio", n)
+
+
+def grow_history(root: Path, shape: Shape, history: History, start: int) -> tuple[float, int]:
+    """Add pipeline runs ``start ..`` of ``history`` to the project at ``root``: (seconds, metric points)."""
+    from goldfish.context import ServerContext
+
+    began = time.perf_counter()
+    context = ServerContext.open(root)
+    try:
+        names = [workspace_name(index) for index in range(shape.workspaces)]
+        points = add_runs(context, names, shape.versions, history, start, history.pipeline_runs)
+        if start == 0:
+            write_log(context, stage_run_id(0, "train"))
+    finally:
+        context.close()
+    return time.perf_counter() - began, points
+
+
+def _run_part(root: Path, shape: Shape, histories: tuple[History, History], calls: int) -> Iterator[Figure]:
+    """Part 2: the run tools on ``root`` with the smaller history, then grown to the larger one."""
+    fewer, more = histories
+    timed = _run_calls(workspace_name(0), stage_run_id(0, "train"))
+    labels = [f"_{h.stage_runs}runs" for h in histories]
+    seconds, points = grow_history(root, shape, fewer, 0)
+    yield Figure(NAME, f"build{labels[0]}_s", seconds, "s", 1)
+    small = time_tools(root, timed, calls)
+    yield from _latency_figures(small, labels[0], full=False)
+    seconds, added = grow_history(root, shape, more, fewer.pipeline_runs)
+    yield Figure(NAME, f"build{labels[1]}_s", seconds, "s", 1)
+    big = time_tools(root, timed, calls)
+    yield Figure(NAME, "stage_runs", int(big["list_runs"].last["total"]), "count", 1)
+    yield Figure(NAME, "metric_points", points + added, "count", 1)
+    yield from _latency_figures(big, labels[1], full=True)
+    yield from _ratios(big, small, f"{labels[1][1:]}_vs{labels[0]}", calls)
 
 
 def run(quick: bool) -> Iterator[Figure]:
-    """Build a large and a small project and time the read tools on both."""
+    """Build a large and a small project and time the read tools on both; then add runs to the large one."""
     large = LARGE_QUICK if quick else LARGE
     calls = 10 if quick else 100
     with temp_dir(NAME) as workdir:
         build_s = build_project(workdir / "large", large)
         yield Figure(NAME, f"build_{large.label}_s", build_s, "s", 1)
-        big = time_tools(workdir / "large", list(_calls("").keys()), calls)
+        big = time_tools(workdir / "large", _calls(workspace_name(0)), calls)
         yield from _latency_figures(big)
         build_project(workdir / "small", SMALL)
-        small = time_tools(workdir / "small", ["status", "list_workspaces"], calls)
+        timed = {label: call for label, call in _calls(workspace_name(0)).items() if label in SCALED}
+        small = time_tools(workdir / "small", timed, calls)
         yield from _latency_figures(small, f"_{SMALL.label}")
-        for tool, timings in small.items():
-            scaling = ratio(median(big[tool].calls), median(timings.calls))
-            yield Figure(NAME, f"{tool}_p50_ratio_{large.label}_vs_{SMALL.label}", scaling, "ratio", calls)
+        yield from _ratios(big, small, f"{large.label}_vs_{SMALL.label}", calls)
+        yield from _run_part(workdir / "large", large, RUNS_QUICK if quick else RUNS, calls)

@@ -172,6 +172,14 @@ class RunRepository:
         )
         return [_stage(row) for row in rows]
 
+    def count_active_stage_runs(self) -> int:
+        """How many stage runs are not terminal."""
+        row = self._db.connection.execute(
+            "SELECT COUNT(*) FROM stage_runs"
+            " WHERE state IN ('pending', 'building', 'launching', 'running', 'collecting')"
+        ).fetchone()
+        return int(row[0])
+
     def recent_stage_runs(self, limit: int, state: str | None = None) -> list[StageRunRow]:
         """Newest stage runs (optionally in one state), without counting the table."""
         if state is None:

@@ -222,15 +222,14 @@ class OverviewService:
 
     def status(self, state_md: str) -> StatusInfo:
         """The one-call orientation."""
-        active = self._runs.active_stage_runs(MAX_ACTIVE + 1000)
-        pending = self._core.records.unfinalized(None, MAX_PENDING + 1000)
+        records = self._core.records
         return StatusInfo(
             project=self.project(),
             slots=self.slots(),
-            active_runs=[RunBrief.of(r) for r in active[:MAX_ACTIVE]],
-            active_runs_total=len(active),
-            pending_finalizations=[_pending(r) for r in pending[:MAX_PENDING]],
-            pending_finalizations_total=len(pending),
+            active_runs=[RunBrief.of(r) for r in self._runs.active_stage_runs(MAX_ACTIVE)],
+            active_runs_total=self._runs.count_active_stage_runs(),
+            pending_finalizations=[_pending(r) for r in records.unfinalized(None, MAX_PENDING)],
+            pending_finalizations_total=records.count_unfinalized(None),
             recent_audit=self.recent_audit(),
             state_md=state_md,
         )
