@@ -90,7 +90,9 @@ class RunSubmission(BaseModel):
     state: str
     dry_run: bool
     stages: list[StageRunInfo] | list[dict[str, Any]]
-    finished: bool = Field(description="True when every stage is terminal.")
+    finished: bool = Field(
+        description="True when the pipeline run has ended (every stage terminal, outcome set)."
+    )
     problems: list[dict[str, Any]] = Field(default_factory=list)
 
 

@@ -292,7 +292,9 @@ class RunService:
             state=run.state,
             dry_run=False,
             stages=infos,
-            finished=all(StageState(s.state) in TERMINAL for s in stages),
+            # The pipeline run, not just its stages: its outcome (and its record's place among the
+            # runs waiting for finalize_run) is settled only when the driver closes it.
+            finished=run.state != PipelineState.RUNNING.value,
         )
 
     def resume(self, pipeline_run_id: str, reason: str) -> RunSubmission:
