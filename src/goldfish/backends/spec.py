@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Literal
 
 from goldfish.errors import InvalidArgumentError
-from goldfish.validation import is_secret_name
 
 ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 RESERVED_ENV_PREFIX = "GOLDFISH_"
@@ -192,11 +191,6 @@ def stage_environment(
         }
     )
     return env
-
-
-def redacted_env(env: dict[str, str]) -> dict[str, str]:
-    """``env`` with secret-named values replaced, for manifests and logs."""
-    return {key: ("***" if is_secret_name(key) else value) for key, value in env.items()}
 
 
 def read_log(logs_dir: Path, stream: Literal["stdout", "stderr"], offset: int) -> tuple[str, int]:

@@ -351,14 +351,6 @@ class RunRepository:
             )
         return cursor.rowcount == 1
 
-    def reopen_pipeline(self, run_id: str) -> None:
-        """Set a finished pipeline run back to running (resume)."""
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE pipeline_runs SET state = 'running', finished_at = NULL, error = NULL WHERE id = ?",
-                (run_id,),
-            )
-
     def take_lease(self, run_id: str, owner: str, seconds: float, pid: int) -> bool:
         """Become the driver of a pipeline run if nobody holds a live lease."""
         now = time.time()

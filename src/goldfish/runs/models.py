@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -45,7 +46,7 @@ class StageRunInfo(BaseModel):
         if row.started_at:
             end = parse_iso(row.finished_at).timestamp() if row.finished_at else None
             start = parse_iso(row.started_at).timestamp()
-            elapsed = round((end if end is not None else _now()) - start, 3)
+            elapsed = round((end if end is not None else time.time()) - start, 3)
         return cls(
             stage_run_id=row.id,
             pipeline_run_id=row.pipeline_run_id,
@@ -69,12 +70,6 @@ class StageRunInfo(BaseModel):
             heartbeat=row.heartbeat_message,
             inputs=inputs or [],
         )
-
-
-def _now() -> float:
-    import time  # noqa: PLC0415
-
-    return time.time()
 
 
 class RunSubmission(BaseModel):
