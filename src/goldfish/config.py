@@ -40,7 +40,12 @@ class GcsStorage(_Strict):
     """Google Cloud Storage location for run artifacts."""
 
     bucket: str = Field(..., min_length=3, max_length=222, description="Bucket name, without gs://.")
-    prefix: str = Field("goldfish", max_length=512, description="Object prefix inside the bucket.")
+    prefix: str = Field(
+        "",
+        max_length=512,
+        pattern=r"^([A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*)?$",
+        description="Object prefix inside the bucket (no leading or trailing '/').",
+    )
 
 
 class Storage(_Strict):
@@ -67,19 +72,38 @@ class WarmPool(_Strict):
     """Reusable GCE VMs kept idle between runs."""
 
     enabled: bool = False
-    max_instances: int = Field(2, ge=0, le=256)
-    idle_timeout_minutes: int = Field(30, ge=1, le=24 * 60)
+    max_instances: int = Field(
+        2, ge=0, le=256, description="Most pool instances at once (all states but deleted)."
+    )
+    idle_timeout_minutes: float = Field(
+        30,
+        gt=0,
+        le=24 * 60,
+        description="An idle instance deletes itself (and the server reaps it) after this.",
+    )
     profiles: list[str] = Field(default_factory=list, description="Profiles the pool serves; empty = all.")
+    ack_timeout_seconds: float = Field(
+        60, gt=0, le=600, description="How long a warm handover waits for the VM's ack before a cold launch."
+    )
 
 
 class Gce(_Strict):
     """Google Compute Engine settings for GPU stages."""
 
-    project_id: str | None = None
-    zones: list[str] = Field(default_factory=list)
-    service_account: str | None = None
-    artifact_registry: str | None = Field(
-        None, description="Image push target, e.g. REGION-docker.pkg.dev/P/R"
+    project_id: str | None = Field(None, description="Google Cloud project the VMs run in.")
+    zones: list[str] = Field(
+        default_factory=list, description="Zones to try, in order (profiles may set their own)."
+    )
+    api_endpoint: str | None = Field(
+        None, description="Compute API base URL override (e.g. http://127.0.0.1:8123 for a local simulator)."
+    )
+    service_account: str | None = Field(None, description="Service account email the VMs run as.")
+    image_registry: str | None = Field(
+        None,
+        description="Where stage images are pushed for VMs to pull, e.g. REGION-docker.pkg.dev/PROJECT/REPO",
+    )
+    poll_interval_seconds: float = Field(
+        2.0, gt=0, le=300, description="Least seconds between two status checks of one VM run."
     )
     profile_overrides: dict[str, ProfileOverride] = Field(default_factory=dict)
     warm_pool: WarmPool = Field(default_factory=WarmPool)

@@ -1,4 +1,8 @@
-"""Every storage key of a run, computed in one place (the VM agent gets them from its job spec)."""
+"""Every storage key of a run, computed in one place (the VM agent gets them from its job spec).
+
+The bucket layout is fixed by ``shared/spec/gce-protocol.md``; keys here are relative to the
+store's root (a GCS store adds ``storage.gcs.prefix``). Nothing else builds these strings.
+"""
 
 from __future__ import annotations
 
@@ -42,9 +46,48 @@ class RunPaths:
         return f"{self.logs}/exit_code.txt"
 
     @property
-    def heartbeat(self) -> str:
-        """Last heartbeat of the stage."""
+    def stage_heartbeat(self) -> str:
+        """Last heartbeat the stage itself wrote through ``goldfish.io`` (synced with the logs)."""
         return f"{self.logs}/heartbeat.json"
+
+    @property
+    def heartbeat(self) -> str:
+        """The VM agent's heartbeat ``{"at", "state", "attempt"}``, rewritten every sync."""
+        return f"{self.root}/heartbeat.json"
+
+    @property
+    def job(self) -> str:
+        """The job spec a VM runs (written before the VM is told)."""
+        return f"{self.root}/job.json"
+
+    @property
+    def secrets(self) -> str:
+        """Secret env values of the job, only when there are any (never in instance metadata)."""
+        return f"{self.root}/secrets.json"
+
+    @property
+    def ack(self) -> str:
+        """Written by the VM agent when it accepts the job."""
+        return f"{self.root}/ack.json"
+
+    @property
+    def preempted(self) -> str:
+        """Written by the VM agent when the preemption notice arrived."""
+        return f"{self.root}/preempted.json"
+
+    @property
+    def failure(self) -> str:
+        """Written by the VM agent when the attempt failed around the stage (no GPU, image pull)."""
+        return f"{self.root}/failure.json"
+
+    @property
+    def bundle(self) -> str:
+        """The stage's code, config and signal declarations as one ``.tar.gz`` for the VM."""
+        return f"{self.root}/bundle.tar.gz"
+
+    def staged_input(self, name: str) -> str:
+        """Where a local input (a registered local source) is uploaded for a VM to read."""
+        return f"{self.root}/inputs/{name}"
 
     @property
     def outputs(self) -> str:
@@ -54,3 +97,8 @@ class RunPaths:
     def output(self, signal: str) -> str:
         """Folder of one output signal."""
         return f"{self.outputs}/{signal}"
+
+
+def warm_state_key(instance: str) -> str:
+    """``warm/<instance>/state.json``: a warm-pool VM's own report of its state."""
+    return f"warm/{instance}/state.json"
