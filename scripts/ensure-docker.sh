@@ -8,7 +8,10 @@
 #   3. builds goldfish-debian-python:bookworm without any registry: debootstrap a minimal
 #      bookworm with python3, pip and numpy, then `docker import` it (skipped when it exists);
 #   4. builds goldfish-base:latest from the repository's Dockerfile on top of it (layer cache:
-#      about a second when nothing changed).
+#      about a second when nothing changed);
+#   5. installs Debian's docker-registry (apt) for the GCE simulator's loopback image registry
+#      (a no-op when /usr/bin/docker-registry exists; the tests start their own registry, so the
+#      package's service is kept from starting; a failure here is logged, not fatal).
 # Everything it does is logged to $GOLDFISH_DOCKER_LOG (default /tmp/goldfish-ensure-docker.log).
 # Exit status: 0 when the engine answers and both images exist, non-zero otherwise.
 set -euo pipefail
@@ -86,6 +89,19 @@ build_base_image() {
     DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$PYTHON_IMAGE" -t "$BASE_IMAGE" - <Dockerfile >>"$LOG" 2>&1
 }
 
+ensure_registry() {
+    [ -x /usr/bin/docker-registry ] && return 0
+    [ "$(id -u)" = 0 ] || { say "docker-registry is missing and installing it needs root"; return 1; }
+    local policy=/usr/sbin/policy-rc.d added=0
+    if [ ! -e "$policy" ]; then # keep the package's own service from starting
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && added=1
+    fi
+    local status=0
+    apt_install docker-registry || status=$?
+    [ "$added" = 1 ] && rm -f "$policy"
+    return "$status"
+}
+
 main() {
     : >>"$LOG"
     if ! engine_up; then
@@ -93,6 +109,7 @@ main() {
     fi
     build_python_image || { say "could not build $PYTHON_IMAGE; see $LOG"; exit 1; }
     build_base_image || { say "could not build $BASE_IMAGE; see $LOG"; exit 1; }
+    ensure_registry || say "could not install docker-registry (the registry tests skip); see $LOG"
     say "ready: $(docker version --format '{{.Server.Version}}' 2>/dev/null), $PYTHON_IMAGE, $BASE_IMAGE"
 }
 

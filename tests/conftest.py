@@ -15,6 +15,8 @@ from goldfish.context import ServerContext
 from goldfish.project import initialize_project
 from goldfish.server.app import server_for
 
+pytest_plugins = ["tests.fakes.gcs_emulator", "tests.fakes.gce_simulator"]
+
 LONG_REASON = "exercising this behaviour in an automated test"
 
 

@@ -1,9 +1,11 @@
 """``goldfish doctor``: is this machine ready to run stages, and on which backend?
 
 It reports the Python and Goldfish versions, the project (when one is found), whether the
-Docker engine answers, which base images exist there, and what ``defaults.backend: auto``
-picks. Nothing is built or changed. The exit code is 1 only when the project asks for the
-docker backend explicitly and it cannot work here.
+Docker engine answers, which base images exist there, what ``defaults.backend: auto``
+picks, and, when the project uses GCE or GCS, every cloud check of
+:func:`goldfish.backends.gce.doctor.diagnose_cloud` with the fix for each failure. Nothing is
+built or changed. The exit code is 1 when the project asks for the docker backend explicitly
+and it cannot work here, or when it uses GCE/GCS and a cloud check fails.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from goldfish import __version__
 
 def add_doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``goldfish doctor``."""
-    doctor = sub.add_parser("doctor", help="check Docker, base images and which backend runs stages")
+    doctor = sub.add_parser(
+        "doctor", help="check Docker, base images, which backend runs stages, and the GCE/GCS setup"
+    )
     doctor.add_argument("--project", help="project folder (default: $GOLDFISH_PROJECT or search upward)")
     doctor.add_argument("--json", action="store_true")
     doctor.set_defaults(func=cmd_doctor)
@@ -28,6 +32,7 @@ def diagnose(project: str | None) -> dict[str, Any]:
     """Everything ``goldfish doctor`` reports, as data."""
     from goldfish.backends.docker_base import ImageService  # noqa: PLC0415 - loads lazily
     from goldfish.backends.factory import available_backends  # noqa: PLC0415
+    from goldfish.backends.gce.doctor import diagnose_cloud  # noqa: PLC0415
     from goldfish.config import GoldfishConfig, load_config  # noqa: PLC0415
     from goldfish.errors import GoldfishError  # noqa: PLC0415
     from goldfish.project import discover_project  # noqa: PLC0415
@@ -37,6 +42,7 @@ def diagnose(project: str | None) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "backends": available_backends(),
     }
+    root = None
     try:
         root = discover_project(project)
         config = load_config(root)
@@ -58,8 +64,38 @@ def diagnose(project: str | None) -> dict[str, Any]:
         report["auto_reason"] = (
             f"the base image {config.docker.base_image} is missing (manage_base_images builds it)"
         )
-    report["ok"] = docker_ok or config.defaults.backend != "docker"
+    cloud = diagnose_cloud(config, root)
+    report["cloud"] = cloud
+    report["ok"] = (docker_ok or config.defaults.backend != "docker") and (cloud["ok"] or not cloud["needed"])
     return report
+
+
+def _check_line(check: dict[str, Any]) -> str:
+    """One cloud check as text: mark, name, detail."""
+    if check.get("skipped"):
+        mark = "-"
+    elif not check["ok"]:
+        mark = "✗"
+    else:
+        mark = "!" if check.get("warning") else "✓"
+    return f"  {mark} {check['name']}: {check['detail']}"
+
+
+def print_cloud(cloud: dict[str, Any]) -> None:
+    """Print the ``gce/gcs:`` section: one line per check, the fix under each failure or warning.
+
+    Marks: ``✓`` passed, ``!`` passed with a warning, ``✗`` failed, ``-`` not checked (an
+    earlier failure blocks it).
+    """
+    if not cloud["needed"]:
+        print("gce/gcs: not used by this project (nothing to check)")
+        return
+    print(f"gce/gcs: {'ready' if cloud['ok'] else 'not ready'}")
+    for check in cloud["checks"]:
+        print(_check_line(check))
+        # A skipped check's fix repeats the failure it waits on: printed once, there.
+        if check["fix"] and not check.get("skipped") and (not check["ok"] or check.get("warning")):
+            print(f"      fix: {check['fix']}")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -84,4 +120,5 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"  base image {image['name']} ({image['role']}): {where}")
     reason = f" ({report['auto_reason']})" if report.get("auto_reason") else ""
     print(f"defaults.backend: {report['default_backend']}; auto picks {report['auto_picks']}{reason}")
+    print_cloud(report["cloud"])
     return 0 if report["ok"] else 1

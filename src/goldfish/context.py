@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from goldfish.backends.docker_base import ImageService
 from goldfish.backends.factory import BackendRegistry
@@ -28,13 +29,17 @@ from goldfish.paths import ProjectPaths
 from goldfish.runs.executor import ExecutorDeps
 from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
-from goldfish.storage.local import LocalStorage
+from goldfish.storage.factory import open_storage
 from goldfish.storage.protocol import Storage
 from goldfish.workspaces.code_cache import CodeCache
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.dev_repo import DevRepo
 from goldfish.workspaces.service import WorkspaceService
 from goldfish.workspaces.versions import VersionService
+
+if TYPE_CHECKING:
+    from goldfish.backends.gce.backend import GceBackend
+    from goldfish.backends.gce.warm_pool import WarmPoolService
 
 log = logging.getLogger("goldfish")
 
@@ -65,6 +70,7 @@ class ServerContext:
     storage: Storage
     backends: BackendRegistry
     images: ImageService = field(init=False)
+    _reaper_stop: threading.Event = field(init=False, default_factory=threading.Event)
     records: RecordService = field(init=False)
     run_service: RunService = field(init=False)
     run_queries: RunQueries = field(init=False)
@@ -86,11 +92,17 @@ class ServerContext:
         metrics = MetricRepository(db)
         roots = [paths.data, *(Path(p) for p in config.data_roots)]
         sources = SourceService(SourceRepository(db), roots, paths.root)
-        storage = LocalStorage(paths.storage)
+        storage = open_storage(config, paths.storage)
         builds = ImageBuildRepository(db)
         backends = BackendRegistry(
             BackendSettings(
-                config=config, project_root=paths.root, venvs=paths.venvs, locks=paths.locks, builds=builds
+                config=config,
+                project_root=paths.root,
+                venvs=paths.venvs,
+                locks=paths.locks,
+                builds=builds,
+                storage=storage,
+                db=db,
             )
         )
         context = cls(
@@ -126,6 +138,11 @@ class ServerContext:
         )
         context.run_queries = RunQueries(runs, metrics, storage, backends, context.ensure_driver)
         return context
+
+    def warm_pool(self) -> WarmPoolService:
+        """The GCE warm pool of this project (the Compute client is created only when a VM is touched)."""
+        backend = self.backends.get("gce")
+        return cast("GceBackend", backend).pool
 
     def executor_deps(self) -> ExecutorDeps:
         """What a pipeline driver needs to execute stages."""
@@ -181,7 +198,24 @@ class ServerContext:
         for run in self.runs.active_pipeline_runs():
             self.ensure_driver(run.id)
         self.state.write()
+        if self.config.gce.warm_pool.enabled:
+            self._start_reaper()
+
+    def _start_reaper(self) -> None:
+        """Delete warm-pool VMs past their idle deadline while this server runs (a daemon thread)."""
+        period = max(1.0, min(30.0, self.config.gce.warm_pool.idle_timeout_minutes * 60 / 4))
+        stop = self._reaper_stop
+
+        def loop() -> None:
+            while not stop.wait(period):
+                try:
+                    self.warm_pool().reap()
+                except Exception:  # the reaper must outlive cloud hiccups; they are logged
+                    log.exception("warm pool reaper")
+
+        threading.Thread(target=loop, name="goldfish-warm-reaper", daemon=True).start()
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Stop the reaper and release the database connections."""
+        self._reaper_stop.set()
         self.db.close()

@@ -181,6 +181,17 @@ class SlotTooLargeError(GoldfishError):
     )
 
 
+class StorageError(GoldfishError):
+    """Run storage (a cloud bucket) is missing, refuses access, or cannot be reached.
+
+    ``details.reason`` says which: ``bucket_not_found``, ``access_denied``, ``no_credentials`` or
+    ``unreachable``; ``details.bucket`` names the bucket.
+    """
+
+    code = "STORAGE_UNAVAILABLE"
+    default_remedy = "Check storage.gcs in goldfish.yaml, the bucket and the credentials, then call again."
+
+
 class InternalError(GoldfishError):
     """An unexpected failure; the server log has the traceback."""
 

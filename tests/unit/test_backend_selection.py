@@ -14,44 +14,61 @@ import pytest
 
 from goldfish.backends.docker_images import DockerUnavailableError, docker_ready
 from goldfish.backends.factory import BackendRegistry, available_backends, resolve_backend_name
+from goldfish.backends.gce.backend import GceNotConfiguredError
 from goldfish.backends.protocol import BackendSettings
 from goldfish.config import GoldfishConfig
 from goldfish.errors import InvalidArgumentError
 
 
 @pytest.fixture
-def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """No Docker engine answers; returns a base image name nobody asked about yet."""
+def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> GoldfishConfig:
+    """No Docker engine answers; the config's base image is a name nobody asked about yet."""
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
-    return f"goldfish-test-{secrets.token_hex(4)}:latest"
+    config = GoldfishConfig(project_name="p")
+    config.docker.base_image = f"goldfish-test-{secrets.token_hex(4)}:latest"
+    return config
 
 
 def test_available_backends_when_listed_include_process_and_docker() -> None:
     assert {"process", "docker"} <= set(available_backends())
 
 
-def test_auto_when_no_engine_answers_picks_process(no_engine: str) -> None:
-    assert docker_ready(no_engine) is False
+def test_auto_when_no_engine_answers_picks_process(no_engine: GoldfishConfig) -> None:
+    assert docker_ready(no_engine.docker.base_image) is False
     assert resolve_backend_name(None, "auto", no_engine) == "process"
     assert resolve_backend_name("auto", "docker", no_engine) == "process"
 
 
-def test_explicit_docker_when_no_engine_answers_is_refused_with_a_remedy(no_engine: str) -> None:
+def test_explicit_docker_when_no_engine_answers_is_refused_with_a_remedy(no_engine: GoldfishConfig) -> None:
     with pytest.raises(DockerUnavailableError) as raised:
         resolve_backend_name("docker", "process", no_engine)
     assert raised.value.code == "DOCKER_UNAVAILABLE"
     assert "goldfish doctor" in raised.value.remedy
 
 
-def test_stage_backend_when_given_overrides_the_project_default(no_engine: str) -> None:
+def test_stage_backend_when_given_overrides_the_project_default(no_engine: GoldfishConfig) -> None:
     assert resolve_backend_name("process", "docker", no_engine) == "process"
     assert resolve_backend_name(None, "process", no_engine) == "process"
 
 
-def test_unknown_backend_when_asked_is_refused_with_the_available_ones(no_engine: str) -> None:
+def test_unknown_backend_when_asked_is_refused_with_the_available_ones(no_engine: GoldfishConfig) -> None:
     with pytest.raises(InvalidArgumentError) as raised:
-        resolve_backend_name("gce", "auto", no_engine)
+        resolve_backend_name("kubernetes", "auto", no_engine)
     assert raised.value.details["available"] == available_backends()
+
+
+def test_gce_backend_when_not_configured_is_refused_naming_missing_keys(
+    no_engine: GoldfishConfig,
+) -> None:
+    with pytest.raises(GceNotConfiguredError) as raised:
+        resolve_backend_name("gce", "auto", no_engine)
+    assert raised.value.details["missing"] == [
+        "gce.project_id",
+        "gce.zones",
+        "gce.image_registry",
+        "storage.backend: gcs",
+        "storage.gcs.bucket",
+    ]
 
 
 def test_registry_when_asked_twice_returns_one_instance_per_backend(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def test_parse_config_when_sections_given_keeps_their_values() -> None:
     assert config.defaults.backend == "process"
     assert config.storage.gcs is not None
     assert config.storage.gcs.bucket == "my-bucket"
-    assert config.storage.gcs.prefix == "goldfish"
+    assert config.storage.gcs.prefix == ""  # the contract: objects at the bucket root unless told
     assert config.gce.profile_overrides["h100"].gpu_count == 8
 
 

@@ -51,7 +51,7 @@ RULES = (
 
 # Packages that must import with the standard library alone (their own modules aside): they run
 # inside stage containers where only Python is guaranteed.
-STDLIB_ONLY = ("goldfish/io",)
+STDLIB_ONLY = ("goldfish/io", "goldfish/backends/gce/vm")
 
 # Modules that must stay light to import: importing them never loads these heavy SDKs.
 ENTRY_MODULES = ("goldfish.server.app", "goldfish.cli")

@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
@@ -146,6 +146,7 @@ def container_invocation(
         PROJECT_LABEL: project,
         f"{LABEL_PREFIX}workspace": spec.workspace,
         f"{LABEL_PREFIX}stage": spec.stage,
+        f"{LABEL_PREFIX}attempt": str(spec.attempt),
     }
     return ContainerInvocation(
         name=container_name(spec.stage_run_id),
@@ -205,11 +206,15 @@ def _csv_field(text: str) -> str:
     return buffer.getvalue()
 
 
-def docker_run_argv(invocation: ContainerInvocation, *, detach: bool = True) -> list[str]:
+def docker_run_argv(
+    invocation: ContainerInvocation, *, detach: bool = True, pass_through: Collection[str] = ()
+) -> list[str]:
     """The invocation as a ``docker run`` argv (for the GCE VM agent and for people).
 
     Every user-controlled value is its own argv element; mount fields are CSV-quoted as
-    ``--mount`` parses them. Nothing passes through a shell.
+    ``--mount`` parses them. Nothing passes through a shell. Variables named in
+    ``pass_through`` appear as a bare ``--env NAME``: docker takes their values from the
+    environment of the process that runs the argv, so secrets never appear in it.
     """
     limits = invocation.limits
     argv = ["docker", "run"]
@@ -233,7 +238,7 @@ def docker_run_argv(invocation: ContainerInvocation, *, detach: bool = True) -> 
     for key, value in _sorted(invocation.labels):
         argv += ["--label", f"{key}={value}"]
     for key, value in _sorted(invocation.env):
-        argv += ["--env", f"{key}={value}"]
+        argv += ["--env", key if key in pass_through else f"{key}={value}"]
     return [*argv, "--", invocation.image, *invocation.command]
 
 

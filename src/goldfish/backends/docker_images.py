@@ -389,3 +389,41 @@ def ensure_stage_image(
             stage_run_id=request.stage_run_id,
         )
     return tag
+
+
+_PUSHED: set[str] = set()
+
+
+def push_image(client: Any, tag: str, registry: str) -> str:
+    """Push the local image ``tag`` to ``registry`` (``HOST[:PORT]/PATH``); return the remote reference.
+
+    Stage image tags are content hashes, so a reference pushed once by this process is not pushed
+    again; the registry itself skips layers it already has.
+
+    Raises:
+        ImageBuildError: when the engine cannot push (with the registry's message).
+    """
+    import docker  # noqa: PLC0415
+
+    repository, _, version = tag.rpartition(":")
+    remote_repository = f"{registry.rstrip('/')}/{repository.rsplit('/', 1)[-1]}"
+    remote = check_image_name(f"{remote_repository}:{version}")
+    if remote in _PUSHED:
+        return remote
+    error: str | None = None
+    try:
+        client.images.get(tag).tag(remote_repository, version)
+        for event in client.api.push(remote_repository, version, stream=True, decode=True):
+            if "error" in event:
+                error = str(event["error"]).strip()
+    except docker.errors.DockerException as exc:
+        error = short_error(exc)
+    if error is not None:
+        raise ImageBuildError(
+            f"Pushing {remote} failed: {error[:300]}",
+            details={"image": remote, "registry": registry},
+            remedy="Check gce.image_registry and that this machine may push there "
+            "(gcloud auth configure-docker REGION-docker.pkg.dev).",
+        )
+    _PUSHED.add(remote)
+    return remote

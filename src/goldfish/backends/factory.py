@@ -6,13 +6,17 @@ from collections.abc import Callable
 
 from goldfish.backends.docker import DockerBackend
 from goldfish.backends.docker_images import DockerUnavailableError, docker_ready
+from goldfish.backends.gce.backend import GceBackend, GceNotConfiguredError
+from goldfish.backends.gce.config_check import missing_gce_settings
 from goldfish.backends.process import ProcessBackend
 from goldfish.backends.protocol import BackendSettings, RunBackend
+from goldfish.config import GoldfishConfig
 from goldfish.errors import InvalidArgumentError, suggestion_suffix
 
 _FACTORIES: dict[str, Callable[[BackendSettings], RunBackend]] = {
     "process": ProcessBackend,
     "docker": DockerBackend,
+    "gce": GceBackend,
 }
 _NEEDS_ENGINE = {"docker"}
 
@@ -32,17 +36,24 @@ def _known(name: str) -> str:
     return name
 
 
-def resolve_backend_name(requested: str | None, default: str, docker_base_image: str) -> str:
+def resolve_backend_name(requested: str | None, default: str, config: GoldfishConfig) -> str:
     """The backend a stage runs on: its own ``compute.backend``, else the project default.
 
     ``auto`` picks docker when the Docker engine answers and has the configured base image
-    (checked once per process, see ``docker_ready``), else process. An explicit ``docker``
-    that cannot work here is refused at once instead of failing every stage.
+    (checked once per process, see ``docker_ready``), else process. An explicit ``docker`` or
+    ``gce`` that cannot work here is refused at once instead of failing every stage.
     """
+    docker_base_image = config.docker.base_image
     name = requested or default
     if name == "auto":
         return "docker" if docker_ready(docker_base_image) else "process"
     _known(name)
+    missing = missing_gce_settings(config) if name == "gce" else []
+    if missing:
+        raise GceNotConfiguredError(
+            f"This stage runs on GCE, but goldfish.yaml lacks {', '.join(missing)}.",
+            details={"backend": name, "missing": missing},
+        )
     if name in _NEEDS_ENGINE and not docker_ready(docker_base_image):
         raise DockerUnavailableError(
             f"Backend 'docker' was asked for, but the Docker engine is not reachable or has no "

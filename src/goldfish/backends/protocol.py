@@ -11,7 +11,9 @@ from goldfish.backends.spec import RunSpec
 from goldfish.config import GoldfishConfig
 
 if TYPE_CHECKING:
+    from goldfish.db.database import Database
     from goldfish.db.images import ImageBuildRepository
+    from goldfish.storage.protocol import Storage
 
 Handle = dict[str, Any]
 OnBuild = Callable[[str], None]
@@ -29,9 +31,13 @@ class Capabilities:
 
 @dataclass(frozen=True)
 class BackendStatus:
-    """What the backend knows about an attempt."""
+    """What the backend knows about an attempt.
 
-    state: Literal["running", "exited", "lost"]
+    ``preempted`` and ``infra_error`` end the attempt, not the stage: the executor tries again
+    (bounded by ``defaults.max_attempts``).
+    """
+
+    state: Literal["running", "exited", "lost", "preempted", "infra_error"]
     exit_code: int | None = None
     detail: str | None = None
 
@@ -45,6 +51,8 @@ class BackendSettings:
     venvs: Path
     locks: Path
     builds: ImageBuildRepository | None = None
+    storage: Storage | None = None
+    db: Database | None = None
 
 
 class RunBackend(Protocol):

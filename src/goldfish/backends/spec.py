@@ -49,6 +49,8 @@ class RunSpec:
     Paths are on this machine: the backend exposes ``inputs`` read-only and collects what the
     stage writes under ``outputs_dir``. ``python`` is the interpreter on this machine (process
     backend); ``image`` the container image (docker, GCE), both filled in by ``prepare``.
+    ``input_uris`` are the stored inputs' URIs (a VM fetches them itself), ``outputs`` the
+    declared output signals, and ``avoid_zones`` the zones where an earlier attempt was preempted.
     """
 
     stage_run_id: str
@@ -67,6 +69,10 @@ class RunSpec:
     profile: str | None = None
     image: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    attempt: int = 1
+    input_uris: dict[str, str] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
+    avoid_zones: tuple[str, ...] = ()
 
     @property
     def inputs_dir(self) -> Path:

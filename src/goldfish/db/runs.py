@@ -237,8 +237,8 @@ class RunRepository:
     def attempts(self, stage_run_id: str) -> list[dict[str, Any]]:
         """Attempts of a stage run."""
         rows = self._db.connection.execute(
-            "SELECT attempt, backend_handle, state, failure_kind, error, exit_code, started_at, finished_at"
-            " FROM stage_attempts WHERE stage_run_id = ? ORDER BY attempt",
+            "SELECT attempt, backend_handle, state, failure_kind, error, exit_code, zone, started_at,"
+            " finished_at FROM stage_attempts WHERE stage_run_id = ? ORDER BY attempt",
             (stage_run_id,),
         )
         return [dict(row) for row in rows]
@@ -319,12 +319,21 @@ class RunRepository:
                 (state, failure_kind, error, exit_code, now_iso(), run_id, attempt),
             )
 
-    def set_attempt_handle(self, run_id: str, attempt: int, handle: dict[str, Any]) -> None:
-        """Store the backend handle of an attempt (and of the run)."""
+    def set_attempt_zone(self, run_id: str, attempt: int, zone: str | None) -> None:
+        """Record where an attempt was tried (GCE zone)."""
         with self._db.transaction() as conn:
             conn.execute(
-                "UPDATE stage_attempts SET backend_handle = ? WHERE stage_run_id = ? AND attempt = ?",
-                (json.dumps(handle), run_id, attempt),
+                "UPDATE stage_attempts SET zone = ? WHERE stage_run_id = ? AND attempt = ?",
+                (zone, run_id, attempt),
+            )
+
+    def set_attempt_handle(self, run_id: str, attempt: int, handle: dict[str, Any]) -> None:
+        """Store the backend handle of an attempt (and of the run), and its zone when it has one."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE stage_attempts SET backend_handle = ?, zone = ?"
+                " WHERE stage_run_id = ? AND attempt = ?",
+                (json.dumps(handle), handle.get("zone"), run_id, attempt),
             )
             conn.execute(
                 "UPDATE stage_runs SET backend_handle = ? WHERE id = ?", (json.dumps(handle), run_id)

@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -183,19 +183,33 @@ class StageExecutor:
         run = self._reload(run)
         if not self.machine.move(run, StageState.LAUNCHING, "launch", started_at=run.started_at or now_iso()):
             return
+        self._launch_attempts(self._reload(run), spec)
+
+    def _launch_attempts(self, run: StageRunRow, spec: RunSpec) -> None:
+        """Launch the next attempt (and more while starting fails for infra reasons); run is LAUNCHING."""
         backend = self.deps.backends.get(run.backend)
         error = "no attempt was made"
-        for attempt in range(run.attempt + 1, self.deps.max_attempts + 1):
+        attempt = run.attempt + 1
+        while attempt <= self.deps.max_attempts:
             self.deps.runs.start_attempt(run.id, attempt, None)
             try:
-                handle = backend.launch(spec)
+                handle = backend.launch(replace(spec, attempt=attempt))
             except OSError as exc:  # infra trouble: another attempt may succeed
                 error = f"could not start the stage: {exc}"
                 self.deps.runs.finish_attempt(
                     run.id, attempt, "failed", FailureKind.INFRA_ERROR.value, error, None
                 )
                 time.sleep(min(2.0, 0.2 * attempt))
+                attempt += 1
                 continue
+            except GoldfishError as exc:  # refused (credentials, settings) or no capacity anywhere
+                attempt = self._record_tries(run.id, attempt, exc.details.get("tries") or [])
+                error = exc.message
+                self.deps.runs.finish_attempt(
+                    run.id, attempt, "failed", FailureKind.INFRA_ERROR.value, error, None
+                )
+                break
+            attempt = self._record_tries(run.id, attempt, handle.get("tries") or [])
             self.deps.runs.set_attempt_handle(run.id, attempt, handle)
             self.machine.move(
                 self._reload(run), StageState.RUNNING, "started", json.dumps(handle), backend_handle=handle
@@ -205,19 +219,34 @@ class StageExecutor:
         self.machine.fail(self._reload(run), FailureKind.INFRA_ERROR, error, event="launch_failed")
         self._wrap_up(run)
 
+    def _record_tries(self, run_id: str, attempt: int, tries: list[dict[str, Any]]) -> int:
+        """Close ``attempt`` once per failed launch try (zone, provisioning, why); the attempt now current."""
+        for item in tries:
+            where = f"{item.get('zone')} ({'spot' if item.get('spot') else 'on-demand'})"
+            message = f"{item.get('category')} in {where}: {item.get('error')}"
+            self.deps.runs.set_attempt_zone(run_id, attempt, item.get("zone"))
+            self.deps.runs.finish_attempt(
+                run_id, attempt, "failed", FailureKind.INFRA_ERROR.value, message[:4000], None
+            )
+            attempt += 1
+            self.deps.runs.start_attempt(run_id, attempt, None)
+        return attempt
+
     def _prepare(
         self, run: StageRunRow, stage: StageDef, inputs: list[ResolvedInput], run_dir: Path
     ) -> RunSpec:
         """Stage inputs read-only, write config and signal files, let the backend build its environment."""
         inputs_dir = run_dir / "inputs"
         inputs_dir.mkdir(parents=True, exist_ok=True)
+        backend = self.deps.backends.get(run.backend)
+        on_vm = backend.capabilities.isolation == "vm"
         staged: dict[str, Path] = {}
         for item in inputs:
-            target = inputs_dir / item.name
-            if item.local_path is None:
-                raise GoldfishError(f"Input '{item.name}' ({item.uri}) is not reachable from this machine.")
-            link_tree(item.local_path, target)
-            staged[item.name] = target
+            if on_vm:  # the VM fetches its inputs itself; local ones are uploaded by the backend
+                if item.local_path is not None:
+                    staged[item.name] = item.local_path
+                continue
+            staged[item.name] = self._stage_input(item, inputs_dir / item.name)
         for folder in ("outputs", "logs", "control"):
             (run_dir / folder).mkdir(parents=True, exist_ok=True)
         config_file = run_dir / "config.json"
@@ -243,13 +272,26 @@ class StageExecutor:
             timeout_seconds=run.timeout_seconds,
             python=sys.executable,
             profile=run.profile,
+            input_uris={item.name: item.uri for item in inputs},
+            outputs=tuple(stage.outputs),
         )
 
         def on_build(detail: str) -> None:
             if StageState(run.state) == StageState.PENDING:
                 self.machine.move(run, StageState.BUILDING, "build", detail)
 
-        return self.deps.backends.get(run.backend).prepare(spec, on_build)
+        return backend.prepare(spec, on_build)
+
+    def _stage_input(self, item: ResolvedInput, target: Path) -> Path:
+        """Expose one input under ``target``: hardlinks of a local file or folder, else a download."""
+        if item.local_path is not None:
+            link_tree(item.local_path, target)
+            return target
+        key = self.deps.storage.key_of(item.uri)
+        if key is None:
+            raise GoldfishError(f"Input '{item.name}' ({item.uri}) is not reachable from this machine.")
+        self.deps.storage.get_dir(key, target)
+        return target
 
     # -- watch ------------------------------------------------------------------------------
     def poll(self, run: StageRunRow, stage: StageDef) -> None:
@@ -310,6 +352,9 @@ class StageExecutor:
         if status.state == "running":
             self._heartbeat(run, handle)
             return
+        if status.state in ("preempted", "infra_error"):
+            self._retry(run, stage, FailureKind(status.state), status.detail or status.state, handle)
+            return
         if status.state == "lost":
             message = status.detail or "the backend lost the stage"
             self._finish_attempt(run, StageState.FAILED, FailureKind.LOST, message, None)
@@ -328,6 +373,57 @@ class StageExecutor:
             return
         self._finish_attempt(run, StageState.COMPLETED, None, None, 0)
         self._collect(run, stage)
+
+    def _retry(
+        self, run: StageRunRow, stage: StageDef, kind: FailureKind, message: str, handle: Handle
+    ) -> None:
+        """End the attempt as ``kind``; launch the next one (elsewhere) while attempts remain."""
+        self._finish_attempt(run, StageState.FAILED, kind, message, None)
+        self.deps.backends.get(run.backend).cleanup(handle)
+        if run.attempt >= self.deps.max_attempts:
+            self._keep_logs(run)
+            self.machine.fail(run, kind, f"{message} (attempt {run.attempt} of {self.deps.max_attempts})")
+            self._wrap_up(run)
+            return
+        detail = f"attempt {run.attempt} ended ({kind.value}): {message}"
+        if not self.machine.move(run, StageState.LAUNCHING, "retry", detail[:2000], backend_handle=None):
+            return
+        run = self._reload(run)
+        avoid = tuple(
+            str(row["zone"])
+            for row in self.deps.runs.attempts(run.id)
+            if row.get("zone") and row["failure_kind"] == FailureKind.PREEMPTED.value
+        )
+        try:
+            spec = self._prepare(run, stage, self._recorded_inputs(run), self.run_dir(run))
+        except GoldfishError as exc:
+            self._keep_logs(run)
+            self.machine.fail(run, FailureKind.INFRA_ERROR, exc.message, event="prepare_failed")
+            self._wrap_up(run)
+            return
+        self._launch_attempts(run, replace(spec, avoid_zones=avoid))
+
+    def _recorded_inputs(self, run: StageRunRow) -> list[ResolvedInput]:
+        """The inputs the first attempt resolved, from the run's lineage (a retry reads the same data)."""
+        inputs = []
+        for row in self.deps.runs.lineage(run.id, "input"):
+            key = self.deps.storage.key_of(row.uri)
+            local = self.deps.storage.local_path(key) if key is not None else None
+            if local is None and key is None and not row.uri.startswith("gs://"):
+                local = self.deps.sources.local_path(row.uri)  # a registered local source
+            inputs.append(
+                ResolvedInput(
+                    row.signal,
+                    row.type,
+                    row.uri,
+                    row.content_hash,
+                    row.size_bytes,
+                    row.producer_run_id,
+                    row.source_name,
+                    local,
+                )
+            )
+        return inputs
 
     def _collect(self, run: StageRunRow, stage: StageDef) -> None:
         if not self.machine.move(run, StageState.COLLECTING, "collect", exit_code=0):
@@ -395,7 +491,12 @@ class StageExecutor:
             )
 
     def _keep_logs(self, run: StageRunRow) -> None:
-        """Store the logs before the terminal move: whoever sees the end state finds them complete."""
+        """Store the logs before the terminal move: whoever sees the end state finds them complete.
+
+        A VM writes its logs to storage itself; the local copy may lag, so it never overwrites them.
+        """
+        if self.deps.backends.get(run.backend).capabilities.isolation == "vm":
+            return
         store_logs(self.run_dir(run) / "logs", run.id, self.deps.storage)
 
     def _wrap_up(self, run: StageRunRow) -> None:

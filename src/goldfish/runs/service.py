@@ -177,10 +177,10 @@ class RunService:
         override = stage_override(request.config_override, name, [s.name for s in pipeline.stages])
         config, compute = load_stage_config(files, name, override)
         profile = request.profile or compute.profile
-        if profile is not None:
-            get_profile(self._config, profile)
+        # A profile that lives on GCE (h100-spot, ...) takes the stage there unless it names a backend.
+        on_gce = profile is not None and get_profile(self._config, profile).backend == "gce"
         backend = resolve_backend_name(
-            compute.backend, self._config.defaults.backend, self._config.docker.base_image
+            compute.backend or ("gce" if on_gce else None), self._config.defaults.backend, self._config
         )
         timeout = compute.timeout_seconds or self._config.defaults.timeout_seconds
         return _PlannedStage(name, stage.module or stage.name, config, backend, profile, timeout)

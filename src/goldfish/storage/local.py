@@ -4,12 +4,35 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from goldfish.errors import InvalidPathError
 from goldfish.fileops import link_tree
 
 READ_ONLY_FILE = 0o444
+WRITTEN_FILE = 0o644
+
+
+def replace_file(target: Path, fill: Callable[[Path], object]) -> None:
+    """Create ``target`` atomically: ``fill`` writes a temporary file next to it, then it is renamed.
+
+    Args:
+        target: The file to create or replace (its folder is created when missing).
+        fill: Writes the content into the temporary path it is given.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(handle)
+    temp = Path(name)
+    try:
+        fill(temp)
+        temp.chmod(WRITTEN_FILE)
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 class LocalStorage:
@@ -30,6 +53,18 @@ class LocalStorage:
     def uri(self, key: str) -> str:
         """``file://`` URI of ``key``."""
         return self._path(key).as_uri()
+
+    def key_of(self, uri: str) -> str | None:
+        """The key of a ``file://`` URI under the root (``""`` for the root), else None."""
+        parts = urlsplit(uri)
+        if parts.scheme != "file" or parts.netloc not in {"", "localhost"}:
+            return None
+        path = Path(os.path.normpath(unquote(parts.path)))
+        if path == self.root:
+            return ""
+        if self.root not in path.parents:
+            return None
+        return path.relative_to(self.root).as_posix()
 
     def exists(self, key: str) -> bool:
         """True when the key exists."""
@@ -55,6 +90,46 @@ class LocalStorage:
         """Hardlink the stored files into ``local`` (falls back to copying across devices)."""
         source = self._path(key)
         link_tree(source, local)
+
+    def put_file(self, local: Path, key: str) -> None:
+        """Copy the file ``local`` to ``key`` (atomically replacing what was there)."""
+        replace_file(self._path(key), lambda temp: shutil.copyfile(local, temp))
+
+    def get_file(self, key: str, local: Path) -> bool:
+        """Copy ``key`` to ``local`` through a temporary file; False when ``key`` is not a file."""
+        source = self._path(key)
+        if not source.is_file():
+            return False
+        try:
+            replace_file(local, lambda temp: shutil.copyfile(source, temp))
+        except FileNotFoundError:
+            if source.exists():
+                raise
+            return False  # removed while we copied
+        return True
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Write ``data`` to ``key`` (atomically replacing what was there)."""
+        replace_file(self._path(key), lambda temp: temp.write_bytes(data))
+
+    def read_bytes(self, key: str) -> bytes | None:
+        """The bytes of ``key``; None when it is missing or a folder."""
+        try:
+            return self._path(key).read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every file key under the folder ``prefix``, relative to the root, sorted."""
+        folder = self._path(prefix)
+        if not folder.is_dir():
+            return []
+        keys = [
+            (Path(current) / name).relative_to(self.root).as_posix()
+            for current, _dirs, files in os.walk(folder)
+            for name in files
+        ]
+        return sorted(keys)
 
     def local_path(self, key: str) -> Path:
         """The folder or file of ``key``."""

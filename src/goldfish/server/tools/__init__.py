@@ -3,6 +3,7 @@
 from goldfish.server.toolkit import ToolRegistry
 from goldfish.server.tools import (
     analysis,
+    cloud,
     data,
     infra,
     memory,
@@ -14,7 +15,7 @@ from goldfish.server.tools import (
     workspaces,
 )
 
-AREAS = (orientation, project, workspaces, versions, runs, analysis, data, memory, records, infra)
+AREAS = (orientation, project, workspaces, versions, runs, analysis, data, memory, records, infra, cloud)
 
 
 def register_all(registry: ToolRegistry) -> None:

@@ -1,0 +1,403 @@
+"""GceBackend: stage attempts on Compute Engine VMs, watched through the bucket.
+
+``prepare`` builds the stage image with the local engine and pushes it to
+``gce.image_registry``. ``launch`` uploads the bundle, inputs and ``job.json``, then hands the
+job to a warm VM (ack within a bounded wait) or launches a VM cold (zones in order, spot →
+on-demand). ``status`` reads the run's exit code, preemption and failure objects, the VM's
+state and the heartbeat age — a handful of single-object reads, whatever the number of runs —
+and mirrors the logs into the local run folder so metrics and heartbeats flow as they do
+locally. The VM never calls the Compute API: the server deletes what it owns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+from goldfish.backends.container import Limits
+from goldfish.backends.docker import CONTAINER_UID, project_label
+from goldfish.backends.docker_images import StageImageRequest, connect, ensure_stage_image, push_image
+from goldfish.backends.gce.config_check import missing_gce_settings
+from goldfish.backends.gce.instances import InstanceBody, body_from_profile, instance_name, label_value
+from goldfish.backends.gce.jobs import JobInput, JobSettings, VmJob, build_job, bundle
+from goldfish.backends.gce.launcher import launch_cold
+from goldfish.backends.gce.startup import startup_files
+from goldfish.backends.gce.warm_pool import WarmPoolService
+from goldfish.backends.profiles import Profile, get_profile
+from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilities, Handle, OnBuild
+from goldfish.backends.spec import RunSpec, read_log
+from goldfish.db.warm_pool import WarmPoolRepository
+from goldfish.errors import GoldfishError
+from goldfish.storage.paths import RunPaths
+from goldfish.storage.protocol import Storage
+from goldfish.timeutil import now_iso, parse_iso
+
+log = logging.getLogger("goldfish.gce")
+BOOT_GRACE_SECONDS = 600
+DEFAULT_PROFILE = "cpu-large"
+MIRRORED = ("stdout", "stderr", "metrics", "stage_heartbeat")
+_LOCAL_NAMES = {
+    "stdout": "stdout.log",
+    "stderr": "stderr.log",
+    "metrics": "metrics.jsonl",
+    "stage_heartbeat": "heartbeat.json",
+}
+
+
+class GceNotConfiguredError(GoldfishError):
+    """goldfish.yaml lacks what the gce backend needs."""
+
+    code = "GCE_NOT_CONFIGURED"
+    default_remedy = "Set the keys in details.missing in goldfish.yaml (`goldfish doctor` checks them)."
+
+
+class GceBackend:
+    """Runs each stage attempt in a container on a Compute Engine VM."""
+
+    name = "gce"
+    capabilities = Capabilities(gpu=True, isolation="vm", survives_server_restart=True)
+
+    def __init__(self, settings: BackendSettings) -> None:
+        self._settings = settings
+        self._config = settings.config
+        self._project = project_label(settings.project_root)
+        self._api_obj: Any = None
+        self._api_lock = threading.Lock()
+        self._checked: dict[str, float] = {}
+        self._pool: WarmPoolService | None = None
+
+    # -- wiring -------------------------------------------------------------------------------
+    @property
+    def storage(self) -> Storage:
+        """The project's store, which must be GCS for VMs to reach it."""
+        storage = self._settings.storage
+        if storage is None or storage.scheme != "gs":
+            raise GceNotConfiguredError(
+                "The gce backend keeps job files, logs and outputs in Cloud Storage, but storage.backend "
+                "is not gcs.",
+                details={"missing": ["storage.backend: gcs", "storage.gcs.bucket"]},
+            )
+        return storage
+
+    def api(self) -> Any:
+        """The Compute adapter, created on first use (importing the client library is slow)."""
+        with self._api_lock:
+            if self._api_obj is None:
+                from goldfish.backends.gce.compute import ComputeApi  # noqa: PLC0415
+
+                self._api_obj = ComputeApi(str(self._config.gce.project_id), self._config.gce.api_endpoint)
+            return self._api_obj
+
+    @property
+    def pool(self) -> WarmPoolService:
+        """The project's warm pool."""
+        if self._pool is None:
+            if self._settings.db is None:
+                raise GoldfishError("The gce backend needs the project database for its warm pool.")
+            self._pool = WarmPoolService(
+                self._config.gce.warm_pool,
+                WarmPoolRepository(self._settings.db),
+                lambda: self.storage,
+                self.api,
+            )
+        return self._pool
+
+    def _check_config(self) -> None:
+        missing = missing_gce_settings(self._config)
+        if missing:
+            raise GceNotConfiguredError(
+                f"The gce backend is not configured: missing {', '.join(missing)}.",
+                details={"missing": missing},
+            )
+
+    def profile(self, spec: RunSpec) -> Profile:
+        """The stage's resource profile (``cpu-large`` when it names none)."""
+        return get_profile(self._config, spec.profile or DEFAULT_PROFILE)
+
+    # -- protocol -------------------------------------------------------------------------------
+    def prepare(self, spec: RunSpec, on_build: OnBuild) -> RunSpec:
+        """Build or reuse the stage image locally, then push it where the VMs pull from."""
+        self._check_config()
+        _ = self.storage
+        requirements = spec.code_dir / "requirements.txt"
+        request = StageImageRequest(
+            base_image=self._config.docker.base_image,
+            requirements=requirements.read_bytes() if requirements.is_file() else None,
+            workspace=spec.workspace,
+            stage_run_id=spec.stage_run_id,
+            log_file=spec.logs_dir / "build.log",
+        )
+        client = connect()
+        local = ensure_stage_image(client, self._settings.builds, self._settings.locks, request, on_build)
+        remote = push_image(client, local, str(self._config.gce.image_registry))
+        return replace(spec, image=remote)
+
+    def launch(self, spec: RunSpec) -> Handle:
+        """Upload the job and start it on a warm VM or a new one; the handle names the VM."""
+        if spec.image is None:
+            raise GoldfishError("The stage image was not prepared before launch.")
+        profile = self.profile(spec)
+        attempt = spec.attempt
+        job = self._upload_job(spec, profile, attempt)
+        job_value = json.dumps(
+            {"stage_run_id": spec.stage_run_id, "attempt": attempt, "job_uri": job.document["job_uri"]}
+        )
+        base = {
+            "backend": self.name,
+            "stage_run_id": spec.stage_run_id,
+            "attempt": attempt,
+            "profile": profile.name,
+            "logs_dir": str(spec.logs_dir),
+            "outputs_dir": str(spec.outputs_dir),
+            "outputs": list(spec.outputs),
+            "log_sync_interval": self._config.defaults.log_sync_interval,
+            "launched_at": now_iso(),
+        }
+        if self.pool.serves(profile.name):
+            handover = self.pool.hand_over(profile.name, spec.stage_run_id, attempt, job_value, spec.image)
+            if handover is not None:
+                row = handover.instance
+                return {
+                    **base,
+                    "instance": row.name,
+                    "zone": row.zone,
+                    "spot": row.spot,
+                    "pool": "warm",
+                    "created": False,
+                    "tries": [],
+                    "handover_seconds": round(handover.waited_seconds, 3),
+                }
+        return {**base, **self._launch_cold(spec, profile, job_value)}
+
+    def find(self, stage_run_id: str) -> Handle | None:
+        """Attempts are found through their recorded handle; a VM without one is reaped, not adopted."""
+        return None
+
+    def status(self, handle: Handle) -> BackendStatus:
+        """Exit code, preemption or failure object, then VM state and heartbeat age."""
+        run_id = str(handle["stage_run_id"])
+        interval = float(self._config.gce.poll_interval_seconds)
+        last = self._checked.get(run_id)
+        if last is not None and time.monotonic() - last < interval:
+            return BackendStatus("running")
+        self._checked[run_id] = time.monotonic()
+        paths = RunPaths(run_id)
+        ended = self._ended(handle, paths)
+        if ended is not None:
+            return ended
+        info = self.api().get(str(handle["zone"]), str(handle["instance"]))
+        if info is None or info.status in ("TERMINATED", "STOPPING", "STOPPED", "SUSPENDED"):
+            ended = self._ended(handle, paths)  # it may have finished just before powering off
+            return ended or BackendStatus("lost", detail="the VM is gone and left no exit code")
+        self._mirror_logs(handle, paths)
+        stale = self._stale_heartbeat(handle, paths)
+        if stale is not None:
+            return BackendStatus("lost", detail=stale)
+        return BackendStatus("running")
+
+    def logs(self, handle: Handle, stream: Literal["stdout", "stderr"], offset: int) -> tuple[str, int]:
+        """Log text from the local mirror (refreshed by every status check)."""
+        return read_log(Path(handle["logs_dir"]), stream, offset)
+
+    def cancel(self, handle: Handle, grace_seconds: float = 5.0) -> None:
+        """Delete the VM (a warm one leaves the pool): the server deletes any VM whose job it cancels."""
+        self._checked.pop(str(handle["stage_run_id"]), None)
+        if handle.get("pool") == "warm" and self.pool.discard(str(handle["instance"]), "run canceled"):
+            return
+        self.api().delete(str(handle["zone"]), str(handle["instance"]), wait=False)
+
+    def cleanup(self, handle: Handle) -> None:
+        """A finished warm VM goes back to the pool idle; any other VM of the run is deleted."""
+        run_id = str(handle["stage_run_id"])
+        self._checked.pop(run_id, None)
+        name = str(handle["instance"])
+        finished = self.storage.exists(RunPaths(run_id).exit_code)
+        if handle.get("pool") == "warm" and finished and self.pool.release(name, run_id):
+            return
+        if handle.get("pool") == "warm":
+            self.pool.discard(name, f"run {run_id} ended without a clean finish")
+            return
+        self.api().delete(str(handle["zone"]), name, wait=False)
+
+    # -- launch ----------------------------------------------------------------------------------
+    def _upload_job(self, spec: RunSpec, profile: Profile, attempt: int) -> VmJob:
+        storage = self.storage
+        paths = RunPaths(spec.stage_run_id)
+        storage.write_bytes(paths.bundle, bundle(spec))
+        inputs = [self._stage_input(spec, name, uri) for name, uri in sorted(spec.input_uris.items())]
+        docker = self._config.docker
+        settings = JobSettings(
+            image=str(spec.image),
+            limits=Limits(
+                memory=docker.memory,
+                cpus=docker.cpus,
+                pids=docker.pids_limit,
+                network=docker.network,
+                gpus=profile.gpu_count,
+            ),
+            user=f"{CONTAINER_UID}:{CONTAINER_UID}",
+            project_label=self._project,
+            log_sync_interval=self._config.defaults.log_sync_interval,
+            gpu_count=profile.gpu_count,
+            outputs=tuple(spec.outputs),
+        )
+        job = build_job(spec, attempt, inputs, settings, storage)
+        if job.secrets:
+            storage.write_bytes(paths.secrets, json.dumps(job.secrets).encode())
+        document = {**job.document, "job_uri": storage.uri(paths.job)}
+        for key in (paths.exit_code, paths.preempted, paths.failure, paths.ack):
+            storage.delete(key)  # an earlier attempt's objects must not speak for this one
+        storage.write_bytes(paths.job, json.dumps(document, indent=1).encode())
+        return VmJob(document=document, secrets=job.secrets)
+
+    def _stage_input(self, spec: RunSpec, name: str, uri: str) -> JobInput:
+        """A ``gs://`` input as it is; a local one uploaded under the run's own keys first."""
+        if uri.startswith("gs://"):
+            in_store = self.storage.key_of(uri.rstrip("/"))
+            is_dir = uri.endswith("/") or (in_store is not None and bool(self.storage.list_keys(in_store)))
+            return JobInput(name, uri.rstrip("/") + "/" if is_dir else uri, "dir" if is_dir else "file")
+        local = spec.inputs.get(name)
+        if local is None or not local.exists():
+            raise GoldfishError(
+                f"Input '{name}' ({uri}) is not in Cloud Storage and not readable here, so no VM can get it.",
+                details={"input": name, "uri": uri},
+            )
+        key = RunPaths(spec.stage_run_id).staged_input(name)
+        if local.is_dir():
+            self.storage.put_dir(local, key)
+            return JobInput(name, self.storage.uri(key) + "/", "dir")
+        self.storage.put_file(local, key)
+        return JobInput(name, self.storage.uri(key), "file")
+
+    def _launch_cold(self, spec: RunSpec, profile: Profile, job_value: str) -> dict[str, Any]:
+        name = instance_name()
+        zones = list(profile.zones)
+        warm = self.pool.serves(profile.name) and self.pool.register(
+            name, zones[0], profile.name, spot=profile.spot, run_id=spec.stage_run_id, image=str(spec.image)
+        )
+        metadata = {
+            "startup-script": startup_files().startup_script,
+            "goldfish-agent": startup_files().agent,
+            "goldfish-job": job_value,
+        }
+        if warm:
+            metadata["goldfish-warm"] = self.pool.warm_metadata(name)
+        labels = {
+            "goldfish-project": label_value(self._project),
+            "goldfish-run": label_value(spec.stage_run_id),
+            "goldfish-pool": "warm" if warm else "cold",
+        }
+
+        def make_body(zone: str, spot: bool) -> InstanceBody:
+            return body_from_profile(
+                profile,
+                zone=zone,
+                spot=spot,
+                name=name,
+                metadata=metadata,
+                labels=labels,
+                service_account=self._config.gce.service_account,
+            )
+
+        try:
+            result = launch_cold(
+                self.api(),
+                zones,
+                spot=profile.spot,
+                on_demand_fallback=profile.on_demand_fallback,
+                make_body=make_body,
+                avoid_zones=spec.avoid_zones,
+            )
+        except GoldfishError as exc:
+            if warm:
+                self.pool.launch_failed(name, exc.message)
+            raise
+        if warm:
+            self.pool.launched(name, result.zone, result.spot)
+        return {
+            "instance": result.name,
+            "zone": result.zone,
+            "spot": result.spot,
+            "pool": "warm" if warm else "cold",
+            "created": result.created,
+            "tries": [vars(item) for item in result.tries if item.category is not None],
+        }
+
+    # -- status ----------------------------------------------------------------------------------
+    def _ended(self, handle: Handle, paths: RunPaths) -> BackendStatus | None:
+        storage = self.storage
+        attempt = int(handle.get("attempt", 1))
+        raw = storage.read_bytes(paths.exit_code)
+        if raw is not None:
+            self._mirror_logs(handle, paths)
+            self._fetch_outputs(handle, paths)
+            try:
+                return BackendStatus("exited", exit_code=int(raw.decode().strip()))
+            except ValueError:
+                return BackendStatus("lost", detail=f"the VM wrote an unreadable exit code: {raw[:40]!r}")
+        for key, state in ((paths.preempted, "preempted"), (paths.failure, "infra_error")):
+            report = _json_object(storage.read_bytes(key))
+            if report is not None and int(report.get("attempt", attempt)) == attempt:
+                self._mirror_logs(handle, paths)
+                detail = str(report.get("reason") or f"the VM of attempt {attempt} was preempted")
+                return BackendStatus(state, detail=detail[:2000])  # type: ignore[arg-type]
+        return None
+
+    def _mirror_logs(self, handle: Handle, paths: RunPaths) -> None:
+        """Append what is new in the bucket's log objects to the local copies (logs only grow)."""
+        logs_dir = Path(handle["logs_dir"])
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        keys = {
+            "stdout": paths.stdout,
+            "stderr": paths.stderr,
+            "metrics": paths.metrics,
+            "stage_heartbeat": paths.stage_heartbeat,
+        }
+        for item in MIRRORED:
+            local = logs_dir / _LOCAL_NAMES[item]
+            if item == "stage_heartbeat":
+                data = self.storage.read_bytes(keys[item])
+                if data is not None:
+                    local.write_bytes(data)
+                continue
+            size = local.stat().st_size if local.exists() else 0
+            text = self.storage.read_text(keys[item], size)
+            if text:
+                with local.open("ab") as out:
+                    out.write(text.encode("utf-8"))
+
+    def _fetch_outputs(self, handle: Handle, paths: RunPaths) -> None:
+        outputs_dir = Path(handle["outputs_dir"])
+        for signal in handle.get("outputs", []):
+            target = outputs_dir / str(signal)
+            if not target.exists():
+                self.storage.get_dir(paths.output(str(signal)), target)
+
+    def _stale_heartbeat(self, handle: Handle, paths: RunPaths) -> str | None:
+        interval = float(handle.get("log_sync_interval", 10))
+        limit = 3 * interval + 60
+        beat = _json_object(self.storage.read_bytes(paths.heartbeat))
+        if beat is not None and beat.get("at"):
+            age = time.time() - parse_iso(str(beat["at"])).timestamp()
+            if age > limit:
+                return f"no heartbeat for {age:.0f}s (limit {limit:.0f}s) while the VM runs"
+            return None
+        age = time.time() - parse_iso(str(handle["launched_at"])).timestamp()
+        if age > limit + BOOT_GRACE_SECONDS:
+            return f"the VM never sent a heartbeat in {age:.0f}s"
+        return None
+
+
+def _json_object(raw: bytes | None) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,160 @@
+"""A RunSpec as a VM job: ``job.json`` (schema_version 1), the code bundle and the secrets split.
+
+Every bucket key comes from :class:`~goldfish.storage.paths.RunPaths` and every container flag
+from :func:`~goldfish.backends.container.container_invocation`, rendered with
+:func:`~goldfish.backends.container.docker_run_argv`: the agent on the VM runs that argv as it
+is and builds no path, URI or flag itself.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from goldfish.backends.container import Limits, container_invocation, docker_run_argv
+from goldfish.backends.gce.vm.agent import SCHEMA_VERSION, job_dir
+from goldfish.backends.spec import RunSpec
+from goldfish.storage.paths import RunPaths
+from goldfish.storage.protocol import Storage
+from goldfish.validation import is_secret_name
+
+GPU_WAIT_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """One input as the VM fetches it: a ``gs://`` URI and whether it names a folder or a file."""
+
+    name: str
+    uri: str
+    kind: str  # "dir" | "file"
+
+    def as_json(self) -> dict[str, str]:
+        """The ``inputs[]`` entry of job.json."""
+        return {"name": self.name, "uri": self.uri, "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What the job needs besides the spec: image, container limits and user, timings, GPUs."""
+
+    image: str
+    limits: Limits
+    user: str
+    project_label: str
+    log_sync_interval: int
+    gpu_count: int
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VmJob:
+    """A job ready to upload: the job.json document and the secret values kept out of it."""
+
+    document: dict[str, Any]
+    secrets: dict[str, str]
+
+
+def vm_spec(spec: RunSpec, attempt: int) -> RunSpec:
+    """``spec`` with every path moved under the attempt's folder on the VM."""
+    root = Path(job_dir(spec.stage_run_id, attempt))
+    return replace(
+        spec,
+        code_dir=root / "code",
+        run_dir=root,
+        inputs={name: root / "inputs" / name for name in spec.inputs},
+        outputs_dir=root / "outputs",
+        logs_dir=root / "logs",
+        config_file=root / "config" / "config.json",
+        signals_file=root / "config" / "signals.json",
+    )
+
+
+def split_secrets(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``(plain, secret)``: values whose names look like tokens or keys never enter job.json."""
+    secret = {key: value for key, value in env.items() if is_secret_name(key)}
+    plain = {key: value for key, value in env.items() if key not in secret}
+    return plain, secret
+
+
+def build_job(
+    spec: RunSpec, attempt: int, inputs: list[JobInput], settings: JobSettings, storage: Storage
+) -> VmJob:
+    """The job.json of one attempt (URIs from RunPaths, the container from the shared builder)."""
+    paths = RunPaths(spec.stage_run_id)
+    _plain, secrets = split_secrets(spec.env)
+    on_vm = vm_spec(spec, attempt)
+    invocation = container_invocation(
+        on_vm,
+        image=settings.image,
+        user=settings.user,
+        limits=settings.limits,
+        project=settings.project_label,
+    )
+    argv = docker_run_argv(invocation, detach=False, pass_through=set(secrets))
+    visible_env = {key: value for key, value in invocation.env.items() if key not in secrets}
+    limits = settings.limits
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "stage_run_id": spec.stage_run_id,
+        "attempt": attempt,
+        "image": settings.image,
+        "command": invocation.command,
+        "env": visible_env,
+        "secrets_uri": storage.uri(paths.secrets) if secrets else None,
+        "inputs": [item.as_json() for item in inputs],
+        "outputs_uri": storage.uri(paths.outputs) + "/",
+        "outputs": list(settings.outputs),
+        "logs": {
+            "stdout": storage.uri(paths.stdout),
+            "stderr": storage.uri(paths.stderr),
+            "metrics": storage.uri(paths.metrics),
+            "exit_code": storage.uri(paths.exit_code),
+            "heartbeat": storage.uri(paths.heartbeat),
+            "ack": storage.uri(paths.ack),
+            "preempted": storage.uri(paths.preempted),
+            "failure": storage.uri(paths.failure),
+            "stage_heartbeat": storage.uri(paths.stage_heartbeat),
+        },
+        "bundle_uri": storage.uri(paths.bundle),
+        "job_dir": str(on_vm.run_dir),
+        "container_name": invocation.name,
+        "docker_run": argv,
+        "log_sync_interval": settings.log_sync_interval,
+        "timeout_seconds": spec.timeout_seconds,
+        "gpu_count": settings.gpu_count,
+        "gpu_wait_seconds": GPU_WAIT_SECONDS,
+        "container": {
+            "memory": limits.memory,
+            "cpus": limits.cpus,
+            "pids_limit": limits.pids,
+            "user": settings.user,
+            "network": "bridge" if limits.network else "none",
+        },
+    }
+    return VmJob(document=document, secrets=secrets)
+
+
+def bundle(spec: RunSpec) -> bytes:
+    """``code/…``, ``config/config.json`` and ``config/signals.json`` as one gzip tarball.
+
+    Only regular files and folders go in (a symlink in the code is refused at sync already);
+    names are relative, so the agent can check every member before extracting.
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as archive:
+        _add_tree(archive, spec.code_dir, PurePosixPath("code"))
+        archive.add(spec.config_file, arcname="config/config.json", recursive=False)
+        archive.add(spec.signals_file, arcname="config/signals.json", recursive=False)
+    return buffer.getvalue()
+
+
+def _add_tree(archive: tarfile.TarFile, folder: Path, arcname: PurePosixPath) -> None:
+    archive.add(folder, arcname=str(arcname), recursive=False)
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            continue
+        archive.add(path, arcname=str(arcname / path.relative_to(folder).as_posix()), recursive=False)

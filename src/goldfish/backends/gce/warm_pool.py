@@ -1,0 +1,285 @@
+"""The warm pool: claim an idle VM, hand it a job and wait for its ack; release, reap, clean up.
+
+The database row (``db/warm_pool.py``) is the truth about each VM; every move is a
+compare-and-set, so two servers never hand the same VM two jobs. The VM side is the agent's
+``goldfish-job`` wait loop: a handover is one ``setMetadata`` of that key, and the VM's
+``ack.json`` for the attempt is the only proof that it took the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from goldfish.config import WarmPool
+from goldfish.db.warm_pool import WarmInstanceRow, WarmPoolRepository, deadline_after
+from goldfish.errors import GoldfishError
+from goldfish.storage.paths import RunPaths
+from goldfish.storage.protocol import Storage
+from goldfish.timeutil import now_iso, parse_iso
+
+log = logging.getLogger("goldfish.gce")
+ACK_POLL_SECONDS = 0.1
+STALE_LAUNCH_SECONDS = 900
+GONE_STATES = {"TERMINATED", "STOPPING", "STOPPED", "SUSPENDED", "SUSPENDING"}
+
+
+class InstanceApi(Protocol):
+    """The part of the Compute adapter the pool uses."""
+
+    def get(self, zone: str, name: str) -> Any:
+        """The instance or None."""
+
+    def delete(self, zone: str, name: str, *, wait: bool = True) -> None:
+        """Delete (no error when gone)."""
+
+    def set_metadata(self, zone: str, name: str, items: dict[str, str | None]) -> None:
+        """Merge metadata items."""
+
+    def set_labels(self, zone: str, name: str, labels: dict[str, str]) -> None:
+        """Merge labels."""
+
+
+@dataclass(frozen=True)
+class Handover:
+    """A warm VM that accepted a job."""
+
+    instance: WarmInstanceRow
+    waited_seconds: float
+
+
+class WarmPoolService:
+    """Pool decisions for one project: membership, claim + handover, release, reaping."""
+
+    def __init__(
+        self,
+        settings: WarmPool,
+        repo: WarmPoolRepository,
+        storage: Callable[[], Storage],
+        api: Callable[[], InstanceApi],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.repo = repo
+        self._storage = storage
+        self._api = api
+        self._sleep = sleep
+
+    # -- membership -------------------------------------------------------------------------
+    def serves(self, profile: str) -> bool:
+        """True when the pool is on and covers ``profile``."""
+        return self.settings.enabled and (not self.settings.profiles or profile in self.settings.profiles)
+
+    @property
+    def idle_timeout_seconds(self) -> float:
+        """How long an idle VM waits for its next job."""
+        return self.settings.idle_timeout_minutes * 60
+
+    def warm_metadata(self, instance: str) -> str:
+        """The ``goldfish-warm`` metadata value of a pool VM."""
+        from goldfish.storage.paths import warm_state_key  # noqa: PLC0415 - keeps one import line short
+
+        return json.dumps(
+            {
+                "idle_timeout_seconds": self.idle_timeout_seconds,
+                "state_uri": self._storage().uri(warm_state_key(instance)),
+            }
+        )
+
+    def register(self, name: str, zone: str, profile: str, *, spot: bool, run_id: str, image: str) -> bool:
+        """Reserve a place for a VM about to be launched for ``run_id``; False when the pool is full."""
+        return self.repo.register(
+            name, zone, profile, spot=spot, run_id=run_id, image=image, cap=self.settings.max_instances
+        )
+
+    def launched(self, name: str, zone: str, spot: bool) -> None:
+        """The registered VM exists and runs its first job."""
+        self.repo.move(
+            name, "launching", "busy", "created", f"in {zone}", zone=zone, spot=int(spot), jobs_run=1
+        )
+
+    def launch_failed(self, name: str, error: str) -> None:
+        """The registered VM was never created."""
+        if self.repo.move(
+            name, "launching", "deleting", "launch_failed", error[:500], last_error=error[:500]
+        ):
+            self.repo.move(name, "deleting", "deleted", "never_created")
+
+    # -- handover ---------------------------------------------------------------------------
+    def hand_over(
+        self, profile: str, run_id: str, attempt: int, job_value: str, image: str
+    ) -> Handover | None:
+        """Give the job to an idle VM of ``profile`` and wait for its ack; None → launch cold.
+
+        A VM that does not ack within ``ack_timeout_seconds`` (or that is gone) is deleted and
+        the next idle one is tried, so one bad VM never costs more than one wait.
+        """
+        self.reap()
+        while True:
+            row = self.repo.claim(profile, run_id)
+            if row is None:
+                return None
+            started = time.monotonic()
+            problem = self._deliver(row, run_id, job_value)
+            if problem is None:
+                problem = self._await_ack(run_id, attempt)
+            if problem is None:
+                self.repo.move(
+                    row.name,
+                    "claimed",
+                    "busy",
+                    "ack",
+                    f"job {run_id} a{attempt}",
+                    image=image,
+                    jobs_run=row.jobs_run + 1,
+                    idle_since=None,
+                    idle_deadline=None,
+                )
+                fresh = self.repo.get(row.name) or row
+                return Handover(fresh, time.monotonic() - started)
+            log.warning("warm VM %s did not take job %s: %s", row.name, run_id, problem)
+            self._delete(row, "claimed", "no_ack", problem)
+
+    def _deliver(self, row: WarmInstanceRow, run_id: str, job_value: str) -> str | None:
+        api = self._api()
+        try:
+            info = api.get(row.zone, row.name)
+            if info is None or str(getattr(info, "status", "")) in GONE_STATES:
+                return "the VM is no longer running"
+            from goldfish.backends.gce.instances import label_value  # noqa: PLC0415
+
+            api.set_labels(row.zone, row.name, {"goldfish-run": label_value(run_id)})
+            api.set_metadata(row.zone, row.name, {"goldfish-job": job_value})
+        except GoldfishError as exc:
+            return exc.message
+        return None
+
+    def _await_ack(self, run_id: str, attempt: int) -> str | None:
+        deadline = time.monotonic() + self.settings.ack_timeout_seconds
+        key = RunPaths(run_id).ack
+        while time.monotonic() < deadline:
+            raw = self._storage().read_bytes(key)
+            if raw:
+                try:
+                    ack = json.loads(raw)
+                except ValueError:
+                    ack = {}
+                if isinstance(ack, dict) and ack.get("attempt") == attempt:
+                    return None
+            self._sleep(ACK_POLL_SECONDS)
+        return f"no ack within {self.settings.ack_timeout_seconds:g}s"
+
+    # -- reports ----------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        """Enabled, caps, and the live VMs by state with profile, zone, idle time and current run."""
+        instances = []
+        by_state: dict[str, int] = {}
+        for row in self.repo.live():
+            by_state[row.state] = by_state.get(row.state, 0) + 1
+            instances.append(
+                {
+                    "name": row.name,
+                    "state": row.state,
+                    "profile": row.profile,
+                    "zone": row.zone,
+                    "spot": row.spot,
+                    "current_run": row.current_run,
+                    "jobs_run": row.jobs_run,
+                    "idle_seconds": round(_age(row.idle_since), 1) if row.idle_since else None,
+                    "idle_deadline": row.idle_deadline,
+                    "last_error": row.last_error,
+                }
+            )
+        return {
+            "enabled": self.settings.enabled,
+            "max_instances": self.settings.max_instances,
+            "idle_timeout_minutes": self.settings.idle_timeout_minutes,
+            "profiles": list(self.settings.profiles),
+            "by_state": by_state,
+            "instances": instances,
+        }
+
+    # -- after a job ------------------------------------------------------------------------
+    def release(self, name: str, run_id: str) -> bool:
+        """The VM finished ``run_id`` and waits for the next job (busy → idle)."""
+        row = self.repo.get(name)
+        if row is None or row.state != "busy" or row.current_run != run_id:
+            return False
+        return self.repo.move(
+            name,
+            "busy",
+            "idle",
+            "job_done",
+            f"finished {run_id}",
+            current_run=None,
+            idle_since=now_iso(),
+            idle_deadline=deadline_after(self.idle_timeout_seconds),
+        )
+
+    def discard(self, name: str, reason: str) -> bool:
+        """Delete a pool VM whatever it is doing (cancel, lost run, cleanup with force)."""
+        row = self.repo.get(name)
+        if row is None or row.state in ("deleted",):
+            return False
+        source = row.state
+        if source in ("busy", "launching"):
+            target = "draining" if source == "busy" else "deleting"
+            if not self.repo.move(name, source, target, "discard", reason):  # type: ignore[arg-type]
+                return False
+            source = target
+        if source == "draining" and not self.repo.move(name, "draining", "deleting", "discard", reason):
+            return False
+        if source in ("idle", "claimed") and not self.repo.move(name, source, "deleting", "discard", reason):
+            return False
+        self._finish_delete(row, reason)
+        return True
+
+    def reap(self) -> list[str]:
+        """Delete idle VMs past their deadline and repair rows whose VM is gone; the names handled."""
+        handled = []
+        for row in self.repo.expired_idle():
+            if self._delete(row, "idle", "idle_timeout", "idle deadline passed"):
+                handled.append(row.name)
+        for row in self.repo.live():
+            if row.state == "launching" and _age(row.updated_at) > STALE_LAUNCH_SECONDS:
+                self.launch_failed(row.name, "the launch never finished")
+                handled.append(row.name)
+            elif row.state == "deleting":
+                self._finish_delete(row, "finishing an earlier delete")
+                handled.append(row.name)
+        return handled
+
+    def cleanup(self, *, force: bool) -> list[str]:
+        """Delete idle VMs (and, with ``force``, busy ones too); returns the names deleted."""
+        deleted = self.reap()
+        for row in self.repo.live():
+            if row.name in deleted:
+                continue
+            wanted = row.state == "idle" or (
+                force and row.state in ("busy", "claimed", "draining", "launching")
+            )
+            if wanted and self.discard(row.name, "warm_pool_cleanup" + (" (force)" if force else "")):
+                deleted.append(row.name)
+        return deleted
+
+    def _delete(self, row: WarmInstanceRow, source: str, event: str, detail: str) -> bool:
+        if not self.repo.move(row.name, source, "deleting", event, detail[:500], last_error=detail[:500]):
+            return False
+        self._finish_delete(row, detail)
+        return True
+
+    def _finish_delete(self, row: WarmInstanceRow, detail: str) -> None:
+        try:
+            self._api().delete(row.zone, row.name, wait=True)
+        except GoldfishError as exc:
+            log.warning("could not delete warm VM %s yet: %s", row.name, exc.message)
+            return
+        self.repo.move(row.name, "deleting", "deleted", "deleted", detail[:500])
+
+
+def _age(at: str) -> float:
+    return time.time() - parse_iso(at).timestamp()

@@ -1,0 +1,123 @@
+"""A Goldfish project wired to the GCE simulator: fake Compute API, GCS emulator, local registry.
+
+Every piece the production code talks to is reached only through the contract's overrides
+(``gce.api_endpoint``, ``STORAGE_EMULATOR_HOST``, ``GCE_METADATA_HOST`` in each sandbox): the
+backend under test runs its production path, and each "VM" executes the real startup script
+and agent, whose ``docker run`` goes to the local engine after a pull from the local registry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from goldfish.project import initialize_project
+from goldfish.storage.gcs import GcsStorage
+from tests.conftest import set_finalization_gate, use_backend
+from tests.fakes.fake_compute import FakeCompute
+from tests.fakes.gcs_emulator import GcsBucket
+from tests.fakes.registry import LocalRegistry
+
+ZONES = ["us-central1-a", "us-central1-b", "us-central1-c"]
+PROFILE = "sim-cpu"
+
+ONE_STAGE = """\
+name: cloud
+stages:
+  - name: train
+    outputs:
+      model: {type: directory}
+"""
+
+TWO_STAGES = """\
+name: cloud
+stages:
+  - name: prep
+    outputs:
+      features: {type: npy}
+  - name: train
+    inputs:
+      features: {type: npy, from_stage: prep}
+    outputs:
+      model: {type: directory}
+"""
+
+
+@dataclass
+class GceWorld:
+    """The simulator pieces and the project using them."""
+
+    root: Path
+    compute: FakeCompute
+    bucket: GcsBucket
+    registry: LocalRegistry
+
+    def storage(self) -> GcsStorage:
+        """The project's bucket, through the production adapter."""
+        return GcsStorage(self.bucket.name, "proj", "fake-project")
+
+    def configure(self, **warm_pool: Any) -> None:
+        """Rewrite goldfish.yaml's gce/storage sections (warm pool settings as keyword arguments)."""
+        path = self.root / "goldfish.yaml"
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config["storage"] = {"backend": "gcs", "gcs": {"bucket": self.bucket.name, "prefix": "proj"}}
+        config["gce"] = {
+            "project_id": self.compute.project,
+            "zones": ZONES,
+            "api_endpoint": self.compute.endpoint,
+            "image_registry": f"{self.registry.address}/goldfish",
+            "poll_interval_seconds": 0.2,
+            "profile_overrides": {
+                PROFILE: {"machine_type": "e2-small", "image_family": "debian-12", "spot": True,
+                          "on_demand_fallback": True},
+            },
+            "warm_pool": {"enabled": False, **warm_pool},
+        }  # fmt: skip
+        config.setdefault("defaults", {})["log_sync_interval"] = 1
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    def job(self, stage_run_id: str) -> dict[str, Any]:
+        """The job.json the server wrote for a stage run."""
+        raw = self.storage().read_bytes(f"runs/{stage_run_id}/job.json")
+        assert raw is not None, f"no job.json for {stage_run_id}"
+        document: dict[str, Any] = json.loads(raw)
+        return document
+
+    def consoles(self) -> str:
+        """Every sandbox's console (for failure messages)."""
+        return "\n".join(
+            f"--- {name}\n{inst.console()[-3000:]}" for name, inst in self.compute.instances.items()
+        )
+
+
+def make_world(tmp_path: Path, compute: FakeCompute, bucket: GcsBucket, registry: LocalRegistry) -> GceWorld:
+    """A fresh project whose stages with profile ``sim-cpu`` run on the simulator."""
+    root = tmp_path / "project"
+    initialize_project(str(root), "gceproj")
+    set_finalization_gate(root, enabled=False)
+    use_backend(root, "process")
+    world = GceWorld(root, compute, bucket, registry)
+    world.configure()
+    return world
+
+
+def gce_config(**extra: Any) -> dict[str, Any]:
+    """A stage config that runs on the simulator."""
+    return {"compute": {"profile": PROFILE}, **extra}
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Poll ``condition`` until truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
