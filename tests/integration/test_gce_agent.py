@@ -485,11 +485,10 @@ def test_cold_job_when_started_by_the_startup_script_streams_logs_uploads_output
     assert (tmp_path / "agent-home" / "agent.py").read_bytes() == AGENT.read_bytes()
 
 
-def test_warm_vm_when_jobs_arrive_runs_each_on_its_own_paths_then_stops_at_its_idle_deadline(vm: Vm) -> None:
+def test_warm_vm_when_jobs_arrive_runs_each_with_its_own_image_on_its_own_paths(vm: Vm) -> None:
     state_key = f"warm/{INSTANCE}/state.json"
-    vm.metadata.set_attribute(
-        "goldfish-warm", json.dumps({"idle_timeout_seconds": 4, "state_uri": vm.uri(state_key)})
-    )
+    warm = {"idle_timeout_seconds": 120, "state_uri": vm.uri(state_key)}
+    vm.metadata.set_attribute("goldfish-warm", json.dumps(warm))
     first, second = "stage-aaaa00000001", "stage-bbbb00000002"
     vm.metadata.set_attribute("goldfish-job", vm.put_job(first))
     vm.start()
@@ -500,28 +499,44 @@ def test_warm_vm_when_jobs_arrive_runs_each_on_its_own_paths_then_stops_at_its_i
         lambda: (vm.read_json(state_key) or {}).get("state") == "idle" and vm.read_json(state_key),
     )
     assert idle["run_id"] is None and ISO_UTC.fullmatch(idle["idle_deadline"])
+    second_image = "registry.local:5000/goldfish/stage:v2"
     vm.metadata.set_attribute(
-        "goldfish-job",
-        vm.put_job(second, image="registry.local:5000/goldfish/stage:v2", stage_env={"STAGE_EXIT": "3"}),
+        "goldfish-job", vm.put_job(second, image=second_image, stage_env={"STAGE_EXIT": "3"})
     )
     wait_for("the second exit code", lambda: vm.read(f"runs/{second}/logs/exit_code.txt"))
+    wait_for("idle again", lambda: (vm.read_json(state_key) or {}).get("state") == "idle")
     # The same job handed over again is not run twice.
     again = {"stage_run_id": first, "attempt": 1, "job_uri": vm.uri(f"runs/{first}/job.json")}
     vm.metadata.set_attribute("goldfish-job", json.dumps(again))
+    wait_for("the repeat to be ignored", lambda: "already run, ignored" in vm.console_text())
 
-    assert vm.wait_exit() == 0
     assert vm.read(f"runs/{first}/logs/exit_code.txt") == b"0"
     assert vm.read(f"runs/{second}/logs/exit_code.txt") == b"3"
     assert vm.read(f"runs/{second}/outputs/score/score") == b"0.9"
     assert b"stage done" in (vm.read(f"runs/{second}/logs/stdout.log") or b"")
     assert vm.read_json(f"runs/{second}/ack.json")["attempt"] == 1
     pulls = [call["argv"][2] for call in vm.docker_calls() if call["argv"][1] == "pull"]
-    assert pulls == ["registry.local:5000/goldfish/stage:v1", "registry.local:5000/goldfish/stage:v2"]
+    assert pulls == ["registry.local:5000/goldfish/stage:v1", second_image]
     runs = [call["argv"] for call in vm.docker_calls() if call["argv"][1] == "run"]
-    assert len(runs) == 2 and f"goldfish-{second}" in runs[1]
-    assert vm.read_json(state_key)["state"] == "stopped"
-    assert vm.power_calls() == ["poweroff "]
+    assert len(runs) == 2 and f"goldfish-{second}" in runs[1] and second_image in runs[1]
     assert not (vm.root / first).exists()  # the previous job's folder is cleared
+    assert vm.power_calls() == []
+    assert vm.process is not None and vm.process.poll() is None
+
+
+def test_warm_vm_when_its_idle_deadline_passes_reports_stopped_and_powers_off(vm: Vm) -> None:
+    state_key = f"warm/{INSTANCE}/state.json"
+    warm = {"idle_timeout_seconds": 2, "state_uri": vm.uri(state_key)}
+    vm.metadata.set_attribute("goldfish-warm", json.dumps(warm))
+    run_id = "stage-cccc00000003"
+    vm.metadata.set_attribute("goldfish-job", vm.put_job(run_id))
+    vm.start()
+
+    assert vm.wait_exit() == 0
+    assert vm.read(f"runs/{run_id}/logs/exit_code.txt") == b"0"
+    stopped = vm.read_json(state_key)
+    assert stopped["state"] == "stopped" and stopped["run_id"] is None
+    assert vm.power_calls() == ["poweroff "]
 
 
 def test_preemption_when_notice_arrives_mid_run_kills_the_container_and_writes_no_exit_code(

@@ -14,7 +14,7 @@ import pytest
 
 from goldfish.backends.docker_images import DockerUnavailableError, docker_ready
 from goldfish.backends.factory import BackendRegistry, available_backends, resolve_backend_name
-from goldfish.backends.gce.backend import GceNotConfiguredError
+from goldfish.backends.gce.config_check import GceNotConfiguredError
 from goldfish.backends.protocol import BackendSettings
 from goldfish.config import GoldfishConfig
 from goldfish.errors import InvalidArgumentError

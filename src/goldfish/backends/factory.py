@@ -6,17 +6,23 @@ from collections.abc import Callable
 
 from goldfish.backends.docker import DockerBackend
 from goldfish.backends.docker_images import DockerUnavailableError, docker_ready
-from goldfish.backends.gce.backend import GceBackend, GceNotConfiguredError
-from goldfish.backends.gce.config_check import missing_gce_settings
+from goldfish.backends.gce.config_check import GceNotConfiguredError, missing_gce_settings
 from goldfish.backends.process import ProcessBackend
 from goldfish.backends.protocol import BackendSettings, RunBackend
 from goldfish.config import GoldfishConfig
 from goldfish.errors import InvalidArgumentError, suggestion_suffix
 
+
+def _gce(settings: BackendSettings) -> RunBackend:
+    from goldfish.backends.gce.backend import GceBackend  # noqa: PLC0415 - only projects on GCE load it
+
+    return GceBackend(settings)
+
+
 _FACTORIES: dict[str, Callable[[BackendSettings], RunBackend]] = {
     "process": ProcessBackend,
     "docker": DockerBackend,
-    "gce": GceBackend,
+    "gce": _gce,
 }
 _NEEDS_ENGINE = {"docker"}
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from goldfish.backends.container import Limits
 from goldfish.backends.docker import CONTAINER_UID, project_label
 from goldfish.backends.docker_images import StageImageRequest, connect, ensure_stage_image, push_image
-from goldfish.backends.gce.config_check import missing_gce_settings
+from goldfish.backends.gce.config_check import GceNotConfiguredError, missing_gce_settings
 from goldfish.backends.gce.instances import InstanceBody, body_from_profile, instance_name, label_value
 from goldfish.backends.gce.jobs import JobInput, JobSettings, VmJob, build_job, bundle
 from goldfish.backends.gce.launcher import launch_cold
@@ -30,7 +30,7 @@ from goldfish.backends.gce.startup import startup_files
 from goldfish.backends.gce.warm_pool import WarmPoolService
 from goldfish.backends.profiles import Profile, get_profile
 from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilities, Handle, OnBuild
-from goldfish.backends.spec import RunSpec, read_log
+from goldfish.backends.spec import RunSpec, check_env, read_log
 from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.errors import GoldfishError
 from goldfish.storage.paths import RunPaths
@@ -47,13 +47,6 @@ _LOCAL_NAMES = {
     "metrics": "metrics.jsonl",
     "stage_heartbeat": "heartbeat.json",
 }
-
-
-class GceNotConfiguredError(GoldfishError):
-    """goldfish.yaml lacks what the gce backend needs."""
-
-    code = "GCE_NOT_CONFIGURED"
-    default_remedy = "Set the keys in details.missing in goldfish.yaml (`goldfish doctor` checks them)."
 
 
 class GceBackend:
@@ -141,6 +134,7 @@ class GceBackend:
         """Upload the job and start it on a warm VM or a new one; the handle names the VM."""
         if spec.image is None:
             raise GoldfishError("The stage image was not prepared before launch.")
+        check_env(spec.env)  # a bad key or value is refused before anything reaches the bucket
         profile = self.profile(spec)
         attempt = spec.attempt
         job = self._upload_job(spec, profile, attempt)

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from goldfish.config import GoldfishConfig
+from goldfish.errors import GoldfishError
+
+
+class GceNotConfiguredError(GoldfishError):
+    """goldfish.yaml lacks what the gce backend needs."""
+
+    code = "GCE_NOT_CONFIGURED"
+    default_remedy = "Set the keys in details.missing in goldfish.yaml (`goldfish doctor` checks them)."
 
 
 def missing_gce_settings(config: GoldfishConfig) -> list[str]:

@@ -1485,9 +1485,13 @@ class Agent:
 
     def _is_new(self, value: str) -> bool:
         try:
-            return parse_job_pointer(value).key not in self._done
+            key = parse_job_pointer(value).key
         except JobRefused:
             return True  # _handle reports it
+        if key in self._done:
+            log.info("goldfish-job names %s attempt %d again: already run, ignored", *key)
+            return False
+        return True
 
     def _wait_for_job(self, etag: str) -> tuple[str, str] | None:
         """Wait for a new goldfish-job until the idle deadline (warm) or the first-job wait (cold)."""
