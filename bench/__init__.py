@@ -12,6 +12,7 @@ BENCHMARKS: dict[str, str] = {
     "metrics_ingest": "bench.metrics_ingest",
     "cache_hit": "bench.cache_hit",
     "vs_dvc": "bench.vs_dvc",
+    "warm_pool": "bench.warm_pool",
 }
 
 

@@ -22,6 +22,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,14 +70,18 @@ def _answers(port: int) -> bool:
         return False
 
 
+class EmulatorError(RuntimeError):
+    """The emulator could not be started."""
+
+
 def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    """Poll (bounded) until the emulator accepts connections; fail with its log otherwise."""
+    """Poll (bounded) until the emulator accepts connections; raise with its log otherwise."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not _answers(port):
         if process.poll() is not None or time.monotonic() > deadline:
             what = f"exited with {process.returncode}" if process.returncode is not None else "is silent"
             output = log.read_text(encoding="utf-8", errors="replace")
-            pytest.fail(f"gcp-storage-emulator {what} (port {port}); its log:\n{output}")
+            raise EmulatorError(f"gcp-storage-emulator {what} (port {port}); its log:\n{output}")
         time.sleep(0.05)
 
 
@@ -89,14 +94,19 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="session")
-def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
-    """Start ``gcp-storage-emulator --in-memory`` on a free loopback port for the whole session."""
+@contextmanager
+def start_emulator(workdir: Path) -> Iterator[GcsEmulator]:
+    """Run ``gcp-storage-emulator --in-memory`` on a free loopback port while the block runs.
+
+    Raises:
+        EmulatorError: when the executable is missing or the emulator does not come up.
+    """
     executable = Path(sys.executable).parent / "gcp-storage-emulator"
     if not executable.exists():
-        pytest.fail(f"{executable} is missing: install the dev extra (pip install -e '.[dev]').")
+        raise EmulatorError(f"{executable} is missing: install the dev extra (pip install -e '.[dev]').")
     port = _free_port()
-    log = tmp_path_factory.mktemp("gcs-emulator") / "emulator.log"
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = workdir / "emulator.log"
     command = [str(executable), "start", "--host", _LOOPBACK, "--port", str(port), "--in-memory"]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -107,10 +117,25 @@ def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulat
         _stop(process)
 
 
+def create_bucket(emulator: GcsEmulator, prefix: str = "goldfish-test") -> str:
+    """Create a uniquely named bucket (``STORAGE_EMULATOR_HOST`` must point at ``emulator``)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:16]}"
+    GcsStorage(name).client.create_bucket(name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsEmulator]:
+    """The emulator for the whole session."""
+    try:
+        with start_emulator(tmp_path_factory.mktemp("gcs-emulator")) as emulator:
+            yield emulator
+    except EmulatorError as exc:
+        pytest.fail(str(exc))
+
+
 @pytest.fixture
 def gcs_bucket(gcs_emulator: GcsEmulator, monkeypatch: pytest.MonkeyPatch) -> GcsBucket:
     """A new uniquely named bucket; the test sees ``STORAGE_EMULATOR_HOST`` pointing at the emulator."""
     monkeypatch.setenv(EMULATOR_ENV, gcs_emulator.host)
-    name = f"goldfish-test-{uuid.uuid4().hex[:16]}"
-    GcsStorage(name).client.create_bucket(name)
-    return GcsBucket(gcs_emulator.host, name)
+    return GcsBucket(gcs_emulator.host, create_bucket(gcs_emulator))

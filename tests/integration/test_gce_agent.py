@@ -626,3 +626,18 @@ def test_agent_storage_when_files_are_large_or_empty_uploads_them_resumably(
     with pytest.raises(agent.HttpError) as caught:
         storage.read_bytes(f"gs://{gcs_bucket.name}/runs/r/missing")
     assert caught.value.status == 404
+
+
+def test_startup_script_when_the_agent_is_not_in_metadata_fails_without_running_anything(vm: Vm) -> None:
+    done = subprocess.run(
+        ["bash", str(STARTUP)],
+        env=vm.environment(),
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "goldfish-agent metadata value is missing" in done.stderr
+    assert not (vm.tmp / "agent-home" / "agent.py").exists()
+    assert vm.docker_calls() == [] and vm.power_calls() == []

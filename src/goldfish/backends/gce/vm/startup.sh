@@ -39,7 +39,7 @@ for attempt in range(30):
     time.sleep(2)
 if not body:
     sys.exit("goldfish-startup: could not read the goldfish-agent metadata value")
-partial = target + ".partial"
+partial = "%s.partial-%d" % (target, os.getpid())
 with open(partial, "wb") as out:
     out.write(body)
 os.chmod(partial, 0o644)
