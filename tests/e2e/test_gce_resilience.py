@@ -216,3 +216,27 @@ def _pipeline_row(world: GceWorld, pipeline_run_id: str) -> dict[str, Any]:
         conn.row_factory = sqlite3.Row
         row = conn.execute("SELECT * FROM pipeline_runs WHERE id = ?", (pipeline_run_id,)).fetchone()
     return dict(row)
+
+
+async def test_cancel_when_a_vm_run_is_in_flight_deletes_the_vm_and_marks_the_stage_canceled(
+    world: GceWorld,
+) -> None:
+    async with Client(server_for(world.root), mode="legacy") as client:
+        slot = await workspace_in_slot(client, "w1")
+        write_pipeline(slot, ONE_STAGE, {"train": gce_config(sleep=60)})
+        submission = await start_run(client, "w1")
+        run_id = submission["stages"][0]["stage_run_id"]
+        storage = world.storage()
+        wait_for(lambda: storage.read_bytes(f"runs/{run_id}/heartbeat.json"), RUN_TIMEOUT, "the job to start")
+        # The agent that never got a handle recorded is found again by its labels.
+        context = ServerContext.open(world.root)
+        try:
+            found = context.backends.get("gce").find(run_id)
+        finally:
+            context.close()
+        assert found is not None
+        assert (found["instance"], found["attempt"]) == (world.compute.inserts[0]["name"], 1)
+        await ok(client, "cancel", run_id=run_id, reason="the experiment is no longer needed now")
+        info = await wait_for_pipeline(client, submission["pipeline_run_id"], timeout=RUN_TIMEOUT)
+    assert info["stages"][0]["status"] == "canceled"
+    wait_for(lambda: not world.compute.instances, 30, "the VM to be deleted")

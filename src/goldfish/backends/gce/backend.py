@@ -28,11 +28,12 @@ from goldfish.backends.gce.jobs import JobInput, JobSettings, VmJob, build_job, 
 from goldfish.backends.gce.launcher import launch_cold
 from goldfish.backends.gce.startup import startup_files
 from goldfish.backends.gce.warm_pool import WarmPoolService
-from goldfish.backends.profiles import Profile, get_profile
+from goldfish.backends.profiles import Profile, all_profiles, get_profile
 from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilities, Handle, OnBuild
 from goldfish.backends.spec import RunSpec, check_env, read_log
 from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.errors import GoldfishError
+from goldfish.paths import ProjectPaths
 from goldfish.storage.paths import RunPaths
 from goldfish.storage.protocol import Storage
 from goldfish.timeutil import now_iso, parse_iso
@@ -169,7 +170,37 @@ class GceBackend:
         return {**base, **self._launch_cold(spec, profile, job_value)}
 
     def find(self, stage_run_id: str) -> Handle | None:
-        """Attempts are found through their recorded handle; a VM without one is reaped, not adopted."""
+        """The VM running ``stage_run_id`` whose handle was never recorded, found by its labels."""
+        if missing_gce_settings(self._config):
+            return None
+        labels = {"goldfish-project": label_value(self._project), "goldfish-run": label_value(stage_run_id)}
+        zones = dict.fromkeys(
+            [*self._config.gce.zones, *(z for p in all_profiles(self._config).values() for z in p.zones)]
+        )
+        for zone in zones:
+            for info in self.api().list(zone, labels):
+                job = _json_object(info.metadata.get("goldfish-job", "").encode()) or {}
+                if job.get("stage_run_id") != stage_run_id:
+                    continue
+                document = _json_object(self.storage.read_bytes(RunPaths(stage_run_id).job)) or {}
+                run_dir = ProjectPaths.of(self._settings.project_root, self._config).scratch / stage_run_id
+                return {
+                    "backend": self.name,
+                    "stage_run_id": stage_run_id,
+                    "attempt": int(job.get("attempt", 1)),
+                    "profile": None,
+                    "logs_dir": str(run_dir / "logs"),
+                    "outputs_dir": str(run_dir / "outputs"),
+                    "outputs": list(document.get("outputs", [])),
+                    "log_sync_interval": self._config.defaults.log_sync_interval,
+                    "launched_at": now_iso(),
+                    "instance": info.name,
+                    "zone": zone,
+                    "spot": info.spot,
+                    "pool": info.labels.get("goldfish-pool", "cold"),
+                    "created": True,
+                    "tries": [],
+                }
         return None
 
     def status(self, handle: Handle) -> BackendStatus:

@@ -859,7 +859,7 @@ def bundle_member_path(member: tarfile.TarInfo) -> str:
         AgentFailure: for absolute names, ``..``, links, devices and anything outside code/, config/.
     """
     name = member.name
-    if not name or name.startswith("/") or "\x00" in name or "\\" in name:
+    if not name or name.startswith("/") or "\x00" in name:
         raise AgentFailure(f"bundle member {name[:200]!r} has an absolute or odd name")
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if ".." in parts:
