@@ -164,7 +164,7 @@ model = outputs / "model"
 (model / "nested").mkdir(parents=True, exist_ok=True)
 features = inputs / "features"
 text = "".join(path.read_text() for path in sorted(features.rglob("*.txt"))) if features.exists() else ""
-vocab = (inputs / "vocab").read_text() if (inputs / "vocab").exists() else ""
+vocab = (inputs / "vocab" / "vocab.txt").read_text() if (inputs / "vocab").exists() else ""
 (model / "weights.txt").write_text(text + vocab)
 (model / "nested" / "deep.txt").write_text("deep")
 (outputs / "score").write_text("0.9")

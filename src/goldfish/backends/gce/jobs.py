@@ -147,14 +147,33 @@ def bundle(spec: RunSpec) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as archive:
         _add_tree(archive, spec.code_dir, PurePosixPath("code"))
-        archive.add(spec.config_file, arcname="config/config.json", recursive=False)
-        archive.add(spec.signals_file, arcname="config/signals.json", recursive=False)
+        archive.add(spec.config_file.parent, arcname="config", recursive=False)
+        _add_file(archive, spec.config_file, "config/config.json")
+        _add_file(archive, spec.signals_file, "config/signals.json")
     return buffer.getvalue()
 
 
 def _add_tree(archive: tarfile.TarFile, folder: Path, arcname: PurePosixPath) -> None:
     archive.add(folder, arcname=str(arcname), recursive=False)
     for path in sorted(folder.rglob("*")):
-        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+        if path.is_symlink():
             continue
-        archive.add(path, arcname=str(arcname / path.relative_to(folder).as_posix()), recursive=False)
+        name = str(arcname / path.relative_to(folder).as_posix())
+        if path.is_dir():
+            archive.add(path, arcname=name, recursive=False)
+        elif path.is_file():
+            _add_file(archive, path, name)
+
+
+def _add_file(archive: tarfile.TarFile, path: Path, name: str) -> None:
+    """Add ``path`` as a regular member, even when it is a hardlink.
+
+    The code cache shares inodes, and the agent refuses link members.
+    """
+    stat = path.stat()
+    info = tarfile.TarInfo(name)
+    info.size = stat.st_size
+    info.mode = stat.st_mode & 0o755 | 0o444
+    info.mtime = int(stat.st_mtime)
+    with path.open("rb") as data:
+        archive.addfile(info, data)

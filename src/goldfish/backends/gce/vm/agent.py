@@ -1210,8 +1210,10 @@ class JobRun:
             partial = self.path("inputs", f".partial-{spec.name}")
             for stale in (partial, final, marker):
                 _remove(stale)
-            if spec.kind == "file":
-                self.storage.download_to(spec.uri, partial)
+            if spec.kind == "file":  # the layout local backends give a file input: <name>/<file>
+                os.makedirs(partial, mode=0o755)
+                basename = parse_gs_uri(spec.uri)[1].rsplit("/", 1)[-1]
+                self.storage.download_to(spec.uri, os.path.join(partial, basename))
             else:
                 self._download_prefix(spec.uri, partial)
             os.rename(partial, final)
