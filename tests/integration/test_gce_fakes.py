@@ -61,7 +61,8 @@ _WATCH_PREEMPTED = """
 _, etag = get("instance/preempted")
 open("watching", "w").write("")
 value, _ = get("instance/preempted?wait_for_change=true&timeout_sec=15&last_etag=" + etag)
-open("preempted.txt", "w").write(value)
+with open("preempted.txt", "w") as out:
+    out.write(value)
 time.sleep(60)
 """
 
@@ -304,8 +305,9 @@ def test_preemption_is_announced_on_the_metadata_server_then_terminates_the_inst
 
     fake_compute.preempt("vm-pre", grace_seconds=0.5)
 
-    fake_compute.wait_for((_sandbox_dir(instance) / "preempted.txt").exists, what="the notice")
-    assert (_sandbox_dir(instance) / "preempted.txt").read_text() == "TRUE"
+    notice = _sandbox_dir(instance) / "preempted.txt"
+    fake_compute.wait_for(lambda: notice.exists() and notice.read_text(), what="the notice")
+    assert notice.read_text() == "TRUE"
     fake_compute.wait_for(lambda: _status(fake_compute, "vm-pre") == "TERMINATED", what="the preemption")
     assert instance.sandbox is not None and not instance.sandbox.running()
     assert fake_compute.preemptions == ["vm-pre"]
@@ -445,11 +447,16 @@ def test_deleting_an_instance_removes_the_containers_its_run_started(
     client: compute_v1.InstancesClient, fake_compute: FakeCompute, container_image: str
 ) -> None:
     run_id = f"stage-{uuid.uuid4().hex[:12]}"
-    docker_run = f"docker run -d --label goldfish.stage_run_id={run_id} {container_image} sleep 60"
+    labels_flags = f"--label goldfish.stage_run_id={run_id} --label goldfish.attempt=1"
+    docker_run = f"docker run -d {labels_flags} {container_image} sleep 60"
     script = f"{docker_run} > started\nsleep 60\n"
     labels = {"goldfish-project": "demo", "goldfish-run": run_id}
+    job = json.dumps({"stage_run_id": run_id, "attempt": 1, "job_uri": "gs://b/job.json"})
     try:
-        _insert(client, _instance("vm-docker", labels=labels, metadata={"startup-script": script}))
+        _insert(
+            client,
+            _instance("vm-docker", labels=labels, metadata={"startup-script": script, "goldfish-job": job}),
+        )
         instance = fake_compute.instances["vm-docker"]
         started = _sandbox_dir(instance) / "started"
         fake_compute.wait_for(
@@ -461,4 +468,4 @@ def test_deleting_an_instance_removes_the_containers_its_run_started(
 
         assert _labelled_containers(run_id) == []
     finally:
-        remove_containers({run_id})
+        remove_containers({f"{run_id}:1"})
