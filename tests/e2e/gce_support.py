@@ -25,6 +25,7 @@ from tests.fakes.gcs_emulator import GcsBucket
 from tests.fakes.registry import LocalRegistry
 
 ZONES = ["us-central1-a", "us-central1-b", "us-central1-c"]
+RUN_TIMEOUT = 120.0
 PROFILE = "sim-cpu"
 
 ONE_STAGE = """\

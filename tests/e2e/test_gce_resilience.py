@@ -25,11 +25,7 @@ from goldfish.backends.spec import RunSpec
 from goldfish.context import ServerContext
 from goldfish.errors import InvalidArgumentError
 from goldfish.server.app import server_for
-from tests.docker_support import require_docker
-from tests.e2e.gce_support import ONE_STAGE, PROFILE, GceWorld, gce_config, make_world, wait_for
-from tests.fakes.fake_compute import FakeCompute
-from tests.fakes.gcs_emulator import GcsBucket
-from tests.fakes.registry import LocalRegistry
+from tests.e2e.gce_support import ONE_STAGE, PROFILE, RUN_TIMEOUT, GceWorld, gce_config, wait_for
 from tests.integration.pipeline_fixtures import (
     ok,
     start_run,
@@ -39,7 +35,6 @@ from tests.integration.pipeline_fixtures import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
-RUN_TIMEOUT = 120.0
 
 TWO_INDEPENDENT = """\
 name: pair
@@ -64,14 +59,6 @@ folder.mkdir()
 (folder / "ok.txt").write_text("ok")
 save_output("out", folder)
 """
-
-
-@pytest.fixture
-def world(
-    tmp_path: Path, gcs_bucket: GcsBucket, fake_compute: FakeCompute, docker_registry: LocalRegistry
-) -> GceWorld:
-    require_docker()
-    return make_world(tmp_path, fake_compute, gcs_bucket, docker_registry)
 
 
 def _spec(world: GceWorld, module_source: str, env: dict[str, str]) -> RunSpec:

@@ -13,7 +13,6 @@ import os
 import signal
 import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -21,19 +20,15 @@ import pytest
 from mcp import Client
 
 from goldfish.server.app import server_for
-from tests.docker_support import require_docker
 from tests.e2e.gce_support import (
     ONE_STAGE,
+    RUN_TIMEOUT,
     TWO_STAGES,
     ZONES,
     GceWorld,
     gce_config,
-    make_world,
     wait_for,
 )
-from tests.fakes.fake_compute import FakeCompute
-from tests.fakes.gcs_emulator import GcsBucket
-from tests.fakes.registry import LocalRegistry
 from tests.integration.pipeline_fixtures import (
     ok,
     start_run,
@@ -44,15 +39,6 @@ from tests.integration.pipeline_fixtures import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
-RUN_TIMEOUT = 120.0
-
-
-@pytest.fixture
-def world(
-    tmp_path: Path, gcs_bucket: GcsBucket, fake_compute: FakeCompute, docker_registry: LocalRegistry
-) -> GceWorld:
-    require_docker()
-    return make_world(tmp_path, fake_compute, gcs_bucket, docker_registry)
 
 
 @pytest.fixture

@@ -70,19 +70,19 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.fake_metadata import FakeMetadataServer
+from tests.fakes.http_support import QuietLoopbackServer
 from tests.fakes.sandbox import Sandbox
 
 API_ROOT = "https://www.googleapis.com/compute/v1"
@@ -452,19 +452,10 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "parseError", f"Invalid JSON payload received. {exc}") from exc
 
 
-class _ComputeHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = True  # server_close() joins the request threads
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hung up (a killed sandbox) is not an error worth a traceback."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
+class _ComputeHTTPServer(QuietLoopbackServer):
     def __init__(self, fake: FakeCompute) -> None:
         self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
 
 
 # -- the fake ---------------------------------------------------------------------------------

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.http_support import QuietLoopbackServer
 
 PREFIX = "/computeMetadata/v1/"
 NUMERIC_PROJECT_ID = "123456"
@@ -129,19 +130,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _MetadataHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = True  # server_close() joins the request threads
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that hung up (a killed sandbox) is not an error worth a traceback."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
+class _MetadataHTTPServer(QuietLoopbackServer):
     def __init__(self, fake: FakeMetadataServer) -> None:
         self.fake = fake
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
 
 
 class FakeMetadataServer:
