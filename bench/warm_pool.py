@@ -93,10 +93,13 @@ def _launch_to_start(context: Any, workspace: str) -> tuple[float, str, dict[str
     launched = next(t for t in context.runs.transitions(stage_id) if t["event"] == "launch")
     from goldfish.timeutil import parse_iso
 
+    started = next(t for t in context.runs.transitions(stage_id) if t["event"] == "started")
     stdout = context.storage.read_text(f"runs/{stage_id}/logs/stdout.log")
     start = _first_line_at(stdout) - parse_iso(launched["at"]).timestamp()
     run = context.runs.stage_run(stage_id)
-    return start * 1000, stage_id, dict(run.backend_handle or {})
+    handle = dict(run.backend_handle or {})
+    handle["server_launch_ms"] = (parse_iso(started["at"]) - parse_iso(launched["at"])).total_seconds() * 1000
+    return start * 1000, stage_id, handle
 
 
 def _docker_run_ms(image: str) -> float:
@@ -171,6 +174,10 @@ def _measure(workdir: Path, quick: bool) -> Iterator[Figure]:
                     NAME, "warm_overhead_over_container_start_ms", warm_ms - plain_ms, "ms", len(warm)
                 )
                 yield Figure(NAME, "inserts", len(compute.inserts), "count", 1)
+                server = median([item[2]["server_launch_ms"] for item in warm])
+                handover = median([float(item[2].get("handover_seconds", 0)) * 1000 for item in warm])
+                yield Figure(NAME, "warm_server_launch_ms", server, "ms", len(warm))
+                yield Figure(NAME, "warm_claim_to_ack_ms", handover, "ms", len(warm))
                 one = _poll_ms(context, handle)
                 _fill_pool(context, 999)
                 many = _poll_ms(context, handle)

@@ -129,6 +129,7 @@ class GceBackend:
         client = connect()
         local = ensure_stage_image(client, self._settings.builds, self._settings.locks, request, on_build)
         remote = push_image(client, local, str(self._config.gce.image_registry))
+        self.api().connect()
         return replace(spec, image=remote)
 
     def launch(self, spec: RunSpec) -> Handle:
@@ -275,8 +276,9 @@ class GceBackend:
         if job.secrets:
             storage.write_bytes(paths.secrets, json.dumps(job.secrets).encode())
         document = {**job.document, "job_uri": storage.uri(paths.job)}
-        for key in (paths.exit_code, paths.preempted, paths.failure, paths.ack):
-            storage.delete(key)  # an earlier attempt's objects must not speak for this one
+        if attempt > 1:  # an earlier attempt's objects must not speak for this one
+            for key in (paths.exit_code, paths.preempted, paths.failure, paths.ack):
+                storage.delete(key)
         storage.write_bytes(paths.job, json.dumps(document, indent=1).encode())
         return VmJob(document=document, secrets=job.secrets)
 

@@ -588,6 +588,14 @@ class ComputeApi:
             predicate=transient, initial=0.2, maximum=2.0, multiplier=2.0, timeout=self.rpc_timeout
         )
 
+    def connect(self) -> None:
+        """Create the clients now.
+
+        Importing the client library takes about a second, which must not fall between claiming
+        a warm VM and handing it its job.
+        """
+        self._client()
+
     def _client(self) -> compute_v1.InstancesClient:
         with self._lock:
             if self._instances_client is None:

@@ -1613,7 +1613,7 @@ def configure_logging() -> None:
     """Timestamped (UTC) lines on stderr."""
     handler = logging.StreamHandler(sys.stderr)
     formatter = logging.Formatter(
-        "%(asctime)s goldfish-agent %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%SZ"
+        "%(asctime)s.%(msecs)03dZ goldfish-agent %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S"
     )
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
