@@ -177,6 +177,10 @@ async def test_warm_pool_when_second_run_starts_reuses_the_idle_vm_with_its_own_
         assert storage.read_text(f"runs/{second['stage_run_id']}/logs/exit_code.txt").strip() == "0"
         ack = json.loads(storage.read_bytes(f"runs/{second['stage_run_id']}/ack.json") or b"{}")
         assert ack["instance"] == world.compute.inserts[0]["name"]
+        cleaned = await ok(gce_client, "warm_pool_cleanup", reason="stop paying for the idle machine")
+        assert cleaned["deleted"] == [ack["instance"]]
+        assert ack["instance"] in world.compute.deletes
+        assert (await ok(gce_client, "warm_pool_status"))["instances"] == []
 
 
 async def test_warm_handover_when_vm_never_acks_falls_back_to_a_cold_launch(world: GceWorld) -> None:
