@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from goldfish.backends.gce.compute import ComputeApi, InstanceInfo, LaunchFailure
+from goldfish.backends.gce.compute import ComputeApi, InstanceInfo
+from goldfish.backends.gce.failures import LaunchFailure
 from goldfish.backends.gce.instances import InstanceBody, instance_name
 from goldfish.backends.gce.launcher import LaunchError, launch_cold
 from tests.fakes.fake_compute import FakeCompute

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
-from goldfish.backends.gce.compute import FALL_OVER, FATAL, InstanceInfo, LaunchFailure
+from goldfish.backends.gce.compute import InstanceInfo
+from goldfish.backends.gce.failures import FALL_OVER, FATAL, LaunchFailure
 from goldfish.backends.gce.instances import InstanceBody
 from goldfish.errors import GoldfishError
 from goldfish.timeutil import now_iso
