@@ -25,7 +25,7 @@ from goldfish.backends.spec import RunSpec
 from goldfish.context import ServerContext
 from goldfish.errors import InvalidArgumentError
 from goldfish.server.app import server_for
-from tests.e2e.gce_support import ONE_STAGE, PROFILE, RUN_TIMEOUT, GceWorld, gce_config, wait_for
+from tests.e2e.gce_support import ONE_STAGE, PROFILE, RUN_TIMEOUT, ZONES, GceWorld, gce_config, wait_for
 from tests.integration.pipeline_fixtures import (
     ok,
     start_run,
@@ -227,3 +227,31 @@ async def test_cancel_when_a_vm_run_is_in_flight_deletes_the_vm_and_marks_the_st
         info = await wait_for_pipeline(client, submission["pipeline_run_id"], timeout=RUN_TIMEOUT)
     assert info["stages"][0]["status"] == "canceled"
     wait_for(lambda: not world.compute.instances, 30, "the VM to be deleted")
+
+
+async def test_spot_capacity_when_exhausted_in_every_zone_falls_back_to_on_demand(world: GceWorld) -> None:
+    for zone in ZONES:
+        world.compute.fail_zone(zone, "ZONE_RESOURCE_POOL_EXHAUSTED", provisioning="SPOT")
+    async with Client(server_for(world.root), mode="legacy") as client:
+        slot = await workspace_in_slot(client, "w1")
+        write_pipeline(slot, ONE_STAGE, {"train": gce_config()})
+        submission = await start_run(client, "w1")
+        info = await wait_for_pipeline(client, submission["pipeline_run_id"], timeout=RUN_TIMEOUT)
+    assert info["state"] == "completed", world.consoles()
+    tried = [(item["zone"], item["provisioning_model"]) for item in world.compute.inserts]
+    assert tried == [*((zone, "SPOT") for zone in ZONES), (ZONES[0], "STANDARD")]
+
+
+async def test_launch_when_credentials_are_refused_fails_at_once_saying_what_to_fix(world: GceWorld) -> None:
+    for zone in ZONES:
+        world.compute.fail_insert_http(zone, 403, "insufficientPermissions")
+    async with Client(server_for(world.root), mode="legacy") as client:
+        slot = await workspace_in_slot(client, "w1")
+        write_pipeline(slot, ONE_STAGE, {"train": gce_config()})
+        submission = await start_run(client, "w1")
+        info = await wait_for_pipeline(client, submission["pipeline_run_id"], timeout=RUN_TIMEOUT)
+        run = await ok(client, "inspect_run", run_id=submission["stages"][0]["stage_run_id"])
+    assert info["state"] == "failed"
+    assert info["stages"][0]["failure_kind"] == "infra_error"
+    assert len(world.compute.inserts) == 1  # no other zone tried: it would fail the same way
+    assert "gcloud auth application-default login" in json.dumps(run)

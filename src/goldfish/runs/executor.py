@@ -177,7 +177,9 @@ class StageExecutor:
             spec = self._prepare(run, stage, inputs, run_dir)
         except GoldfishError as exc:
             self._keep_logs(run)
-            self.machine.fail(self._reload(run), FailureKind.INFRA_ERROR, exc.message, event="prepare_failed")
+            self.machine.fail(
+                self._reload(run), FailureKind.INFRA_ERROR, _explain(exc), event="prepare_failed"
+            )
             self._wrap_up(run)
             return
         run = self._reload(run)
@@ -204,7 +206,7 @@ class StageExecutor:
                 continue
             except GoldfishError as exc:  # refused (credentials, settings) or no capacity anywhere
                 attempt = self._record_tries(run.id, attempt, exc.details.get("tries") or [])
-                error = exc.message
+                error = _explain(exc)
                 self.deps.runs.finish_attempt(
                     run.id, attempt, "failed", FailureKind.INFRA_ERROR.value, error, None
                 )
@@ -398,7 +400,7 @@ class StageExecutor:
             spec = self._prepare(run, stage, self._recorded_inputs(run), self.run_dir(run))
         except GoldfishError as exc:
             self._keep_logs(run)
-            self.machine.fail(run, FailureKind.INFRA_ERROR, exc.message, event="prepare_failed")
+            self.machine.fail(run, FailureKind.INFRA_ERROR, _explain(exc), event="prepare_failed")
             self._wrap_up(run)
             return
         self._launch_attempts(run, replace(spec, avoid_zones=avoid))
@@ -509,6 +511,11 @@ class StageExecutor:
     def _reload(self, run: StageRunRow) -> StageRunRow:
         fresh = self.deps.runs.stage_run(run.id)
         return fresh if fresh is not None else run
+
+
+def _explain(exc: GoldfishError) -> str:
+    """An infrastructure failure as the stage run records it: what happened, then how to fix it."""
+    return f"{exc.message} To fix: {exc.remedy}" if exc.remedy else exc.message
 
 
 def _input_row(run_id: str, item: ResolvedInput) -> LineageRow:
