@@ -21,6 +21,7 @@ from goldfish.db.metrics import MetricRepository
 from goldfish.db.runs import RunRepository
 from goldfish.db.sources import SourceRepository
 from goldfish.db.thoughts import ThoughtRepository
+from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.memory.overview import OverviewService
 from goldfish.memory.records import RecordService
 from goldfish.memory.state_md import StateWriter
@@ -94,6 +95,7 @@ class ServerContext:
         sources = SourceService(SourceRepository(db), roots, paths.root)
         storage = open_storage(config, paths.storage)
         builds = ImageBuildRepository(db)
+        warm_pool = WarmPoolRepository(db) if config.gce.warm_pool.enabled else None
         backends = BackendRegistry(
             BackendSettings(
                 config=config,
@@ -115,7 +117,7 @@ class ServerContext:
             thoughts=ThoughtService(core, thought_rows),
             audit=audit,
             state=StateWriter(core, thought_rows, runs),
-            overview=OverviewService(core, workspaces, audit, runs),
+            overview=OverviewService(core, workspaces, audit, runs, warm_pool),
             runs=runs,
             metrics=metrics,
             sources=sources,

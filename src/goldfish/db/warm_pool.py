@@ -164,6 +164,16 @@ class WarmPoolRepository:
         )
         return [_row(row) for row in rows]
 
+    def counts(self) -> dict[str, int]:
+        """Live VMs per state (one indexed aggregate)."""
+        placeholders = ", ".join("?" for _ in LIVE_STATES)
+        rows = self._db.connection.execute(
+            f"SELECT state, COUNT(*) FROM warm_instances WHERE state IN ({placeholders})"  # noqa: S608
+            " GROUP BY state",
+            LIVE_STATES,
+        )
+        return {str(row[0]): int(row[1]) for row in rows}
+
     def expired_idle(self) -> list[WarmInstanceRow]:
         """Idle VMs whose idle deadline has passed (the reaper deletes them)."""
         rows = self._db.connection.execute(

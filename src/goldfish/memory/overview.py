@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from goldfish.db.audit import AuditRepository, AuditRow
 from goldfish.db.records import RecordRow
 from goldfish.db.runs import RunRepository, StageRunRow
+from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.runs.models import StageRunInfo
 from goldfish.timeutil import age
 from goldfish.workspaces.core import WorkspaceCore
@@ -143,6 +144,9 @@ class StatusInfo(BaseModel):
     pending_finalizations: list[PendingBrief] = Field(description=f"Up to {MAX_PENDING}, oldest first.")
     pending_finalizations_total: int
     recent_audit: list[AuditEntry]
+    warm_pool: dict[str, int] | None = Field(
+        None, description="GCE warm-pool VMs per state (idle ones cost money), when the pool is enabled."
+    )
     state_md: str
 
 
@@ -170,12 +174,18 @@ class OverviewService:
     """Builds the status and dashboard views from the database and the slots."""
 
     def __init__(
-        self, core: WorkspaceCore, workspaces: WorkspaceService, audit: AuditRepository, runs: RunRepository
+        self,
+        core: WorkspaceCore,
+        workspaces: WorkspaceService,
+        audit: AuditRepository,
+        runs: RunRepository,
+        warm_pool: WarmPoolRepository | None = None,
     ):
         self._core = core
         self._workspaces = workspaces
         self._audit = audit
         self._runs = runs
+        self._warm_pool = warm_pool
 
     def project(self) -> ProjectSummary:
         """Name, root, goal and size of the project."""
@@ -231,6 +241,7 @@ class OverviewService:
             pending_finalizations=[_pending(r) for r in records.unfinalized(None, MAX_PENDING)],
             pending_finalizations_total=records.count_unfinalized(None),
             recent_audit=self.recent_audit(),
+            warm_pool=self._warm_pool.counts() if self._warm_pool is not None else None,
             state_md=state_md,
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from goldfish import __version__
 from goldfish.backends.factory import available_backends
 from goldfish.db.database import schema_version
@@ -26,6 +28,9 @@ class StatusResult(ToolResult):
     pending_finalizations: list[PendingBrief]
     pending_finalizations_total: int
     recent_audit: list[AuditEntry]
+    warm_pool: dict[str, int] | None = Field(
+        None, description="GCE warm-pool VMs per state (idle ones cost money), when the pool is enabled."
+    )
     state_md: str
 
 
