@@ -316,3 +316,11 @@ def test_open_storage_when_gcs_lacks_a_bucket_raises_config_error(tmp_path: Path
     with pytest.raises(ConfigError, match=r"storage\.gcs\.bucket") as caught:
         open_storage(config, tmp_path / "storage")
     assert "storage.gcs.bucket" in caught.value.remedy
+
+
+def test_read_bytes_when_offset_given_downloads_only_the_rest(store: GcsStorage) -> None:
+    data = "héllo".encode()
+    store.write_bytes("runs/x/logs/stdout.log", data)
+    assert store.read_bytes("runs/x/logs/stdout.log", 2) == data[2:]  # starts inside "é"
+    assert store.read_bytes("runs/x/logs/stdout.log", len(data)) == b""
+    assert store.read_bytes("runs/x/logs/absent.log", 3) is None

@@ -91,3 +91,10 @@ def test_new_methods_when_key_leaves_the_root_refuse_it(
     for call in calls:
         with pytest.raises(InvalidPathError):
             call()
+
+
+def test_read_bytes_when_offset_splits_a_character_returns_the_raw_rest(store: LocalStorage) -> None:
+    data = "héllo".encode()
+    store.write_bytes("logs/stdout.log", data)
+    assert store.read_bytes("logs/stdout.log", 2) == data[2:]  # starts inside "é": no replacement char
+    assert store.read_bytes("logs/stdout.log", len(data)) == b""

@@ -361,18 +361,22 @@ class GcsStorage:
         with self._errors():
             self._upload(io.BytesIO(data), len(data), name)
 
-    def read_bytes(self, key: str) -> bytes | None:
-        """The bytes of ``key``; None when it is missing."""
-        from google.api_core.exceptions import NotFound  # noqa: PLC0415
+    def read_bytes(self, key: str, offset: int = 0) -> bytes | None:
+        """The bytes of ``key`` from byte ``offset`` (a ranged download); None when it is missing."""
+        from google.api_core.exceptions import NotFound, RequestRangeNotSatisfiable  # noqa: PLC0415
 
+        if offset < 0:
+            raise InvalidArgumentError("offset must be zero or more", details={"offset": offset})
         name = self._name(key)
         with self._errors():
             try:
-                data: bytes = self._bucket().blob(name).download_as_bytes()
+                data: bytes = self._bucket().blob(name).download_as_bytes(start=offset or None)
+            except RequestRangeNotSatisfiable:
+                return b""
             except NotFound:
                 self._ensure_bucket()
                 return None
-            return data
+            return bytes(data)
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every object key under the folder ``prefix``, relative to the store's root, sorted."""
@@ -385,21 +389,8 @@ class GcsStorage:
         return None
 
     def read_text(self, key: str, offset: int = 0) -> str:
-        """Text of ``key`` from byte ``offset`` (a ranged download); empty when missing or past the end."""
-        from google.api_core.exceptions import NotFound, RequestRangeNotSatisfiable  # noqa: PLC0415
-
-        if offset < 0:
-            raise InvalidArgumentError("offset must be zero or more", details={"offset": offset})
-        name = self._name(key)
-        with self._errors():
-            try:
-                data = self._bucket().blob(name).download_as_bytes(start=offset or None)
-            except RequestRangeNotSatisfiable:
-                return ""
-            except NotFound:
-                self._ensure_bucket()
-                return ""
-        return bytes(data).decode("utf-8", errors="replace")
+        """Text of ``key`` from byte ``offset``; empty when missing or past the end."""
+        return (self.read_bytes(key, offset) or b"").decode("utf-8", errors="replace")
 
     def delete(self, key: str) -> None:
         """Remove the object ``key`` and every object under it (no error when missing)."""

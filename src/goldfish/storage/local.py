@@ -112,10 +112,12 @@ class LocalStorage:
         """Write ``data`` to ``key`` (atomically replacing what was there)."""
         replace_file(self._path(key), lambda temp: temp.write_bytes(data))
 
-    def read_bytes(self, key: str) -> bytes | None:
-        """The bytes of ``key``; None when it is missing or a folder."""
+    def read_bytes(self, key: str, offset: int = 0) -> bytes | None:
+        """The bytes of ``key`` from byte ``offset``; None when it is missing or a folder."""
         try:
-            return self._path(key).read_bytes()
+            with self._path(key).open("rb") as handle:
+                handle.seek(offset)
+                return handle.read()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return None
 
@@ -137,13 +139,7 @@ class LocalStorage:
 
     def read_text(self, key: str, offset: int = 0) -> str:
         """Text from byte ``offset``; empty when the file is missing."""
-        path = self._path(key)
-        try:
-            with path.open("rb") as handle:
-                handle.seek(offset)
-                return handle.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return (self.read_bytes(key, offset) or b"").decode("utf-8", errors="replace")
 
     def delete(self, key: str) -> None:
         """Remove ``key``."""

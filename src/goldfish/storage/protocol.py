@@ -39,8 +39,8 @@ class Storage(Protocol):
     def write_bytes(self, key: str, data: bytes) -> None:
         """Store ``data`` as the file ``key`` (replacing what was there)."""
 
-    def read_bytes(self, key: str) -> bytes | None:
-        """The bytes of the file ``key``; None when it is missing."""
+    def read_bytes(self, key: str, offset: int = 0) -> bytes | None:
+        """The bytes of the file ``key`` from byte ``offset``; None when it is missing."""
 
     def list_keys(self, prefix: str) -> list[str]:
         """Every file key below the folder ``prefix`` (``""``: the whole store), sorted."""

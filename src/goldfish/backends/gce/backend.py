@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import threading
 import time
 from dataclasses import replace
@@ -393,17 +395,21 @@ class GceBackend:
                     local.write_bytes(data)
                 continue
             size = local.stat().st_size if local.exists() else 0
-            text = self.storage.read_text(keys[item], size)
-            if text:
+            data = self.storage.read_bytes(keys[item], size)  # bytes: a split character stays whole
+            if data:
                 with local.open("ab") as out:
-                    out.write(text.encode("utf-8"))
+                    out.write(data)
 
     def _fetch_outputs(self, handle: Handle, paths: RunPaths) -> None:
         outputs_dir = Path(handle["outputs_dir"])
         for signal in handle.get("outputs", []):
             target = outputs_dir / str(signal)
-            if not target.exists():
-                self.storage.get_dir(paths.output(str(signal)), target)
+            if target.exists():
+                continue
+            partial = outputs_dir / f".partial-{signal}"  # renamed only once complete
+            shutil.rmtree(partial, ignore_errors=True)
+            self.storage.get_dir(paths.output(str(signal)), partial)
+            os.replace(partial, target)
 
     def _stale_heartbeat(self, handle: Handle, paths: RunPaths) -> str | None:
         interval = float(handle.get("log_sync_interval", 10))
