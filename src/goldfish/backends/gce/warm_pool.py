@@ -25,6 +25,7 @@ from goldfish.timeutil import now_iso, parse_iso
 log = logging.getLogger("goldfish.gce")
 ACK_POLL_SECONDS = 0.1
 STALE_LAUNCH_SECONDS = 900
+STALE_BUSY_SECONDS = 300  # a finished run is released by its driver within seconds
 GONE_STATES = {"TERMINATED", "STOPPING", "STOPPED", "SUSPENDED", "SUSPENDING"}
 
 
@@ -245,13 +246,28 @@ class WarmPoolService:
             if self._delete(row, "idle", "idle_timeout", "idle deadline passed"):
                 handled.append(row.name)
         for row in self.repo.live():
-            if row.state == "launching" and _age(row.updated_at) > STALE_LAUNCH_SECONDS:
-                self.launch_failed(row.name, "the launch never finished")
-                handled.append(row.name)
-            elif row.state == "deleting":
-                self._finish_delete(row, "finishing an earlier delete")
+            if self._repair(row):
                 handled.append(row.name)
         return handled
+
+    def _repair(self, row: WarmInstanceRow) -> bool:
+        """Finish what a crashed server left half done with one VM; True when it acted."""
+        age = _age(row.updated_at)
+        if row.state == "launching" and age > STALE_LAUNCH_SECONDS:
+            self.launch_failed(row.name, "the launch never finished")
+            return True
+        if row.state == "deleting":
+            self._finish_delete(row, "finishing an earlier delete")
+            return True
+        if row.state == "claimed" and age > 2 * self.settings.ack_timeout_seconds + 60:
+            return self._delete(row, "claimed", "stale_claim", "the handover never finished")
+        stale_busy = row.state == "busy" and row.current_run is not None and age > STALE_BUSY_SECONDS
+        if stale_busy and self._finished(str(row.current_run)):
+            return self.release(row.name, str(row.current_run))  # the server never released it
+        return False
+
+    def _finished(self, run_id: str) -> bool:
+        return self._storage().read_bytes(RunPaths(run_id).exit_code) is not None
 
     def cleanup(self, *, force: bool) -> list[str]:
         """Delete idle VMs (and, with ``force``, busy ones too); returns the names deleted."""
