@@ -42,6 +42,7 @@ from goldfish.timeutil import now_iso, parse_iso
 
 log = logging.getLogger("goldfish.gce")
 BOOT_GRACE_SECONDS = 600
+MAX_STATUS_ERRORS = 30  # failed checks in a row (about a minute at the default interval) → lost
 DEFAULT_PROFILE = "cpu-large"
 MIRRORED = ("stdout", "stderr", "metrics", "stage_heartbeat")
 _LOCAL_NAMES = {
@@ -65,6 +66,7 @@ class GceBackend:
         self._api_obj: Any = None
         self._api_lock = threading.Lock()
         self._checked: dict[str, float] = {}
+        self._errors: dict[str, int] = {}
         self._pool: WarmPoolService | None = None
 
     # -- wiring -------------------------------------------------------------------------------
@@ -207,14 +209,30 @@ class GceBackend:
         return None
 
     def status(self, handle: Handle) -> BackendStatus:
-        """Exit code, preemption or failure object, then VM state and heartbeat age."""
+        """Exit code, preemption or failure object, then VM state and heartbeat age.
+
+        A failed cloud call is not the stage's failure: the run stays running (the stage timeout
+        still applies) until ``MAX_STATUS_ERRORS`` checks in a row have failed.
+        """
         run_id = str(handle["stage_run_id"])
         interval = float(self._config.gce.poll_interval_seconds)
         last = self._checked.get(run_id)
         if last is not None and time.monotonic() - last < interval:
             return BackendStatus("running")
         self._checked[run_id] = time.monotonic()
-        paths = RunPaths(run_id)
+        try:
+            status = self._check(handle, RunPaths(run_id))
+        except GoldfishError as exc:
+            errors = self._errors[run_id] = self._errors.get(run_id, 0) + 1
+            log.warning("checking %s failed (%d in a row): %s", run_id, errors, exc.message)
+            if errors >= MAX_STATUS_ERRORS:
+                detail = f"the VM could not be checked {errors} times in a row: {exc.message}"
+                return BackendStatus("lost", detail=detail)
+            return BackendStatus("running")
+        self._errors.pop(run_id, None)
+        return status
+
+    def _check(self, handle: Handle, paths: RunPaths) -> BackendStatus:
         ended = self._ended(handle, paths)
         if ended is not None:
             return ended
@@ -237,7 +255,7 @@ class GceBackend:
         self._checked.pop(str(handle["stage_run_id"]), None)
         if handle.get("pool") == "warm" and self.pool.discard(str(handle["instance"]), "run canceled"):
             return
-        self.api().delete(str(handle["zone"]), str(handle["instance"]), wait=False)
+        self._delete_vm(handle)
 
     def cleanup(self, handle: Handle) -> None:
         """A finished warm VM goes back to the pool idle; any other VM of the run is deleted."""
@@ -250,7 +268,14 @@ class GceBackend:
         if handle.get("pool") == "warm":
             self.pool.discard(name, f"run {run_id} ended without a clean finish")
             return
-        self.api().delete(str(handle["zone"]), name, wait=False)
+        self._delete_vm(handle)
+
+    def _delete_vm(self, handle: Handle) -> None:
+        """Delete the run's VM; a failure is logged (a cold VM powers itself off after its job anyway)."""
+        try:
+            self.api().delete(str(handle["zone"]), str(handle["instance"]), wait=False)
+        except GoldfishError as exc:
+            log.warning("could not delete VM %s: %s", handle.get("instance"), exc.message)
 
     # -- launch ----------------------------------------------------------------------------------
     def _upload_job(self, spec: RunSpec, profile: Profile, attempt: int) -> VmJob:
