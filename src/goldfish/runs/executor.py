@@ -192,7 +192,7 @@ class StageExecutor:
         backend = self.deps.backends.get(run.backend)
         error = "no attempt was made"
         attempt = run.attempt + 1
-        while attempt <= self.deps.max_attempts:
+        for _ in range(self.deps.max_attempts):  # starting may fail for infra reasons this often
             self.deps.runs.start_attempt(run.id, attempt, None)
             try:
                 handle = backend.launch(replace(spec, attempt=attempt))
@@ -382,9 +382,12 @@ class StageExecutor:
         """End the attempt as ``kind``; launch the next one (elsewhere) while attempts remain."""
         self._finish_attempt(run, StageState.FAILED, kind, message, None)
         self.deps.backends.get(run.backend).cleanup(handle)
-        if run.attempt >= self.deps.max_attempts:
+        attempts = self.deps.runs.attempts(run.id)
+        # Launch tries that found no capacity are attempts too, but only started ones use up retries.
+        started = sum(1 for row in attempts if row["backend_handle"])
+        if started >= self.deps.max_attempts:
             self._keep_logs(run)
-            self.machine.fail(run, kind, f"{message} (attempt {run.attempt} of {self.deps.max_attempts})")
+            self.machine.fail(run, kind, f"{message} (started {started} of {self.deps.max_attempts} times)")
             self._wrap_up(run)
             return
         detail = f"attempt {run.attempt} ended ({kind.value}): {message}"
@@ -393,7 +396,7 @@ class StageExecutor:
         run = self._reload(run)
         avoid = tuple(
             str(row["zone"])
-            for row in self.deps.runs.attempts(run.id)
+            for row in attempts
             if row.get("zone") and row["failure_kind"] == FailureKind.PREEMPTED.value
         )
         try:
