@@ -81,6 +81,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from goldfish.backends.gce.vm.agent import job_dir
 from tests.fakes.fake_metadata import FakeMetadataServer
 from tests.fakes.http_support import QuietLoopbackServer
 from tests.fakes.sandbox import Sandbox
@@ -387,6 +388,17 @@ def remove_containers(jobs: set[str]) -> None:
                 subprocess.run([docker, "rm", "-f", *ids], capture_output=True, timeout=60, check=False)
         except (OSError, subprocess.SubprocessError):
             continue
+
+
+def remove_job_dirs(jobs: set[str]) -> None:
+    """Delete the job folders of the given ``run_id:attempt`` jobs (a deleted VM's disk goes with it).
+
+    Sandboxes share this machine's file system, so the agent's job folders would pile up otherwise.
+    """
+    for job in jobs:
+        run_id, _, attempt = job.partition(":")
+        if attempt.isdigit():
+            shutil.rmtree(job_dir(run_id, int(attempt)), ignore_errors=True)
 
 
 # -- HTTP plumbing ----------------------------------------------------------------------------
@@ -1083,6 +1095,7 @@ class FakeCompute:
         if instance.sandbox is not None:
             instance.sandbox.kill()
         remove_containers(set(instance.run_labels_seen))
+        remove_job_dirs(set(instance.run_labels_seen))
 
     def _sandbox_exited(self, sandbox: Sandbox) -> None:
         """The startup script ended by itself: the VM powered off -> TERMINATED."""
