@@ -26,7 +26,7 @@ from goldfish.backends.docker import CONTAINER_UID, project_label
 from goldfish.backends.docker_images import StageImageRequest, connect, ensure_stage_image, push_image
 from goldfish.backends.gce.config_check import GceNotConfiguredError, missing_gce_settings
 from goldfish.backends.gce.instances import InstanceBody, body_from_profile, instance_name, label_value
-from goldfish.backends.gce.jobs import JobInput, JobSettings, VmJob, build_job, bundle
+from goldfish.backends.gce.jobs import JobInput, JobSettings, VmJob, build_job, bundle, job_pointer
 from goldfish.backends.gce.launcher import launch_cold
 from goldfish.backends.gce.startup import startup_files
 from goldfish.backends.gce.warm_pool import WarmPoolService
@@ -143,10 +143,8 @@ class GceBackend:
         check_env(spec.env)  # a bad key or value is refused before anything reaches the bucket
         profile = self.profile(spec)
         attempt = spec.attempt
-        job = self._upload_job(spec, profile, attempt)
-        job_value = json.dumps(
-            {"stage_run_id": spec.stage_run_id, "attempt": attempt, "job_uri": job.document["job_uri"]}
-        )
+        self._upload_job(spec, profile, attempt)
+        job_value = job_pointer(spec.stage_run_id, attempt, self.storage)
         base = {
             "backend": self.name,
             "stage_run_id": spec.stage_run_id,
@@ -302,12 +300,11 @@ class GceBackend:
         job = build_job(spec, attempt, inputs, settings, storage)
         if job.secrets:
             storage.write_bytes(paths.secrets, json.dumps(job.secrets).encode())
-        document = {**job.document, "job_uri": storage.uri(paths.job)}
         if attempt > 1:  # an earlier attempt's objects must not speak for this one
             for key in (paths.exit_code, paths.preempted, paths.failure, paths.ack):
                 storage.delete(key)
-        storage.write_bytes(paths.job, json.dumps(document, indent=1).encode())
-        return VmJob(document=document, secrets=job.secrets)
+        storage.write_bytes(paths.job, json.dumps(job.document, indent=1).encode())
+        return job
 
     def _stage_input(self, spec: RunSpec, name: str, uri: str) -> JobInput:
         """A ``gs://`` input as it is; a local one uploaded under the run's own keys first."""

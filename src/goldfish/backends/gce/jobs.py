@@ -9,6 +9,7 @@ is and builds no path, URI or flag itself.
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
@@ -136,6 +137,12 @@ def build_job(
         },
     }
     return VmJob(document=document, secrets=secrets)
+
+
+def job_pointer(stage_run_id: str, attempt: int, storage: Storage) -> str:
+    """The ``goldfish-job`` metadata value that tells a VM which job.json to run."""
+    uri = storage.uri(RunPaths(stage_run_id).job)
+    return json.dumps({"stage_run_id": stage_run_id, "attempt": attempt, "job_uri": uri})
 
 
 def bundle(spec: RunSpec) -> bytes:

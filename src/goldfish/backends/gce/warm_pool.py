@@ -15,10 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from goldfish.backends.gce.instances import label_value
 from goldfish.config import WarmPool
-from goldfish.db.warm_pool import WarmInstanceRow, WarmPoolRepository, deadline_after
+from goldfish.db.warm_pool import WarmInstanceRow, WarmPoolRepository, WarmState, deadline_after
 from goldfish.errors import GoldfishError
-from goldfish.storage.paths import RunPaths
+from goldfish.storage.paths import RunPaths, warm_state_key
 from goldfish.storage.protocol import Storage
 from goldfish.timeutil import now_iso, parse_iso
 
@@ -26,6 +27,14 @@ log = logging.getLogger("goldfish.gce")
 ACK_POLL_SECONDS = 0.1
 STALE_LAUNCH_SECONDS = 900
 STALE_BUSY_SECONDS = 300  # a finished run is released by its driver within seconds
+_TO_DELETING: dict[str, tuple[WarmState, ...]] = {
+    "launching": ("deleting",),
+    "busy": ("draining", "deleting"),
+    "idle": ("deleting",),
+    "claimed": ("deleting",),
+    "draining": ("deleting",),
+    "deleting": (),
+}
 GONE_STATES = {"TERMINATED", "STOPPING", "STOPPED", "SUSPENDED", "SUSPENDING"}
 
 
@@ -82,8 +91,6 @@ class WarmPoolService:
 
     def warm_metadata(self, instance: str) -> str:
         """The ``goldfish-warm`` metadata value of a pool VM."""
-        from goldfish.storage.paths import warm_state_key  # noqa: PLC0415 - keeps one import line short
-
         return json.dumps(
             {
                 "idle_timeout_seconds": self.idle_timeout_seconds,
@@ -151,8 +158,6 @@ class WarmPoolService:
             info = api.get(row.zone, row.name)
             if info is None or str(getattr(info, "status", "")) in GONE_STATES:
                 return "the VM is no longer running"
-            from goldfish.backends.gce.instances import label_value  # noqa: PLC0415
-
             api.set_labels(row.zone, row.name, {"goldfish-run": label_value(run_id)})
             api.set_metadata(row.zone, row.name, {"goldfish-job": job_value})
         except GoldfishError as exc:
@@ -224,18 +229,13 @@ class WarmPoolService:
     def discard(self, name: str, reason: str) -> bool:
         """Delete a pool VM whatever it is doing (cancel, lost run, cleanup with force)."""
         row = self.repo.get(name)
-        if row is None or row.state in ("deleted",):
+        if row is None or row.state not in _TO_DELETING:
             return False
         source = row.state
-        if source in ("busy", "launching"):
-            target = "draining" if source == "busy" else "deleting"
-            if not self.repo.move(name, source, target, "discard", reason):  # type: ignore[arg-type]
+        for target in _TO_DELETING[source]:  # a busy VM drains first, so its run is seen to end
+            if not self.repo.move(name, source, target, "discard", reason):
                 return False
             source = target
-        if source == "draining" and not self.repo.move(name, "draining", "deleting", "discard", reason):
-            return False
-        if source in ("idle", "claimed") and not self.repo.move(name, source, "deleting", "discard", reason):
-            return False
         self._finish_delete(row, reason)
         return True
 

@@ -794,18 +794,28 @@ def failure_uri(raw: object) -> str | None:
     return str(uri)
 
 
+def _json_object_of(text: str, what: str) -> dict[str, object]:
+    """``text`` parsed as a JSON object.
+
+    Raises:
+        JobRefused: naming ``what`` when it is not JSON or not an object.
+    """
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise JobRefused(f"{what} is not JSON") from exc
+    if not isinstance(raw, dict):
+        raise JobRefused(f"{what} is not a JSON object")
+    return raw
+
+
 def parse_job_pointer(text: str) -> JobPointer:
     """The ``goldfish-job`` value, checked.
 
     Raises:
         JobRefused: when it is not ``{"stage_run_id", "attempt", "job_uri"}`` with valid values.
     """
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise JobRefused("goldfish-job is not JSON") from exc
-    if not isinstance(raw, dict):
-        raise JobRefused("goldfish-job is not a JSON object")
+    raw = _json_object_of(text, "goldfish-job")
     return JobPointer(
         stage_run_id=_text(raw, "stage_run_id", _STAGE_RUN_ID),
         attempt=_integer(raw, "attempt", minimum=1),
@@ -821,12 +831,7 @@ def parse_warm_config(text: str | None) -> WarmConfig | None:
     """
     if text is None:
         return None
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise JobRefused("goldfish-warm is not JSON") from exc
-    if not isinstance(raw, dict):
-        raise JobRefused("goldfish-warm is not a JSON object")
+    raw = _json_object_of(text, "goldfish-warm")
     idle = _number(raw, "idle_timeout_seconds", default=-1, low=1, high=MAX_WARM_IDLE_SECONDS)
     return WarmConfig(idle_timeout_seconds=idle, state_uri=_optional_uri(raw, "state_uri"))
 
