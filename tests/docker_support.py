@@ -40,14 +40,19 @@ def docker_problem(base_image: str = BASE_IMAGE) -> str | None:
     return None
 
 
+def skip_or_fail(message: str) -> None:
+    """Skip the test with ``message`` and the setup hint; under CI=true fail it instead."""
+    message = f"{message}; {SETUP_HINT}"
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def require_docker() -> Any:
     """A docker client, or skip the test (fail it under CI=true) with the reason."""
     problem = docker_problem()
     if problem is not None:
-        message = f"Docker is not usable here: {problem}; {SETUP_HINT}"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"Docker is not usable here: {problem}")
     return connect()
 
 

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
+from mcp import Client
 
 from goldfish.project import initialize_project
 from goldfish.storage.gcs import GcsStorage
@@ -23,6 +25,7 @@ from tests.conftest import set_finalization_gate, use_backend
 from tests.fakes.fake_compute import FakeCompute
 from tests.fakes.gcs_emulator import GcsBucket
 from tests.fakes.registry import LocalRegistry
+from tests.integration.pipeline_fixtures import start_run, wait_for_pipeline
 
 ZONES = ["us-central1-a", "us-central1-b", "us-central1-c"]
 RUN_TIMEOUT = 120.0
@@ -32,19 +35,6 @@ ONE_STAGE = """\
 name: cloud
 stages:
   - name: train
-    outputs:
-      model: {type: directory}
-"""
-
-TWO_STAGES = """\
-name: cloud
-stages:
-  - name: prep
-    outputs:
-      features: {type: npy}
-  - name: train
-    inputs:
-      features: {type: npy, from_stage: prep}
     outputs:
       model: {type: directory}
 """
@@ -111,6 +101,15 @@ def make_world(tmp_path: Path, compute: FakeCompute, bucket: GcsBucket, registry
 def gce_config(**extra: Any) -> dict[str, Any]:
     """A stage config that runs on the simulator."""
     return {"compute": {"profile": PROFILE}, **extra}
+
+
+async def run_to_end(client: Client, world: GceWorld, **arguments: Any) -> dict[str, Any]:
+    """Run workspace ``w1`` and wait for its pipeline run to end; a hang fails with the VMs' consoles."""
+    submission = await start_run(client, "w1", **arguments)
+    try:
+        return await wait_for_pipeline(client, submission["pipeline_run_id"], timeout=RUN_TIMEOUT)
+    except TimeoutError:
+        pytest.fail(f"the run did not finish; consoles:\n{world.consoles()}")
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:

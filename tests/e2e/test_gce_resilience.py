@@ -25,7 +25,16 @@ from goldfish.backends.spec import RunSpec
 from goldfish.context import ServerContext
 from goldfish.errors import InvalidArgumentError
 from goldfish.server.app import server_for
-from tests.e2e.gce_support import ONE_STAGE, PROFILE, RUN_TIMEOUT, ZONES, GceWorld, gce_config, wait_for
+from tests.e2e.gce_support import (
+    ONE_STAGE,
+    PROFILE,
+    RUN_TIMEOUT,
+    ZONES,
+    GceWorld,
+    gce_config,
+    run_to_end,
+    wait_for,
+)
 from tests.integration.pipeline_fixtures import (
     ok,
     start_run,
@@ -149,13 +158,10 @@ async def test_pool_of_one_when_two_runs_start_together_one_goes_warm_and_one_co
     async with Client(server_for(world.root), mode="legacy") as client:
         slot = await workspace_in_slot(client, "w1")
         write_pipeline(slot, ONE_STAGE, {"train": gce_config(value=0)})
-        first = await start_run(client, "w1")
-        done = await wait_for_pipeline(client, first["pipeline_run_id"], timeout=RUN_TIMEOUT)
-        assert done["state"] == "completed", world.consoles()
+        assert (await run_to_end(client, world))["state"] == "completed", world.consoles()
         warm_vm = world.compute.inserts[0]["name"]
         write_pipeline(slot, TWO_INDEPENDENT, {"left": gce_config(value=1), "right": gce_config(value=2)})
-        second = await start_run(client, "w1")
-        info = await wait_for_pipeline(client, second["pipeline_run_id"], timeout=RUN_TIMEOUT)
+        info = await run_to_end(client, world)
         assert info["state"] == "completed", world.consoles()
         pool = [_ack(world, stage["stage_run_id"])["instance"] for stage in info["stages"]]
         status = await ok(client, "warm_pool_status")
@@ -235,8 +241,7 @@ async def test_spot_capacity_when_exhausted_in_every_zone_falls_back_to_on_deman
     async with Client(server_for(world.root), mode="legacy") as client:
         slot = await workspace_in_slot(client, "w1")
         write_pipeline(slot, ONE_STAGE, {"train": gce_config()})
-        submission = await start_run(client, "w1")
-        info = await wait_for_pipeline(client, submission["pipeline_run_id"], timeout=RUN_TIMEOUT)
+        info = await run_to_end(client, world)
     assert info["state"] == "completed", world.consoles()
     tried = [(item["zone"], item["provisioning_model"]) for item in world.compute.inserts]
     assert tried == [*((zone, "SPOT") for zone in ZONES), (ZONES[0], "STANDARD")]
@@ -248,9 +253,8 @@ async def test_launch_when_credentials_are_refused_fails_at_once_saying_what_to_
     async with Client(server_for(world.root), mode="legacy") as client:
         slot = await workspace_in_slot(client, "w1")
         write_pipeline(slot, ONE_STAGE, {"train": gce_config()})
-        submission = await start_run(client, "w1")
-        info = await wait_for_pipeline(client, submission["pipeline_run_id"], timeout=RUN_TIMEOUT)
-        run = await ok(client, "inspect_run", run_id=submission["stages"][0]["stage_run_id"])
+        info = await run_to_end(client, world)
+        run = await ok(client, "inspect_run", run_id=info["stages"][0]["stage_run_id"])
     assert info["state"] == "failed"
     assert info["stages"][0]["failure_kind"] == "infra_error"
     assert len(world.compute.inserts) == 1  # no other zone tried: it would fail the same way

@@ -23,13 +23,14 @@ from goldfish.server.app import server_for
 from tests.e2e.gce_support import (
     ONE_STAGE,
     RUN_TIMEOUT,
-    TWO_STAGES,
     ZONES,
     GceWorld,
     gce_config,
+    run_to_end,
     wait_for,
 )
 from tests.integration.pipeline_fixtures import (
+    TWO_STAGES,
     ok,
     start_run,
     wait_for_pipeline,
@@ -45,14 +46,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 async def gce_client(world: GceWorld) -> AsyncIterator[Client]:
     async with Client(server_for(world.root), mode="legacy") as session:
         yield session
-
-
-async def _run(client: Client, world: GceWorld, **arguments: Any) -> dict[str, Any]:
-    submission = await start_run(client, "w1", **arguments)
-    try:
-        return await wait_for_pipeline(client, submission["pipeline_run_id"], timeout=RUN_TIMEOUT)
-    except TimeoutError:
-        pytest.fail(f"the run did not finish; consoles:\n{world.consoles()}")
 
 
 def _attempts(world: GceWorld, stage_run_id: str) -> list[dict[str, Any]]:
@@ -110,7 +103,7 @@ async def test_cold_run_when_stage_exits_nonzero_fails_with_its_exit_code(
 ) -> None:
     slot = await workspace_in_slot(gce_client, "w1")
     write_pipeline(slot, ONE_STAGE, {"train": gce_config(exit_code=3)})
-    info = await _run(gce_client, world)
+    info = await run_to_end(gce_client, world)
     train = _stage(info, "train")
     assert info["state"] == "failed"
     assert train["failure_kind"] == "stage_error"
@@ -125,7 +118,7 @@ async def test_zone_capacity_error_when_first_zone_is_full_lands_in_the_next_zon
     world.compute.fail_zone(ZONES[0], "ZONE_RESOURCE_POOL_EXHAUSTED")
     slot = await workspace_in_slot(gce_client, "w1")
     write_pipeline(slot, ONE_STAGE, {"train": gce_config()})
-    info = await _run(gce_client, world)
+    info = await run_to_end(gce_client, world)
     assert info["state"] == "completed", world.consoles()
     attempts = _attempts(world, _stage(info, "train")["stage_run_id"])
     assert [a["zone"] for a in attempts] == [ZONES[0], ZONES[1]]
@@ -161,13 +154,13 @@ async def test_warm_pool_when_second_run_starts_reuses_the_idle_vm_with_its_own_
     async with Client(server_for(world.root), mode="legacy") as gce_client:
         slot = await workspace_in_slot(gce_client, "w1")
         write_pipeline(slot, ONE_STAGE, {"train": gce_config(value=1)})
-        first = _stage(await _run(gce_client, world), "train")
+        first = _stage(await run_to_end(gce_client, world), "train")
         assert first["status"] == "completed", world.consoles()
         status = await ok(gce_client, "warm_pool_status")
         assert status["by_state"] == {"idle": 1}
         (slot / "requirements.txt").write_text("# no extra packages, but a new image\n", encoding="utf-8")
         write_configs(slot, {"train": gce_config(value=2)})
-        second = _stage(await _run(gce_client, world), "train")
+        second = _stage(await run_to_end(gce_client, world), "train")
         assert second["status"] == "completed", world.consoles()
         assert len(world.compute.inserts) == 1
         job_one, job_two = world.job(first["stage_run_id"]), world.job(second["stage_run_id"])
@@ -188,12 +181,12 @@ async def test_warm_handover_when_vm_never_acks_falls_back_to_a_cold_launch(worl
     async with Client(server_for(world.root), mode="legacy") as gce_client:
         slot = await workspace_in_slot(gce_client, "w1")
         write_pipeline(slot, ONE_STAGE, {"train": gce_config(value=1)})
-        assert (await _run(gce_client, world))["state"] == "completed", world.consoles()
+        assert (await run_to_end(gce_client, world))["state"] == "completed", world.consoles()
         frozen = next(iter(world.compute.instances.values()))
         assert frozen.sandbox is not None and frozen.sandbox.pid is not None
         os.killpg(frozen.sandbox.pid, signal.SIGSTOP)  # RUNNING to the API, but it never answers
         write_configs(slot, {"train": gce_config(value=2)})
-        info = await _run(gce_client, world)
+        info = await run_to_end(gce_client, world)
         assert info["state"] == "completed", world.consoles()
         assert len(world.compute.inserts) == 2
         assert frozen.name in world.compute.deletes
@@ -206,7 +199,7 @@ async def test_warm_vm_when_idle_past_its_deadline_is_deleted(world: GceWorld) -
     async with Client(server_for(world.root), mode="legacy") as gce_client:
         slot = await workspace_in_slot(gce_client, "w1")
         write_pipeline(slot, ONE_STAGE, {"train": gce_config()})
-        assert (await _run(gce_client, world))["state"] == "completed", world.consoles()
+        assert (await run_to_end(gce_client, world))["state"] == "completed", world.consoles()
         name = world.compute.inserts[0]["name"]
         wait_for(lambda: name in world.compute.deletes, 60, "the idle VM to be deleted")
         with anyio.fail_after(30):  # the delete was asked for; the pool row follows once it is done
@@ -219,7 +212,7 @@ async def test_two_stage_pipeline_when_both_on_vms_passes_outputs_through_gcs(
 ) -> None:
     slot = await workspace_in_slot(gce_client, "w1")
     write_pipeline(slot, TWO_STAGES, {"prep": gce_config(), "train": gce_config()})
-    info = await _run(gce_client, world)
+    info = await run_to_end(gce_client, world)
     assert info["state"] == "completed", world.consoles()
     prep, train = _stage(info, "prep"), _stage(info, "train")
     job = world.job(train["stage_run_id"])

@@ -22,14 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.docker_support import skip_or_fail
 from tests.fakes.fake_compute import FakeCompute
 from tests.fakes.registry import LocalRegistry, registry_binary
-
-SETUP_HINT = "run `bash scripts/ensure-docker.sh` as root (what `make test` does)"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() == "true"
 
 
 def registry_problem() -> str | None:
@@ -68,10 +63,7 @@ def docker_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalR
     """A Docker registry on 127.0.0.1 (plain HTTP), for pushing and pulling stage images."""
     problem = registry_problem()
     if problem is not None:
-        message = f"the local image registry is not usable here: {problem}; {SETUP_HINT}"
-        if _in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail(f"the local image registry is not usable here: {problem}")
     registry = LocalRegistry(root=tmp_path_factory.mktemp("docker-registry"))
     try:
         registry.start()

@@ -60,6 +60,19 @@ stages:
       report: {type: file}
 """
 
+TWO_STAGES = """\
+name: two
+stages:
+  - name: prep
+    outputs:
+      features: {type: npy}
+  - name: train
+    inputs:
+      features: {type: npy, from_stage: prep}
+    outputs:
+      model: {type: directory}
+"""
+
 STAGEKIT = '''\
 """Shared body of every test stage: behaviour comes from the stage config."""
 

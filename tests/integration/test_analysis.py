@@ -26,6 +26,7 @@ from goldfish.server.app import server_for
 from tests.conftest import LONG_REASON, structured
 from tests.integration.pipeline_fixtures import (
     RESULTS_SPEC,
+    TWO_STAGES,
     by_stage,
     fail,
     ok,
@@ -35,18 +36,6 @@ from tests.integration.pipeline_fixtures import (
     write_pipeline,
 )
 
-TWO_STAGES = """\
-name: two
-stages:
-  - name: prep
-    outputs:
-      features: {type: npy}
-  - name: train
-    inputs:
-      features: {type: npy, from_stage: prep}
-    outputs:
-      model: {type: directory}
-"""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 UNKNOWN_STAGE_RUN = "stage-000000000000"
 UNKNOWN_RECORD = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
