@@ -66,6 +66,15 @@ class ProfileOverride(_Strict):
     zones: list[str] | None = None
     boot_disk_gb: int | None = Field(None, ge=10, le=65536)
     image_family: str | None = None
+    boot_disk_type: str | None = Field(
+        None,
+        pattern=r"^[a-z][a-z0-9-]{1,62}$",
+        description="e.g. pd-ssd; default pd-balanced (hyperdisk-balanced where the series needs it)",
+    )
+    container_memory: str | None = Field(
+        None, pattern=r"^[1-9][0-9]*[kmgKMG]?$", description="Memory cap of a VM's container; default none"
+    )
+    container_cpus: float | None = Field(None, gt=0, le=1024, description="CPU cap of a VM's container")
 
 
 class WarmPool(_Strict):
@@ -97,7 +106,16 @@ class Gce(_Strict):
     api_endpoint: str | None = Field(
         None, description="Compute API base URL override (e.g. http://127.0.0.1:8123 for a local simulator)."
     )
-    service_account: str | None = Field(None, description="Service account email the VMs run as.")
+    service_account: str | None = Field(
+        None,
+        description="Service account email the VMs run as (default: the project's Compute Engine default "
+        "service account, with the cloud-platform scope).",
+    )
+    registry_login: Literal["auto", "token", "none"] = Field(
+        "auto",
+        description="How a VM logs in to gce.image_registry before pulling: auto = with its service "
+        "account's token for Artifact Registry/Container Registry hosts only; token = always; none = never.",
+    )
     image_registry: str | None = Field(
         None,
         description="Where stage images are pushed for VMs to pull, e.g. REGION-docker.pkg.dev/PROJECT/REPO",

@@ -63,6 +63,7 @@ class GceWorld:
             "zones": ZONES,
             "api_endpoint": self.compute.endpoint,
             "image_registry": f"{self.registry.address}/goldfish",
+            "registry_login": "token",  # the simulator's registry, like Artifact Registry, wants a login
             "poll_interval_seconds": 0.2,
             "profile_overrides": {
                 PROFILE: {"machine_type": "e2-small", "image_family": "debian-12", "spot": True,

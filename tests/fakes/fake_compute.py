@@ -82,7 +82,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from goldfish.backends.gce.vm.agent import job_dir
-from tests.fakes.fake_metadata import FakeMetadataServer
+from tests.fakes.fake_metadata import NUMERIC_PROJECT_ID, FakeMetadataServer
 from tests.fakes.http_support import QuietLoopbackServer
 from tests.fakes.sandbox import Sandbox
 
@@ -106,6 +106,60 @@ HTTP_TEXT = {
     503: "SERVICE UNAVAILABLE",
 }
 T = TypeVar("T")
+
+# -- what GCE refuses: the simulator's rule table --------------------------------------------------
+# Each rule makes the fake say no where Google says no, in GCE's error shape, so the production
+# code path is what the tests exercise.
+
+# Provisioning models per machine type (longest prefix wins; absent: every model).
+# Source: Compute Engine docs, "Accelerator-optimized machine family", A3 High
+# (https://cloud.google.com/compute/docs/accelerator-optimized-machines): a3-highgpu-1g, -2g and
+# -4g are available only as Spot or Flex-start VMs; a3-highgpu-8g takes every model.
+PROVISIONING_MODELS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("a3-highgpu-1g", frozenset({"SPOT", "FLEX_START"})),
+    ("a3-highgpu-2g", frozenset({"SPOT", "FLEX_START"})),
+    ("a3-highgpu-4g", frozenset({"SPOT", "FLEX_START"})),
+)
+# Boot disk types per machine series (prefix). Sources: the same page, "Supported disk types for
+# A3" (pd-balanced, pd-ssd, Hyperdisk; no pd-standard); "General-purpose machine family" for
+# C4/N4 (Hyperdisk only). Series not listed take every type.
+DISK_TYPES: tuple[tuple[str, frozenset[str]], ...] = (
+    ("a3-", frozenset({"pd-balanced", "pd-ssd", "hyperdisk-balanced", "hyperdisk-ml", "hyperdisk-extreme"})),
+    ("c4-", frozenset({"hyperdisk-balanced", "hyperdisk-extreme", "hyperdisk-throughput"})),
+    ("n4-", frozenset({"hyperdisk-balanced", "hyperdisk-extreme", "hyperdisk-throughput"})),
+)
+# Source: REST reference, instances.insert, AttachedDiskInitializeParams.diskType: "If not
+# specified, the default is pd-standard".
+DEFAULT_DISK_TYPE = "pd-standard"
+# Public image families that exist (images.getFromFamily answers; an insert naming another fails).
+# Source: REST reference, images.getFromFamily ("Returns the latest image that is part of an
+# image family and is not deprecated"); Deep Learning VM families are renamed over time, so
+# tests retire families with FakeCompute.retire_image_family.
+IMAGE_FAMILIES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("debian-cloud", "debian-12"),
+        ("debian-cloud", "debian-11"),
+        ("ubuntu-os-cloud", "ubuntu-2204-lts"),
+        ("deeplearning-platform-release", "common-cu124-debian-11"),
+    }
+)
+# Service accounts: REST reference, instances.insert, serviceAccounts[] - the API attaches only
+# what the body lists (gcloud and the console add the default account themselves). A VM without
+# one has no token on its metadata server (see fake_metadata.py), so it cannot reach Cloud
+# Storage or a private registry. The default account: Project.defaultServiceAccount
+# (REST reference, projects.get), PROJECT_NUMBER-compute@developer.gserviceaccount.com.
+# Operations: REST reference, zoneOperations.wait - "waits for no more than the 2 minutes and
+# then returns the current state of the operation, which might be DONE or still in progress".
+OPERATION_WAIT_MAX_SECONDS = 120.0
+# Spot preemption: Compute Engine docs, "Spot VMs", preemption process - the VM gets an ACPI
+# soft off (the OS shuts down: systemd stops docker, its containers exit 143) and is switched off
+# 30 s later.
+PREEMPTION_GRACE_SECONDS = 30.0
+
+
+def _allowed(rules: tuple[tuple[str, frozenset[str]], ...], machine: str) -> frozenset[str] | None:
+    matches = [(prefix, allowed) for prefix, allowed in rules if machine.startswith(prefix)]
+    return max(matches, key=lambda item: len(item[0]))[1] if matches else None
 
 
 class ApiError(Exception):
@@ -360,6 +414,42 @@ def matches_filter(resource: dict[str, Any], terms: list[tuple[str, str, str]]) 
 # -- docker clean-up --------------------------------------------------------------------------
 
 
+def _job_containers(docker: str, job: str) -> list[str]:
+    run_id, _, attempt = job.partition(":")
+    listed = subprocess.run(
+        [
+            docker,
+            "ps",
+            "-q",
+            "--filter",
+            f"label={CONTAINER_LABEL}={run_id}",
+            "--filter",
+            f"label={ATTEMPT_LABEL}={attempt}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return listed.stdout.split()
+
+
+def stop_containers(jobs: set[str]) -> None:
+    """Send SIGTERM to the running containers of the given jobs (what a guest shutdown does to docker)."""
+    docker = shutil.which("docker")
+    if docker is None:
+        return
+    for job in sorted(jobs):
+        try:
+            ids = _job_containers(docker, job)
+            if ids:
+                subprocess.run(
+                    [docker, "kill", "--signal", "TERM", *ids], capture_output=True, timeout=30, check=False
+                )
+        except (OSError, subprocess.SubprocessError):
+            continue
+
+
 def remove_containers(jobs: set[str]) -> None:
     """``docker rm -f`` every container of the given ``run_id:attempt`` jobs (best effort)."""
     docker = shutil.which("docker")
@@ -404,6 +494,7 @@ def remove_job_dirs(jobs: set[str]) -> None:
 # -- HTTP plumbing ----------------------------------------------------------------------------
 
 _P = r"^/compute/v1/projects/(?P<project>[^/]+)"
+_IMG = r"^/compute/v1/projects/(?P<image_project>[^/]+)/global/images/family/(?P<family>[^/]+)$"
 _I = _P + r"/zones/(?P<zone>[^/]+)/instances"
 _O = _P + r"/zones/(?P<zone>[^/]+)/operations/(?P<op>[^/]+)"
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
@@ -415,8 +506,10 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(_I + r"/(?P<name>[^/]+)/setLabels$"), "_set_labels"),
     ("GET", re.compile(_I + r"/(?P<name>[^/]+)/serialPort$"), "_serial_port"),
     ("GET", re.compile(_O + r"$"), "_get_operation"),
-    ("POST", re.compile(_O + r"/wait$"), "_get_operation"),
+    ("POST", re.compile(_O + r"/wait$"), "_wait_operation"),
     ("GET", re.compile(_P + r"/aggregated/instances$"), "_aggregated_list"),
+    ("GET", re.compile(_P + r"$"), "_get_project"),
+    ("GET", re.compile(_IMG), "_image_from_family"),
 ]
 
 Request = tuple[dict[str, str], dict[str, str], Any]  # path params, query, JSON body
@@ -492,6 +585,7 @@ class FakeCompute:
         self._lock = threading.RLock()
         self._instances: dict[tuple[str, str], FakeInstance] = {}
         self._operations: dict[tuple[str, str], dict[str, Any]] = {}
+        self._done_at: dict[tuple[str, str], float] = {}
         self._faults: list[_Fault] = []
         self._counter = itertools.count(1)
         self._stopping = threading.Event()
@@ -503,6 +597,10 @@ class FakeCompute:
         self.set_metadata_calls: list[dict[str, Any]] = []
         self.set_labels_calls: list[dict[str, Any]] = []
         self.preemptions: list[str] = []
+        self.image_families: set[tuple[str, str]] = set(IMAGE_FAMILIES)
+        self.operation_seconds = 0.0
+        self._withheld: set[tuple[str, str]] = set()
+        self.default_service_account = f"{NUMERIC_PROJECT_ID}-compute@developer.gserviceaccount.com"
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -607,18 +705,48 @@ class FakeCompute:
         with self._lock:
             self._faults.append(fault)
 
+    def slow_operations(self, seconds: float) -> None:
+        """Make every later insert's operation take ``seconds`` to be DONE (the VM boots at once)."""
+        self.operation_seconds = seconds
+
+    def withhold_machine_type(self, zone: str, machine_type: str) -> None:
+        """``machine_type`` is not offered in ``zone``: inserts there fail as GCE's do."""
+        with self._lock:
+            self._withheld.add((zone, machine_type))
+
+    def retire_image_family(self, image_project: str, family: str) -> None:
+        """The family no longer exists (Deep Learning VM families get renamed)."""
+        with self._lock:
+            self.image_families.discard((image_project, family))
+
+    def host_maintenance(self, name: str, *, zone: str | None = None) -> None:
+        """Host maintenance: a VM with ``onHostMaintenance: TERMINATE`` (every GPU VM) is stopped."""
+        instance = self.instance(name, zone)
+        if (instance.resource.get("scheduling") or {}).get("onHostMaintenance") != "TERMINATE":
+            return  # live-migrated: nothing the guest notices
+        self._power_off(instance)
+        with self._lock:
+            if instance.status == "RUNNING":
+                instance.status = "TERMINATED"
+                instance.resource["lastStopTimestamp"] = _now()
+
     def clear_faults(self) -> None:
         """Forget every configured fault."""
         with self._lock:
             self._faults.clear()
 
-    def preempt(self, name: str, grace_seconds: float = 2.0, *, zone: str | None = None) -> None:
-        """Spot preemption: ``preempted`` = TRUE now; after the grace, power off (TERMINATED or deleted)."""
+    def preempt(
+        self, name: str, grace_seconds: float = PREEMPTION_GRACE_SECONDS, *, zone: str | None = None
+    ) -> None:
+        """Spot preemption: ``preempted`` = TRUE and the guest's shutdown stops its containers (SIGTERM);
+        after the grace, power off (TERMINATED or deleted)."""
         instance = self.instance(name, zone)
         with self._lock:
             self.preemptions.append(name)
+            jobs = set(instance.run_labels_seen)
         if instance.metadata_server is not None:
             instance.metadata_server.set_preempted(True)
+        stop_containers(jobs)
         thread = threading.Thread(
             target=self._finish_preemption,
             args=(instance, grace_seconds),
@@ -667,6 +795,8 @@ class FakeCompute:
         raise ApiError(404, "notFound", f"The requested URL {path} was not found on this server.")
 
     def _check_scope(self, params: dict[str, str]) -> None:
+        if "image_project" in params:  # public images live in their publishers' projects
+            return
         if params["project"] != self.project:
             raise ApiError(404, "notFound", f"The resource 'projects/{params['project']}' was not found")
         zone = params.get("zone")
@@ -711,7 +841,13 @@ class FakeCompute:
             instance = self._create(resource, status="RUNNING")
             record["ok"] = True
             self._boot(instance)
-            return 200, self._operation(zone, "insert", instance)
+            op = self._operation(zone, "insert", instance)
+            if self.operation_seconds > 0:
+                op["status"] = "RUNNING"
+                op["progress"] = 0
+                op.pop("endTime", None)
+                self._done_at[(zone, op["name"])] = time.monotonic() + self.operation_seconds
+            return 200, self._public(op)
 
     def _validated_resource(self, body: Any, zone: str) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -724,11 +860,50 @@ class FakeCompute:
         if not body.get("machineType"):
             raise ApiError(400, "required", "Required field 'resource.machineType' not specified")
         machine = _zonal(body["machineType"], "machineTypes", zone, "resource.machineType")
+        if (zone, machine) in self._withheld:
+            raise _invalid(
+                "resource.machineType",
+                body["machineType"],
+                f"Machine type with name '{machine}' does not exist in zone '{zone}'.",
+            )
         _check_labels(body.get("labels"))
         _check_metadata_items((body.get("metadata") or {}).get("items"), "resource.metadata.items")
         accelerators = self._accelerators(body, zone)
         self._check_scheduling(body, accelerators)
+        self._check_machine_rules(body, machine)
+        self._check_image(body)
         return self._resource(body, zone, machine, accelerators)
+
+    @staticmethod
+    def _check_machine_rules(body: dict[str, Any], machine: str) -> None:
+        """The provisioning model and boot disk type the machine series takes (the rule table)."""
+        model = (body.get("scheduling") or {}).get("provisioningModel", "STANDARD")
+        models = _allowed(PROVISIONING_MODELS, machine)
+        if models is not None and model not in models:
+            raise _invalid(
+                "resource.scheduling.provisioningModel",
+                model,
+                f"Machine type {machine} supports only the {' and '.join(sorted(models))} "
+                "provisioning models.",
+            )
+        disk_types = _allowed(DISK_TYPES, machine)
+        for i, disk in enumerate(body.get("disks") or []):
+            value = (disk.get("initializeParams") or {}).get("diskType")
+            disk_type = str(value).rsplit("/", 1)[-1] if value else DEFAULT_DISK_TYPE
+            if disk_types is not None and disk_type not in disk_types:
+                raise _invalid(
+                    f"resource.disks[{i}].initializeParams.diskType",
+                    value or disk_type,
+                    f"Disk type {disk_type} is not supported by machine type {machine}.",
+                )
+
+    def _check_image(self, body: dict[str, Any]) -> None:
+        for disk in body.get("disks") or []:
+            source = str((disk.get("initializeParams") or {}).get("sourceImage") or "")
+            match = re.fullmatch(r"(?:.*/)?projects/([^/]+)/global/images/family/([^/]+)", source)
+            if match is not None and (match.group(1), match.group(2)) not in self.image_families:
+                where = f"projects/{match.group(1)}/global/images/family/{match.group(2)}"
+                raise ApiError(404, "notFound", f"The resource '{where}' was not found")
 
     def _accelerators(self, body: dict[str, Any], zone: str) -> list[dict[str, Any]]:
         result = []
@@ -888,11 +1063,13 @@ class FakeCompute:
             instance.run_labels_seen.add(f"{job['stage_run_id']}:{job.get('attempt', 1)}")
 
     def _boot(self, instance: FakeInstance) -> None:
+        accounts = instance.resource.get("serviceAccounts") or []
         server = FakeMetadataServer(
             instance_name=instance.name,
             zone=instance.zone,
             project_id=self.project,
             attributes=instance.metadata,
+            service_account=str(accounts[0].get("email")) if accounts else None,
         )
         server.start()
         instance.metadata_server = server
@@ -940,12 +1117,56 @@ class FakeCompute:
 
     def _get_operation(self, request: Request) -> tuple[int, Any]:
         params = request[0]
+        key = (params["zone"], params["op"])
         with self._lock:
-            op = self._operations.get((params["zone"], params["op"]))
+            op = self._operations.get(key)
+            done_at = self._done_at.get(key)
         if op is None:
             where = f"projects/{self.project}/zones/{params['zone']}/operations/{params['op']}"
             raise ApiError(404, "notFound", f"The resource '{where}' was not found")
-        return 200, op
+        with self._lock:
+            if done_at is not None and time.monotonic() >= done_at:
+                del self._done_at[key]
+                op.update(status="DONE", progress=100, endTime=_now())
+            return 200, self._public(op)
+
+    def _wait_operation(self, request: Request) -> tuple[int, Any]:
+        """zoneOperations.wait: hold the request until the operation is DONE (at most two minutes)."""
+        params = request[0]
+        with self._lock:
+            done_at = self._done_at.get((params["zone"], params["op"]))
+        if done_at is not None:
+            self._stopping.wait(min(max(0.0, done_at - time.monotonic()), OPERATION_WAIT_MAX_SECONDS))
+        return self._get_operation(request)
+
+    @staticmethod
+    def _public(op: dict[str, Any]) -> dict[str, Any]:
+        return copy.deepcopy(op)
+
+    def _get_project(self, request: Request) -> tuple[int, Any]:
+        return 200, {
+            "kind": "compute#project",
+            "id": NUMERIC_PROJECT_ID,
+            "name": self.project,
+            "selfLink": f"{API_ROOT}/projects/{self.project}",
+            "defaultServiceAccount": self.default_service_account,
+        }
+
+    def _image_from_family(self, request: Request) -> tuple[int, Any]:
+        project, family = request[0]["image_project"], request[0]["family"]
+        with self._lock:
+            known = (project, family) in self.image_families
+        if not known:
+            where = f"projects/{project}/global/images/family/{family}"
+            raise ApiError(404, "notFound", f"The resource '{where}' was not found")
+        name = f"{family}-v20260101"
+        return 200, {
+            "kind": "compute#image",
+            "name": name,
+            "family": family,
+            "status": "READY",
+            "selfLink": f"{API_ROOT}/projects/{project}/global/images/{name}",
+        }
 
     # -- get / list / serial port ----------------------------------------------------------
 

@@ -11,8 +11,11 @@ It stands for Google's metadata server as documented publicly (``/computeMetadat
   bounds the wait, after which the current value (or 404) is returned with its etag, as on GCE;
 * ``instance/preempted`` -> ``TRUE``/``FALSE`` with the same wait semantics;
 * ``instance/name``, ``instance/zone`` (``projects/123456/zones/<zone>``), ``instance/id``,
-  ``instance/hostname``, ``project/project-id``, ``project/numeric-project-id``,
-  ``instance/service-accounts/default/token`` (a fake bearer token) and ``.../email``.
+  ``instance/hostname``, ``project/project-id``, ``project/numeric-project-id``;
+  ``instance/service-accounts/default/token`` (:data:`FAKE_ACCESS_TOKEN`) and ``.../email`` only
+  when the instance has a service account: a VM created without one has no
+  ``service-accounts/`` entries and gets no token (Compute Engine docs, "Service accounts" /
+  "About VM metadata": the token comes from the service account attached to the VM).
 
 Each request is served on its own thread, so a blocking wait never holds up other requests;
 ``stop()`` wakes every waiter and joins the serving threads.
@@ -32,6 +35,7 @@ from tests.fakes.http_support import QuietLoopbackServer
 
 PREFIX = "/computeMetadata/v1/"
 NUMERIC_PROJECT_ID = "123456"
+FAKE_ACCESS_TOKEN = "fake-token"  # noqa: S105 - the simulator's only token (the registry accepts it)
 _PREEMPTED = "\x00preempted"  # the store key of instance/preempted (no attribute can be named so)
 _ATTRIBUTES_DIR = "instance/attributes/"
 
@@ -146,8 +150,10 @@ class FakeMetadataServer:
         zone: str,
         project_id: str = "fake-project",
         attributes: dict[str, str] | None = None,
+        service_account: str | None = "default",
     ) -> None:
         self.instance_name = instance_name
+        self.service_account = service_account
         self.zone = zone
         self.project_id = project_id
         self.instance_id = str(
@@ -259,18 +265,19 @@ class FakeMetadataServer:
         handler._reply(200, value, etag=etag, content_type=content_type)
 
     def _static_values(self) -> dict[str, str]:
-        token = {"access_token": "fake-token", "expires_in": 3600, "token_type": "Bearer"}
-        email = f"default@{self.project_id}.iam.gserviceaccount.com"
-        return {
+        values = {
             "instance/name": self.instance_name,
             "instance/hostname": f"{self.instance_name}.{self.zone}.c.{self.project_id}.internal",
             "instance/zone": f"projects/{NUMERIC_PROJECT_ID}/zones/{self.zone}",
             "instance/id": self.instance_id,
             "project/project-id": self.project_id,
             "project/numeric-project-id": NUMERIC_PROJECT_ID,
-            "instance/service-accounts/default/token": json.dumps(token),
-            "instance/service-accounts/default/email": email,
         }
+        if self.service_account is not None:
+            token = {"access_token": FAKE_ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"}
+            values["instance/service-accounts/default/token"] = json.dumps(token)
+            values["instance/service-accounts/default/email"] = self.service_account
+        return values
 
 
 def _timeout(raw: str | None) -> float | None:

@@ -8,8 +8,10 @@ Enable it with ``pytest_plugins = ["tests.fakes.gce_simulator"]`` (``tests/conft
   it is when each instance boots). Stopped at teardown, pass or fail: sandboxes and their
   containers killed, servers stopped, threads joined.
 * ``docker_registry`` (session scope): a started :class:`LocalRegistry` (``.address`` is
-  ``127.0.0.1:PORT``). Skips with the reason when ``docker-registry`` or a Docker engine is
-  missing; under ``CI=true`` it fails instead.
+  ``127.0.0.1:PORT``) that wants a login; ``DOCKER_CONFIG`` of the test process points at a
+  client config logged in to it (the server pushes with it; the sandboxes never see it).
+  Skips with the reason when ``docker-registry`` or a Docker engine is missing; under
+  ``CI=true`` it fails instead.
 """
 
 from __future__ import annotations
@@ -65,8 +67,16 @@ def docker_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalR
     if problem is not None:
         skip_or_fail(f"the local image registry is not usable here: {problem}")
     registry = LocalRegistry(root=tmp_path_factory.mktemp("docker-registry"))
+    previous = os.environ.get("DOCKER_CONFIG")
     try:
         registry.start()
+        # The server side is logged in (as after `gcloud auth configure-docker`); VMs are not.
+        config = registry.write_docker_config(tmp_path_factory.mktemp("docker-client-config"))
+        os.environ["DOCKER_CONFIG"] = str(config)
         yield registry
     finally:
+        if previous is None:
+            os.environ.pop("DOCKER_CONFIG", None)
+        else:
+            os.environ["DOCKER_CONFIG"] = previous
         registry.stop()

@@ -3,11 +3,21 @@
 Images travel as on GCE: the server pushes the stage image to ``<address>/path:tag`` and the
 simulated VM pulls it. Docker allows plain HTTP for registries on ``127.0.0.0/8``, so no TLS and
 no daemon configuration is needed.
+
+Like a private Artifact Registry repository, it refuses anonymous pushes and pulls: a client
+logs in as ``oauth2accesstoken`` with an access token as the password (Artifact Registry docs,
+"Configure authentication to Artifact Registry for Docker", access token method:
+https://cloud.google.com/artifact-registry/docs/docker/authentication). The one token it
+accepts is :data:`~tests.fakes.fake_metadata.FAKE_ACCESS_TOKEN`, which the fake metadata server
+hands out to instances that have a service account. A VM's docker starts with no credentials,
+so an agent that pulls without logging in fails as it would on GCE.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -17,6 +27,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from tests.fakes.fake_metadata import FAKE_ACCESS_TOKEN
 
 REGISTRY_BINARY = "docker-registry"
 START_TIMEOUT = 15.0
@@ -33,7 +45,14 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:{port}
+auth:
+  htpasswd:
+    realm: goldfish-simulator
+    path: {htpasswd}
 """
+REGISTRY_USER = "oauth2accesstoken"
+# bcrypt (cost 4) of FAKE_ACCESS_TOKEN, the only password the registry accepts.
+_HTPASSWD = f"{REGISTRY_USER}:$2b$04$N9wjPpC2ASmN2OQ4d1bT8OiIo8IqJb2JBwYhJvJWarX50O1YNm7dC\n"
 
 
 def registry_binary() -> str | None:
@@ -75,7 +94,9 @@ class LocalRegistry:
         for _attempt in range(3):
             self.port = _free_port()
             config = self.root / "config.yml"
-            config.write_text(_CONFIG.format(root=self.root / "data", port=self.port))
+            htpasswd = self.root / "htpasswd"
+            htpasswd.write_text(_HTPASSWD)
+            config.write_text(_CONFIG.format(root=self.root / "data", port=self.port, htpasswd=htpasswd))
             log = (self.root / "registry.log").open("ab")
             with log:
                 self._proc = subprocess.Popen(
@@ -100,10 +121,23 @@ class LocalRegistry:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/", timeout=2) as response:
                     if response.status == 200:
                         return True
+            except urllib.error.HTTPError as err:
+                if err.code == 401:  # up, and asking for credentials
+                    return True
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.05)
         return False
+
+    def write_docker_config(self, folder: Path) -> Path:
+        """A docker client config in ``folder`` logged in to this registry (what the server's user has).
+
+        Point ``DOCKER_CONFIG`` at the folder for pushes; a simulated VM never sees it.
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        secret = base64.b64encode(f"{REGISTRY_USER}:{FAKE_ACCESS_TOKEN}".encode()).decode()
+        (folder / "config.json").write_text(json.dumps({"auths": {self.address: {"auth": secret}}}))
+        return folder
 
     def log(self) -> str:
         """The registry's own log (for failing-test messages)."""

@@ -7,6 +7,8 @@ environment is the test process's, plus:
 * ``GCE_METADATA_HOST`` = the instance's fake metadata server (``127.0.0.1:PORT``);
 * ``STORAGE_EMULATOR_HOST`` = the GCS emulator the fake Compute was given (when None, whatever
   the test process has when the instance boots);
+* ``HOME`` = ``<dir>/home`` and no ``DOCKER_CONFIG``: like a fresh VM, docker there holds no
+  registry login;
 * ``PATH`` prefixed with a shim folder whose ``poweroff``, ``shutdown`` and ``halt`` only record
   the call in ``<dir>/poweroff.log`` and exit 0. The agent exits after powering off; the process
   exit is what the fake Compute treats as the VM stopping.
@@ -77,6 +79,7 @@ class Sandbox:
     def start(self) -> None:
         """Write the script and the power shims, then start ``bash`` in a new session."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / "home").mkdir(exist_ok=True)
         shim_dir = self._write_shims()
         script_path = self.directory / "startup-script"
         script_path.write_text(self.script)
@@ -107,6 +110,9 @@ class Sandbox:
 
     def _environment(self, shim_dir: Path) -> dict[str, str]:
         env = dict(os.environ)
+        # A fresh VM's docker has no registry credentials: none of the test process's leak in.
+        env.pop("DOCKER_CONFIG", None)
+        env["HOME"] = str(self.directory / "home")
         env.update(self.extra_env)
         env["GCE_METADATA_HOST"] = self.metadata_host
         env["GOLDFISH_SANDBOX_DIR"] = str(self.directory)

@@ -8,8 +8,9 @@ import pytest
 
 from goldfish.backends.gce.compute import ComputeApi, InstanceInfo
 from goldfish.backends.gce.failures import LaunchFailure
-from goldfish.backends.gce.instances import InstanceBody, instance_name
+from goldfish.backends.gce.instances import InstanceBody, body_from_profile, instance_name
 from goldfish.backends.gce.launcher import LaunchError, launch_cold
+from goldfish.backends.profiles import BUILT_IN
 from tests.fakes.fake_compute import FakeCompute
 
 ZONES = ["us-central1-a", "us-central1-b", "us-central1-c"]
@@ -21,8 +22,8 @@ def _body(zone: str, *, spot: bool = True, gpu: bool = True, **changes: Any) -> 
     values: dict[str, Any] = {
         "name": instance_name(),
         "zone": zone,
-        "machine_type": "a3-highgpu-1g" if gpu else "n2-standard-4",
-        "accelerator": "nvidia-h100-80gb" if gpu else None,
+        "machine_type": "a2-highgpu-1g" if gpu else "n2-standard-4",
+        "accelerator": "nvidia-tesla-a100" if gpu else None,
         "gpu_count": 1 if gpu else 0,
         "spot": spot,
         "boot_disk_gb": 200,
@@ -63,7 +64,7 @@ def test_insert_then_get_returns_what_was_asked_for(fake_compute: FakeCompute, a
     sent = fake_compute.inserts[-1]["body"]
     assert sent["scheduling"]["provisioningModel"] == "SPOT"
     assert sent["scheduling"]["instanceTerminationAction"] == "STOP"
-    assert sent["guestAccelerators"][0]["acceleratorType"].endswith("acceleratorTypes/nvidia-h100-80gb")
+    assert sent["guestAccelerators"][0]["acceleratorType"].endswith("acceleratorTypes/nvidia-tesla-a100")
     assert sent["networkInterfaces"][0]["accessConfigs"][0]["type"] == "ONE_TO_ONE_NAT"
     assert sent["disks"][0]["initializeParams"]["sourceImage"] == (
         "projects/deeplearning-platform-release/global/images/family/common-cu124-debian-11"
@@ -308,3 +309,79 @@ def test_launch_with_every_zone_out_of_quota_reports_each_zone(
     assert error.category == "quota"
     assert [t["zone"] for t in error.details["tries"]] == ZONES
     assert all(zone in error.message for zone in ZONES)
+
+
+# -- what GCE refuses (the simulator's rule table) --------------------------------------------------
+
+
+def test_insert_when_an_a3_high_1g_asks_for_on_demand_is_refused_as_gce_refuses(api: ComputeApi) -> None:
+    body = _body("us-central1-a", spot=False, machine_type="a3-highgpu-1g", accelerator="nvidia-h100-80gb")
+    failure = _insert_failure(api, "us-central1-a", body)
+    assert (failure.category, failure.zone_scoped) == ("invalid_request", False)
+    assert "SPOT" in failure.message
+
+
+def test_insert_when_an_a3_boot_disk_is_pd_standard_is_refused(api: ComputeApi) -> None:
+    body = _body("us-central1-a", machine_type="a3-highgpu-1g", boot_disk_type="pd-standard")
+    failure = _insert_failure(api, "us-central1-a", body)
+    assert failure.category == "invalid_request"
+    assert "pd-standard" in failure.message
+
+
+@pytest.mark.parametrize(
+    "profile", ["h100-spot", "h100-on-demand", "a100-spot", "a100-on-demand", "cpu-large"]
+)
+def test_built_in_profiles_when_launched_are_accepted_by_gce(
+    fake_compute: FakeCompute, api: ComputeApi, profile: str
+) -> None:
+    shape = BUILT_IN[profile]
+    body = body_from_profile(
+        shape, zone="us-central1-a", spot=shape.spot, name=instance_name(), metadata={}, labels={},
+        service_account=api.default_service_account(),
+    )  # fmt: skip
+    api.insert("us-central1-a", body)
+    assert fake_compute.instances[body.name].status == "RUNNING"
+
+
+def test_insert_when_the_operation_outlasts_a_read_timeout_waits_until_it_is_done(
+    fake_compute: FakeCompute,
+) -> None:
+    api = ComputeApi(fake_compute.project, fake_compute.endpoint, rpc_timeout=0.5)
+    fake_compute.slow_operations(2.0)
+    body = _body("us-central1-a")
+
+    result = launch_cold(api, ZONES, spot=True, on_demand_fallback=False, make_body=lambda zone, spot: body)
+
+    assert (result.name, result.zone) == (body.name, "us-central1-a")
+    assert fake_compute.deletes == []
+    assert [i["zone"] for i in fake_compute.inserts] == ["us-central1-a"]
+
+
+def test_launch_when_the_machine_type_is_not_offered_in_a_zone_tries_the_next(
+    fake_compute: FakeCompute, api: ComputeApi
+) -> None:
+    fake_compute.withhold_machine_type("us-central1-a", "a2-highgpu-1g")
+
+    result = launch_cold(api, ZONES, spot=True, on_demand_fallback=False, make_body=_make_body)
+
+    assert result.zone == "us-central1-b"
+    assert result.tries[0].category == "invalid_request"
+    assert "does not exist in zone" in (result.tries[0].error or "")
+
+
+def test_default_service_account_is_the_projects_compute_account(
+    fake_compute: FakeCompute, api: ComputeApi
+) -> None:
+    assert api.default_service_account() == fake_compute.default_service_account
+    assert api.default_service_account().endswith("-compute@developer.gserviceaccount.com")
+
+
+def test_image_from_family_when_the_family_was_retired_is_an_invalid_request(
+    fake_compute: FakeCompute, api: ComputeApi
+) -> None:
+    assert api.image_from_family("debian-cloud", "debian-12").startswith("debian-12")
+    fake_compute.retire_image_family("deeplearning-platform-release", "common-cu124-debian-11")
+    with pytest.raises(LaunchFailure) as info:
+        api.image_from_family("deeplearning-platform-release", "common-cu124-debian-11")
+    assert info.value.category == "invalid_request"
+    assert _insert_failure(api, "us-central1-a").category == "invalid_request"

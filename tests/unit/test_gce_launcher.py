@@ -22,10 +22,12 @@ from goldfish.backends.gce.instances import (
     NAME_RE,
     InstanceBody,
     body_from_profile,
+    check_provisioning,
     image_source,
     instance_name,
     instance_resource,
     label_value,
+    standard_model_offered,
 )
 from goldfish.backends.gce.launcher import LaunchError, LaunchTry, launch_cold, zone_order
 from goldfish.backends.profiles import BUILT_IN
@@ -337,6 +339,7 @@ def test_spot_gpu_body_renders_every_part_of_the_instance() -> None:
     assert disk["initialize_params"] == {
         "source_image": "projects/deeplearning-platform-release/global/images/family/common-cu124-debian-11",
         "disk_size_gb": 500,
+        "disk_type": "zones/us-central1-a/diskTypes/pd-balanced",
     }
     assert resource["network_interfaces"][0]["access_configs"][0]["type_"] == "ONE_TO_ONE_NAT"
     assert resource["guest_accelerators"] == [
@@ -387,6 +390,55 @@ def test_body_from_profile_takes_the_profile_shape_and_the_try_zone_and_model() 
         "deeplearning-platform-release",
         "common-cu124-debian-11",
     )
+
+
+def test_body_from_profile_when_the_gpu_image_is_a_deep_learning_vm_asks_it_to_install_the_driver() -> None:
+    gpu = body_from_profile(
+        BUILT_IN["a100-spot"], zone="z", spot=True, name="n", metadata={}, labels={}, service_account=None
+    )
+    cpu = body_from_profile(
+        BUILT_IN["cpu-large"], zone="z", spot=False, name="n", metadata={}, labels={}, service_account=None
+    )
+    assert gpu.metadata["install-nvidia-driver"] == "True"
+    assert "install-nvidia-driver" not in cpu.metadata
+
+
+@pytest.mark.parametrize(
+    ("machine", "disk"),
+    [
+        ("a3-highgpu-1g", "pd-balanced"),
+        ("n2-standard-32", "pd-balanced"),
+        ("c4-standard-8", "hyperdisk-balanced"),
+    ],
+)
+def test_body_from_profile_always_names_a_boot_disk_type_the_machine_series_takes(
+    machine: str, disk: str
+) -> None:
+    profile = BUILT_IN["cpu-large"].model_copy(update={"machine_type": machine})
+    body = body_from_profile(
+        profile, zone="z", spot=False, name="n", metadata={}, labels={}, service_account=None
+    )
+    assert body.boot_disk_type == disk
+    assert (
+        instance_resource(body)["disks"][0]["initialize_params"]["disk_type"] == f"zones/z/diskTypes/{disk}"
+    )
+
+
+def test_h100_profiles_when_built_in_only_ask_gce_for_models_it_offers() -> None:
+    spot, on_demand = BUILT_IN["h100-spot"], BUILT_IN["h100-on-demand"]
+    assert spot.machine_type == "a3-highgpu-1g" and spot.spot and not spot.on_demand_fallback
+    assert on_demand.machine_type == "a3-highgpu-8g" and on_demand.gpu_count == 8
+    assert standard_model_offered("a3-highgpu-8g") and not standard_model_offered("a3-highgpu-1g")
+    check_provisioning(on_demand)
+    check_provisioning(spot)
+
+
+def test_check_provisioning_when_an_on_demand_profile_names_a_spot_only_machine_says_what_to_set() -> None:
+    profile = BUILT_IN["h100-spot"].model_copy(update={"name": "mine", "spot": False})
+    with pytest.raises(ConfigError) as info:
+        check_provisioning(profile)
+    assert "only as a Spot" in info.value.message
+    assert "gce.profile_overrides.mine.spot: true" in info.value.remedy
 
 
 def test_body_from_profile_without_machine_type_says_which_setting_is_missing() -> None:

@@ -74,13 +74,18 @@ class Mount:
 
 @dataclass(frozen=True)
 class Limits:
-    """Resources and isolation of a stage container."""
+    """Resources and isolation of a stage container.
 
-    memory: str = "4g"
-    cpus: float = 2.0
+    ``memory`` and ``cpus`` None mean no cap (a VM's container takes the whole machine);
+    ``shm_size`` None keeps the engine's default ``/dev/shm`` (64 MB).
+    """
+
+    memory: str | None = "4g"
+    cpus: float | None = 2.0
     pids: int = 512
     network: bool = True
     gpus: int = 0
+    shm_size: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,7 +179,8 @@ def _check(image: str, user: str, limits: Limits) -> None:
             details={"field": "user", "user": user[:40]},
             remedy="Use uid or uid:gid other than 0.",
         )
-    if not _MEMORY.fullmatch(limits.memory) or limits.cpus <= 0 or limits.pids < 1 or limits.gpus < 0:
+    sizes_ok = all(size is None or _MEMORY.fullmatch(size) for size in (limits.memory, limits.shm_size))
+    if not sizes_ok or (limits.cpus is not None and limits.cpus <= 0) or limits.pids < 1 or limits.gpus < 0:
         raise InvalidArgumentError(
             "Container limits are out of range.",
             details={"field": "limits", "limits": vars(limits)},
@@ -216,16 +222,11 @@ def docker_run_argv(
     ``pass_through`` appear as a bare ``--env NAME``: docker takes their values from the
     environment of the process that runs the argv, so secrets never appear in it.
     """
-    limits = invocation.limits
     argv = ["docker", "run"]
     if detach:
         argv.append("--detach")
     argv += ["--name", invocation.name, "--user", invocation.user, "--workdir", invocation.workdir]
-    argv += ["--memory", limits.memory, "--cpus", f"{limits.cpus:g}", "--pids-limit", str(limits.pids)]
-    if not limits.network:
-        argv += ["--network", "none"]
-    if limits.gpus:
-        argv += ["--gpus", str(limits.gpus)]
+    argv += _limit_options(invocation.limits)
     for option in invocation.security:
         argv += ["--security-opt", option]
     for capability in invocation.cap_drop:
@@ -240,6 +241,19 @@ def docker_run_argv(
     for key, value in _sorted(invocation.env):
         argv += ["--env", key if key in pass_through else f"{key}={value}"]
     return [*argv, "--", invocation.image, *invocation.command]
+
+
+def _limit_options(limits: Limits) -> list[str]:
+    """The ``docker run`` options of ``limits`` (a None cap is no option at all)."""
+    options = [
+        ("--memory", limits.memory),
+        ("--cpus", None if limits.cpus is None else f"{limits.cpus:g}"),
+        ("--pids-limit", str(limits.pids)),
+        ("--shm-size", limits.shm_size),
+        ("--network", None if limits.network else "none"),
+        ("--gpus", str(limits.gpus) if limits.gpus else None),
+    ]
+    return [item for name, value in options if value is not None for item in (name, value)]
 
 
 def _sorted(mapping: Mapping[str, str]) -> list[tuple[str, str]]:

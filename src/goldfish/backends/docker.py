@@ -77,9 +77,6 @@ def sdk_create_arguments(invocation: ContainerInvocation) -> dict[str, Any]:
             Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
             for m in invocation.mounts
         ],
-        "mem_limit": memory_bytes(limits.memory),
-        "memswap_limit": memory_bytes(limits.memory),
-        "nano_cpus": int(limits.cpus * 1e9),
         "pids_limit": limits.pids,
         "security_opt": list(invocation.security),
         "cap_drop": list(invocation.cap_drop),
@@ -87,6 +84,12 @@ def sdk_create_arguments(invocation: ContainerInvocation) -> dict[str, Any]:
         "stdin_open": False,
         "log_config": {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "1"}},
     }
+    if limits.memory is not None:
+        arguments["mem_limit"] = arguments["memswap_limit"] = memory_bytes(limits.memory)
+    if limits.cpus is not None:
+        arguments["nano_cpus"] = int(limits.cpus * 1e9)
+    if limits.shm_size is not None:
+        arguments["shm_size"] = limits.shm_size
     if not limits.network:
         arguments["network_mode"] = "none"
     return arguments

@@ -21,6 +21,9 @@ class Profile(BaseModel):
     zones: list[str]
     boot_disk_gb: int
     image_family: str | None
+    boot_disk_type: str | None = None  # None: chosen per machine series (gce/instances.py)
+    container_memory: str | None = None  # None: a VM's container may use the whole machine
+    container_cpus: float | None = None
 
 
 _GPU_IMAGE = "common-cu124-debian-11"
@@ -54,11 +57,11 @@ BUILT_IN: dict[str, Profile] = {
         Profile(
             name="h100-spot",
             backend="gce",
-            machine_type="a3-highgpu-1g",
+            machine_type="a3-highgpu-1g",  # offered only as Spot or Flex-start: no on-demand fallback
             accelerator="nvidia-h100-80gb",
             gpu_count=1,
             spot=True,
-            on_demand_fallback=True,
+            on_demand_fallback=False,
             zones=[],
             boot_disk_gb=500,
             image_family=_GPU_IMAGE,
@@ -66,9 +69,9 @@ BUILT_IN: dict[str, Profile] = {
         Profile(
             name="h100-on-demand",
             backend="gce",
-            machine_type="a3-highgpu-1g",
+            machine_type="a3-highgpu-8g",  # the only A3 High shape GCE creates on demand
             accelerator="nvidia-h100-80gb",
-            gpu_count=1,
+            gpu_count=8,
             spot=False,
             on_demand_fallback=False,
             zones=[],

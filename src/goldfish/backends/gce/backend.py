@@ -25,8 +25,24 @@ from goldfish.backends.container import Limits
 from goldfish.backends.docker import CONTAINER_UID, project_label
 from goldfish.backends.docker_images import StageImageRequest, connect, ensure_stage_image, push_image
 from goldfish.backends.gce.config_check import GceNotConfiguredError, missing_gce_settings
-from goldfish.backends.gce.instances import InstanceBody, body_from_profile, instance_name, label_value
-from goldfish.backends.gce.jobs import JobInput, JobSettings, VmJob, build_job, bundle, job_pointer
+from goldfish.backends.gce.instances import (
+    InstanceBody,
+    body_from_profile,
+    check_provisioning,
+    image_source,
+    instance_name,
+    label_value,
+    standard_model_offered,
+)
+from goldfish.backends.gce.jobs import (
+    JobInput,
+    JobSettings,
+    VmJob,
+    build_job,
+    bundle,
+    job_pointer,
+    registry_login_host,
+)
 from goldfish.backends.gce.launcher import launch_cold
 from goldfish.backends.gce.startup import startup_files
 from goldfish.backends.gce.warm_pool import WarmPoolService
@@ -34,7 +50,7 @@ from goldfish.backends.profiles import Profile, all_profiles, get_profile
 from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilities, Handle, OnBuild
 from goldfish.backends.spec import RunSpec, check_env, read_log
 from goldfish.db.warm_pool import WarmPoolRepository
-from goldfish.errors import GoldfishError
+from goldfish.errors import ConfigError, GoldfishError
 from goldfish.paths import ProjectPaths
 from goldfish.storage.paths import RunPaths
 from goldfish.storage.protocol import Storage
@@ -44,6 +60,10 @@ log = logging.getLogger("goldfish.gce")
 BOOT_GRACE_SECONDS = 600
 MAX_STATUS_ERRORS = 30  # failed checks in a row (about a minute at the default interval) → lost
 DEFAULT_PROFILE = "cpu-large"
+# A VM runs one stage: its container gets the machine (no memory/CPU caps unless the profile sets
+# them), room for many DataLoader workers, and a /dev/shm far above docker's 64 MB default.
+VM_PIDS_LIMIT = 65536
+VM_SHM_SIZE = "64g"  # tmpfs: an upper bound, memory is only used as files are written
 MIRRORED = ("stdout", "stderr", "metrics", "stage_heartbeat")
 _LOCAL_NAMES = {
     "stdout": "stdout.log",
@@ -68,6 +88,7 @@ class GceBackend:
         self._checked: dict[str, float] = {}
         self._errors: dict[str, int] = {}
         self._pool: WarmPoolService | None = None
+        self._images_found: set[tuple[str, str]] = set()
 
     # -- wiring -------------------------------------------------------------------------------
     @property
@@ -142,6 +163,7 @@ class GceBackend:
             raise GoldfishError("The stage image was not prepared before launch.")
         check_env(spec.env)  # a bad key or value is refused before anything reaches the bucket
         profile = self.profile(spec)
+        check_provisioning(profile)
         attempt = spec.attempt
         self._upload_job(spec, profile, attempt)
         job_value = job_pointer(spec.stage_run_id, attempt, self.storage)
@@ -237,7 +259,7 @@ class GceBackend:
         info = self.api().get(str(handle["zone"]), str(handle["instance"]))
         if info is None or info.status in ("TERMINATED", "STOPPING", "STOPPED", "SUSPENDED"):
             ended = self._ended(handle, paths)  # it may have finished just before powering off
-            return ended or BackendStatus("lost", detail="the VM is gone and left no exit code")
+            return ended or _stopped_without_exit_code(info)
         self._mirror_logs(handle, paths)
         stale = self._stale_heartbeat(handle, paths)
         if stale is not None:
@@ -285,17 +307,19 @@ class GceBackend:
         settings = JobSettings(
             image=str(spec.image),
             limits=Limits(
-                memory=docker.memory,
-                cpus=docker.cpus,
-                pids=docker.pids_limit,
+                memory=profile.container_memory,
+                cpus=profile.container_cpus,
+                pids=max(docker.pids_limit, VM_PIDS_LIMIT),
                 network=docker.network,
                 gpus=profile.gpu_count,
+                shm_size=VM_SHM_SIZE,
             ),
             user=f"{CONTAINER_UID}:{CONTAINER_UID}",
             project_label=self._project,
             log_sync_interval=self._config.defaults.log_sync_interval,
             gpu_count=profile.gpu_count,
             outputs=tuple(spec.outputs),
+            registry_login=registry_login_host(str(spec.image), self._config.gce.registry_login),
         )
         job = build_job(spec, attempt, inputs, settings, storage)
         if job.secrets:
@@ -325,7 +349,39 @@ class GceBackend:
         self.storage.put_file(local, key)
         return JobInput(name, self.storage.uri(key), "file")
 
+    def _check_image(self, profile: Profile) -> None:
+        """The profile's image family resolves (``images.getFromFamily``), checked once per family.
+
+        Deep Learning VM families are renamed over time; a family that no longer exists would make
+        every insert fail with a bare "not found".
+        """
+        gpu = bool(profile.accelerator) and profile.gpu_count > 0
+        source = image_source(profile.image_family, gpu=gpu)
+        if source in self._images_found:
+            return
+        try:
+            self.api().image_from_family(*source)
+        except GoldfishError as exc:
+            if getattr(exc, "category", None) != "invalid_request":
+                raise
+            raise ConfigError(
+                f"Image family {source[0]}/{source[1]} of profile '{profile.name}' does not exist "
+                f"(any more): {exc.message}",
+                details={"profile": profile.name, "image_project": source[0], "image_family": source[1]},
+                remedy=f"Set gce.profile_overrides.{profile.name}.image_family to a family that exists "
+                f"(`gcloud compute images list --project={source[0]} --no-standard-images` lists them; "
+                "for GPUs pick a Deep Learning VM family with CUDA).",
+            ) from exc
+        self._images_found.add(source)
+
+    def _service_account(self) -> str:
+        """The VM's account: gce.service_account, else the project's default Compute account."""
+        configured = self._config.gce.service_account
+        return configured if configured else str(self.api().default_service_account())
+
     def _launch_cold(self, spec: RunSpec, profile: Profile, job_value: str) -> dict[str, Any]:
+        self._check_image(profile)
+        account = self._service_account()
         name = instance_name()
         zones = list(profile.zones)
         warm = self.pool.serves(profile.name) and self.pool.register(
@@ -352,7 +408,7 @@ class GceBackend:
                 name=name,
                 metadata=metadata,
                 labels=labels,
-                service_account=self._config.gce.service_account,
+                service_account=account,
             )
 
         try:
@@ -360,7 +416,8 @@ class GceBackend:
                 self.api(),
                 zones,
                 spot=profile.spot,
-                on_demand_fallback=profile.on_demand_fallback,
+                on_demand_fallback=profile.on_demand_fallback
+                and standard_model_offered(str(profile.machine_type)),
                 make_body=make_body,
                 avoid_zones=spec.avoid_zones,
             )
@@ -446,6 +503,23 @@ class GceBackend:
         if age > limit + BOOT_GRACE_SECONDS:
             return f"the VM never sent a heartbeat in {age:.0f}s"
         return None
+
+
+def _stopped_without_exit_code(info: Any) -> BackendStatus:
+    """A VM that stopped (or vanished) before its agent wrote an exit code, preemption or failure.
+
+    Compute Engine stops a spot VM it reclaims, and a GPU VM (``onHostMaintenance: TERMINATE``) at
+    host maintenance or a host error, with about 30 s of warning: the agent may be killed before
+    it reports. Those are retried; only a VM that is gone altogether is lost.
+    """
+    if info is None:
+        return BackendStatus("lost", detail="the VM is gone and left no exit code")
+    if info.spot:
+        return BackendStatus("preempted", detail=f"the spot VM {info.name} was stopped before it finished")
+    return BackendStatus(
+        "infra_error",
+        detail=f"the VM {info.name} was stopped ({info.status}) before it finished, e.g. by host maintenance",
+    )
 
 
 def _json_object(raw: bytes | None) -> dict[str, Any] | None:

@@ -117,6 +117,9 @@ class ComputeApi:
         self._lock = threading.Lock()
         self._instances_client: compute_v1.InstancesClient | None = None
         self._operations_client: compute_v1.ZoneOperationsClient | None = None
+        self._projects_client: compute_v1.ProjectsClient | None = None
+        self._images_client: compute_v1.ImagesClient | None = None
+        self._default_account: str | None = None
 
     # ------------------------------------------------------------ public calls
 
@@ -224,6 +227,61 @@ class ComputeApi:
 
         self._fingerprinted(zone, name, send, timeout)
 
+    def default_service_account(self) -> str:
+        """The project's default Compute Engine service account (``projects.get``), looked up once.
+
+        ``instances.insert`` attaches no service account when the body names none (unlike gcloud
+        and the console), so the server names this one explicitly.
+
+        Raises:
+            LaunchFailure: when the project has none (it was deleted) or the call fails.
+        """
+        with self._lock:
+            if self._default_account is not None:
+                return self._default_account
+        from google.cloud import compute_v1  # noqa: PLC0415
+
+        with self._lock:
+            if self._projects_client is None:
+                self._projects_client = compute_v1.ProjectsClient(
+                    credentials=self._credentials(), transport="rest", client_options=self._options()
+                )
+            client = self._projects_client
+        with self._translated(None):
+            project = client.get(project=self.project, retry=self._read_retry(), timeout=self.rpc_timeout)
+        email = str(project.default_service_account or "")
+        if not email:
+            raise LaunchFailure(
+                f"Project {self.project} has no default Compute Engine service account.",
+                category="invalid_request",
+                reason_code="NO_DEFAULT_SERVICE_ACCOUNT",
+                remedy="Set gce.service_account in goldfish.yaml to a service account the VMs run as "
+                "(docs/gce-setup.md, step 2).",
+            )
+        with self._lock:
+            self._default_account = email
+        return email
+
+    def image_from_family(self, image_project: str, family: str) -> str:
+        """The newest image of ``image_project/family`` (``images.getFromFamily``): its name.
+
+        Raises:
+            LaunchFailure: ``invalid_request`` when the family does not exist (or has no usable image).
+        """
+        from google.cloud import compute_v1  # noqa: PLC0415
+
+        with self._lock:
+            if self._images_client is None:
+                self._images_client = compute_v1.ImagesClient(
+                    credentials=self._credentials(), transport="rest", client_options=self._options()
+                )
+            client = self._images_client
+        with self._translated(None):
+            image = client.get_from_family(
+                project=image_project, family=family, retry=self._read_retry(), timeout=self.rpc_timeout
+            )
+        return str(image.name)
+
     # ------------------------------------------------------------ plumbing
 
     def _fingerprinted(self, zone: str, name: str, send: Any, timeout: float) -> None:
@@ -256,27 +314,34 @@ class ComputeApi:
         ``api_endpoint``. The operation's ``error.errors`` codes are what get classified.
         """
         deadline = time.monotonic() + timeout
+        name = op.name
         while not _is_done(getattr(op, "status", None)):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise LaunchFailure(
-                    f"Operation {getattr(op, 'name', '?')} in zone {zone} did not finish "
-                    f"within {timeout:.0f}s.",
+                    f"Operation {name} in zone {zone} did not finish within {timeout:.0f}s.",
                     category="network",
                     zone=zone,
                     reason_code="OPERATION_TIMEOUT",
                 )
-            with self._translated(zone):
-                op = self._operations().wait(
-                    project=self.project,
-                    zone=zone,
-                    operation=op.name,
-                    timeout=min(remaining, self.rpc_timeout),
-                )
+            try:
+                with self._translated(zone):
+                    op = self._operations().wait(
+                        project=self.project,
+                        zone=zone,
+                        operation=name,
+                        timeout=min(remaining, self.rpc_timeout),
+                    )
+            except LaunchFailure as failure:
+                # zoneOperations.wait holds the request up to two minutes; a read timeout on our
+                # side only means the operation is not done yet (GPU inserts often take longer).
+                if failure.category != "network":
+                    raise
+                log.info("operation %s in %s not done yet (%s); waiting on", name, zone, failure.reason_code)
         if _operation_failed(op):
             raise classify(op, zone=zone)
 
-    def _translated(self, zone: str) -> _Translate:
+    def _translated(self, zone: str | None) -> _Translate:
         return _Translate(zone)
 
     def _read_retry(self) -> Retry:
@@ -314,13 +379,16 @@ class ComputeApi:
         from google.cloud import compute_v1  # noqa: PLC0415
 
         credentials = self._credentials()
-        options = {"api_endpoint": self.api_endpoint} if self.api_endpoint else None
+        options = self._options()
         self._instances_client = compute_v1.InstancesClient(
             credentials=credentials, transport="rest", client_options=options
         )
         self._operations_client = compute_v1.ZoneOperationsClient(
             credentials=credentials, transport="rest", client_options=options
         )
+
+    def _options(self) -> dict[str, str] | None:
+        return {"api_endpoint": self.api_endpoint} if self.api_endpoint else None
 
     def _credentials(self) -> Any:
         from google.auth import credentials as auth_credentials  # noqa: PLC0415
@@ -344,7 +412,7 @@ class ComputeApi:
 class _Translate:
     """``with _Translate(zone):`` re-raises API failures as classified :class:`LaunchFailure`."""
 
-    def __init__(self, zone: str):
+    def __init__(self, zone: str | None):
         self.zone = zone
 
     def __enter__(self) -> None:

@@ -52,6 +52,8 @@ class LaunchFailure(GoldfishError):
         hint_zones: Zones the error message names as having capacity (never the failed zone).
         reason_code: GCE's own code, e.g. ``ZONE_RESOURCE_POOL_EXHAUSTED``, ``QUOTA_EXCEEDED``,
             ``insufficientPermissions``, or ``HTTP_<status>`` / the exception type without one.
+        zone_scoped: An invalid request that only this zone refuses (its machine, accelerator or
+            disk type is not offered there): another zone may accept the same body.
     """
 
     code = "GCE_LAUNCH_FAILED"
@@ -65,8 +67,10 @@ class LaunchFailure(GoldfishError):
         hint_zones: Iterable[str] = (),
         reason_code: str = "",
         remedy: str | None = None,
+        zone_scoped: bool = False,
     ):
         self.category: Category = category
+        self.zone_scoped = zone_scoped
         self.zone = zone
         self.hint_zones = list(hint_zones)
         self.reason_code = reason_code
@@ -75,6 +79,7 @@ class LaunchFailure(GoldfishError):
             "zone": zone,
             "reason_code": reason_code,
             "hint_zones": self.hint_zones,
+            "zone_scoped": zone_scoped,
         }
         super().__init__(message, details=details, remedy=remedy or _REMEDIES[category])
         self.code = f"GCE_{category.upper()}"
@@ -117,7 +122,20 @@ def classify(exc_or_operation: object, *, zone: str | None = None) -> LaunchFail
         zone=failed_zone,
         hint_zones=_hint_zones(facts.messages, failed_zone),
         reason_code=reason,
+        zone_scoped=category == "invalid_request" and _names_missing_zonal_resource(text),
     )
+
+
+_ZONAL_MISSING_RE = re.compile(
+    r"(does not exist|not found|is not available|not supported) in zone"
+    r"|zones/[a-z0-9-]+/(machineTypes|acceleratorTypes)/[^' ]+' was not found",
+    re.IGNORECASE,
+)
+
+
+def _names_missing_zonal_resource(text: str) -> bool:
+    """Whether GCE's message says a machine/accelerator type is not offered in the request's zone."""
+    return _ZONAL_MISSING_RE.search(text) is not None
 
 
 def _facts(obj: object) -> _Facts:

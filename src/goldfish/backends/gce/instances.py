@@ -22,6 +22,15 @@ _NAME_SUFFIX_HEX = 8  # 32 random bits: a collision among live instances of one 
 CPU_IMAGE_FAMILY = "debian-12"
 GPU_IMAGE_FAMILY = "common-cu124-debian-11"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+DLVM_PROJECT = "deeplearning-platform-release"
+DRIVER_METADATA_KEY = "install-nvidia-driver"
+
+# Machine types GCE creates only as Spot or Flex-start VMs, never with the standard model
+# (Compute Engine docs, "Accelerator-optimized machine family", A3 High: a3-highgpu-1g, -2g and
+# -4g are available only with Spot or Flex-start; a3-highgpu-8g takes every model).
+SPOT_OR_FLEX_ONLY = ("a3-highgpu-1g", "a3-highgpu-2g", "a3-highgpu-4g")
+# Machine series whose boot disk must be Hyperdisk (their pages list no Persistent Disk type).
+_HYPERDISK_ONLY_PREFIXES = ("c4-", "c4a-", "c4d-", "n4-", "a3-ultragpu-", "a4-", "a4x-", "x4-")
 
 # Public image families and the projects that publish them (see :func:`image_source`).
 _FAMILY_PROJECTS = (
@@ -52,6 +61,7 @@ class InstanceBody:
     metadata: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     service_account: str | None = None
+    boot_disk_type: str = "pd-balanced"
 
 
 def body_from_profile(
@@ -74,6 +84,10 @@ def body_from_profile(
         )
     gpu = bool(profile.accelerator) and profile.gpu_count > 0
     image_project, family = image_source(profile.image_family, gpu=gpu)
+    metadata = dict(metadata)
+    if gpu and image_project == DLVM_PROJECT:
+        # Deep Learning VM images install the NVIDIA driver at first boot only when asked to.
+        metadata[DRIVER_METADATA_KEY] = "True"
     return InstanceBody(
         name=name,
         zone=zone,
@@ -84,10 +98,43 @@ def body_from_profile(
         boot_disk_gb=profile.boot_disk_gb,
         image_project=image_project,
         image_family=family,
-        metadata=dict(metadata),
+        metadata=metadata,
         labels=dict(labels),
         service_account=service_account,
+        boot_disk_type=profile.boot_disk_type or boot_disk_type(profile.machine_type),
     )
+
+
+def standard_model_offered(machine_type: str) -> bool:
+    """Whether GCE creates ``machine_type`` with the standard (on-demand) provisioning model."""
+    return machine_type not in SPOT_OR_FLEX_ONLY
+
+
+def boot_disk_type(machine_type: str) -> str:
+    """The boot disk type for ``machine_type``: ``pd-balanced``, or Hyperdisk where PD is not offered.
+
+    Never left to the API: its default, ``pd-standard``, is refused by A3 and newer series.
+    """
+    if machine_type.startswith(_HYPERDISK_ONLY_PREFIXES):
+        return "hyperdisk-balanced"
+    return "pd-balanced"
+
+
+def check_provisioning(profile: Profile) -> None:
+    """Refuse a profile asking for an on-demand VM of a machine type GCE offers only as Spot.
+
+    Raises:
+        ConfigError: naming the setting to change.
+    """
+    machine = profile.machine_type
+    if machine and not profile.spot and not standard_model_offered(machine):
+        raise ConfigError(
+            f"Profile '{profile.name}' asks for an on-demand {machine}, which Compute Engine offers "
+            "only as a Spot (or Flex-start) VM.",
+            details={"profile": profile.name, "machine_type": machine},
+            remedy=f"Set gce.profile_overrides.{profile.name}.spot: true, or use a machine type with an "
+            "on-demand model (e.g. a3-highgpu-8g for H100s).",
+        )
 
 
 def image_source(image_family: str | None, *, gpu: bool = False) -> tuple[str, str]:
@@ -179,6 +226,7 @@ def instance_resource(body: InstanceBody) -> dict[str, Any]:
                 "initialize_params": {
                     "source_image": f"projects/{body.image_project}/global/images/family/{body.image_family}",
                     "disk_size_gb": body.boot_disk_gb,
+                    "disk_type": f"zones/{zone}/diskTypes/{body.boot_disk_type}",
                 },
             }
         ],

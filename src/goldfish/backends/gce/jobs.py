@@ -23,6 +23,9 @@ from goldfish.storage.protocol import Storage
 from goldfish.validation import is_secret_name
 
 GPU_WAIT_SECONDS = 300
+# Registries that take a Google OAuth token as the password of user "oauth2accesstoken"
+# (Artifact Registry docs, "Configure authentication to Artifact Registry for Docker": access token).
+GOOGLE_REGISTRY_SUFFIXES = ("-docker.pkg.dev", "gcr.io")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,25 @@ class JobSettings:
     log_sync_interval: int
     gpu_count: int
     outputs: tuple[str, ...]
+    registry_login: str | None = None  # the registry host the VM logs in to with its token
+
+
+def is_google_registry(host: str) -> bool:
+    """Whether ``host`` is Artifact Registry or Container Registry (they take the VM's token)."""
+    return host.endswith(GOOGLE_REGISTRY_SUFFIXES)
+
+
+def registry_login_host(image: str, mode: str) -> str | None:
+    """The host a VM must log in to before pulling ``image`` (``gce.registry_login``), or None.
+
+    A VM's docker has no credentials: only Cloud Build, GKE and Cloud Run pull from a private
+    Artifact Registry repository without a login. ``auto`` logs in to Google's registries only,
+    so the VM's token is never sent anywhere else; ``token`` logs in to any registry host.
+    """
+    host = image.split("/", 1)[0] if "/" in image else ""
+    if not host or mode == "none" or not ("." in host or ":" in host or host == "localhost"):
+        return None
+    return host if mode == "token" or is_google_registry(host) else None
 
 
 @dataclass(frozen=True)
@@ -128,10 +150,12 @@ def build_job(
         "timeout_seconds": spec.timeout_seconds,
         "gpu_count": settings.gpu_count,
         "gpu_wait_seconds": GPU_WAIT_SECONDS,
+        "registry_login": settings.registry_login,
         "container": {
             "memory": limits.memory,
             "cpus": limits.cpus,
             "pids_limit": limits.pids,
+            "shm_size": limits.shm_size,
             "user": settings.user,
             "network": "bridge" if limits.network else "none",
         },

@@ -2,9 +2,11 @@
 
 The order, as ``shared/spec/execution.md`` fixes it: the profile's zones in order with the
 zones to avoid (e.g. where the run was just preempted) moved to the end; zones an error names
-as having capacity jump the queue; capacity/quota failures move to the next zone; once every
-zone failed on spot, the same zones again on-demand when the profile allows; credentials and
-invalid-request failures stop at once; network failures retry the same zone with backoff. Every
+as having capacity jump the queue; capacity/quota failures, and invalid requests only one zone
+refuses (its machine or accelerator type is not offered there), move to the next zone; once
+every zone failed on spot, the same zones again on-demand when the profile allows; credentials
+and other invalid-request failures stop at once; network failures retry the same zone with
+backoff, unless the instance came up anyway (then it is kept). Every
 try is recorded, and an instance a failed insert left behind is deleted before the next try.
 """
 
@@ -109,8 +111,13 @@ class _Launch:
                 self.api.insert(zone, body)
             except LaunchFailure as failure:
                 self.record(zone, spot, failure)
+                if failure.category == "network" and self.came_up(zone, body.name):
+                    # The call failed on our side (a read timeout, a lost answer), not GCE's.
+                    return ProvisionResult(
+                        name=body.name, zone=zone, spot=spot, created=True, tries=list(self.tries)
+                    )
                 self.remove_leftover(zone, body.name)
-                if failure.category in FATAL:
+                if failure.category in FATAL and not failure.zone_scoped:
                     raise _fatal(failure, self.tries) from failure
                 if failure.category != "network" or attempt == self.network_retries:
                     return failure
@@ -125,6 +132,17 @@ class _Launch:
         entry = LaunchTry(zone=zone, spot=spot, category=failure.category, error=text, at=now_iso())
         self.tries.append(entry)
         log.info("insert in %s (%s) failed: %s", zone, "spot" if spot else "on-demand", text)
+
+    def came_up(self, zone: str, name: str) -> bool:
+        """Whether the instance of a try whose answer was lost exists and is booting or running."""
+        try:
+            info = self.api.get(zone, name)
+        except LaunchFailure:
+            return False
+        if info is not None and info.status in ("PROVISIONING", "STAGING", "RUNNING"):
+            log.info("%s in %s came up although its insert call failed: keeping it", name, zone)
+            return True
+        return False
 
     def remove_leftover(self, zone: str, name: str) -> None:
         """Delete what a failed insert left behind (GCE may keep a TERMINATED shell)."""

@@ -79,6 +79,8 @@ FIRST_JOB_WAIT_SECONDS = 600  # a cold VM without a job waits this long, then po
 JOB_WATCH_SECONDS = 60  # one metadata wait-for-change request at most
 PREEMPT_WATCH_SECONDS = 30
 PREEMPT_FLUSH_WAIT_SECONDS = 120
+PREEMPT_SYNC_WAIT_SECONDS = 10  # a preempted VM is switched off about 30 s after the notice
+REGISTRY_USER = "oauth2accesstoken"  # Artifact Registry: the token is the password of this user
 THREAD_JOIN_SECONDS = 120
 GPU_POLL_SECONDS = 5.0
 DEFAULT_GPU_WAIT_SECONDS = 600.0
@@ -97,6 +99,7 @@ _SIGNAL = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")
 _CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_REGISTRY_HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?$")
 _GS_URI = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/([^\x00\r\n]{1,1024})$")
 REQUIRED_LOGS = ("stdout", "stderr", "metrics", "exit_code", "heartbeat", "ack", "failure", "preempted")
 OPTIONAL_LOGS = ("stage_heartbeat",)
@@ -315,6 +318,26 @@ class Metadata:
         return self.fetch(path, query, timeout=timeout_sec + 15.0)
 
 
+def service_account_token(metadata: Metadata) -> tuple[str, float]:
+    """``(access token, seconds it stays valid)`` of the VM's service account.
+
+    Raises:
+        AgentFailure: when the VM has no service account (the metadata server has no token for it:
+            ``instances.insert`` attaches none unless the request names one) or the answer is bad.
+    """
+    raw = metadata.read(TOKEN_KEY)
+    if raw is None:
+        raise AgentFailure(
+            "the VM has no service account, so it gets no access token (set gce.service_account, "
+            "or let the server attach the project's default Compute Engine service account)"
+        )
+    try:
+        token = json.loads(raw)
+        return str(token["access_token"]), float(token.get("expires_in", 300))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AgentFailure("the metadata server gave no usable access token") from exc
+
+
 # -- Cloud Storage (JSON API) ------------------------------------------------------------------
 
 
@@ -378,13 +401,8 @@ class Storage:
                 return self._token
             if self._metadata is None:
                 raise AgentFailure("no metadata server to get a Cloud Storage token from")
-            raw = self._metadata.read(TOKEN_KEY)
-            try:
-                token = json.loads(raw or "")
-                self._token = str(token["access_token"])
-                self._token_expiry = time.time() + float(token.get("expires_in", 300))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise AgentFailure("the metadata server gave no usable access token") from exc
+            self._token, lifetime = service_account_token(self._metadata)
+            self._token_expiry = time.time() + lifetime
             return self._token
 
     def _object_url(self, bucket: str, name: str) -> str:
@@ -579,6 +597,7 @@ class Job:
     timeout_seconds: int | None
     gpu_count: int
     gpu_wait_seconds: float
+    registry_login: str | None = None
 
 
 @dataclass(frozen=True)
@@ -608,6 +627,10 @@ def _text(raw: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise JobRefused(f"{key} is missing or not allowed: {str(value)[:100]!r}")
     return value
+
+
+def _optional_text(raw: Mapping[str, Any], key: str, pattern: re.Pattern[str]) -> str | None:
+    return None if raw.get(key) is None else _text(raw, key, pattern)
 
 
 def _integer(raw: Mapping[str, Any], key: str, *, minimum: int, default: int | None = None) -> int:
@@ -780,6 +803,7 @@ def validate_job(raw: object, root: str = JOB_ROOT) -> Job:
         timeout_seconds=None if timeout is None else _integer(raw, "timeout_seconds", minimum=1),
         gpu_count=_integer(raw, "gpu_count", minimum=0, default=0),
         gpu_wait_seconds=_number(raw, "gpu_wait_seconds", default=DEFAULT_GPU_WAIT_SECONDS, low=0, high=7200),
+        registry_login=_optional_text(raw, "registry_login", _REGISTRY_HOST),
     )
 
 
@@ -983,15 +1007,19 @@ def _tail(text: str, limit: int = 800) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
 
 
-def docker(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
-    """``docker ARGS...`` (an argv list), output captured."""
+def docker(
+    args: list[str], timeout: float, *, env: Mapping[str, str] | None = None, stdin_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``docker ARGS...`` (an argv list), output captured; ``stdin_text`` is fed to its input."""
     return subprocess.run(
         ["docker", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
-        stdin=subprocess.DEVNULL,
+        input=stdin_text,
+        stdin=None if stdin_text is not None else subprocess.DEVNULL,
+        env=None if env is None else dict(env),
     )
 
 
@@ -1003,7 +1031,27 @@ def docker_quiet(args: list[str], timeout: float = 60) -> None:
         log.warning("docker %s: %s", args[0], exc)
 
 
-def docker_pull(image: str) -> None:
+def registry_login(host: str, token: str, env: Mapping[str, str]) -> None:
+    """``docker login HOST`` as ``oauth2accesstoken`` with the VM's token (given on stdin, never argv).
+
+    The login lands in ``env["DOCKER_CONFIG"]``, the job's own folder: a fresh token per job.
+
+    Raises:
+        AgentFailure: with what docker said.
+    """
+    try:
+        done = docker(
+            ["login", "--username", REGISTRY_USER, "--password-stdin", host], 120, env=env, stdin_text=token
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AgentFailure(f"docker login {host} failed: {exc}") from exc
+    if done.returncode != 0:
+        said = _tail(done.stderr or done.stdout).replace(token, "***")
+        raise AgentFailure(f"docker login {host} failed: {said}")
+    log.info("logged in to %s", host)
+
+
+def docker_pull(image: str, env: Mapping[str, str] | None = None) -> None:
     """Pull ``image``, retrying a bounded number of times.
 
     Raises:
@@ -1012,7 +1060,7 @@ def docker_pull(image: str) -> None:
     said = ""
     for delay in (*PULL_RETRY_DELAYS, None):
         try:
-            done = docker(["pull", image], PULL_TIMEOUT_SECONDS)
+            done = docker(["pull", image], PULL_TIMEOUT_SECONDS, env=env)
         except (OSError, subprocess.TimeoutExpired) as exc:
             said = str(exc)
         else:
@@ -1161,7 +1209,7 @@ class JobRun:
             self._set_phase("waiting_for_gpus")
             wait_for_gpus(self.job.gpu_count, self.job.gpu_wait_seconds)
         self._set_phase("pulling")
-        docker_pull(self.job.image)
+        docker_pull(self.job.image, self._registry_env())
         self._set_phase("running")
         code = self._run_container(env)
         return self._finish(code)
@@ -1247,6 +1295,19 @@ class JobRun:
             log.info("secrets loaded: %s", ", ".join(sorted(secrets)) or "none")
         return env
 
+    def _registry_env(self) -> dict[str, str] | None:
+        """The environment ``docker pull`` needs: a login to the job's registry when it asks for one."""
+        host = self.job.registry_login
+        if host is None:
+            return None
+        folder = self.path("docker-config")  # not mounted into the container
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        env = {**os.environ, "DOCKER_CONFIG": folder}
+        token, _lifetime = service_account_token(self.agent.metadata)
+        self._secret_values.append(token)
+        registry_login(host, token, env)
+        return env
+
     # the container
     def _run_container(self, env: dict[str, str]) -> int:
         docker_quiet(["rm", "-f", self.job.container_name])
@@ -1307,6 +1368,8 @@ class JobRun:
 
     # results
     def _finish(self, code: int) -> str:
+        if code != 0 and self._preemption_announced():
+            self._on_preempted()  # the shutdown stopped docker before the watcher saw the notice
         if not self._claim("exited"):
             raise Preempted()
         self._set_phase_quietly("uploading")
@@ -1316,6 +1379,13 @@ class JobRun:
         self.storage.write_bytes(self.job.logs["exit_code"], str(code).encode("ascii"), TEXT)
         log.info("%s attempt %d done: exit code %d", self.job.stage_run_id, self.job.attempt, code)
         return "exited"
+
+    def _preemption_announced(self) -> bool:
+        try:
+            value = self.agent.metadata.read(PREEMPTED_KEY)
+        except AgentFailure:
+            return False
+        return (value or "").strip().upper() == "TRUE"
 
     def _set_phase_quietly(self, phase: str) -> None:
         with self._lock:
@@ -1352,7 +1422,8 @@ class JobRun:
 
     # background threads
     def _start_threads(self) -> None:
-        for target, name in ((self._sync_loop, "sync"), (self._watch_preemption, "preempt")):
+        threads = ((self._beat_loop, "beat"), (self._sync_loop, "sync"), (self._watch_preemption, "preempt"))
+        for target, name in threads:
             thread = threading.Thread(target=target, name=f"{name}-{self.job.stage_run_id}", daemon=True)
             self._threads.append(thread)
             thread.start()
@@ -1361,40 +1432,53 @@ class JobRun:
         """Stop the sync loop and the watcher (the watcher may linger in a request; it acts no more)."""
         self._stop.set()
         for thread in self._threads:
-            if thread is not threading.current_thread() and thread.name.startswith("sync-"):
+            if thread is not threading.current_thread() and thread.name.startswith(("sync-", "beat-")):
                 thread.join(THREAD_JOIN_SECONDS)
 
-    def _sync_loop(self) -> None:
+    def _beat_loop(self) -> None:
+        """The heartbeat, on its own thread: a long log upload never delays it."""
         while True:
             try:
                 self.storage.write_json(
                     self.job.logs["heartbeat"],
                     {"at": iso_utc(), "state": self.phase, "attempt": self.job.attempt},
                 )
+            except Exception as exc:
+                log.warning("heartbeat failed: %s", exc)
+            if self._stop.wait(self.job.log_sync_interval):
+                return
+
+    def _sync_loop(self) -> None:
+        while True:
+            try:
                 self.sync_logs()
             except Exception as exc:
-                log.warning("heartbeat/log sync failed: %s", exc)
+                log.warning("log sync failed: %s", exc)
             if self._stop.wait(self.job.log_sync_interval):
                 return
 
     def sync_logs(self) -> None:
         """Upload each log file that changed (size or mtime) since its last upload."""
         with self._sync_lock:
-            for filename, key in LOG_FILES:
-                uri = self.job.logs.get(key)
-                path = self.path("logs", filename)
-                try:
-                    info = os.lstat(path)
-                except FileNotFoundError:
-                    continue
-                signature = (info.st_size, info.st_mtime_ns)
-                if uri is None or self._synced.get(filename) == signature:
-                    continue
-                try:
-                    self.storage.upload_file(uri, path, TEXT)
-                except UnsafeFile as exc:
-                    log.warning("not syncing %s: %s", filename, exc.reason)
-                self._synced[filename] = signature
+            self._upload_changed_logs()
+
+    def _upload_changed_logs(self) -> None:
+        """The body of :meth:`sync_logs` (the caller holds the sync lock)."""
+        for filename, key in LOG_FILES:
+            uri = self.job.logs.get(key)
+            path = self.path("logs", filename)
+            try:
+                info = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            signature = (info.st_size, info.st_mtime_ns)
+            if uri is None or self._synced.get(filename) == signature:
+                continue
+            try:
+                self.storage.upload_file(uri, path, TEXT)
+            except UnsafeFile as exc:
+                log.warning("not syncing %s: %s", filename, exc.reason)
+            self._synced[filename] = signature
 
     def _watch_preemption(self) -> None:
         etag: str | None = None
@@ -1421,16 +1505,21 @@ class JobRun:
             return
         job = self.job
         log.warning("preemption notice: stopping %s attempt %d", job.stage_run_id, job.attempt)
-        docker_quiet(["kill", job.container_name])
-        self._stop_threads()
-        try:
-            self.sync_logs()
-        except Exception as exc:
-            log.error("final log sync failed: %s", exc)
+        # About 30 s remain before the VM is switched off: the marker first, so the server retries
+        # the stage whatever happens next; then the container; then, bounded, the logs.
         try:
             self.storage.write_json(job.logs["preempted"], {"at": iso_utc(), "attempt": job.attempt})
         except Exception as exc:
             log.error("could not write preempted.json: %s", exc)
+        docker_quiet(["kill", job.container_name], timeout=10)
+        self._stop.set()
+        if self._sync_lock.acquire(timeout=PREEMPT_SYNC_WAIT_SECONDS):
+            try:
+                self._upload_changed_logs()
+            except Exception as exc:
+                log.error("final log sync failed: %s", exc)
+            finally:
+                self._sync_lock.release()
         self._preempt_done.set()
 
 
