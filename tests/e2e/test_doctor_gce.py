@@ -173,7 +173,8 @@ def test_doctor_when_fully_configured_against_the_simulator_passes_every_check(
     assert failed == []
     assert (cloud["needed"], cloud["ok"]) == (True, True)
     checks = checks_by_name(cloud)
-    assert {"settings", "credentials", "bucket", "compute api", "image registry", "warm pool"} <= set(checks)
+    expected = {"settings", "credentials", "bucket", "compute api", "vm service account", "image families"}
+    assert expected | {"image registry", "warm pool"} <= set(checks)
     assert checks["credentials"]["detail"].startswith("anonymous: local endpoints")
     assert f"gs://{gcs_bucket.name}/proj" in checks["bucket"]["detail"]
     assert "zone us-central1-a answered" in checks["compute api"]["detail"]
@@ -258,3 +259,35 @@ def test_doctor_when_the_compute_api_never_answers_reports_it_within_the_bound(
     assert compute["detail"].startswith("no answer within")
     assert "gce.api_endpoint" in compute["fix"]
     assert checks_by_name(cloud)["bucket"]["ok"] is True
+
+
+def test_doctor_when_no_vm_service_account_is_set_names_the_default_one_vms_get(
+    tmp_path: Path, gcs_bucket: GcsBucket, fake_compute: FakeCompute
+) -> None:
+    root = new_project(tmp_path)
+    configure_simulator(root, fake_compute, gcs_bucket.name, service_account=None)
+
+    cloud = cloud_doctor.diagnose_cloud(load_config(root), root)
+
+    account = checks_by_name(cloud)["vm service account"]
+    assert account["ok"] is True
+    assert fake_compute.default_service_account in account["detail"]
+    assert "roles/artifactregistry.reader" in account["detail"]
+    assert "setting gce.service_account" not in checks_by_name(cloud)
+
+
+def test_doctor_when_an_image_family_was_retired_names_it_and_the_setting_to_change(
+    tmp_path: Path, gcs_bucket: GcsBucket, fake_compute: FakeCompute
+) -> None:
+    root = new_project(tmp_path)
+    configure_simulator(root, fake_compute, gcs_bucket.name)
+    fake_compute.retire_image_family("deeplearning-platform-release", "common-cu124-debian-11")
+
+    cloud = cloud_doctor.diagnose_cloud(load_config(root), root)
+
+    images = checks_by_name(cloud)["image families"]
+    assert images["ok"] is False
+    assert "deeplearning-platform-release/common-cu124-debian-11" in images["detail"]
+    assert "h100-spot" in images["detail"]
+    assert "gce.profile_overrides.a100-on-demand.image_family" in images["fix"]
+    assert cloud["ok"] is False

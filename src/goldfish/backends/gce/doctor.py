@@ -2,7 +2,8 @@
 
 :func:`diagnose_cloud` reads goldfish.yaml's ``gce``/``storage`` settings and, when any stage
 could run on GCE, checks in order: the required settings, the Google client libraries, the
-credentials, the bucket, the Compute API in the first zone, the image registry and the warm pool.
+credentials, the bucket, the Compute API in the first zone, the service account VMs run as, the
+image families of the GCE profiles, the image registry and the warm pool.
 Each check is a dict ``{"name", "ok", "detail", "fix"}``; ``fix`` names the goldfish.yaml key,
 command or IAM role that repairs a failure. Two optional flags refine ``ok``: ``warning`` (true
 on a passing check that still deserves attention; its ``fix`` says what to do) and ``skipped``
@@ -44,7 +45,6 @@ ADC_FIX = (
 )
 _EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 _REGISTRY_RE = re.compile(r"^(?P<host>[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?)/(?P<path>[a-z0-9._/-]+)$")
-_GOOGLE_REGISTRY_SUFFIXES = ("-docker.pkg.dev", "gcr.io")
 
 _SETTING_FIXES: dict[str, str] = {
     "gce.project_id": "Set gce.project_id in goldfish.yaml to your Google Cloud project ID "
@@ -162,17 +162,6 @@ def settings_checks(config: GoldfishConfig) -> list[Check]:
     ]
     if not missing:
         checks.append(_check("settings", True, "every required gce/storage key is set"))
-    if not config.gce.service_account:
-        checks.append(
-            _check(
-                "setting gce.service_account",
-                True,
-                "not set: VMs run as the project's default Compute Engine service account",
-                "Set gce.service_account to a dedicated service account with Storage Object Admin on "
-                "the bucket and Artifact Registry Reader (docs/gce-setup.md).",
-                warning=True,
-            )
-        )
     return checks
 
 
@@ -337,6 +326,108 @@ def compute_probe(config: GoldfishConfig, libraries: set[str], project_root: Pat
     return _Probe("compute api", _compute_call(config, project_root), fix)
 
 
+# ---------------------------------------------------------------- VM service account and images
+
+_ACCOUNT_ROLES = (
+    "it needs roles/storage.objectAdmin on the bucket and roles/artifactregistry.reader on the "
+    "repository (docs/gce-setup.md, steps 4 and 5)"
+)
+
+
+def _account_call(config: GoldfishConfig) -> Callable[[], Check]:
+    def call() -> Check:
+        from goldfish.backends.gce.compute import ComputeApi  # noqa: PLC0415
+        from goldfish.backends.gce.failures import LaunchFailure  # noqa: PLC0415
+
+        api = ComputeApi(str(config.gce.project_id), config.gce.api_endpoint, rpc_timeout=RPC_TIMEOUT)
+        try:
+            email = api.default_service_account()
+        except LaunchFailure as failure:
+            return _check("vm service account", False, failure.message, failure.remedy)
+        detail = (
+            f"gce.service_account is not set: VMs run as the project's default Compute Engine account "
+            f"{email} (cloud-platform scope); {_ACCOUNT_ROLES}"
+        )
+        return _check("vm service account", True, detail)
+
+    return call
+
+
+def account_probe(config: GoldfishConfig, libraries: set[str]) -> _Probe | Check:
+    """Which account VMs run as: gce.service_account, else the project's default (``projects.get``).
+
+    A VM without a service account gets no token: it could not read its job from the bucket.
+    """
+    if config.gce.service_account:
+        detail = f"VMs run as {config.gce.service_account} (cloud-platform scope); {_ACCOUNT_ROLES}"
+        return _check("vm service account", True, detail)
+    if "gce.project_id" in missing_gce_settings(config):
+        return _skipped("vm service account", "gce.project_id is not set", _SETTING_FIXES["gce.project_id"])
+    if "google.cloud.compute_v1" not in libraries:
+        return _skipped("vm service account", "google.cloud.compute_v1 is not importable", INSTALL_FIX)
+    fix = "Set gce.service_account in goldfish.yaml to the account the VMs should run as."
+    return _Probe("vm service account", _account_call(config), fix)
+
+
+def _image_sources(config: GoldfishConfig) -> dict[tuple[str, str], list[str]]:
+    """``(image project, family)`` → the GCE profiles booting from it."""
+    from goldfish.backends.gce.instances import image_source  # noqa: PLC0415
+    from goldfish.backends.profiles import all_profiles  # noqa: PLC0415
+
+    sources: dict[tuple[str, str], list[str]] = {}
+    for name, profile in sorted(all_profiles(config).items()):
+        if profile.backend != "gce":
+            continue
+        gpu = bool(profile.accelerator) and profile.gpu_count > 0
+        sources.setdefault(image_source(profile.image_family, gpu=gpu), []).append(name)
+    return sources
+
+
+def _images_call(config: GoldfishConfig, sources: dict[tuple[str, str], list[str]]) -> Callable[[], Check]:
+    def call() -> Check:
+        from goldfish.backends.gce.compute import ComputeApi  # noqa: PLC0415
+        from goldfish.backends.gce.failures import LaunchFailure  # noqa: PLC0415
+
+        api = ComputeApi(str(config.gce.project_id), config.gce.api_endpoint, rpc_timeout=RPC_TIMEOUT)
+        found, missing = [], []
+        for (project, family), profiles in sources.items():
+            try:
+                found.append(f"{project}/{family} → {api.image_from_family(project, family)}")
+            except LaunchFailure as failure:
+                if failure.category != "invalid_request":
+                    return _check("image families", False, failure.message, failure.remedy)
+                missing.append((f"{project}/{family}", profiles))
+        if missing:
+            named = "; ".join(f"{source} (profiles {', '.join(names)})" for source, names in missing)
+            first = missing[0][1][0]
+            project = missing[0][0].split("/", 1)[0]
+            fix = (
+                f"Set gce.profile_overrides.{first}.image_family (and the other profiles named) to a "
+                f"family that exists: `gcloud compute images list --project={project} "
+                "--no-standard-images` lists them (for GPUs, a Deep Learning VM family with CUDA)."
+            )
+            return _check("image families", False, f"no such image family: {named}", fix)
+        return _check("image families", True, "; ".join(found))
+
+    return call
+
+
+def images_probe(config: GoldfishConfig, libraries: set[str]) -> _Probe | Check:
+    """Every GCE profile's image family resolves (``images.getFromFamily``): families get renamed."""
+    from goldfish.errors import ConfigError  # noqa: PLC0415
+
+    if "gce.project_id" in missing_gce_settings(config):
+        return _skipped("image families", "gce.project_id is not set", _SETTING_FIXES["gce.project_id"])
+    if "google.cloud.compute_v1" not in libraries:
+        return _skipped("image families", "google.cloud.compute_v1 is not importable", INSTALL_FIX)
+    try:
+        sources = _image_sources(config)
+    except ConfigError as error:
+        return _check("image families", False, error.message, error.remedy)
+    fix = "Check the connection to the Compute API (and gce.api_endpoint when set)."
+    return _Probe("image families", _images_call(config, sources), fix)
+
+
 # ---------------------------------------------------------------- registry and warm pool
 
 
@@ -373,7 +464,9 @@ def registry_check(config: GoldfishConfig) -> Check:
             f"gce.image_registry {registry!r} is not HOST/PATH (no scheme, lowercase, no trailing '/')",
             "Set gce.image_registry to HOST/PATH, e.g. us-central1-docker.pkg.dev/PROJECT/REPO.",
         )
-    if host.endswith(_GOOGLE_REGISTRY_SUFFIXES) and host not in _docker_config_hosts():
+    from goldfish.backends.gce.jobs import is_google_registry  # noqa: PLC0415
+
+    if is_google_registry(host) and host not in _docker_config_hosts():
         return _check(
             "image registry",
             True,
@@ -431,11 +524,13 @@ def diagnose_cloud(config: GoldfishConfig, project_root: Path | None = None) -> 
     checks = settings_checks(config)
     library_results, libraries = library_checks()
     checks.extend(library_results)
-    # The three network checks run at once, each bounded by CHECK_TIMEOUT.
+    # The network checks run at once, each bounded by CHECK_TIMEOUT.
     pending = [
         credentials_probe(config, libraries),
         bucket_probe(config, libraries),
         compute_probe(config, libraries, project_root),
+        account_probe(config, libraries),
+        images_probe(config, libraries),
     ]
     checks.extend(item.result() if isinstance(item, _Probe) else item for item in pending)
     checks.append(registry_check(config))
