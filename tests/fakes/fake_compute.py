@@ -20,7 +20,9 @@ and DELETE; ``.../instances/{name}/setMetadata``, ``.../setLabels`` POST; ``.../
 
 What the backend author needs to know (verified with google-cloud-compute 1.57):
 
-* Every operation this fake returns is already ``DONE``. That matters: the client's
+* Every operation this fake returns is already ``DONE`` unless ``slow_operations(seconds)`` was
+  called (then an insert's operation is ``RUNNING`` for that long and ``.../wait`` holds the
+  request until it is DONE, at most two minutes, as GCE does). That matters: the client's
   ``ExtendedOperation.result()`` polls through a ``ZoneOperationsClient`` it builds itself
   *without* the caller's ``client_options``, i.e. against the real ``compute.googleapis.com``.
   With an operation that is DONE on arrival no poll happens. To wait explicitly use your own
@@ -50,11 +52,19 @@ What the backend author needs to know (verified with google-cloud-compute 1.57):
   ``machineType``, ``acceleratorType`` and ``diskType`` must be zonal URLs
   (``zones/Z/machineTypes/T`` or a full URL) *in the request's zone*; label keys/values are
   checked; a metadata value may hold 256 KiB and all of them 512 KiB; instances with
-  ``guestAccelerators`` need ``scheduling.onHostMaintenance = TERMINATE`` unless SPOT.
+  ``guestAccelerators`` need ``scheduling.onHostMaintenance = TERMINATE`` unless SPOT; and the
+  rule table below: provisioning models and boot disk types per machine series, image families
+  that exist, machine types a zone withholds (``withhold_machine_type``).
+* ``GET /projects/{project}`` (projects.get) answers ``defaultServiceAccount``;
+  ``GET /projects/{p}/global/images/family/{f}`` (images.getFromFamily) answers for the families
+  in ``image_families``. An instance's metadata server hands out a token only when the insert
+  named a service account.
+* ``host_maintenance(name)`` stops a ``TERMINATE`` instance as host maintenance does.
 * An instance starts ``RUNNING`` at once, with a :class:`FakeMetadataServer` and a
   :class:`Sandbox` running its ``startup-script``. When the script exits by itself (the agent
   powered off) the instance becomes ``TERMINATED``. Preemption (``preempt``) sets
-  ``instance/preempted`` to TRUE, then after the grace period kills the sandbox and sets
+  ``instance/preempted`` to TRUE and sends SIGTERM to the instance's containers (the guest shuts
+  down, systemd stops docker), then after the grace period (30 s by default) kills the sandbox and sets
   ``TERMINATED`` (or deletes the instance when ``scheduling.instanceTerminationAction`` is
   ``DELETE``, as GCE does). Killing a sandbox also removes docker containers labelled
   ``goldfish.stage_run_id=<every goldfish-run label value the instance had>``.
