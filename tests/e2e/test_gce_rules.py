@@ -57,6 +57,9 @@ async def test_run_when_no_service_account_is_configured_gets_the_default_one_an
         }
     ]
     # The registry wants a login: the VM pulled with its (default) service account's token.
+    argv = world.job(info["stages"][0]["stage_run_id"])["docker_run"]
+    assert "--memory" not in argv and "--cpus" not in argv  # the container has the VM
+    assert argv[argv.index("--shm-size") + 1] == "64g"
 
 
 async def test_run_when_the_vm_may_not_log_in_to_the_registry_fails_as_infra_error_saying_why(

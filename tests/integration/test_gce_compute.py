@@ -337,7 +337,7 @@ def test_built_in_profiles_when_launched_are_accepted_by_gce(
     shape = BUILT_IN[profile]
     body = body_from_profile(
         shape, zone="us-central1-a", spot=shape.spot, name=instance_name(), metadata={}, labels={},
-        service_account=api.default_service_account(),
+        service_account="vm@fake-project.iam.gserviceaccount.com",
     )  # fmt: skip
     api.insert("us-central1-a", body)
     assert fake_compute.instances[body.name].status == "RUNNING"

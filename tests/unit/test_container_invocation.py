@@ -206,6 +206,22 @@ def test_docker_run_argv_when_rendered_keeps_every_value_one_argument_and_quotes
     assert argv[separator + 1 :] == ["img:1", *invocation.command]
 
 
+def test_docker_run_argv_when_a_vm_container_is_uncapped_gives_it_the_machine_and_a_large_shm(
+    tmp_path: Path,
+) -> None:
+    limits = Limits(memory=None, cpus=None, pids=65536, gpus=1, shm_size="64g")
+    invocation = container_invocation(
+        make_spec(tmp_path), image="img:1", user="1000:1000", limits=limits, project="p"
+    )
+
+    argv = docker_run_argv(invocation, detach=False)
+
+    assert "--memory" not in argv and "--cpus" not in argv
+    assert argv[argv.index("--shm-size") + 1] == "64g"
+    assert argv[argv.index("--pids-limit") + 1] == "65536"
+    assert argv[argv.index("--gpus") + 1] == "1"
+
+
 def test_memory_bytes_when_given_docker_sizes_converts_them() -> None:
     assert memory_bytes("4g") == 4 * 1024**3
     assert memory_bytes("512m") == 512 * 1024**2
