@@ -634,6 +634,42 @@ def test_network_errors_past_the_retries_move_to_the_next_zone() -> None:
     assert result.zone == "us-central1-b"
 
 
+def test_network_error_when_the_instance_came_up_anyway_keeps_it_instead_of_inserting_again() -> None:
+    api = FakeApi()
+    api.script[("us-central1-a", True)] = [_fail("network", "us-central1-a", code="OPERATION_TIMEOUT")]
+
+    def booting(zone: str, body: InstanceBody, timeout: float = 300) -> None:
+        api.inserts.append((zone, body.spot, body.name))
+        api.instances[(zone, body.name)] = InstanceInfo(body.name, zone, "STAGING", {}, {}, "f", "l", True)
+        raise api.script[(zone, body.spot)].pop(0)
+
+    api.insert = booting  # type: ignore[method-assign]
+    result, sleeps, _calls = _launch(api)
+
+    assert (result.zone, result.created) == ("us-central1-a", True)
+    assert len(api.inserts) == 1 and api.deletes == [] and sleeps == []
+    assert (result.zone, result.name) in api.instances
+
+
+def test_classify_when_gce_says_the_machine_type_is_not_in_the_zone_marks_it_zone_scoped() -> None:
+    not_here = (
+        "Invalid value for field 'resource.machineType': 'zones/us-east1-b/machineTypes/a3-highgpu-1g'. "
+        "Machine type with name 'a3-highgpu-1g' does not exist in zone 'us-east1-b'."
+    )
+    nowhere = (
+        "Invalid value for field 'diskType': 'pd-standard'. Disk type pd-standard is not supported by a3."
+    )
+    zonal, everywhere = classify(_bad_request(not_here)), classify(_bad_request(nowhere))
+    assert (zonal.category, zonal.zone_scoped) == ("invalid_request", True)
+    assert (everywhere.category, everywhere.zone_scoped) == ("invalid_request", False)
+
+
+def _bad_request(message: str) -> Exception:
+    from google.api_core import exceptions as core_exc
+
+    return core_exc.BadRequest(message)
+
+
 def test_an_instance_left_by_a_failed_insert_is_deleted_before_the_next_try() -> None:
     api = FakeApi(partial={"us-central1-a"})
     api.fail_always("us-central1-a", True, "capacity")
