@@ -165,6 +165,23 @@ OPERATION_WAIT_MAX_SECONDS = 120.0
 # soft off (the OS shuts down: systemd stops docker, its containers exit 143) and is switched off
 # 30 s later.
 PREEMPTION_GRACE_SECONDS = 30.0
+# GPU driver: Deep Learning VM images install the NVIDIA driver at first boot only with the
+# instance metadata install-nvidia-driver=True (Deep Learning VM docs, "Create a VM with a GPU":
+# --metadata="install-nvidia-driver=True"; without it users find the driver-install prompt, i.e.
+# no active driver). Other public images carry no NVIDIA driver. A sandbox gets `nvidia-smi` only
+# when its VM would have a working driver.
+DLVM_PROJECT = "deeplearning-platform-release"
+DRIVER_METADATA = ("install-nvidia-driver", "True")
+
+
+def _boot_image_project(body: dict[str, Any]) -> str | None:
+    """The project publishing the boot disk's image, from an insert body."""
+    for disk in body.get("disks") or []:
+        if disk.get("boot"):
+            source = str((disk.get("initializeParams") or {}).get("sourceImage") or "")
+            match = re.search(r"projects/([^/]+)/global/images/", source)
+            return match.group(1) if match else None
+    return None
 
 
 def _allowed(rules: tuple[tuple[str, frozenset[str]], ...], machine: str) -> frozenset[str] | None:
@@ -220,6 +237,7 @@ class FakeInstance:
     sandbox: Sandbox | None = None
     run_labels_seen: set[str] = field(default_factory=set)
     created_at: float = field(default_factory=time.time)
+    boot_image_project: str | None = None
 
     @property
     def provisioning_model(self) -> str:
@@ -849,6 +867,7 @@ class FakeCompute:
             if fault is not None:
                 return 200, self._failed_insert(fault, resource, record)
             instance = self._create(resource, status="RUNNING")
+            instance.boot_image_project = _boot_image_project(body)
             record["ok"] = True
             self._boot(instance)
             op = self._operation(zone, "insert", instance)
@@ -1087,8 +1106,14 @@ class FakeCompute:
         if script is None:
             return
         directory = self.sandbox_root / f"{instance.zone}-{instance.name}-{next(self._counter)}"
+        accelerators = instance.resource.get("guestAccelerators") or []
+        gpus = sum(int(acc.get("acceleratorCount", 1)) for acc in accelerators)
+        driver = instance.boot_image_project == DLVM_PROJECT and (
+            instance.metadata.get(DRIVER_METADATA[0]) == DRIVER_METADATA[1]
+        )
         instance.sandbox = Sandbox(
             script,
+            gpus=gpus if driver else 0,
             directory=directory,
             metadata_host=server.host,
             storage_emulator_host=self.storage_emulator_host,

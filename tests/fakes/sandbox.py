@@ -10,7 +10,8 @@ environment is the test process's, plus:
 * ``HOME`` = ``<dir>/home`` and no ``DOCKER_CONFIG``: like a fresh VM, docker there holds no
   registry login;
 * ``PATH`` prefixed with a shim folder whose ``poweroff``, ``shutdown`` and ``halt`` only record
-  the call in ``<dir>/poweroff.log`` and exit 0. The agent exits after powering off; the process
+  the call in ``<dir>/poweroff.log`` and exit 0, plus an ``nvidia-smi`` showing ``gpus`` idle
+  GPUs when the VM has a working driver (``gpus`` > 0). The agent exits after powering off; the process
   exit is what the fake Compute treats as the VM stopping.
 
 stdout and stderr go to ``<dir>/console.log``, like a serial console (:meth:`Sandbox.console`).
@@ -28,6 +29,12 @@ from pathlib import Path
 
 POWER_COMMANDS = ("poweroff", "shutdown", "halt")
 KILL_WAIT_SECONDS = 5.0
+
+_NVIDIA_SMI = """#!/bin/sh
+# Simulated NVIDIA driver: what `nvidia-smi --query-gpu=memory.free` prints for idle H100s.
+i=0
+while [ "$i" -lt {gpus} ]; do echo 81559; i=$((i + 1)); done
+"""
 
 _SHIM = """#!/bin/sh
 # Simulated VM power control: record the call; the caller's exit stops the "VM".
@@ -48,12 +55,14 @@ class Sandbox:
         storage_emulator_host: str | None = None,
         extra_env: dict[str, str] | None = None,
         on_exit: Callable[[Sandbox], None] | None = None,
+        gpus: int = 0,
     ) -> None:
         self.script = script
         self.directory = directory
         self.metadata_host = metadata_host
         self.storage_emulator_host = storage_emulator_host
         self.extra_env = dict(extra_env or {})
+        self.gpus = gpus
         self._on_exit = on_exit
         self._proc: subprocess.Popen[bytes] | None = None
         self._watcher: threading.Thread | None = None
@@ -106,6 +115,10 @@ class Sandbox:
             path = shim_dir / name
             path.write_text(_SHIM)
             path.chmod(0o755)
+        if self.gpus:
+            smi = shim_dir / "nvidia-smi"
+            smi.write_text(_NVIDIA_SMI.replace("{gpus}", str(self.gpus)))
+            smi.chmod(0o755)
         return shim_dir
 
     def _environment(self, shim_dir: Path) -> dict[str, str]:

@@ -385,3 +385,31 @@ def test_image_from_family_when_the_family_was_retired_is_an_invalid_request(
         api.image_from_family("deeplearning-platform-release", "common-cu124-debian-11")
     assert info.value.category == "invalid_request"
     assert _insert_failure(api, "us-central1-a").category == "invalid_request"
+
+
+def test_a_gpu_vm_from_a_deep_learning_image_has_a_driver_only_when_the_body_asks_for_it(
+    fake_compute: FakeCompute, api: ComputeApi
+) -> None:
+    script = "nvidia-smi --query-gpu=memory.free --format=csv,noheader,nounits > gpus.txt 2>&1\npoweroff\n"
+    profile = BUILT_IN["a100-spot"]
+    names = []
+    for asked in (True, False):
+        body = body_from_profile(
+            profile, zone="us-central1-a", spot=True, name=instance_name(),
+            metadata={"startup-script": script}, labels={},
+            service_account="vm@fake-project.iam.gserviceaccount.com",
+        )  # fmt: skip
+        if not asked:
+            body.metadata.pop("install-nvidia-driver", None)
+        api.insert("us-central1-a", body)
+        names.append(body.name)
+    outputs = []
+    for name in names:
+        fake_compute.wait_for(
+            lambda name=name: fake_compute.instances[name].status == "TERMINATED", what=name
+        )
+        sandbox = fake_compute.instances[name].sandbox
+        assert sandbox is not None
+        outputs.append((sandbox.directory / "gpus.txt").read_text())
+    assert outputs[0].split() == ["81559"]  # one A100 with its driver
+    assert "not found" in outputs[1]  # no active driver: no nvidia-smi at all
