@@ -667,7 +667,7 @@ def test_classify_when_gce_says_the_machine_type_is_not_in_the_zone_marks_it_zon
 def _bad_request(message: str) -> Exception:
     from google.api_core import exceptions as core_exc
 
-    return core_exc.BadRequest(message)
+    return core_exc.BadRequest(message)  # type: ignore[no-untyped-call]
 
 
 def test_an_instance_left_by_a_failed_insert_is_deleted_before_the_next_try() -> None:
