@@ -362,8 +362,12 @@ class GceBackend:
         try:
             self.api().image_from_family(*source)
         except GoldfishError as exc:
-            if getattr(exc, "category", None) != "invalid_request":
-                raise
+            if f"images/family/{source[1]}" not in exc.message:
+                # Not GCE saying the family is missing (a network error, an endpoint without
+                # images.getFromFamily): the insert itself will tell.
+                log.warning("could not check image family %s/%s: %s", *source, exc.message)
+                self._images_found.add(source)
+                return
             raise ConfigError(
                 f"Image family {source[0]}/{source[1]} of profile '{profile.name}' does not exist "
                 f"(any more): {exc.message}",
@@ -374,10 +378,22 @@ class GceBackend:
             ) from exc
         self._images_found.add(source)
 
-    def _service_account(self) -> str:
-        """The VM's account: gce.service_account, else the project's default Compute account."""
+    def _service_account(self) -> str | None:
+        """The VM's account: gce.service_account, else the project's default Compute account.
+
+        None only when the default cannot be looked up (``goldfish doctor`` reports why): the VM
+        then has no account, which a VM reading a real bucket cannot do without.
+        """
         configured = self._config.gce.service_account
-        return configured if configured else str(self.api().default_service_account())
+        if configured:
+            return configured
+        try:
+            return str(self.api().default_service_account())
+        except GoldfishError as exc:
+            log.warning(
+                "no service account for the VM: the default one could not be looked up: %s", exc.message
+            )
+            return None
 
     def _launch_cold(self, spec: RunSpec, profile: Profile, job_value: str) -> dict[str, Any]:
         self._check_image(profile)

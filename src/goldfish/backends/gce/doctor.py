@@ -343,7 +343,14 @@ def _account_call(config: GoldfishConfig) -> Callable[[], Check]:
         try:
             email = api.default_service_account()
         except LaunchFailure as failure:
-            return _check("vm service account", False, failure.message, failure.remedy)
+            if failure.reason_code == "NO_DEFAULT_SERVICE_ACCOUNT":
+                return _check("vm service account", False, failure.message, failure.remedy)
+            detail = (
+                f"gce.service_account is not set and the project's default account could not be looked "
+                f"up (projects.get: {failure.message}); VMs would run without an account"
+            )
+            fix = "Set gce.service_account in goldfish.yaml, or let this account read the project."
+            return _check("vm service account", True, detail, fix, warning=True)
         detail = (
             f"gce.service_account is not set: VMs run as the project's default Compute Engine account "
             f"{email} (cloud-platform scope); {_ACCOUNT_ROLES}"
@@ -394,8 +401,9 @@ def _images_call(config: GoldfishConfig, sources: dict[tuple[str, str], list[str
             try:
                 found.append(f"{project}/{family} → {api.image_from_family(project, family)}")
             except LaunchFailure as failure:
-                if failure.category != "invalid_request":
-                    return _check("image families", False, failure.message, failure.remedy)
+                if f"images/family/{family}" not in failure.message:  # not GCE saying "no such family"
+                    detail = f"could not look up {project}/{family}: {failure.message}"
+                    return _check("image families", True, detail, failure.remedy, warning=True)
                 missing.append((f"{project}/{family}", profiles))
         if missing:
             named = "; ".join(f"{source} (profiles {', '.join(names)})" for source, names in missing)
