@@ -3,6 +3,10 @@
 Every tool goes through :meth:`ToolRegistry.tool`, so each call either returns its typed
 result or ``{"success": false, "error": {...}}`` with ``isError: true``; nothing raises past
 this module, and every state-changing call leaves exactly one audit row.
+
+An error travels as one JSON text block and no structured content: TypeScript clients check
+any structured content against the tool's output schema, error or not, and would turn the error
+shape into a protocol error that hides the code and remedy from the model.
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from goldfish.context import ServerContext
-from goldfish.errors import GoldfishError, InternalError, InvalidArgumentError
+from goldfish.errors import (
+    GoldfishError,
+    InternalError,
+    InvalidArgumentError,
+    UnknownToolError,
+    did_you_mean,
+    suggestion_suffix,
+)
 from goldfish.server.app_state import GoldfishApp
 from goldfish.validation import redact
 
@@ -39,12 +50,34 @@ class ToolResult(BaseModel):
 
 
 def error_result(error: GoldfishError) -> CallToolResult:
-    """The structured failure every tool returns for a user error."""
+    """The failure every tool returns: ``isError`` and the error JSON as text, no structured content."""
     payload = {"success": False, "error": error.to_dict()}
-    text = json.dumps(payload, default=str)
     return CallToolResult(
-        content=[TextContent(type="text", text=text)], structured_content=payload, is_error=True
+        content=[TextContent(type="text", text=json.dumps(payload, default=str))], is_error=True
     )
+
+
+def unshaped_error(result: MiddlewareResult) -> str | None:
+    """The text of an error result the SDK built itself (not :func:`error_result`), else None.
+
+    ``result`` is the wire form a handler chain returns (a dict with camelCase keys).
+    """
+    if isinstance(result, BaseModel):
+        result = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+    if not isinstance(result, Mapping) or result.get("isError") is not True:
+        return None
+    blocks = [b for b in result.get("content") or [] if isinstance(b, Mapping) and b.get("type") == "text"]
+    text = " ".join(str(b.get("text", "")) for b in blocks)
+    try:
+        payload = json.loads(text) if len(blocks) == 1 else None
+    except ValueError:
+        payload = None
+    shaped = (
+        isinstance(payload, dict)
+        and payload.get("success") is False
+        and isinstance(payload.get("error"), dict)
+    )
+    return None if shaped else text
 
 
 def _audit_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -137,7 +170,7 @@ class ToolRegistry:
         if isinstance(exc, GoldfishError):
             return exc
         log.exception("tool %s failed unexpectedly", name)
-        return InternalError(f"{name} failed unexpectedly; nothing more is known to the caller.")
+        return _internal(name)
 
     def _wrap(self, fn: Callable[..., Any], *, audit: bool, refresh_state: bool) -> Callable[..., Any]:
         name = fn.__name__
@@ -247,41 +280,75 @@ class ToolRegistry:
         except Exception:
             log.exception("could not write the audit row of %s", tool)
 
-    def argument_middleware(self) -> ServerMiddleware[Any]:
-        """MCP middleware that answers argument type errors with the structured error shape."""
+    def call_middleware(self) -> ServerMiddleware[Any]:
+        """MCP middleware: every tools/call failure reaches the client in the structured error shape.
+
+        Before the call it answers an unknown tool name and arguments that do not fit the input
+        schema; after it, any error result the SDK made itself (a result that failed its own
+        output model) becomes ``INTERNAL``.
+        """
 
         async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> MiddlewareResult:
-            if ctx.method == "tools/call" and isinstance(ctx.params, Mapping):
-                tool = self.tools.get(str(ctx.params.get("name")))
-                arguments = ctx.params.get("arguments") or {}
-                if tool is not None:
-                    failure = self._argument_error(tool, arguments)
-                    if failure is not None:
-                        if (
-                            tool.name in self.audited
-                            and isinstance(arguments, Mapping)
-                            and not self.only_reads(tool.name, arguments)
-                        ):
-                            self.record(tool.name, arguments, failure, 0.0)
-                        return error_result(failure)
-            return await call_next(ctx)
+            if ctx.method != "tools/call" or not isinstance(ctx.params, Mapping):
+                return await call_next(ctx)
+            name = ctx.params.get("name")
+            tool = self.tools.get(name) if isinstance(name, str) else None
+            if tool is None:
+                return error_result(
+                    UnknownToolError(
+                        f"There is no tool named {str(name)[:100]!r}.",
+                        details={
+                            "tool": str(name)[:100],
+                            "did_you_mean": did_you_mean(str(name), self.tools),
+                        },
+                    )
+                )
+            arguments = ctx.params.get("arguments") or {}
+            failure = self._argument_error(tool, arguments)
+            if failure is not None:
+                if (
+                    tool.name in self.audited
+                    and isinstance(arguments, Mapping)
+                    and not self.only_reads(tool.name, arguments)
+                ):
+                    self.record(tool.name, arguments, failure, 0.0)
+                return error_result(failure)
+            result = await call_next(ctx)
+            stray = unshaped_error(result)
+            if stray is not None:
+                log.error("tool %s failed outside its own code: %s", tool.name, stray[:2000])
+                return error_result(_internal(tool.name))
+            return result
 
         return middleware
 
     @staticmethod
     def _argument_error(tool: Tool, arguments: Any) -> GoldfishError | None:
+        """Unknown argument names and values that do not fit the input schema, as one error."""
         if not isinstance(arguments, Mapping):
             return InvalidArgumentError("Tool arguments must be an object.", details={"tool": tool.name})
+        known = tool.parameters.get("properties", {})
+        # A misspelt optional argument would otherwise be dropped without a word (list_runs(workspce=...)).
+        problems = [
+            {"field": str(key)[:100], "problem": "unknown argument" + suggestion_suffix(str(key), known)}
+            for key in arguments
+            if key not in known
+        ]
         try:
             tool.fn_metadata.validate_arguments(dict(arguments))
         except ValidationError as exc:
-            problems = [
+            problems += [
                 {"field": ".".join(str(p) for p in err["loc"]) or "(arguments)", "problem": err["msg"]}
-                for err in exc.errors()[:20]
+                for err in exc.errors()
             ]
-            summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-            return InvalidArgumentError(
-                f"Invalid arguments for {tool.name}: {summary}",
-                details={"tool": tool.name, "problems": problems},
-            )
-        return None
+        if not problems:
+            return None
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+        return InvalidArgumentError(
+            f"Invalid arguments for {tool.name}: {summary}",
+            details={"tool": tool.name, "problems": problems[:20]},
+        )
+
+
+def _internal(tool: str) -> InternalError:
+    return InternalError(f"{tool} failed unexpectedly; nothing more is known to the caller.")
