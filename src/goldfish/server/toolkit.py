@@ -16,8 +16,8 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, get_args
 
 from mcp.server.context import CallNext, ServerMiddleware, ServerRequestContext
 from mcp.server.context import HandlerResult as MiddlewareResult
@@ -35,12 +35,17 @@ from goldfish.errors import (
     suggestion_suffix,
 )
 from goldfish.server.app_state import GoldfishApp
+from goldfish.server.schemas import PublishedTool, compact_input
 from goldfish.validation import redact
 
 log = logging.getLogger("goldfish.server")
 
 MAX_AUDIT_STRING = 500
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+# A mapping of names to JSON values (config overrides, source metadata): its input schema says so
+# instead of a bare object.
+JsonMapping = dict[str, str | int | float | bool | list[Any] | dict[str, Any] | None]
 
 
 class ToolResult(BaseModel):
@@ -80,6 +85,16 @@ def unshaped_error(result: MiddlewareResult) -> str | None:
     return None if shaped else text
 
 
+def plain(value: Any) -> Any:
+    """A typed argument (a results spec, a reason) as the JSON a client sent; anything else as it is."""
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+def plain_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """Every argument as :func:`plain` makes it."""
+    return {key: plain(value) for key, value in arguments.items()}
+
+
 def _audit_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
     def clip(value: Any) -> Any:
         if isinstance(value, str) and len(value) > MAX_AUDIT_STRING:
@@ -105,17 +120,25 @@ class ToolRegistry:
     def tool(
         self,
         *,
+        title: str,
         read_only: bool,
         destructive: bool = False,
         idempotent: bool = False,
-        title: str | None = None,
+        open_world: bool = False,
         audited: bool | None = None,
         reads_when: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> Callable[[_F], _F]:
         """Register a tool; state-changing tools (``read_only=False``) are audited by default.
 
-        ``reads_when`` marks the calls of a state-changing tool that only read (e.g. action='list'):
-        those are neither audited nor followed by a STATE.md refresh.
+        Args:
+            title: Display name, sent as the tool's top-level ``title``.
+            read_only: The tool changes nothing (``readOnlyHint``).
+            destructive: It deletes, hides or overwrites something (``destructiveHint``).
+            idempotent: Repeating the call with the same arguments changes nothing more.
+            open_world: It can reach a cloud or run user code (``openWorldHint``).
+            audited: Override the default (audited unless read-only).
+            reads_when: Marks the calls of a state-changing tool that only read (e.g.
+                action='list'): those are neither audited nor followed by a STATE.md refresh.
         """
 
         def decorator(fn: _F) -> _F:
@@ -124,13 +147,20 @@ class ToolRegistry:
                 self._reads_when[fn.__name__] = reads_when
             wrapped = self._wrap(fn, audit=audit, refresh_state=not read_only)
             annotations = ToolAnnotations(
-                title=title,
                 read_only_hint=read_only,
-                destructive_hint=None if read_only else destructive,
+                destructive_hint=destructive,
                 idempotent_hint=idempotent,
-                open_world_hint=False,
+                open_world_hint=open_world,
             )
-            self.tools[fn.__name__] = Tool.from_function(wrapped, name=fn.__name__, annotations=annotations)
+            tool = PublishedTool.from_function(
+                wrapped,
+                name=fn.__name__,
+                title=title,
+                description=inspect.cleandoc(fn.__doc__ or ""),
+                annotations=annotations,
+            )
+            tool.parameters = compact_input(tool.parameters)
+            self.tools[fn.__name__] = tool
             if audit:
                 self.audited.add(fn.__name__)
             return fn
@@ -263,6 +293,7 @@ class ToolRegistry:
         context = self._audit_context()
         if context is None:
             return
+        arguments = plain_arguments(arguments)
         if workspace is None:
             workspace = self.audit_workspace(arguments)
         reason = arguments.get("reason") or arguments.get("message")
@@ -337,10 +368,14 @@ class ToolRegistry:
         try:
             tool.fn_metadata.validate_arguments(dict(arguments))
         except ValidationError as exc:
-            problems += [
-                {"field": ".".join(str(p) for p in err["loc"]) or "(arguments)", "problem": err["msg"]}
-                for err in exc.errors()
-            ]
+            model = tool.fn_metadata.arg_model
+            for err in exc.errors():
+                loc = err["loc"]
+                hint = ""
+                if err["type"] == "extra_forbidden" and loc:
+                    hint = suggestion_suffix(str(loc[-1]), _field_names(model, loc[:-1]))
+                field = ".".join(str(p) for p in loc) or "(arguments)"
+                problems.append({"field": field, "problem": err["msg"] + hint})
         if not problems:
             return None
         summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
@@ -348,6 +383,28 @@ class ToolRegistry:
             f"Invalid arguments for {tool.name}: {summary}",
             details={"tool": tool.name, "problems": problems[:20]},
         )
+
+
+def _field_names(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
+    """The field names of the typed argument at ``path`` (an error's location minus its last part).
+
+    A location may name a union member by its model's name (``reason.StructuredReason.x``).
+    """
+    models = [model]
+    for part in path:
+        named = [m for m in models if m.__name__ == part]
+        if named:
+            models = named
+            continue
+        fields = [m.model_fields[str(part)] for m in models if str(part) in m.model_fields]
+        models = [found for f in fields for found in _models_in(f.annotation)]
+    return [name for m in models for name in m.model_fields]
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
 
 
 def _internal(tool: str) -> InternalError:
