@@ -54,7 +54,7 @@ def register(reg: ToolRegistry) -> None:
         """Register a dataset as a named, immutable source.
 
         Local files are hashed now and checked at every use; paths outside the allowed folders are
-        refused.
+        refused. Returns the source with its hash and size.
         """
         check_reason(reason)
         return SourceResult(source=reg.app.context.sources.register(name, uri, description, metadata))

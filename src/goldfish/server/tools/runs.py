@@ -192,7 +192,10 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
         run_id: Annotated[str, Field(description="A stage run id or a pipeline run id.")],
         reason: Annotated[str, Field(description="Why: at least 15 characters.")],
     ) -> CancelResult:
-        """Stop a stage run (or every stage of a pipeline run); its process is killed. Idempotent."""
+        """Stop a stage run (or every stage of a pipeline run); its process is killed. Idempotent.
+
+        Returns the run (or pipeline run) as it stands afterwards.
+        """
         check_reason(reason)
         return CancelResult(cancel=reg.app.context.run_queries.cancel(run_id))
 
@@ -205,7 +208,7 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
         limit: Annotated[int, Field(description="Page size, 1 to 200.")] = DEFAULT_LIMIT,
         offset: Annotated[int, Field(description="Rows to skip.")] = 0,
     ) -> ListRunsResult:
-        """Stage runs, newest first."""
+        """Stage runs (stage, state, backend, timings, error), newest first, with the total for paging."""
         limit, offset = page(limit, offset)
         context = reg.app.context
         filters = {"stage": stage, "state": state, "pipeline_run_id": pipeline_run_id}
