@@ -41,6 +41,7 @@ from goldfish.validation import redact
 log = logging.getLogger("goldfish.server")
 
 MAX_AUDIT_STRING = 500
+MAX_PROBLEMS = 20  # argument problems reported per call
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 # A mapping of names to JSON values (config overrides, source metadata): its input schema says so
@@ -330,7 +331,7 @@ class ToolRegistry:
                         f"There is no tool named {str(name)[:100]!r}.",
                         details={
                             "tool": str(name)[:100],
-                            "did_you_mean": did_you_mean(str(name), self.tools),
+                            "did_you_mean": did_you_mean(str(name)[:100], self.tools),
                         },
                     )
                 )
@@ -360,28 +361,27 @@ class ToolRegistry:
             return InvalidArgumentError("Tool arguments must be an object.", details={"tool": tool.name})
         known = tool.parameters.get("properties", {})
         # A misspelt optional argument would otherwise be dropped without a word (list_runs(workspce=...)).
+        unknown = [str(key)[:100] for key in arguments if key not in known][:MAX_PROBLEMS]
         problems = [
-            {"field": str(key)[:100], "problem": "unknown argument" + suggestion_suffix(str(key), known)}
-            for key in arguments
-            if key not in known
+            {"field": key, "problem": "unknown argument" + suggestion_suffix(key, known)} for key in unknown
         ]
         try:
             tool.fn_metadata.validate_arguments(dict(arguments))
         except ValidationError as exc:
             model = tool.fn_metadata.arg_model
-            for err in exc.errors():
+            for err in exc.errors()[:MAX_PROBLEMS]:
                 loc = err["loc"]
                 hint = ""
                 if err["type"] == "extra_forbidden" and loc:
-                    hint = suggestion_suffix(str(loc[-1]), _field_names(model, loc[:-1]))
-                field = ".".join(str(p) for p in loc) or "(arguments)"
+                    hint = suggestion_suffix(str(loc[-1])[:100], _field_names(model, loc[:-1]))
+                field = ".".join(str(p) for p in loc)[:200] or "(arguments)"
                 problems.append({"field": field, "problem": err["msg"] + hint})
         if not problems:
             return None
         summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
         return InvalidArgumentError(
             f"Invalid arguments for {tool.name}: {summary}",
-            details={"tool": tool.name, "problems": problems[:20]},
+            details={"tool": tool.name, "problems": problems[:MAX_PROBLEMS]},
         )
 
 
