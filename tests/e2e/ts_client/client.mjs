@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv";
 
 const CALL_TIMEOUT_MS = 180_000;
 const ERROR_KEYS = ["code", "details", "message", "remedy"];
@@ -98,9 +99,27 @@ async function main() {
       hasOutputSchema: tool.outputSchema !== undefined,
       annotations: tool.annotations ?? null,
     }));
+    // The SDK's own JSON Schema validator: every published input schema compiles, and admits the
+    // arguments of every call that must succeed (the schema is no stricter than the server).
+    const ajv = new AjvJsonSchemaValidator();
+    const inputValidators = new Map();
+    for (const tool of listed.tools) {
+      try {
+        inputValidators.set(tool.name, ajv.getValidator(tool.inputSchema));
+      } catch (error) {
+        fail({ tool: tool.name, expect: "schema" }, `the input schema does not compile: ${error.message}`);
+      }
+    }
     for (const call of plan.calls) {
       const entry = { tool: call.tool, expect: call.expect, isError: null, code: null, protocolError: null };
       report.calls.push(entry);
+      const admits = inputValidators.get(call.tool);
+      if (call.expect === "success" && admits) {
+        const verdict = admits(call.arguments);
+        if (!verdict.valid) {
+          fail(call, `the published input schema refuses these arguments: ${verdict.errorMessage}`);
+        }
+      }
       let result;
       try {
         result = await client.callTool({ name: call.tool, arguments: call.arguments }, undefined, {
