@@ -112,156 +112,164 @@ def prepare(root: Path) -> Prepared:
     return anyio.run(_prepare, root)
 
 
-def plan(p: Prepared) -> list[ToolCall]:  # noqa: PLR0915 - one line per call, in order
-    """Every tool twice: a call that fails (with its code), then one that succeeds."""
+def plan(p: Prepared) -> list[ToolCall]:
+    """Every tool twice: failing (with its code), then succeeding; each call finds what it needs."""
     why = {"reason": LONG_REASON}
     short = {"reason": "too short"}
     results = {**SPEC, "value": 0.2, "dataset_split": "val", "ml_outcome": "success", "notes": "fine"}
-    calls: list[ToolCall] = []
-
-    def both(tool: str, bad: dict[str, Any], code: str, good: dict[str, Any]) -> None:
-        calls.append(ToolCall(tool, bad, code))
-        calls.append(ToolCall(tool, good))
-
-    both("status", {"verbose": True}, "INVALID_ARGUMENT", {})
-    both("dashboard", {"limit": 5}, "INVALID_ARGUMENT", {})
-    both("goldfish_version", {"full": True}, "INVALID_ARGUMENT", {})
-    both("validate_config", {"workspace": "nowhere"}, "WORKSPACE_NOT_FOUND", {"workspace": "baseline"})
-    both("reload_config", {"path": "goldfish.yaml"}, "INVALID_ARGUMENT", {})
-    both("list_profiles", {"all": True}, "INVALID_ARGUMENT", {})
-    both(
-        "initialize_project",
-        {"project_name": "other", "project_root": str(p.root.parent / "other")},
-        "PROJECT_EXISTS",
-        {"project_name": "testproj", "project_root": str(p.root)},
-    )
-    both("list_workspaces", {"limit": "many"}, "INVALID_ARGUMENT", {})
-    both(
-        "inspect_workspace",
-        {"name": "nowhere"},
-        "WORKSPACE_NOT_FOUND",
-        {"name": "baseline", "include": ["pipeline"]},
-    )
-    both("diff", {"target": "nowhere@v1"}, "WORKSPACE_NOT_FOUND", {"target": "baseline@v2"})
-    both(
-        "inspect_run",
-        {"run_id": UNKNOWN_STAGE_RUN},
-        "RUN_NOT_FOUND",
-        {"run_id": p.train, "include": ["metadata", "manifest", "attempts", "metrics"]},
-    )
-    both("logs", {"run_id": p.train, "tail": 0}, "INVALID_ARGUMENT", {"run_id": p.train, "stream": "both"})
-    both(
-        "list_runs",
-        {"state": "exploded"},
-        "INVALID_ARGUMENT",
-        {"workspace": "baseline", "state": "completed"},
-    )
-    both("get_lineage", {"run_id": p.prep, "direction": "sideways"}, "INVALID_ARGUMENT", {"run_id": p.prep})
-    both("get_metrics", {"run_id": p.train, "max_points": 1}, "INVALID_ARGUMENT", {"run_id": p.train})
-    both(
-        "compare_runs",
-        {"run_a": UNKNOWN_STAGE_RUN, "run_b": p.train},
-        "RUN_NOT_FOUND",
-        {"run_a": p.pipeline_run, "run_b": p.failed_pipeline_run},
-    )
-    both(
-        "plot_metrics",
-        {"run_ids": [p.train], "metric": "accuracy"},
-        "METRIC_NOT_FOUND",
-        {"run_ids": [p.train], "metric": "loss"},
-    )
-    both("list_history", {"workspace": "nowhere"}, "WORKSPACE_NOT_FOUND", {"workspace": "baseline"})
-    both("inspect_record", {"ref": UNKNOWN_STAGE_RUN}, "RECORD_NOT_FOUND", {"ref": p.record})
-    both("list_unfinalized_runs", {"limit": -1}, "INVALID_ARGUMENT", {})
-    both("get_experiment_context", {"workspace": "nowhere"}, "WORKSPACE_NOT_FOUND", {"workspace": "baseline"})
-    both("get_workspace_thoughts", {"workspace": "nowhere"}, "WORKSPACE_NOT_FOUND", {"workspace": "baseline"})
-    both("get_audit_log", {"offset": -5}, "INVALID_ARGUMENT", {})
-    both("get_build_status", {"build_id": "nope"}, "INVALID_ARGUMENT", {})
-    both("warm_pool_status", {"zone": "europe-west4-a"}, "INVALID_ARGUMENT", {})
-    both("manage_base_images", {"action": "explode"}, "INVALID_ARGUMENT", {"action": "list"})
-    both(
-        "manage_versions",
-        {"workspace": "baseline", "action": "tag", "version": "v99", "tag": "t1", **why},
-        "VERSION_NOT_FOUND",
-        {"workspace": "baseline", "action": "list"},
-    )
-    both("manage_sources", {"action": "get", "name": "missing"}, "SOURCE_NOT_FOUND", {"action": "list"})
-    both(
-        "create_workspace",
-        {"name": "bad name!", "goal": "g", **why},
-        "INVALID_ARGUMENT",
-        {"name": "fresh", "goal": "try another idea", **why},
-    )
-    both(
-        "mount",
-        {"workspace": "fresh", "slot": "w1", **why},
-        "SLOT_OCCUPIED",
-        {"workspace": "fresh", "slot": "w3", **why},
-    )
-    both(
-        "save_version",
-        {"slot": "w9", "message": "m"},
-        "SLOT_NOT_FOUND",
-        {"slot": "w3", "message": "no change"},
-    )
-    both(
-        "log_thought",
-        {"thought": 42},
-        "INVALID_ARGUMENT",
-        {"thought": "loss looks fine", "workspace": "baseline"},
-    )
-    both(
-        "finalize_run",
-        {"record_or_run_id": p.record, "results": {"primary_metric": "loss"}},
-        "INVALID_ARGUMENT",
-        {"record_or_run_id": p.record, "results": results},
-    )
-    both(
-        "save_results_spec",
-        {"stage_run_id": p.train, "spec": {**SPEC, "direction": "sideways"}},
-        "INVALID_ARGUMENT",
-        {"stage_run_id": p.train, "spec": SPEC, **why},
-    )
-    both("tag_record", {"ref": p.record, "tag": "v3"}, "INVALID_ARGUMENT", {"ref": p.record, "tag": "best"})
     data = p.root / "data" / "raw.csv"
-    both(
-        "register_source",
-        {"name": "etc", "uri": "/etc/hostname", "description": "not ours", **why},
-        "INVALID_PATH",
-        {"name": "raw", "uri": str(data), "description": "two numbers", **why},
-    )
-    both(
-        "promote_artifact",
-        {"run_id": p.prep, "output_name": "nothing", "source_name": "x", **why},
-        "INVALID_ARGUMENT",
-        {"run_id": p.prep, "output_name": "features", "source_name": "features_v1", **why},
-    )
-    both(
-        "run",
-        {"workspace": "baseline", **short},
-        "REASON_REQUIRED",
-        {"workspace": "baseline", **why, "results_spec": SPEC},
-    )
-    both(
-        "resume_pipeline",
-        {"pipeline_run_id": p.pipeline_run, **why},
-        "INVALID_ARGUMENT",
-        {"pipeline_run_id": p.failed_pipeline_run, **why},
-    )
-    both("cancel", {"run_id": UNKNOWN_STAGE_RUN, **why}, "RUN_NOT_FOUND", {"run_id": p.pipeline_run, **why})
-    both(
-        "rollback",
-        {"slot": "w1", "version": "v99", **why},
-        "VERSION_NOT_FOUND",
-        {"slot": "w1", "version": "v1", **why},
-    )
-    both("hibernate", {"slot": "w2", **short}, "REASON_REQUIRED", {"slot": "w2", **why})
-    both(
-        "delete_workspace",
-        {"workspace": "baseline", **why},
-        "WORKSPACE_MOUNTED",
-        {"workspace": "scratch", **why},
-    )
-    both("warm_pool_cleanup", short, "REASON_REQUIRED", why)
-    calls.append(ToolCall("no_such_tool", {}, "UNKNOWN_TOOL"))
-    return calls
+    cases: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
+        ("status", {"verbose": True}, "INVALID_ARGUMENT", {}),
+        ("dashboard", {"limit": 5}, "INVALID_ARGUMENT", {}),
+        ("goldfish_version", {"full": True}, "INVALID_ARGUMENT", {}),
+        ("validate_config", {"workspace": "nowhere"}, "WORKSPACE_NOT_FOUND", {"workspace": "baseline"}),
+        ("reload_config", {"path": "goldfish.yaml"}, "INVALID_ARGUMENT", {}),
+        ("list_profiles", {"all": True}, "INVALID_ARGUMENT", {}),
+        (
+            "initialize_project",
+            {"project_name": "other", "project_root": str(p.root.parent / "other")},
+            "PROJECT_EXISTS",
+            {"project_name": "testproj", "project_root": str(p.root)},
+        ),
+        ("list_workspaces", {"limit": "many"}, "INVALID_ARGUMENT", {}),
+        (
+            "inspect_workspace",
+            {"name": "nowhere"},
+            "WORKSPACE_NOT_FOUND",
+            {"name": "baseline", "include": ["pipeline"]},
+        ),
+        ("diff", {"target": "nowhere@v1"}, "WORKSPACE_NOT_FOUND", {"target": "baseline@v2"}),
+        (
+            "inspect_run",
+            {"run_id": UNKNOWN_STAGE_RUN},
+            "RUN_NOT_FOUND",
+            {"run_id": p.train, "include": ["metadata", "manifest", "attempts", "metrics"]},
+        ),
+        ("logs", {"run_id": p.train, "tail": 0}, "INVALID_ARGUMENT", {"run_id": p.train, "stream": "both"}),
+        (
+            "list_runs",
+            {"state": "exploded"},
+            "INVALID_ARGUMENT",
+            {"workspace": "baseline", "state": "completed"},
+        ),
+        ("get_lineage", {"run_id": p.prep, "direction": "sideways"}, "INVALID_ARGUMENT", {"run_id": p.prep}),
+        ("get_metrics", {"run_id": p.train, "max_points": 1}, "INVALID_ARGUMENT", {"run_id": p.train}),
+        (
+            "compare_runs",
+            {"run_a": UNKNOWN_STAGE_RUN, "run_b": p.train},
+            "RUN_NOT_FOUND",
+            {"run_a": p.pipeline_run, "run_b": p.failed_pipeline_run},
+        ),
+        (
+            "plot_metrics",
+            {"run_ids": [p.train], "metric": "accuracy"},
+            "METRIC_NOT_FOUND",
+            {"run_ids": [p.train], "metric": "loss"},
+        ),
+        ("list_history", {"workspace": "nowhere"}, "WORKSPACE_NOT_FOUND", {"workspace": "baseline"}),
+        ("inspect_record", {"ref": UNKNOWN_STAGE_RUN}, "RECORD_NOT_FOUND", {"ref": p.record}),
+        ("list_unfinalized_runs", {"limit": -1}, "INVALID_ARGUMENT", {}),
+        (
+            "get_experiment_context",
+            {"workspace": "nowhere"},
+            "WORKSPACE_NOT_FOUND",
+            {"workspace": "baseline"},
+        ),
+        (
+            "get_workspace_thoughts",
+            {"workspace": "nowhere"},
+            "WORKSPACE_NOT_FOUND",
+            {"workspace": "baseline"},
+        ),
+        ("get_audit_log", {"offset": -5}, "INVALID_ARGUMENT", {}),
+        ("get_build_status", {"build_id": "nope"}, "INVALID_ARGUMENT", {}),
+        ("warm_pool_status", {"zone": "europe-west4-a"}, "INVALID_ARGUMENT", {}),
+        ("manage_base_images", {"action": "explode"}, "INVALID_ARGUMENT", {"action": "list"}),
+        (
+            "manage_versions",
+            {"workspace": "baseline", "action": "tag", "version": "v99", "tag": "t1", **why},
+            "VERSION_NOT_FOUND",
+            {"workspace": "baseline", "action": "list"},
+        ),
+        ("manage_sources", {"action": "get", "name": "missing"}, "SOURCE_NOT_FOUND", {"action": "list"}),
+        (
+            "create_workspace",
+            {"name": "bad name!", "goal": "g", **why},
+            "INVALID_ARGUMENT",
+            {"name": "fresh", "goal": "try another idea", **why},
+        ),
+        (
+            "mount",
+            {"workspace": "fresh", "slot": "w1", **why},
+            "SLOT_OCCUPIED",
+            {"workspace": "fresh", "slot": "w3", **why},
+        ),
+        (
+            "save_version",
+            {"slot": "w9", "message": "m"},
+            "SLOT_NOT_FOUND",
+            {"slot": "w3", "message": "no change"},
+        ),
+        (
+            "log_thought",
+            {"thought": 42},
+            "INVALID_ARGUMENT",
+            {"thought": "loss looks fine", "workspace": "baseline"},
+        ),
+        (
+            "finalize_run",
+            {"record_or_run_id": p.record, "results": {"primary_metric": "loss"}},
+            "INVALID_ARGUMENT",
+            {"record_or_run_id": p.record, "results": results},
+        ),
+        (
+            "save_results_spec",
+            {"stage_run_id": p.train, "spec": {**SPEC, "direction": "sideways"}},
+            "INVALID_ARGUMENT",
+            {"stage_run_id": p.train, "spec": SPEC, **why},
+        ),
+        ("tag_record", {"ref": p.record, "tag": "v3"}, "INVALID_ARGUMENT", {"ref": p.record, "tag": "best"}),
+        (
+            "register_source",
+            {"name": "etc", "uri": "/etc/hostname", "description": "not ours", **why},
+            "INVALID_PATH",
+            {"name": "raw", "uri": str(data), "description": "two numbers", **why},
+        ),
+        (
+            "promote_artifact",
+            {"run_id": p.prep, "output_name": "nothing", "source_name": "x", **why},
+            "INVALID_ARGUMENT",
+            {"run_id": p.prep, "output_name": "features", "source_name": "features_v1", **why},
+        ),
+        (
+            "run",
+            {"workspace": "baseline", **short},
+            "REASON_REQUIRED",
+            {"workspace": "baseline", **why, "results_spec": SPEC},
+        ),
+        (
+            "resume_pipeline",
+            {"pipeline_run_id": p.pipeline_run, **why},
+            "INVALID_ARGUMENT",
+            {"pipeline_run_id": p.failed_pipeline_run, **why},
+        ),
+        ("cancel", {"run_id": UNKNOWN_STAGE_RUN, **why}, "RUN_NOT_FOUND", {"run_id": p.pipeline_run, **why}),
+        (
+            "rollback",
+            {"slot": "w1", "version": "v99", **why},
+            "VERSION_NOT_FOUND",
+            {"slot": "w1", "version": "v1", **why},
+        ),
+        ("hibernate", {"slot": "w2", **short}, "REASON_REQUIRED", {"slot": "w2", **why}),
+        (
+            "delete_workspace",
+            {"workspace": "baseline", **why},
+            "WORKSPACE_MOUNTED",
+            {"workspace": "scratch", **why},
+        ),
+        ("warm_pool_cleanup", short, "REASON_REQUIRED", why),
+    ]
+    calls = [
+        call for tool, bad, code, good in cases for call in (ToolCall(tool, bad, code), ToolCall(tool, good))
+    ]
+    return [*calls, ToolCall("no_such_tool", {}, "UNKNOWN_TOOL")]
