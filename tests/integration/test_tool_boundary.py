@@ -129,3 +129,17 @@ async def test_error_outside_a_project_is_readable_text(tmp_path: Path) -> None:
         error = error_of(await session.call_tool("status", {}))
 
     assert error["code"] == "PROJECT_NOT_INITIALIZED"
+
+
+@pytest.mark.anyio
+async def test_typed_arguments_are_audited_as_the_json_the_client_sent(client: Client) -> None:
+    await call(client, "create_workspace", name="ws", goal="g", reason=LONG_REASON)
+    reason = {"description": "does the typed reason reach the audit row", "goal": "a faithful audit"}
+    spec = {"primary_metric": "loss", "direction": "minimize"}
+
+    await call(client, "run", workspace="ws", reason=reason, results_spec=spec, dry_run=True)
+
+    [entry] = [e for e in (await call(client, "get_audit_log"))["entries"] if e["tool"] == "run"]
+    assert {k: v for k, v in entry["arguments"]["reason"].items() if v is not None} == reason
+    assert entry["arguments"]["results_spec"]["primary_metric"] == "loss"
+    assert json.loads(entry["reason"])["description"] == reason["description"]
