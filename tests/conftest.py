@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, TextContent
 
 from goldfish.context import ServerContext
 from goldfish.project import initialize_project
@@ -86,11 +86,20 @@ async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
 
 
 def structured(result: CallToolResult) -> dict[str, Any]:
-    """The structured content of a result, checked against its text block."""
-    assert result.structured_content is not None, result
-    text_blocks = [block for block in result.content if getattr(block, "type", None) == "text"]
-    if text_blocks:
-        assert json.loads(text_blocks[0].text) == result.structured_content  # type: ignore[union-attr]
-    payload: dict[str, Any] = result.structured_content
+    """The payload of a result: its structured content, or for an error the JSON of its text block.
+
+    An error result carries no structured content (a TypeScript client would check it against the
+    tool's output schema and turn it into a protocol error); a success's text block repeats it.
+    """
+    text_blocks = [block for block in result.content if isinstance(block, TextContent)]
+    if result.is_error:
+        assert result.structured_content is None, result
+        assert len(result.content) == 1 and text_blocks, result
+        payload: dict[str, Any] = json.loads(text_blocks[0].text)
+    else:
+        assert result.structured_content is not None, result
+        if text_blocks:
+            assert json.loads(text_blocks[0].text) == result.structured_content
+        payload = result.structured_content
     assert payload["success"] is (not result.is_error)
     return payload

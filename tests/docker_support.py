@@ -40,9 +40,9 @@ def docker_problem(base_image: str = BASE_IMAGE) -> str | None:
     return None
 
 
-def skip_or_fail(message: str) -> None:
+def skip_or_fail(message: str, hint: str = SETUP_HINT) -> None:
     """Skip the test with ``message`` and the setup hint; under CI=true fail it instead."""
-    message = f"{message}; {SETUP_HINT}"
+    message = f"{message}; {hint}"
     if in_ci():
         pytest.fail(message)
     pytest.skip(message)

@@ -62,9 +62,10 @@ def find_demo_pipeline() -> Path:
 
 async def _call(client: Client, tool: str, progress: Any = None, **arguments: Any) -> dict[str, Any]:
     result = await client.call_tool(tool, arguments, progress_callback=progress)
+    if result.is_error:  # the error JSON travels as the text block (no structured content)
+        text = " ".join(getattr(block, "text", "") for block in result.content)
+        raise DemoError(f"{tool} failed: {text}")
     payload: dict[str, Any] = result.structured_content or {}
-    if result.is_error:
-        raise DemoError(f"{tool} failed: {json.dumps(payload.get('error'), indent=2)}")
     return payload
 
 

@@ -192,6 +192,13 @@ class StorageError(GoldfishError):
     default_remedy = "Check storage.gcs in goldfish.yaml, the bucket and the credentials, then call again."
 
 
+class UnknownToolError(GoldfishError):
+    """A tools/call named a tool this server does not have."""
+
+    code = "UNKNOWN_TOOL"
+    default_remedy = "Call one of the tools that tools/list shows (status is a good start)."
+
+
 class InternalError(GoldfishError):
     """An unexpected failure; the server log has the traceback."""
 

@@ -105,10 +105,8 @@ async def test_goldfish_serve_over_stdio_runs_create_mount_save_diff(
             between = await call(client, "diff", target="baseline@v2", against="baseline@v1")
             assert "+lr = 0.2" in between["diff"]["patch"]
 
-            failure = await client.call_tool("save_version", {"slot": "w2", "message": "empty slot"})
-            assert failure.is_error is True
-            assert failure.structured_content is not None
-            assert failure.structured_content["error"]["code"] == "SLOT_EMPTY"
+            failure = await call(client, "save_version", slot="w2", message="empty slot")
+            assert failure["error"]["code"] == "SLOT_EMPTY"
             # The session survives the error.
             assert (await call(client, "status"))["slots"][0]["workspace"] == "baseline"
 
@@ -126,10 +124,8 @@ async def test_goldfish_serve_over_stdio_outside_a_project_can_initialize_one(tm
     params, stdout_copy, pid_file = stdio_parameters(tmp_path, [], empty)
     with killed_at_exit(pid_file), anyio.fail_after(START_TIMEOUT):
         async with Client(params, mode="legacy") as client:
-            status = await client.call_tool("status", {})
-            assert status.is_error is True
-            assert status.structured_content is not None
-            assert status.structured_content["error"]["code"] == "PROJECT_NOT_INITIALIZED"
+            status = await call(client, "status")
+            assert status["error"]["code"] == "PROJECT_NOT_INITIALIZED"
             init = await call(client, "initialize_project", project_name="fresh", project_root=str(root))
             assert init["success"] is True
             assert (root / "goldfish.yaml").is_file()

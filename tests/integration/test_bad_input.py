@@ -324,6 +324,8 @@ def assert_initialize_elsewhere_refused(
     root, name = arguments.get("project_root"), arguments.get("project_name")
     if not (isinstance(root, str) and isinstance(name, str)):
         return
+    if set(arguments) - {"project_root", "project_name", "from_existing"}:
+        return  # an unknown argument is refused before anything else
     if not isinstance(arguments.get("from_existing", False), bool):
         return
     if "\x00" in root:

@@ -256,7 +256,16 @@ async def test_record_refs_that_match_nothing_or_are_malformed_fail_with_structu
     assert error["details"]["field"] == "workspace"
     await fail(session, "inspect_record", "INVALID_ARGUMENT", ref="@bad tag!", workspace=WORKSPACE)
     await fail(session, "inspect_record", "WORKSPACE_NOT_FOUND", ref="@first", workspace="nowhere")
-    await fail(session, "finalize_run", "RECORD_NOT_FOUND", record_or_run_id="prun-000000000000", results={})
+    results = {"primary_metric": "score", "direction": "maximize", "value": 0.8, "dataset_split": "val"}
+    await fail(
+        session,
+        "finalize_run",
+        "RECORD_NOT_FOUND",
+        record_or_run_id="prun-000000000000",
+        results={**results, "ml_outcome": "partial"},
+    )
+    # The shape of typed arguments is checked before anything is looked up.
+    await fail(session, "finalize_run", "INVALID_ARGUMENT", record_or_run_id="prun-000000000000", results={})
     await fail(session, "tag_record", "RECORD_NOT_FOUND", ref="stage-000000000000", tag="x1")
 
 

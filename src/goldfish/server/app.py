@@ -47,7 +47,7 @@ def build_server(app: GoldfishApp) -> MCPServer[GoldfishApp]:
         instructions=INSTRUCTIONS,
         tools=list(registry.tools.values()),
         lifespan=lifespan,
-        middleware=[registry.argument_middleware()],
+        middleware=[registry.call_middleware()],
     )
     register_resources(server, app)
     register_prompts(server)

@@ -3,6 +3,10 @@
 Every tool goes through :meth:`ToolRegistry.tool`, so each call either returns its typed
 result or ``{"success": false, "error": {...}}`` with ``isError: true``; nothing raises past
 this module, and every state-changing call leaves exactly one audit row.
+
+An error travels as one JSON text block and no structured content: TypeScript clients check
+any structured content against the tool's output schema, error or not, and would turn the error
+shape into a protocol error that hides the code and remedy from the model.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ import inspect
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar, get_args
 
 from mcp.server.context import CallNext, ServerMiddleware, ServerRequestContext
 from mcp.server.context import HandlerResult as MiddlewareResult
@@ -22,14 +26,27 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from goldfish.context import ServerContext
-from goldfish.errors import GoldfishError, InternalError, InvalidArgumentError
+from goldfish.errors import (
+    GoldfishError,
+    InternalError,
+    InvalidArgumentError,
+    UnknownToolError,
+    did_you_mean,
+    suggestion_suffix,
+)
 from goldfish.server.app_state import GoldfishApp
+from goldfish.server.schemas import PublishedTool, compact_input
 from goldfish.validation import redact
 
 log = logging.getLogger("goldfish.server")
 
 MAX_AUDIT_STRING = 500
+MAX_PROBLEMS = 20  # argument problems reported per call
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+# A mapping of names to JSON values (config overrides, source metadata): its input schema says so
+# instead of a bare object.
+JsonMapping = dict[str, str | int | float | bool | list[Any] | dict[str, Any] | None]
 
 
 class ToolResult(BaseModel):
@@ -39,12 +56,44 @@ class ToolResult(BaseModel):
 
 
 def error_result(error: GoldfishError) -> CallToolResult:
-    """The structured failure every tool returns for a user error."""
+    """The failure every tool returns: ``isError`` and the error JSON as text, no structured content."""
     payload = {"success": False, "error": error.to_dict()}
-    text = json.dumps(payload, default=str)
     return CallToolResult(
-        content=[TextContent(type="text", text=text)], structured_content=payload, is_error=True
+        content=[TextContent(type="text", text=json.dumps(payload, default=str))], is_error=True
     )
+
+
+def unshaped_error(result: MiddlewareResult) -> str | None:
+    """The text of an error result the SDK built itself (not :func:`error_result`), else None.
+
+    ``result`` is the wire form a handler chain returns (a dict with camelCase keys).
+    """
+    if isinstance(result, BaseModel):
+        result = result.model_dump(by_alias=True, mode="json", exclude_none=True)
+    if not isinstance(result, Mapping) or result.get("isError") is not True:
+        return None
+    blocks = [b for b in result.get("content") or [] if isinstance(b, Mapping) and b.get("type") == "text"]
+    text = " ".join(str(b.get("text", "")) for b in blocks)
+    try:
+        payload = json.loads(text) if len(blocks) == 1 else None
+    except ValueError:
+        payload = None
+    shaped = (
+        isinstance(payload, dict)
+        and payload.get("success") is False
+        and isinstance(payload.get("error"), dict)
+    )
+    return None if shaped else text
+
+
+def plain(value: Any) -> Any:
+    """A typed argument (a results spec, a reason) as the JSON a client sent; anything else as it is."""
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
+
+
+def plain_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """Every argument as :func:`plain` makes it."""
+    return {key: plain(value) for key, value in arguments.items()}
 
 
 def _audit_arguments(arguments: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,17 +121,25 @@ class ToolRegistry:
     def tool(
         self,
         *,
+        title: str,
         read_only: bool,
         destructive: bool = False,
         idempotent: bool = False,
-        title: str | None = None,
+        open_world: bool = False,
         audited: bool | None = None,
         reads_when: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> Callable[[_F], _F]:
         """Register a tool; state-changing tools (``read_only=False``) are audited by default.
 
-        ``reads_when`` marks the calls of a state-changing tool that only read (e.g. action='list'):
-        those are neither audited nor followed by a STATE.md refresh.
+        Args:
+            title: Display name, sent as the tool's top-level ``title``.
+            read_only: The tool changes nothing (``readOnlyHint``).
+            destructive: It deletes, hides or overwrites something (``destructiveHint``).
+            idempotent: Repeating the call with the same arguments changes nothing more.
+            open_world: It can reach a cloud or run user code (``openWorldHint``).
+            audited: Override the default (audited unless read-only).
+            reads_when: Marks the calls of a state-changing tool that only read (e.g.
+                action='list'): those are neither audited nor followed by a STATE.md refresh.
         """
 
         def decorator(fn: _F) -> _F:
@@ -91,13 +148,20 @@ class ToolRegistry:
                 self._reads_when[fn.__name__] = reads_when
             wrapped = self._wrap(fn, audit=audit, refresh_state=not read_only)
             annotations = ToolAnnotations(
-                title=title,
                 read_only_hint=read_only,
-                destructive_hint=None if read_only else destructive,
+                destructive_hint=destructive,
                 idempotent_hint=idempotent,
-                open_world_hint=False,
+                open_world_hint=open_world,
             )
-            self.tools[fn.__name__] = Tool.from_function(wrapped, name=fn.__name__, annotations=annotations)
+            tool = PublishedTool.from_function(
+                wrapped,
+                name=fn.__name__,
+                title=title,
+                description=inspect.cleandoc(fn.__doc__ or ""),
+                annotations=annotations,
+            )
+            tool.parameters = compact_input(tool.parameters)
+            self.tools[fn.__name__] = tool
             if audit:
                 self.audited.add(fn.__name__)
             return fn
@@ -137,7 +201,7 @@ class ToolRegistry:
         if isinstance(exc, GoldfishError):
             return exc
         log.exception("tool %s failed unexpectedly", name)
-        return InternalError(f"{name} failed unexpectedly; nothing more is known to the caller.")
+        return _internal(name)
 
     def _wrap(self, fn: Callable[..., Any], *, audit: bool, refresh_state: bool) -> Callable[..., Any]:
         name = fn.__name__
@@ -230,6 +294,7 @@ class ToolRegistry:
         context = self._audit_context()
         if context is None:
             return
+        arguments = plain_arguments(arguments)
         if workspace is None:
             workspace = self.audit_workspace(arguments)
         reason = arguments.get("reason") or arguments.get("message")
@@ -247,41 +312,100 @@ class ToolRegistry:
         except Exception:
             log.exception("could not write the audit row of %s", tool)
 
-    def argument_middleware(self) -> ServerMiddleware[Any]:
-        """MCP middleware that answers argument type errors with the structured error shape."""
+    def call_middleware(self) -> ServerMiddleware[Any]:
+        """MCP middleware: every tools/call failure reaches the client in the structured error shape.
+
+        Before the call it answers an unknown tool name and arguments that do not fit the input
+        schema; after it, any error result the SDK made itself (a result that failed its own
+        output model) becomes ``INTERNAL``.
+        """
 
         async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> MiddlewareResult:
-            if ctx.method == "tools/call" and isinstance(ctx.params, Mapping):
-                tool = self.tools.get(str(ctx.params.get("name")))
-                arguments = ctx.params.get("arguments") or {}
-                if tool is not None:
-                    failure = self._argument_error(tool, arguments)
-                    if failure is not None:
-                        if (
-                            tool.name in self.audited
-                            and isinstance(arguments, Mapping)
-                            and not self.only_reads(tool.name, arguments)
-                        ):
-                            self.record(tool.name, arguments, failure, 0.0)
-                        return error_result(failure)
-            return await call_next(ctx)
+            if ctx.method != "tools/call" or not isinstance(ctx.params, Mapping):
+                return await call_next(ctx)
+            name = ctx.params.get("name")
+            tool = self.tools.get(name) if isinstance(name, str) else None
+            if tool is None:
+                return error_result(
+                    UnknownToolError(
+                        f"There is no tool named {str(name)[:100]!r}.",
+                        details={
+                            "tool": str(name)[:100],
+                            "did_you_mean": did_you_mean(str(name)[:100], self.tools),
+                        },
+                    )
+                )
+            arguments = ctx.params.get("arguments") or {}
+            failure = self._argument_error(tool, arguments)
+            if failure is not None:
+                if (
+                    tool.name in self.audited
+                    and isinstance(arguments, Mapping)
+                    and not self.only_reads(tool.name, arguments)
+                ):
+                    self.record(tool.name, arguments, failure, 0.0)
+                return error_result(failure)
+            result = await call_next(ctx)
+            stray = unshaped_error(result)
+            if stray is not None:
+                log.error("tool %s failed outside its own code: %s", tool.name, stray[:2000])
+                return error_result(_internal(tool.name))
+            return result
 
         return middleware
 
     @staticmethod
     def _argument_error(tool: Tool, arguments: Any) -> GoldfishError | None:
+        """Unknown argument names and values that do not fit the input schema, as one error."""
         if not isinstance(arguments, Mapping):
             return InvalidArgumentError("Tool arguments must be an object.", details={"tool": tool.name})
+        known = tool.parameters.get("properties", {})
+        # A misspelt optional argument would otherwise be dropped without a word (list_runs(workspce=...)).
+        unknown = [str(key)[:100] for key in arguments if key not in known][:MAX_PROBLEMS]
+        problems = [
+            {"field": key, "problem": "unknown argument" + suggestion_suffix(key, known)} for key in unknown
+        ]
         try:
             tool.fn_metadata.validate_arguments(dict(arguments))
         except ValidationError as exc:
-            problems = [
-                {"field": ".".join(str(p) for p in err["loc"]) or "(arguments)", "problem": err["msg"]}
-                for err in exc.errors()[:20]
-            ]
-            summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
-            return InvalidArgumentError(
-                f"Invalid arguments for {tool.name}: {summary}",
-                details={"tool": tool.name, "problems": problems},
-            )
-        return None
+            model = tool.fn_metadata.arg_model
+            for err in exc.errors()[:MAX_PROBLEMS]:
+                loc = err["loc"]
+                hint = ""
+                if err["type"] == "extra_forbidden" and loc:
+                    hint = suggestion_suffix(str(loc[-1])[:100], _field_names(model, loc[:-1]))
+                field = ".".join(str(p) for p in loc)[:200] or "(arguments)"
+                problems.append({"field": field, "problem": err["msg"] + hint})
+        if not problems:
+            return None
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+        return InvalidArgumentError(
+            f"Invalid arguments for {tool.name}: {summary}",
+            details={"tool": tool.name, "problems": problems[:MAX_PROBLEMS]},
+        )
+
+
+def _field_names(model: type[BaseModel], path: Sequence[str | int]) -> list[str]:
+    """The field names of the typed argument at ``path`` (an error's location minus its last part).
+
+    A location may name a union member by its model's name (``reason.StructuredReason.x``).
+    """
+    models = [model]
+    for part in path:
+        named = [m for m in models if m.__name__ == part]
+        if named:
+            models = named
+            continue
+        fields = [m.model_fields[str(part)] for m in models if str(part) in m.model_fields]
+        models = [found for f in fields for found in _models_in(f.annotation)]
+    return [name for m in models for name in m.model_fields]
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _internal(tool: str) -> InternalError:
+    return InternalError(f"{tool} failed unexpectedly; nothing more is known to the caller.")

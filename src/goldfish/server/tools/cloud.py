@@ -35,7 +35,7 @@ class WarmPoolCleanupResult(ToolResult):
 def register(reg: ToolRegistry) -> None:
     """Register the cloud tools."""
 
-    @reg.tool(read_only=True, title="Warm pool status")
+    @reg.tool(read_only=True, idempotent=True, title="Warm pool status")
     def warm_pool_status() -> WarmPoolStatusResult:
         """The GCE warm pool: whether it is on, its caps, and every live VM with its state and run.
 
@@ -43,7 +43,9 @@ def register(reg: ToolRegistry) -> None:
         """
         return WarmPoolStatusResult(**reg.app.context.warm_pool().summary())
 
-    @reg.tool(read_only=False, destructive=True, idempotent=True, title="Clean up the warm pool")
+    @reg.tool(
+        read_only=False, destructive=True, idempotent=True, open_world=True, title="Clean up the warm pool"
+    )
     async def warm_pool_cleanup(
         ctx: Context,
         reason: Annotated[str, Field(description="Why (at least 15 characters).")],

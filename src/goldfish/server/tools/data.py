@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
 
 from goldfish.backends.profiles import Profile, all_profiles
 from goldfish.data.sources import SourceAction, SourceInfo
 from goldfish.errors import InvalidArgumentError
-from goldfish.server.toolkit import ToolRegistry, ToolResult
+from goldfish.server.toolkit import JsonMapping, ToolRegistry, ToolResult
 from goldfish.storage.paths import RunPaths
 from goldfish.validation import DEFAULT_LIMIT, page
 from goldfish.validation import reason as check_reason
@@ -48,13 +48,13 @@ def register(reg: ToolRegistry) -> None:
         description: Annotated[str, Field(description="What the data is.")],
         reason: Annotated[str, Field(description="Why: at least 15 characters.")],
         metadata: Annotated[
-            dict[str, Any] | None, Field(description="Free-form facts (rows, split, origin).")
+            JsonMapping | None, Field(description="Facts about the data (rows, split, origin).")
         ] = None,
     ) -> SourceResult:
         """Register a dataset as a named, immutable source.
 
         Local files are hashed now and checked at every use; paths outside the allowed folders are
-        refused.
+        refused. Returns the source with its hash and size.
         """
         check_reason(reason)
         return SourceResult(source=reg.app.context.sources.register(name, uri, description, metadata))
@@ -67,7 +67,7 @@ def register(reg: ToolRegistry) -> None:
     def manage_sources(
         action: Annotated[SourceAction, Field(description="list, get, update (metadata) or deprecate.")],
         name: Annotated[str | None, Field(description="The source (all actions but list).")] = None,
-        metadata: Annotated[dict[str, Any] | None, Field(description="New metadata for update.")] = None,
+        metadata: Annotated[JsonMapping | None, Field(description="New metadata for update.")] = None,
         reason: Annotated[str | None, Field(description="Required for update and deprecate.")] = None,
         limit: Annotated[int, Field(description="Page size, 1 to 200.")] = DEFAULT_LIMIT,
         offset: Annotated[int, Field(description="Rows to skip.")] = 0,
@@ -85,7 +85,7 @@ def register(reg: ToolRegistry) -> None:
         output_name: Annotated[str, Field(description="One of its outputs.")],
         source_name: Annotated[str, Field(description="Name of the new source.")],
         reason: Annotated[str, Field(description="Why: at least 15 characters.")],
-        metadata: Annotated[dict[str, Any] | None, Field(description="Free-form facts.")] = None,
+        metadata: Annotated[JsonMapping | None, Field(description="Facts about the data.")] = None,
     ) -> SourceResult:
         """Make a run's output a registered source (e.g. a cleaned dataset), keeping its lineage."""
         check_reason(reason)

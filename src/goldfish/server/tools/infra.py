@@ -43,6 +43,7 @@ def register(reg: ToolRegistry) -> None:
     @reg.tool(
         read_only=False,
         idempotent=True,
+        open_world=True,
         title="Manage base images",
         reads_when=lambda args: args.get("action") in ("list", "check"),
     )

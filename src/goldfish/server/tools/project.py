@@ -81,7 +81,8 @@ def register(reg: ToolRegistry) -> None:
     def reload_config() -> ReloadResult:
         """Re-read goldfish.yaml after editing it.
 
-        An invalid file is reported and the previous config stays in force.
+        An invalid file is reported and the previous config stays in force. Returns the effective
+        settings (slots, defaults, storage, whether GCE is configured).
         """
         context = reg.app.context
         problems = config_check.check_project_config(context.paths.root)

@@ -5,7 +5,7 @@ Also tag_record, list_unfinalized_runs and get_experiment_context.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -16,10 +16,12 @@ from goldfish.memory.record_models import (
     PendingRecord,
     RecordDetail,
     RecordInfo,
+    Results,
     ResultsSpecInfo,
     TagInfo,
 )
-from goldfish.server.toolkit import ToolRegistry, ToolResult
+from goldfish.runs.requests import ResultsSpec
+from goldfish.server.toolkit import ToolRegistry, ToolResult, plain
 from goldfish.validation import DEFAULT_LIMIT, page
 from goldfish.validation import reason as check_reason
 
@@ -90,11 +92,10 @@ def register(reg: ToolRegistry) -> None:
     def finalize_run(
         record_or_run_id: RecordRef,
         results: Annotated[
-            dict[str, Any],
+            Results,
             Field(
-                description="{primary_metric, direction: maximize|minimize, value, dataset_split, "
-                "ml_outcome: success|partial|miss|unknown, notes, secondary?: {name: value}}. value may be "
-                "null only with ml_outcome 'unknown'. list_unfinalized_runs suggests values."
+                description="The outcome; value may be null only with ml_outcome 'unknown'. "
+                "list_unfinalized_runs suggests values."
             ),
         ],
         reason: Annotated[
@@ -110,7 +111,7 @@ def register(reg: ToolRegistry) -> None:
         a workspace's next run waits until its finished runs are finalized.
         """
         return FinalizeResult(
-            finalize=reg.app.context.records.finalize(record_or_run_id, results, reason, workspace)
+            finalize=reg.app.context.records.finalize(record_or_run_id, plain(results), reason, workspace)
         )
 
     @reg.tool(read_only=False, idempotent=True, title="Save results spec")
@@ -118,19 +119,13 @@ def register(reg: ToolRegistry) -> None:
         stage_run_id: Annotated[
             str, Field(description="A stage run id (stage-...), pipeline run id or record id of the run.")
         ],
-        spec: Annotated[
-            dict[str, Any],
-            Field(
-                description="{primary_metric, direction: maximize|minimize, min_value?, goal_value?, "
-                "dataset_split?, tolerance?, context?, secondary_metrics?, baseline_run?}."
-            ),
-        ],
+        spec: Annotated[ResultsSpec, Field(description="What success means for the run.")],
         reason: Annotated[str | None, Field(description="Why the spec changes (15+ characters).")] = None,
     ) -> ResultsSpecResult:
         """Replace what success means for a run (its results spec); finalize_run suggestions follow it."""
         if reason is not None:
             check_reason(reason)
-        return ResultsSpecResult(spec=reg.app.context.records.save_results_spec(stage_run_id, spec))
+        return ResultsSpecResult(spec=reg.app.context.records.save_results_spec(stage_run_id, plain(spec)))
 
     @reg.tool(read_only=True, idempotent=True, title="Experiment history")
     def list_history(

@@ -11,7 +11,9 @@ from pydantic import Field
 
 from goldfish.errors import InvalidArgumentError
 from goldfish.runs.models import LineageEdge, LogChunk, MetricSeries, RunSubmission, StageRunInfo
-from goldfish.server.toolkit import ToolRegistry, ToolResult
+from goldfish.runs.requests import ResultsSpec, StructuredReason
+from goldfish.server.toolkit import JsonMapping, ToolRegistry, ToolResult, plain
+from goldfish.states import StageState
 from goldfish.validation import DEFAULT_LIMIT, page
 from goldfish.validation import reason as check_reason
 
@@ -69,7 +71,7 @@ class MetricsResult(ToolResult):
 
 
 Reason = Annotated[
-    str | dict[str, Any],
+    str | StructuredReason,
     Field(description="Why: a sentence (15+ characters) or {description, hypothesis, approach, goal}."),
 ]
 
@@ -77,22 +79,18 @@ Reason = Annotated[
 def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
     """Register the execution tools."""
 
-    @reg.tool(read_only=False, title="Run pipeline")
+    @reg.tool(read_only=False, open_world=True, title="Run pipeline")
     async def run(
         ctx: Context,
         workspace: Annotated[str, Field(description="Workspace name or a mounted slot (w1).")],
         reason: Reason,
         results_spec: Annotated[
-            dict[str, Any] | None,
-            Field(
-                description="What success means: {primary_metric, direction: maximize|minimize, min_value?, "
-                "goal_value?, dataset_split?, ...}. Required unless dry_run."
-            ),
+            ResultsSpec | None, Field(description="What success means. Required unless dry_run.")
         ] = None,
         stages: Annotated[list[str] | None, Field(description="Only these stages (default: all).")] = None,
         pipeline: Annotated[str | None, Field(description="Named pipeline (pipelines/<name>.yaml).")] = None,
         config_override: Annotated[
-            dict[str, Any] | None,
+            JsonMapping | None,
             Field(
                 description="Deep-merged over configs/<stage>.yaml; keyed by stage name for per-stage values."
             ),
@@ -131,8 +129,8 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
             pipeline,
             config_override,
             inputs_override,
-            reason,
-            results_spec,
+            plain(reason),
+            plain(results_spec),
             experiment_group,
             dry_run,
             use_cache,
@@ -173,7 +171,7 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
             inspect=reg.app.context.run_queries.inspect(run_id, list(include or ["metadata"]))
         )
 
-    @reg.tool(read_only=True, idempotent=True, title="Run logs")
+    @reg.tool(read_only=True, idempotent=True, open_world=True, title="Run logs")
     def logs(
         run_id: Annotated[str, Field(description="A stage run id.")],
         tail: Annotated[int, Field(description="Last N lines when no cursor is given (1-5000).")] = 100,
@@ -189,12 +187,15 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
         """
         return LogsResult(logs=reg.app.context.run_queries.logs(run_id, tail, cursor or since, stream))
 
-    @reg.tool(read_only=False, destructive=True, idempotent=True, title="Cancel run")
+    @reg.tool(read_only=False, destructive=True, idempotent=True, open_world=True, title="Cancel run")
     def cancel(
         run_id: Annotated[str, Field(description="A stage run id or a pipeline run id.")],
         reason: Annotated[str, Field(description="Why: at least 15 characters.")],
     ) -> CancelResult:
-        """Stop a stage run (or every stage of a pipeline run); its process is killed. Idempotent."""
+        """Stop a stage run (or every stage of a pipeline run); its process is killed. Idempotent.
+
+        Returns the run (or pipeline run) as it stands afterwards.
+        """
         check_reason(reason)
         return CancelResult(cancel=reg.app.context.run_queries.cancel(run_id))
 
@@ -202,12 +203,12 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
     def list_runs(
         workspace: Annotated[str | None, Field(description="Only this workspace.")] = None,
         stage: Annotated[str | None, Field(description="Only this stage.")] = None,
-        state: Annotated[str | None, Field(description="Only this state (e.g. running, failed).")] = None,
+        state: Annotated[StageState | None, Field(description="Only stage runs in this state.")] = None,
         pipeline_run_id: Annotated[str | None, Field(description="Only stages of this pipeline run.")] = None,
         limit: Annotated[int, Field(description="Page size, 1 to 200.")] = DEFAULT_LIMIT,
         offset: Annotated[int, Field(description="Rows to skip.")] = 0,
     ) -> ListRunsResult:
-        """Stage runs, newest first."""
+        """Stage runs (stage, state, backend, timings, error), newest first, with the total for paging."""
         limit, offset = page(limit, offset)
         context = reg.app.context
         filters = {"stage": stage, "state": state, "pipeline_run_id": pipeline_run_id}
@@ -218,7 +219,7 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
         )
         return ListRunsResult(runs=runs, total=total, limit=limit, offset=offset)
 
-    @reg.tool(read_only=False, title="Resume pipeline")
+    @reg.tool(read_only=False, open_world=True, title="Resume pipeline")
     def resume_pipeline(
         pipeline_run_id: Annotated[str, Field(description="The pipeline run (prun-...) to resume.")],
         reason: Annotated[str, Field(description="Why: at least 15 characters.")],

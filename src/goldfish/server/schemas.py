@@ -1,0 +1,101 @@
+"""What tools/list publishes: compact input schemas and no output schemas.
+
+Every agent session pays for tools/list, and the whole list must stay under 40 KB (spec: tools.md,
+measured by ``bench/tools_list.py``). Measured on the 44 tools of this build, as compact JSON:
+the schemas pydantic generates came to 140 KB (output schemas alone 101 KB); compact input
+schemas with the output schemas trimmed to top-level keys and types came to 40.5 KB; with no
+output schemas, 33.9 KB. So:
+
+- input schemas keep everything a caller needs (types, enums, bounds, defaults, descriptions)
+  but lose pydantic's generated ``title`` on every property, ``additionalProperties: true``
+  (the default) and ``$defs``/``$ref`` (each definition is inlined where it is used, which also
+  suits clients that do not resolve references); an optional parameter (``X | None = None``) is
+  published as plain ``X``: leave it out for "none" (the server still accepts an explicit null);
+- no output schema is published. Agent CLIs do not show output schemas to their model, the
+  tool descriptions say what comes back, and the full list of tools in the spec (about 50) must
+  fit the same 40 KB. Every success still carries its result as structured content (and the
+  same JSON as text), checked against the tool's full result model before it is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp.server.mcpserver.tools import Tool
+
+_REF_PREFIX = "#/$defs/"
+_DROPPED = {"title"}
+
+
+class PublishedTool(Tool):
+    """A tool as tools/list shows it: its output model is used for results, not published."""
+
+    @property
+    def output_schema(self) -> dict[str, Any] | None:
+        """None: see the module docstring."""
+        return None
+
+
+def compact_input(schema: dict[str, Any]) -> dict[str, Any]:
+    """An input schema without generated titles, default ``additionalProperties`` or references."""
+    defs = schema.get("$defs", {})
+    inlined = _inline({k: v for k, v in schema.items() if k != "$defs"}, defs, ())
+    compacted: dict[str, Any] = _compact(inlined)
+    return compacted
+
+
+def _inline(node: Any, defs: dict[str, Any], seen: tuple[str, ...]) -> Any:
+    """``node`` with every local ``$ref`` replaced by its definition (a cycle becomes an object)."""
+    if isinstance(node, list):
+        return [_inline(item, defs, seen) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith(_REF_PREFIX):
+        name = ref.removeprefix(_REF_PREFIX)
+        siblings = {k: v for k, v in node.items() if k != "$ref"}
+        if name in seen or name not in defs:
+            return {"type": "object", **siblings}
+        return {**_inline(defs[name], defs, (*seen, name)), **_inline(siblings, defs, seen)}
+    return {key: _inline(value, defs, seen) for key, value in node.items()}
+
+
+def _compact(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_compact(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = _without_null_default(node)
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _DROPPED or (key, value) in (("additionalProperties", True), ("items", {})):
+            continue
+        if key == "properties" and isinstance(value, dict):  # keys here are names, not keywords
+            out[key] = {name: _compact(prop) for name, prop in value.items()}
+        else:
+            out[key] = _compact(value)
+    return _type_list(out)
+
+
+def _type_list(node: dict[str, Any]) -> dict[str, Any]:
+    """``anyOf`` of bare types (``{"type": "string"}``, ...) as one ``type`` list."""
+    branches = node.get("anyOf")
+    if not (isinstance(branches, list) and all(set(b) == {"type"} for b in branches)) or "type" in node:
+        return node
+    rest = {k: v for k, v in node.items() if k != "anyOf"}
+    return {"type": [b["type"] for b in branches], **rest}
+
+
+def _without_null_default(node: dict[str, Any]) -> dict[str, Any]:
+    """An optional value (``X | None = None``) published as plain ``X``: leave it out for "none".
+
+    The server still accepts an explicit null; the schema just does not advertise it.
+    """
+    branches = node.get("anyOf")
+    if not (isinstance(branches, list) and "default" in node and node["default"] is None):
+        return node
+    kept = [b for b in branches if b != {"type": "null"}]
+    if len(kept) == len(branches):
+        return node
+    rest = {k: v for k, v in node.items() if k not in ("anyOf", "default")}
+    return {**kept[0], **rest} if len(kept) == 1 else {"anyOf": kept, **rest}
