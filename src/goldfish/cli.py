@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from goldfish import __version__
+from goldfish.cli_backup import add_backup_parsers
+from goldfish.cli_call import add_call_parser
 from goldfish.cli_doctor import add_doctor_parser
+from goldfish.cli_memory import add_memory_parsers
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.states import StageState
 
@@ -44,13 +47,13 @@ def _setup_logging(log_dir: Path | None, verbose: bool = False) -> None:
 
 
 def _fail(error: GoldfishError, as_json: bool = False) -> int:
+    """Print an error (its JSON with --json, else in CLI terms) and return its exit code."""
+    from goldfish import cli_errors  # noqa: PLC0415
+
     if as_json:
         print(json.dumps({"success": False, "error": error.to_dict()}, indent=2))
-    else:
-        print(f"error [{error.code}]: {error.message}", file=sys.stderr)
-        if error.remedy:
-            print(f"  {error.remedy}", file=sys.stderr)
-    return 2
+        return cli_errors.exit_code_for(error.code)
+    return cli_errors.render(error, sys.stderr)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -142,21 +145,36 @@ def _submit(context: ServerContext, args: argparse.Namespace) -> RunSubmission:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a workspace's pipeline (or a folder's, imported as a workspace); with --wait, until it ends."""
-    from goldfish import cli_runs  # noqa: PLC0415
+    from goldfish import cli_memory, cli_runs  # noqa: PLC0415
 
+    if args.finalize and not args.wait:
+        raise InvalidArgumentError(
+            "--finalize auto needs --wait: a run is finalized once it has ended.",
+            details={"field": "--finalize"},
+            remedy="Add --wait, or finalize later with `goldfish finalize RUN --value V`.",
+        )
     context = _open(args.project)
+    finalized = None
     try:
         submission = _submit(context, args)
         if args.wait and not submission.finished:
             progress = cli_runs.make_progress(sys.stderr if args.json else sys.stdout)
             submission = cli_runs.wait_for(context, submission, args.timeout, progress)
+        code = cli_runs.exit_code(submission) if args.wait or submission.finished else cli_runs.EXIT_OK
+        if args.finalize and code == cli_runs.EXIT_OK and submission.pipeline_run_id and not args.dry_run:
+            finalized = cli_memory.finalize_auto(context, submission.pipeline_run_id)
     finally:
         context.close()
     if args.json:
-        print(submission.model_dump_json(indent=2))
+        payload = json.loads(submission.model_dump_json())
+        if finalized is not None:
+            payload["finalize"] = finalized.model_dump(mode="json")
+        print(json.dumps(payload, indent=2))
     else:
         cli_runs.print_summary(submission, sys.stdout)
-    return cli_runs.exit_code(submission) if args.wait or submission.finished else cli_runs.EXIT_OK
+        if finalized is not None:
+            print(cli_memory.finalize_line(finalized), file=sys.stdout)
+    return code
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -261,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="goldfish", description="ML experiments with memory and provenance."
     )
     parser.add_argument("--version", action="version", version=f"goldfish {__version__}")
+    parser.add_argument(
+        "--project", dest="global_project", metavar="DIR", help="project folder for any command"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     init = sub.add_parser("init", help="create a project")
@@ -281,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_run_parsers(sub)
     add_doctor_parser(sub)
+    add_memory_parsers(sub)
+    add_backup_parsers(sub)
+    add_call_parser(sub)
 
     plot = sub.add_parser("plot", help="draw a metric of 1 to 8 stage runs into a PNG")
     plot.add_argument("run_ids", nargs="+", metavar="RUN", help="stage run ids (stage-...)")
@@ -317,7 +341,8 @@ def _add_run_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "run",
         help="run a workspace's pipeline without an agent (CI)",
         description="Exit codes with --wait: 0 every stage completed, 1 a stage failed, was canceled, "
-        "timed out or was skipped, 2 invalid arguments or pipeline, 3 --timeout passed first.",
+        "timed out or was skipped, 2 invalid arguments or pipeline, 3 --timeout passed first, "
+        "4 earlier runs of the workspace wait for `goldfish finalize` (the finalization gate).",
     )
     run.add_argument("workspace", help="workspace name, slot, or a folder with pipeline.yaml (imported)")
     run.add_argument("--stages", help="comma-separated stages to run (default: all)")
@@ -335,6 +360,12 @@ def _add_run_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--no-cache", action="store_true", help="run every stage even if an identical run exists"
     )
     run.add_argument("--dry-run", action="store_true", help="validate and plan only")
+    run.add_argument(
+        "--finalize",
+        choices=["auto"],
+        help="with --wait, on success record the outcome from the results spec (primary metric's last "
+        "value; success/partial/miss from goal_value/min_value) so the next run is not gated",
+    )
     run.set_defaults(func=cmd_run)
 
     runs = sub.add_parser("runs", help="list stage runs, newest first")
@@ -357,6 +388,8 @@ def _add_run_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``goldfish`` console script."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "project", None) is None:
+        args.project = args.global_project
     try:
         return int(args.func(args))
     except GoldfishError as exc:
