@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from goldfish.errors import GoldfishError, InvalidArgumentError
 
@@ -33,6 +36,35 @@ class ToolCallError(GoldfishError):
         self.payload = payload
 
 
+class ProgressPrinter:
+    """A tool's progress notifications on stderr: one line rewritten on a terminal, else plain lines."""
+
+    def __init__(self, out: TextIO | None = None):
+        self._out = out or sys.stderr
+        self._live = self._out.isatty()
+        self._started = time.monotonic()
+        self._last = ""
+
+    def show(self, done: float, total: float | None, message: str) -> None:
+        """Show one notification (repeats of the same message are dropped)."""
+        steps = f"{done:g}/{total:g} " if total else ""
+        line = f"[{time.monotonic() - self._started:5.1f}s] {steps}{message}"
+        if message == self._last:
+            return
+        self._last = message
+        if self._live:
+            self._out.write(f"\r\x1b[2K{line[: shutil.get_terminal_size().columns - 1]}")
+        else:
+            self._out.write(line + "\n")
+        self._out.flush()
+
+    def close(self) -> None:
+        """End the live line."""
+        if self._live and self._last:
+            self._out.write("\n")
+            self._out.flush()
+
+
 class ToolCaller:
     """Calls tools of the project's MCP server within one client session (see :func:`tool_caller`)."""
 
@@ -40,11 +72,19 @@ class ToolCaller:
         self._portal = portal
         self._client = client
 
-    def payload(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    def payload(
+        self, tool: str, arguments: dict[str, Any], progress: ProgressPrinter | None = None
+    ) -> dict[str, Any]:
         """The result JSON of one call, success or error, exactly as an MCP client sees it."""
         from mcp.types import TextContent  # noqa: PLC0415
 
-        result = self._portal.call(self._client.call_tool, tool, arguments)
+        async def report(done: float, total: float | None, message: str | None) -> None:
+            if progress is not None:
+                progress.show(done, total, message or "")
+
+        result = self._portal.call(lambda: self._client.call_tool(tool, arguments, progress_callback=report))
+        if progress is not None:
+            progress.close()
         if result.structured_content is not None and not result.is_error:
             return dict(result.structured_content)
         texts = [block.text for block in result.content if isinstance(block, TextContent)]
@@ -57,13 +97,15 @@ class ToolCaller:
         message = " ".join(texts)[:2000] or "The tool returned no result."
         return {"success": False, "error": {"code": "INTERNAL", "message": message, "details": {}}}
 
-    def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    def call(
+        self, tool: str, arguments: dict[str, Any], progress: ProgressPrinter | None = None
+    ) -> dict[str, Any]:
         """The result JSON of a successful call.
 
         Raises:
             ToolCallError: the tool answered with an error.
         """
-        data = self.payload(tool, arguments)
+        data = self.payload(tool, arguments, progress)
         if data.get("success") is False:
             raise ToolCallError(data)
         return data

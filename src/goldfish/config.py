@@ -159,6 +159,22 @@ class Memory(_Strict):
     trend_window: int = Field(5, ge=2, le=50, description="Finalized results shown as the recent trend.")
 
 
+class Backup(_Strict):
+    """Project backups (create_backup, ``goldfish backup``) and when to take them on their own."""
+
+    destination: str = Field(
+        ".goldfish/backups",
+        min_length=1,
+        max_length=1000,
+        description="A folder (relative to the project, or absolute) or gs://bucket/prefix.",
+    )
+    every_runs: int | None = Field(None, ge=1, le=1_000_000, description="Back up after every N runs.")
+    every_minutes: float | None = Field(
+        None, ge=1, le=525_600, description="Back up when the newest backup is this old and work changed."
+    )
+    keep: int | None = Field(None, ge=1, le=10_000, description="Keep the newest N backups; unset keeps all.")
+
+
 class GoldfishConfig(_Strict):
     """The whole goldfish.yaml."""
 
@@ -180,6 +196,7 @@ class GoldfishConfig(_Strict):
     docker: Docker = Field(default_factory=Docker)
     svs: Svs = Field(default_factory=Svs)
     memory: Memory = Field(default_factory=Memory)
+    backup: Backup = Field(default_factory=Backup)
 
     @field_validator("slots")
     @classmethod

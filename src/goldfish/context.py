@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Literal, cast
 from goldfish.backends.docker_base import ImageService
 from goldfish.backends.factory import BackendRegistry
 from goldfish.backends.protocol import BackendSettings
+from goldfish.backups.service import BackupService
 from goldfish.config import GoldfishConfig, load_config
 from goldfish.data.sources import SourceService
 from goldfish.db.audit import AuditRepository
@@ -75,6 +77,7 @@ class ServerContext:
     records: RecordService = field(init=False)
     run_service: RunService = field(init=False)
     run_queries: RunQueries = field(init=False)
+    backups: BackupService = field(init=False)
 
     @classmethod
     def open(cls, root: Path) -> ServerContext:
@@ -125,6 +128,7 @@ class ServerContext:
             backends=backends,
         )
         context.images = ImageService(config.docker, builds)
+        context.backups = BackupService(config, paths, db, repo, runs, storage)
         # Wired after construction: both call back into the context (settle, spawn a driver).
         context.records = RecordService(config, core, core.records, runs, metrics)
         context.run_service = RunService(
@@ -165,6 +169,8 @@ class ServerContext:
         """Do inline what needs no backend (cache hits, skips); True when the run is then finished."""
         from goldfish.runs.driver import PipelineDriver  # noqa: PLC0415 - the driver imports this module
 
+        # Every run submission passes here: the place to see whether an automatic backup is due.
+        self.backups.schedule_auto()
         driver = PipelineDriver(self, pipeline_run_id)
         if not self.runs.take_lease(pipeline_run_id, driver.owner, 30.0, 0):
             return False
@@ -202,22 +208,29 @@ class ServerContext:
         self.state.write()
         if self.config.gce.warm_pool.enabled:
             self._start_reaper()
+        if self.config.backup.every_minutes is not None:
+            self._every(60.0, self.backups.schedule_auto, "goldfish-backup-clock")
 
     def _start_reaper(self) -> None:
         """Delete warm-pool VMs past their idle deadline while this server runs (a daemon thread)."""
         period = max(1.0, min(30.0, self.config.gce.warm_pool.idle_timeout_minutes * 60 / 4))
+        self._every(period, lambda: self.warm_pool().reap(), "goldfish-warm-reaper")
+
+    def _every(self, period: float, action: Callable[[], object], name: str) -> None:
+        """Call ``action`` every ``period`` seconds until :meth:`close` (a daemon thread)."""
         stop = self._reaper_stop
 
         def loop() -> None:
             while not stop.wait(period):
                 try:
-                    self.warm_pool().reap()
-                except Exception:  # the reaper must outlive cloud hiccups; they are logged
-                    log.exception("warm pool reaper")
+                    action()
+                except Exception:  # a periodic task must outlive hiccups (cloud, disk); they are logged
+                    log.exception("%s", name)
 
-        threading.Thread(target=loop, name="goldfish-warm-reaper", daemon=True).start()
+        threading.Thread(target=loop, name=name, daemon=True).start()
 
     def close(self) -> None:
         """Stop the reaper and release the database connections."""
         self._reaper_stop.set()
+        self.backups.wait_auto()
         self.db.close()

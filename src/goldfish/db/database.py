@@ -118,6 +118,27 @@ class Database:
         """True when ``PRAGMA integrity_check`` reports ``ok``."""
         return bool(self.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
 
+    def snapshot(self, target: Path) -> None:
+        """A consistent copy of the database in ``target`` through SQLite's online backup API.
+
+        One step under one read transaction: in WAL mode writers go on meanwhile, and the copy
+        is the database as of the step's start (a raw file copy of a WAL database is not).
+        """
+        dest = sqlite3.connect(target)
+        try:
+            self.connection.backup(dest)
+        finally:
+            dest.close()
+
+    def replace_with(self, source: Path) -> None:
+        """Make this (live) database a copy of the database file ``source``, in place."""
+        src = sqlite3.connect(source)
+        try:
+            src.backup(self.connection)
+        finally:
+            src.close()
+        self.migrate()
+
     def close(self) -> None:
         """Close every connection this object opened."""
         with self._lock:

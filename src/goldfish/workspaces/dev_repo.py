@@ -100,6 +100,7 @@ class DevRepo:
             (self.path / "info" / "exclude").write_text(DEFAULT_EXCLUDES, encoding="utf-8")
         base = self.resolve(f"refs/heads/{BASE_BRANCH}")
         if base is None:
+            self.write_empty_tree()
             base = self._run(["commit-tree", EMPTY_TREE, "-m", "Goldfish project base"])
             self._run(["update-ref", f"refs/heads/{BASE_BRANCH}", base, ""])
         return base
@@ -162,6 +163,35 @@ class DevRepo:
             commands.append(f"delete {ref} {sha}")
         if commands:
             self._stdin_run(["update-ref", "--stdin"], "\n".join(commands) + "\n")
+
+    # -- backups ----------------------------------------------------------------------------
+    def refs(self) -> dict[str, str]:
+        """Every ref (workspaces, version tags, archived workspaces) → the commit it names."""
+        out = self._run(["for-each-ref", "--format=%(refname) %(objectname)"])
+        return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
+
+    def write_empty_tree(self) -> None:
+        """Store the empty tree the base commit names (git knows it without storing it; fsck does not)."""
+        self._stdin_run(["hash-object", "-w", "-t", "tree", "--stdin"], "")
+
+    def bundle(self, target: Path) -> None:
+        """Write every ref and the history behind it into the single file ``target``."""
+        self.write_empty_tree()  # projects created before the base stored it
+        self._run(["bundle", "create", str(target), "--all"])
+
+    def restore_bundle(self, bundle: Path) -> None:
+        """Make this repo's refs exactly the bundle's (creating the repo when missing)."""
+        self.initialize()
+        self._run(["bundle", "verify", "--quiet", str(bundle)])
+        self._run(["fetch", "--quiet", "--prune", "--no-write-fetch-head", str(bundle), "+refs/*:refs/*"])
+
+    def fsck(self) -> list[str]:
+        """Problems ``git fsck --full`` reports (empty when the store is sound)."""
+        try:
+            self._run(["fsck", "--full", "--no-progress", "--no-dangling"])
+        except InternalError as exc:
+            return [str(exc.details.get("stderr") or exc.message)]
+        return []
 
     def _stdin_run(self, args: Sequence[str], stdin: str) -> None:
         import subprocess  # noqa: PLC0415 - only this rare path pipes stdin

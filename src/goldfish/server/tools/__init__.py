@@ -3,6 +3,7 @@
 from goldfish.server.toolkit import ToolRegistry
 from goldfish.server.tools import (
     analysis,
+    backups,
     cloud,
     data,
     infra,
@@ -15,7 +16,20 @@ from goldfish.server.tools import (
     workspaces,
 )
 
-AREAS = (orientation, project, workspaces, versions, runs, analysis, data, memory, records, infra, cloud)
+AREAS = (
+    orientation,
+    project,
+    workspaces,
+    versions,
+    runs,
+    analysis,
+    data,
+    memory,
+    records,
+    backups,
+    infra,
+    cloud,
+)
 
 
 def register_all(registry: ToolRegistry) -> None:

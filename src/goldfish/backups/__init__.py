@@ -1,0 +1,1 @@
+"""Project backups: a consistent snapshot of database, versions, config and run files, and restore."""

@@ -1,0 +1,88 @@
+"""Backup tools: create_backup, list_backups, restore_backup."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import anyio
+from mcp.server.mcpserver import Context
+from pydantic import Field
+
+from goldfish.backups.models import BackupInfo, RestoreInfo
+from goldfish.server.toolkit import ToolRegistry, ToolResult
+from goldfish.validation import DEFAULT_LIMIT, page
+from goldfish.validation import reason as check_reason
+
+
+class BackupResult(ToolResult):
+    """The backup just taken."""
+
+    backup: BackupInfo
+
+
+class BackupsResult(ToolResult):
+    """Backups at backup.destination, newest first."""
+
+    backups: list[BackupInfo]
+    total: int
+
+
+class RestoreResult(ToolResult):
+    """The restored project and its checks."""
+
+    restore: RestoreInfo
+
+
+def register(reg: ToolRegistry) -> None:
+    """Register the backup tools."""
+
+    @reg.tool(read_only=False, title="Create backup")
+    async def create_backup(
+        reason: Annotated[str, Field(description="Why: at least 15 characters.")],
+        ctx: Context,
+        include_outputs: Annotated[bool, Field(description="Also copy run outputs (can be large).")] = False,
+    ) -> BackupResult:
+        """Back up the project while it runs: database, every version, goldfish.yaml, run logs and metrics.
+
+        Goes to backup.destination (default .goldfish/backups, or gs://). Secrets are never included.
+        Returns backup_id, size_bytes, location and counts.
+        """
+        why = check_reason(reason)
+        backups = reg.app.context.backups
+
+        def progress(step: int, steps: int, message: str) -> None:
+            anyio.from_thread.run(ctx.report_progress, float(step), float(steps), message)
+
+        info = await anyio.to_thread.run_sync(lambda: backups.create(why, include_outputs, progress=progress))
+        return BackupResult(backup=info)
+
+    @reg.tool(read_only=True, idempotent=True, title="List backups")
+    def list_backups(
+        limit: Annotated[int, Field(description="Page size, 1 to 200.")] = DEFAULT_LIMIT,
+        offset: Annotated[int, Field(description="Backups to skip.")] = 0,
+    ) -> BackupsResult:
+        """Backups, newest first: backup_id, created, size_bytes, location, counts."""
+        limit, offset = page(limit, offset)
+        found, total = reg.app.context.backups.listing(limit, offset)
+        return BackupsResult(backups=found, total=total)
+
+    @reg.tool(read_only=False, destructive=True, title="Restore backup")
+    async def restore_backup(
+        backup_id: Annotated[str, Field(description="From list_backups (bk-...).")],
+        reason: Annotated[str, Field(description="Why: at least 15 characters.")],
+        target: Annotated[
+            str | None,
+            Field(description="An empty or new folder to restore into; omit to restore in place."),
+        ] = None,
+    ) -> RestoreResult:
+        """Restore a backup into an empty folder, or in place.
+
+        In place is refused with RUNS_ACTIVE while runs are active, and first backs up the current
+        state. Returns the checks the restored project passed (integrity, versions) and its counts.
+        """
+        check_reason(reason)
+        context = reg.app.context
+        info = await anyio.to_thread.run_sync(context.backups.restore, backup_id, target)
+        if target is None:
+            await anyio.to_thread.run_sync(reg.app.reload)
+        return RestoreResult(restore=info)
