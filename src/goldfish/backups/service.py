@@ -243,7 +243,7 @@ class BackupService:
             manifest = _read_manifest(store, backup_id)
             if manifest is not None:
                 infos.append(_info(manifest, _location(location, backup_id)))
-        return sorted(infos, key=lambda info: info.backup_id, reverse=True)
+        return sorted(infos, key=lambda info: (info.created, info.backup_id), reverse=True)
 
     def prune(self) -> list[str]:
         """Delete the backups beyond ``backup.keep`` (oldest first); returns their ids."""

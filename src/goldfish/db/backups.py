@@ -10,7 +10,7 @@ from goldfish.db.database import Database
 COUNTED = {
     "workspaces": "SELECT COUNT(*) FROM workspaces WHERE deleted_at IS NULL",
     "versions": "SELECT COUNT(*) FROM workspace_versions",
-    "tags": "SELECT (SELECT COUNT(*) FROM version_tags) + (SELECT COUNT(*) FROM record_tags)",
+    "tags": "SELECT COUNT(*) FROM version_tags",  # tag_record tags the version too
     "pipeline_runs": "SELECT COUNT(*) FROM pipeline_runs",
     "stage_runs": "SELECT COUNT(*) FROM stage_runs",
     "records": "SELECT COUNT(*) FROM experiment_records",
