@@ -35,6 +35,7 @@ class Prepared:
     pipeline_run: str
     record: str
     failed_pipeline_run: str
+    backup: str
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ async def _prepare(root: Path) -> Prepared:
         for name in ("parked", "scratch"):
             await _ok(client, "create_workspace", name=name, goal="a spare line of work", reason=LONG_REASON)
         await _ok(client, "mount", workspace="parked", slot="w2", reason=LONG_REASON)
+        backup = await _ok(client, "create_backup", reason=LONG_REASON)
     stages = by_stage(first["stages"])
     return Prepared(
         root=root,
@@ -88,6 +90,7 @@ async def _prepare(root: Path) -> Prepared:
         pipeline_run=first["pipeline_run_id"],
         record=first["record_id"],
         failed_pipeline_run=second["pipeline_run_id"],
+        backup=backup["backup"]["backup_id"],
     )
 
 
@@ -268,6 +271,14 @@ def plan(p: Prepared) -> list[ToolCall]:
             {"workspace": "scratch", **why},
         ),
         ("warm_pool_cleanup", short, "REASON_REQUIRED", why),
+        ("create_backup", short, "REASON_REQUIRED", why),
+        ("list_backups", {"limit": 0}, "INVALID_ARGUMENT", {"limit": 5}),
+        (
+            "restore_backup",
+            {"backup_id": "bk-20000101-000000-000000", **why},
+            "BACKUP_NOT_FOUND",
+            {"backup_id": p.backup, "target": str(p.root.parent / "restored"), **why},
+        ),
     ]
     calls = [
         call for tool, bad, code, good in cases for call in (ToolCall(tool, bad, code), ToolCall(tool, good))

@@ -13,8 +13,26 @@ from mcp.types import Tool
 from goldfish.states import StageState
 
 LIST_GOAL_BYTES = 40_000
-OPEN_WORLD = {"run", "resume_pipeline", "cancel", "logs", "warm_pool_cleanup", "manage_base_images"}
-DESTRUCTIVE = {"delete_workspace", "rollback", "manage_versions", "cancel", "warm_pool_cleanup"}
+# The backup tools reach a bucket when backup.destination is gs://.
+OPEN_WORLD = {
+    "run",
+    "resume_pipeline",
+    "cancel",
+    "logs",
+    "warm_pool_cleanup",
+    "manage_base_images",
+    "create_backup",
+    "list_backups",
+    "restore_backup",
+}
+DESTRUCTIVE = {
+    "delete_workspace",
+    "rollback",
+    "manage_versions",
+    "cancel",
+    "warm_pool_cleanup",
+    "restore_backup",
+}
 
 
 async def listed(client: Client) -> dict[str, Tool]:

@@ -36,7 +36,7 @@ class RestoreResult(ToolResult):
 def register(reg: ToolRegistry) -> None:
     """Register the backup tools."""
 
-    @reg.tool(read_only=False, title="Create backup")
+    @reg.tool(read_only=False, open_world=True, title="Create backup")
     async def create_backup(
         reason: Annotated[str, Field(description="Why: at least 15 characters.")],
         ctx: Context,
@@ -56,7 +56,7 @@ def register(reg: ToolRegistry) -> None:
         info = await anyio.to_thread.run_sync(lambda: backups.create(why, include_outputs, progress=progress))
         return BackupResult(backup=info)
 
-    @reg.tool(read_only=True, idempotent=True, title="List backups")
+    @reg.tool(read_only=True, idempotent=True, open_world=True, title="List backups")
     def list_backups(
         limit: Annotated[int, Field(description="Page size, 1 to 200.")] = DEFAULT_LIMIT,
         offset: Annotated[int, Field(description="Backups to skip.")] = 0,
@@ -66,7 +66,7 @@ def register(reg: ToolRegistry) -> None:
         found, total = reg.app.context.backups.listing(limit, offset)
         return BackupsResult(backups=found, total=total)
 
-    @reg.tool(read_only=False, destructive=True, title="Restore backup")
+    @reg.tool(read_only=False, destructive=True, open_world=True, title="Restore backup")
     async def restore_backup(
         backup_id: Annotated[str, Field(description="From list_backups (bk-...).")],
         reason: Annotated[str, Field(description="Why: at least 15 characters.")],
