@@ -84,7 +84,9 @@ def in_cli_terms(text: str, tools: frozenset[str]) -> str:
             return name
         return f"`{COMMANDS.get(name, f'goldfish call {name}')}`"
 
-    return _BARE.sub(bare, text)
+    # Rewrite bare names only outside the commands written above (they are in backticks).
+    parts = re.split(r"(`[^`]*`)", text)
+    return "".join(part if i % 2 else _BARE.sub(bare, part) for i, part in enumerate(parts))
 
 
 def tool_names() -> frozenset[str]:

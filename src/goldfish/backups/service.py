@@ -446,12 +446,18 @@ def _unpack(staging: Path) -> Path:
 
 
 def _put_storage(files: Path, storage: Storage) -> None:
-    source = files / "storage"
-    if not source.is_dir():
+    """Put the archived run files back: a run's folder whole when the store lacks it, else file by file."""
+    runs = files / "storage" / "runs"
+    if not runs.is_dir():
         return
-    for path in sorted(source.rglob("*")):
-        if path.is_file():
-            storage.put_file(path, path.relative_to(source).as_posix())
+    for folder in sorted(runs.iterdir()):
+        key = f"runs/{folder.name}"
+        if not storage.exists(key):
+            storage.put_dir(folder, key, move=True)
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                storage.put_file(path, f"{key}/{path.relative_to(folder).as_posix()}")
 
 
 def _place_state(files: Path, state_dir: Path) -> None:
