@@ -6,6 +6,7 @@ restored project shows through a fresh MCP session on it.
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import subprocess
@@ -16,7 +17,9 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from goldfish.backups.models import BackupCorruptError
 from goldfish.context import ServerContext
+from goldfish.hashing import hash_file
 from goldfish.server.app import server_for
 from tests.conftest import LONG_REASON
 from tests.fakes.gcs_emulator import GcsBucket
@@ -315,3 +318,34 @@ async def test_backup_to_a_gcs_destination_lists_and_restores(
     assert restored["counts"] == backup["counts"]
     assert restored["integrity_check"] == "ok" and restored["version_store_check"] == "ok"
     assert await picture(target) == await picture(project_root)
+
+
+@pytest.mark.parametrize(
+    ("name", "link"),
+    [("../escaped.txt", None), ("slots/w1/link", "../../../outside"), ("/abs.txt", None)],
+)
+def test_restore_refuses_an_archive_member_that_would_land_outside_the_project(
+    project_root: Path, tmp_path: Path, name: str, link: str | None
+) -> None:
+    context = ServerContext.open(project_root)
+    try:
+        backup = context.backups.create(LONG_REASON)
+        folder = Path(backup.location)
+        with tarfile.open(folder / "files.tar.gz", "w:gz") as archive:
+            member = tarfile.TarInfo(name)
+            if link is None:
+                member.size = 4
+                archive.addfile(member, io.BytesIO(b"evil"))
+            else:
+                member.type, member.linkname = tarfile.SYMTYPE, link
+                archive.addfile(member)
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        manifest["files"]["files.tar.gz"]["sha256"] = hash_file(folder / "files.tar.gz")[0]
+        (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        with pytest.raises(BackupCorruptError):
+            context.backups.restore(backup.backup_id, str(tmp_path / "target" / "inner"))
+    finally:
+        context.close()
+
+    assert not (tmp_path / "target" / "escaped.txt").exists()
+    assert not (tmp_path / "outside").exists()

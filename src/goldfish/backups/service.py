@@ -329,15 +329,16 @@ class BackupService:
         safety = None
         if root is None:
             self._refuse_if_runs_active()
-            safety = self.create(f"Before restoring {backup_id} in place", automatic=True).backup_id
         staging = self._staging()
         try:
             _fetch(store, backup_id, manifest, staging)
+            files = _unpack(staging)  # everything is checked before the project is touched
             if root is None:
-                self._restore_in_place(staging)
+                safety = self.create(f"Before restoring {backup_id} in place", automatic=True).backup_id
+                self._restore_in_place(staging, files)
                 project = self._paths.root
             else:
-                _restore_into(staging, root)
+                _restore_into(staging, files, root)
                 project = root
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -370,14 +371,13 @@ class BackupService:
                 details={"runs": [run.id for run in active[:20]], "total": len(active)},
             )
 
-    def _restore_in_place(self, staging: Path) -> None:
+    def _restore_in_place(self, staging: Path, files: Path) -> None:
         """Make this project what the staged backup holds (its slots are replaced too)."""
         paths = self._paths
         self._db.replace_with(staging / DB_FILE)
         self._repo.restore_bundle(staging / BUNDLE)
         shutil.copyfile(staging / CONFIG_FILENAME, paths.config_file)
         config = load_config(paths.root)
-        files = _unpack(staging)
         _put_storage(files, open_storage(config, paths.storage))
         _place_state(files, paths.state_dir)
         shutil.rmtree(paths.indexes, ignore_errors=True)  # slot indexes describe the old files
@@ -440,15 +440,56 @@ def _fetch(store: Storage, backup_id: str, manifest: dict[str, Any], staging: Pa
 def _unpack(staging: Path) -> Path:
     folder = staging / "files"
     folder.mkdir()
-    with tarfile.open(staging / FILES, "r:gz") as archive:
-        archive.extractall(folder, filter="data")
+    try:
+        with tarfile.open(staging / FILES, "r:gz") as archive:
+            archive.extractall(folder, filter=_inside)  # noqa: S202 - every member passes _inside
+    except (tarfile.TarError, OSError) as exc:
+        raise BackupCorruptError(
+            f"The archive of run files cannot be unpacked safely: {exc}.", details={"file": FILES}
+        ) from None
     return folder
+
+
+def _inside(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """Like tarfile's ``data`` filter, without a realpath per member.
+
+    Names and link targets must stay relative and below the archive root; only files, folders
+    and symbolic links are extracted, with plain permissions.
+    """
+    del dest
+    parts = Path(member.name).parts
+    safe = not member.name.startswith("/") and ".." not in parts
+    safe = safe and (
+        member.isfile() or member.isdir() or (member.issym() and _link_stays(parts, member.linkname))
+    )
+    if not safe:
+        raise tarfile.FilterError(f"refusing {member.name!r} from a backup archive")
+    mode = (member.mode or 0o644) & 0o755
+    return member.replace(mode=mode, deep=False)
+
+
+def _link_stays(parts: tuple[str, ...], link: str) -> bool:
+    """True when a link at ``parts`` pointing to ``link`` names a place below the archive root."""
+    if link.startswith("/"):
+        return False
+    where = list(parts[:-1])
+    for part in Path(link).parts:
+        if part == "..":
+            if not where:
+                return False
+            where.pop()
+        elif part != ".":
+            where.append(part)
+    return True
 
 
 def _put_storage(files: Path, storage: Storage) -> None:
     """Put the archived run files back: a run's folder whole when the store lacks it, else file by file."""
     runs = files / "storage" / "runs"
     if not runs.is_dir():
+        return
+    if not storage.exists("runs"):  # a new project: every run folder at once
+        storage.put_dir(runs, "runs", move=True)
         return
     for folder in sorted(runs.iterdir()):
         key = f"runs/{folder.name}"
@@ -476,20 +517,27 @@ def _place_slot(files: Path, slot: str, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
 
 
-def _restore_into(staging: Path, root: Path) -> None:
-    """Build a new project in ``root`` from the staged backup."""
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(staging / CONFIG_FILENAME, root / CONFIG_FILENAME)
-    config = load_config(root)
-    paths = ProjectPaths.of(root, config)
-    paths.state_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(staging / DB_FILE, paths.database)
-    DevRepo(paths.dev_repo).restore_bundle(staging / BUNDLE)
-    files = _unpack(staging)
-    _put_storage(files, open_storage(config, paths.storage))
-    _place_state(files, paths.state_dir)
-    for slot in config.slots:
-        _place_slot(files, slot, paths.slot(slot))
+def _restore_into(staging: Path, files: Path, root: Path) -> None:
+    """Build a new project in ``root`` from the staged backup (``root`` is left empty on failure)."""
+    existed = root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(staging / CONFIG_FILENAME, root / CONFIG_FILENAME)
+        config = load_config(root)
+        paths = ProjectPaths.of(root, config)
+        paths.state_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(staging / DB_FILE, paths.database)
+        DevRepo(paths.dev_repo).restore_bundle(staging / BUNDLE)
+        _put_storage(files, open_storage(config, paths.storage))
+        _place_state(files, paths.state_dir)
+        for slot in config.slots:
+            _place_slot(files, slot, paths.slot(slot))
+    except BaseException:
+        for child in list(root.iterdir()) if root.is_dir() else []:
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        if not existed:
+            root.rmdir()
+        raise
 
 
 def _checked(root: Path, backup_id: str, manifest: dict[str, Any], safety: str | None) -> RestoreInfo:
