@@ -21,9 +21,8 @@ def rendered(error: GoldfishError) -> tuple[int, str]:
 def test_a_tool_call_with_arguments_becomes_goldfish_call_with_json_arguments() -> None:
     text = in_cli_terms("Call manage_versions(action='list') to see the workspace's versions.", TOOLS)
 
-    assert text == (
-        "Call `goldfish call manage_versions --args '{\"action\": \"list\"}'` to see the workspace's versions."
-    )
+    command = "goldfish call manage_versions --args '{\"action\": \"list\"}'"
+    assert text == f"Call `{command}` to see the workspace's versions."
 
 
 def test_tools_with_a_command_of_their_own_name_that_command() -> None:
