@@ -21,7 +21,7 @@ def rendered(error: GoldfishError) -> tuple[int, str]:
 def test_a_tool_call_with_arguments_becomes_goldfish_call_with_json_arguments() -> None:
     text = in_cli_terms("Call manage_versions(action='list') to see the workspace's versions.", TOOLS)
 
-    command = "goldfish call manage_versions --args '{\"action\": \"list\"}'"
+    command = 'goldfish call manage_versions --args \'{"action": "list"}\''
     assert text == f"Call `{command}` to see the workspace's versions."
 
 
