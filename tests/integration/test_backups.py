@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sqlite3
 import subprocess
 import tarfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from mcp import Client
@@ -349,3 +351,54 @@ def test_restore_refuses_an_archive_member_that_would_land_outside_the_project(
 
     assert not (tmp_path / "target" / "escaped.txt").exists()
     assert not (tmp_path / "outside").exists()
+
+
+async def test_a_project_restored_without_outputs_runs_stages_again_instead_of_reusing_missing_outputs(
+    project_root: Path, tmp_path: Path
+) -> None:
+    async with Client(server_for(project_root), mode="legacy") as client:
+        await project_with_history(client)
+        backup = (await ok(client, "create_backup", reason=LONG_REASON))["backup"]
+        target = tmp_path / "restored"
+        await ok(
+            client, "restore_backup", backup_id=backup["backup_id"], target=str(target), reason=LONG_REASON
+        )
+        again_here = await start_run(client, wait=True)
+    shutil.rmtree(project_root)  # the disk that failed
+    async with Client(server_for(target), mode="legacy") as client:
+        again_there = await start_run(client, wait=True)
+
+    assert backup["include_outputs"] is False
+    assert {stage["cache_hit"] for stage in again_here["stages"]} == {True}
+    assert again_there["state"] == "completed", again_there
+    assert {stage["cache_hit"] for stage in again_there["stages"]} == {False}
+    conn = sqlite3.connect(target / ".goldfish" / "goldfish.db")
+    try:
+        uris = [row[0] for row in conn.execute("SELECT uri FROM signal_lineage")]
+    finally:
+        conn.close()
+    assert uris and not [uri for uri in uris if str(project_root) in uri]
+
+
+async def test_a_project_restored_with_outputs_reuses_them_from_its_own_folder(
+    project_root: Path, tmp_path: Path
+) -> None:
+    async with Client(server_for(project_root), mode="legacy") as client:
+        await project_with_history(client)
+        backup = (await ok(client, "create_backup", reason=LONG_REASON, include_outputs=True))["backup"]
+        target = tmp_path / "restored"
+        await ok(
+            client, "restore_backup", backup_id=backup["backup_id"], target=str(target), reason=LONG_REASON
+        )
+    shutil.rmtree(project_root)
+    async with Client(server_for(target), mode="legacy") as client:
+        again = await start_run(client, wait=True)
+
+    assert again["state"] == "completed", again
+    assert {stage["cache_hit"] for stage in again["stages"]} == {True}
+    conn = sqlite3.connect(target / ".goldfish" / "goldfish.db")
+    try:
+        uris = [row[0] for row in conn.execute("SELECT uri FROM signal_lineage WHERE direction = 'output'")]
+    finally:
+        conn.close()
+    assert uris and all(Path(unquote(urlsplit(uri).path)).exists() for uri in uris), uris

@@ -45,7 +45,7 @@ from goldfish.backups.models import (
     RunsActiveError,
 )
 from goldfish.config import CONFIG_FILENAME, GoldfishConfig, load_config
-from goldfish.db.backups import live_counts, snapshot_facts
+from goldfish.db.backups import live_counts, rebase_uris, snapshot_facts
 from goldfish.db.database import Database, schema_version
 from goldfish.db.runs import RunRepository
 from goldfish.errors import InvalidArgumentError, InvalidPathError, WorkspaceBusyError
@@ -180,6 +180,7 @@ class BackupService:
                 "goldfish_version": __version__,
                 "schema_version": version,
                 "project_name": self._config.project_name,
+                "project_root_uri": _root_uri(self._paths.root),
                 "counts": counts,
                 "files": files,
                 "size_bytes": sum(int(item["size_bytes"]) for item in files.values()),
@@ -338,7 +339,7 @@ class BackupService:
                 self._restore_in_place(staging, files)
                 project = self._paths.root
             else:
-                _restore_into(staging, files, root)
+                _restore_into(staging, files, root, str(manifest.get("project_root_uri") or ""))
                 project = root
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -517,8 +518,16 @@ def _place_slot(files: Path, slot: str, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
 
 
-def _restore_into(staging: Path, files: Path, root: Path) -> None:
-    """Build a new project in ``root`` from the staged backup (``root`` is left empty on failure)."""
+def _root_uri(root: Path) -> str:
+    return root.resolve().as_uri().rstrip("/") + "/"
+
+
+def _restore_into(staging: Path, files: Path, root: Path, old_root_uri: str) -> None:
+    """Build a new project in ``root`` from the staged backup (``root`` is left empty on failure).
+
+    ``file://`` URIs under the backed-up project's root (local outputs, registered data files)
+    are pointed at ``root``: the old folder may be gone, which is why one restores.
+    """
     existed = root.exists()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -527,6 +536,8 @@ def _restore_into(staging: Path, files: Path, root: Path) -> None:
         paths = ProjectPaths.of(root, config)
         paths.state_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(staging / DB_FILE, paths.database)
+        if old_root_uri:
+            rebase_uris(paths.database, old_root_uri, _root_uri(root))
         DevRepo(paths.dev_repo).restore_bundle(staging / BUNDLE)
         _put_storage(files, open_storage(config, paths.storage))
         _place_state(files, paths.state_dir)

@@ -36,3 +36,25 @@ def snapshot_facts(path: Path) -> tuple[dict[str, int], int, bool]:
     finally:
         conn.close()
     return counts, version, ok
+
+
+def rebase_uris(path: Path, old_prefix: str, new_prefix: str) -> int:
+    """Point the URIs under ``old_prefix`` at ``new_prefix`` in the database file ``path``.
+
+    Local outputs and registered files are stored as absolute ``file://`` URIs, so a project
+    restored into another folder (``old_prefix``: its former root, ``file:///old/root/``) needs
+    them moved. Returns how many rows changed.
+    """
+    conn = sqlite3.connect(path)
+    changed = 0
+    try:
+        with conn:
+            for table in ("signal_lineage", "sources"):
+                cursor = conn.execute(
+                    f"UPDATE {table} SET uri = ? || substr(uri, ?) WHERE substr(uri, 1, ?) = ?",  # noqa: S608
+                    (new_prefix, len(old_prefix) + 1, len(old_prefix), old_prefix),
+                )
+                changed += cursor.rowcount
+    finally:
+        conn.close()
+    return changed

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from goldfish.backends.factory import BackendRegistry
 from goldfish.backends.protocol import BackendStatus, Handle
@@ -155,8 +156,10 @@ class StageExecutor:
             )
             for row in self.deps.runs.lineage(hit.id, "output")
         ]
-        if {row.signal for row in outputs} != set(stage.outputs):
-            return False
+        if {row.signal for row in outputs} != set(stage.outputs) or not all(
+            self._stored(o.uri) for o in outputs
+        ):
+            return False  # e.g. a project restored from a backup without outputs: run it again
         moved = self.machine.move(
             run,
             StageState.COMPLETED,
@@ -171,6 +174,16 @@ class StageExecutor:
         if moved:
             self.deps.runs.add_lineage([_input_row(run.id, item) for item in inputs] + outputs)
         return moved
+
+    def _stored(self, uri: str | None) -> bool:
+        """False when ``uri`` names a key of the run store, or a local file, that is not there."""
+        if not uri:
+            return True
+        key = self.deps.storage.key_of(uri)
+        if key is not None:
+            return self.deps.storage.exists(key)
+        parts = urlsplit(uri)
+        return parts.scheme != "file" or Path(unquote(parts.path)).exists()
 
     def _launch(self, run: StageRunRow, stage: StageDef, inputs: list[ResolvedInput], run_dir: Path) -> None:
         try:
