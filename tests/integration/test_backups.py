@@ -402,3 +402,19 @@ async def test_a_project_restored_with_outputs_reuses_them_from_its_own_folder(
     finally:
         conn.close()
     assert uris and all(Path(unquote(urlsplit(uri).path)).exists() for uri in uris), uris
+
+
+def test_every_minutes_is_due_with_no_backup_yet_and_not_again_until_work_changes(project_root: Path) -> None:
+    configure_backup(project_root, every_minutes=60)
+    context = ServerContext.open(project_root)
+    try:
+        context.workspaces.create("base", "learn something")
+        first = context.backups.auto()
+        again = context.backups.auto()
+        listed, total = context.backups.listing(50, 0)
+    finally:
+        context.close()
+
+    assert first is not None and first.automatic and "every_minutes" in first.reason
+    assert again is None  # an hour has not passed, and nothing changed anyway
+    assert total == 1 and listed[0].backup_id == first.backup_id

@@ -270,7 +270,7 @@ class BackupService:
         new_runs = now["pipeline_runs"] - int(before.get("pipeline_runs", 0))
         if rules.every_runs is not None and new_runs >= rules.every_runs:
             return f"Automatic backup after {new_runs} new run(s) (backup.every_runs)"
-        changed = any(now[key] != before.get(key, 0) for key in ("pipeline_runs", "versions", "records"))
+        changed = any(value != before.get(key, 0) for key, value in now.items())
         if rules.every_minutes is not None and changed:
             minutes = (datetime.now(UTC) - parse_iso(latest.created)).total_seconds() / 60 if latest else None
             if minutes is None or minutes >= rules.every_minutes:
