@@ -2,7 +2,9 @@
 
 ``run``, ``runs`` and ``logs`` are the headless (CI) face of the run tools: they open the same
 ``ServerContext`` and call the same services; helpers beyond argument parsing live in
-``goldfish.cli_runs``.
+``goldfish.cli_runs``. The memory, backup and ``call`` commands live in ``cli_memory``,
+``cli_backup`` and ``cli_call`` (they call the tools through an in-process MCP session);
+``cli_errors`` prints errors in CLI terms and picks exit codes (4: the finalization gate).
 """
 
 from __future__ import annotations
