@@ -34,7 +34,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
-    backup = payload["backup"]
+    backup = payload
     print(f"backup {backup['backup_id']}: {_size(backup['size_bytes'])} at {backup['location']}")
     print(f"  {_counts(backup['counts'])}")
     return 0
@@ -73,7 +73,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
-    restored = payload["restore"]
+    restored = payload
     print(f"restored {restored['backup_id']} into {restored['project_root']}")
     print(f"  {_counts(restored['counts'])}")
     print(f"  database integrity: {restored['integrity_check']}; versions: {restored['version_store_check']}")

@@ -90,7 +90,7 @@ async def _prepare(root: Path) -> Prepared:
         pipeline_run=first["pipeline_run_id"],
         record=first["record_id"],
         failed_pipeline_run=second["pipeline_run_id"],
-        backup=backup["backup"]["backup_id"],
+        backup=backup["backup_id"],
     )
 
 

@@ -108,18 +108,16 @@ async def test_restore_into_an_empty_folder_shows_the_same_workspaces_versions_t
 ) -> None:
     async with Client(server_for(project_root), mode="legacy") as client:
         await project_with_history(client)
-        backup = (await ok(client, "create_backup", reason=LONG_REASON))["backup"]
+        backup = await ok(client, "create_backup", reason=LONG_REASON)
         listed = (await ok(client, "list_backups"))["backups"]
         target = tmp_path / "restored"
-        restored = (
-            await ok(
-                client,
-                "restore_backup",
-                backup_id=backup["backup_id"],
-                target=str(target),
-                reason=LONG_REASON,
-            )
-        )["restore"]
+        restored = await ok(
+            client,
+            "restore_backup",
+            backup_id=backup["backup_id"],
+            target=str(target),
+            reason=LONG_REASON,
+        )
 
     assert [item["backup_id"] for item in listed] == [backup["backup_id"]]
     assert backup["counts"] == {
@@ -152,7 +150,7 @@ async def test_backup_never_holds_the_secrets_file_or_a_runs_secrets(project_roo
         (project_root / ".goldfish" / "secrets.env").write_text(f"API_TOKEN={SECRET}\n", encoding="utf-8")
         job = project_root / ".goldfish" / "storage" / "runs" / run_id
         (job / "secrets.json").write_text(json.dumps({"API_TOKEN": SECRET}), encoding="utf-8")
-        backup = (await ok(client, "create_backup", reason=LONG_REASON, include_outputs=True))["backup"]
+        backup = await ok(client, "create_backup", reason=LONG_REASON, include_outputs=True)
 
     folder = Path(backup["location"])
     for path in folder.iterdir():
@@ -173,7 +171,7 @@ async def test_restore_in_place_while_a_run_is_active_is_refused_with_runs_activ
     async with Client(server_for(project_root), mode="legacy") as client:
         slot = await workspace_in_slot(client, "base")
         write_pipeline(slot, TWO_STAGES, {"prep": {"sleep": 30, "obey_stop": True}})
-        backup = (await ok(client, "create_backup", reason=LONG_REASON))["backup"]
+        backup = await ok(client, "create_backup", reason=LONG_REASON)
         run = await start_run(client)
         error = await fail(
             client, "restore_backup", "RUNS_ACTIVE", backup_id=backup["backup_id"], reason=LONG_REASON
@@ -191,21 +189,17 @@ async def test_restore_in_place_backs_up_the_current_state_first_and_brings_back
 ) -> None:
     async with Client(server_for(project_root), mode="legacy") as client:
         slot = await project_with_history(client)
-        backup = (await ok(client, "create_backup", reason=LONG_REASON))["backup"]
+        backup = await ok(client, "create_backup", reason=LONG_REASON)
         before = await picture(project_root)
         (slot / "later.txt").write_text("work after the backup\n", encoding="utf-8")
         await ok(client, "save_version", slot="w1", message="work after the backup")
         await start_run(client, wait=True)
         later = await picture(project_root)
-        restored = (await ok(client, "restore_backup", backup_id=backup["backup_id"], reason=LONG_REASON))[
-            "restore"
-        ]
+        restored = await ok(client, "restore_backup", backup_id=backup["backup_id"], reason=LONG_REASON)
         status = await ok(client, "status")
         back = await picture(project_root)
         slot_files = sorted(path.name for path in slot.iterdir())
-        again = (
-            await ok(client, "restore_backup", backup_id=restored["safety_backup_id"], reason=LONG_REASON)
-        )["restore"]
+        again = await ok(client, "restore_backup", backup_id=restored["safety_backup_id"], reason=LONG_REASON)
 
     assert later != before
     assert restored["in_place"] is True and restored["integrity_check"] == "ok"
@@ -226,7 +220,7 @@ async def test_restore_refuses_a_folder_that_is_not_empty_and_a_damaged_backup(
     (occupied / "keep.txt").write_text("mine\n", encoding="utf-8")
     async with Client(server_for(project_root), mode="legacy") as client:
         await workspace_in_slot(client, "base")
-        backup = (await ok(client, "create_backup", reason=LONG_REASON))["backup"]
+        backup = await ok(client, "create_backup", reason=LONG_REASON)
         await fail(
             client,
             "restore_backup",
@@ -261,9 +255,7 @@ async def test_restore_refuses_a_folder_that_is_not_empty_and_a_damaged_backup(
 async def test_keep_deletes_the_oldest_backups_beyond_it(project_root: Path) -> None:
     configure_backup(project_root, keep=2)
     async with Client(server_for(project_root), mode="legacy") as client:
-        made = [
-            (await ok(client, "create_backup", reason=LONG_REASON))["backup"]["backup_id"] for _ in range(3)
-        ]
+        made = [(await ok(client, "create_backup", reason=LONG_REASON))["backup_id"] for _ in range(3)]
         listed = (await ok(client, "list_backups"))["backups"]
 
     assert [item["backup_id"] for item in listed] == made[:0:-1]
@@ -301,18 +293,16 @@ async def test_backup_to_a_gcs_destination_lists_and_restores(
     configure_backup(project_root, destination=f"gs://{gcs_bucket.name}/team/backups")
     async with Client(server_for(project_root), mode="legacy") as client:
         await project_with_history(client)
-        backup = (await ok(client, "create_backup", reason=LONG_REASON))["backup"]
+        backup = await ok(client, "create_backup", reason=LONG_REASON)
         listed = (await ok(client, "list_backups"))["backups"]
         target = tmp_path / "from-gcs"
-        restored = (
-            await ok(
-                client,
-                "restore_backup",
-                backup_id=backup["backup_id"],
-                target=str(target),
-                reason=LONG_REASON,
-            )
-        )["restore"]
+        restored = await ok(
+            client,
+            "restore_backup",
+            backup_id=backup["backup_id"],
+            target=str(target),
+            reason=LONG_REASON,
+        )
 
     assert backup["location"] == f"gs://{gcs_bucket.name}/team/backups/{backup['backup_id']}"
     assert [item["backup_id"] for item in listed] == [backup["backup_id"]]
@@ -358,7 +348,7 @@ async def test_a_project_restored_without_outputs_runs_stages_again_instead_of_r
 ) -> None:
     async with Client(server_for(project_root), mode="legacy") as client:
         await project_with_history(client)
-        backup = (await ok(client, "create_backup", reason=LONG_REASON))["backup"]
+        backup = await ok(client, "create_backup", reason=LONG_REASON)
         target = tmp_path / "restored"
         await ok(
             client, "restore_backup", backup_id=backup["backup_id"], target=str(target), reason=LONG_REASON
@@ -385,7 +375,7 @@ async def test_a_project_restored_with_outputs_reuses_them_from_its_own_folder(
 ) -> None:
     async with Client(server_for(project_root), mode="legacy") as client:
         await project_with_history(client)
-        backup = (await ok(client, "create_backup", reason=LONG_REASON, include_outputs=True))["backup"]
+        backup = await ok(client, "create_backup", reason=LONG_REASON, include_outputs=True)
         target = tmp_path / "restored"
         await ok(
             client, "restore_backup", backup_id=backup["backup_id"], target=str(target), reason=LONG_REASON

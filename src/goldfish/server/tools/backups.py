@@ -14,10 +14,8 @@ from goldfish.validation import DEFAULT_LIMIT, page
 from goldfish.validation import reason as check_reason
 
 
-class BackupResult(ToolResult):
-    """The backup just taken."""
-
-    backup: BackupInfo
+class BackupResult(ToolResult, BackupInfo):
+    """The backup just taken (its fields at the top level, as list_backups shows each)."""
 
 
 class BackupsResult(ToolResult):
@@ -27,10 +25,8 @@ class BackupsResult(ToolResult):
     total: int
 
 
-class RestoreResult(ToolResult):
+class RestoreResult(ToolResult, RestoreInfo):
     """The restored project and its checks."""
-
-    restore: RestoreInfo
 
 
 def register(reg: ToolRegistry) -> None:
@@ -54,7 +50,7 @@ def register(reg: ToolRegistry) -> None:
             anyio.from_thread.run(ctx.report_progress, float(step), float(steps), message)
 
         info = await anyio.to_thread.run_sync(lambda: backups.create(why, include_outputs, progress=progress))
-        return BackupResult(backup=info)
+        return BackupResult(**info.model_dump())
 
     @reg.tool(read_only=True, idempotent=True, open_world=True, title="List backups")
     def list_backups(
@@ -85,4 +81,4 @@ def register(reg: ToolRegistry) -> None:
         info = await anyio.to_thread.run_sync(context.backups.restore, backup_id, target)
         if target is None:
             await anyio.to_thread.run_sync(reg.app.reload)
-        return RestoreResult(restore=info)
+        return RestoreResult(**info.model_dump())
