@@ -188,3 +188,24 @@ def test_backup_then_restore_into_a_new_folder_gives_the_same_history(tmp_path: 
     assert [(r["record_id"], r["ml_outcome"], r["value"]) for r in after] == [
         (r["record_id"], r["ml_outcome"], r["value"]) for r in before
     ]
+
+
+def test_sources_add_again_with_the_same_data_succeeds_and_with_changed_data_says_so(tmp_path: Path) -> None:
+    root = repository(tmp_path)
+
+    done = script(
+        root,
+        """
+        goldfish sources add numbers data/numbers.csv --description "Four numbers" --json > first.json
+        echo "first=$?" >> codes
+        goldfish sources add numbers data/numbers.csv --description "Four numbers" --json > again.json
+        echo "again=$?" >> codes
+        echo 5 >> data/numbers.csv
+        goldfish sources add numbers data/numbers.csv --description "Five numbers"; echo "changed=$?" >> codes
+        """,
+    )
+
+    assert (root / "codes").read_text().split() == ["first=0", "again=0", "changed=2"]
+    assert json.loads((root / "again.json").read_text()) == json.loads((root / "first.json").read_text())
+    assert "error [SOURCE_EXISTS]" in done.stderr
+    assert "registered_hash" in done.stderr

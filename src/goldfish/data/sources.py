@@ -107,12 +107,19 @@ class SourceService:
         return resolved
 
     def register(self, name: str, uri: str, description: str, metadata: dict[str, Any] | None) -> SourceInfo:
-        """Register a dataset; local files are hashed now and checked for changes at each use."""
+        """Register a dataset; local files are hashed now and checked for changes at each use.
+
+        Registering the same data (same location and content) under the same name again returns
+        the registered source, so a CI script can register its data on every run.
+        """
         source_name(name)
         text(uri, "uri", 4096)
         text(description, "description", 4000, allow_empty=True)
-        if self._rows.get(name) is not None:
-            raise SourceExistsError(f"Source '{name}' is already registered.", details={"name": name})
+        existing = self._rows.get(name)
+        if existing is not None and (uri.startswith("gs://") or existing.uri.startswith("gs://")):
+            if existing.uri != uri:
+                raise _exists(existing, uri, None)
+            return SourceInfo.of(existing)
         content_hash: str | None = None
         size: int | None = None
         if uri.startswith("gs://"):
@@ -121,6 +128,10 @@ class SourceService:
             path = self.local_path(uri)
             content_hash, size = hash_path(path)
             stored_uri = path.as_uri()
+        if existing is not None:
+            if (existing.uri, existing.content_hash) != (stored_uri, content_hash):
+                raise _exists(existing, stored_uri, content_hash)
+            return SourceInfo.of(existing)
         now = now_iso()
         row = SourceRow(
             name, stored_uri, description, metadata or {}, content_hash, size, "active", None, None, now, now
@@ -213,6 +224,19 @@ class SourceService:
     def record_use(self, name: str, stage_run_id: str, signal: str) -> None:
         """Lineage: a stage run consumed the source."""
         self._rows.record_use(name, stage_run_id, signal)
+
+
+def _exists(row: SourceRow, uri: str, content_hash: str | None) -> SourceExistsError:
+    return SourceExistsError(
+        f"Source '{row.name}' is already registered with other data.",
+        details={
+            "name": row.name,
+            "registered_uri": row.uri,
+            "registered_hash": row.content_hash,
+            "uri": uri,
+            "content_hash": content_hash,
+        },
+    )
 
 
 def _total_size(path: Path) -> int:
