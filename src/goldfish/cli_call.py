@@ -78,9 +78,11 @@ class ToolCaller:
         """The result JSON of one call, success or error, exactly as an MCP client sees it."""
         from mcp.types import TextContent  # noqa: PLC0415
 
-        async def report(done: float, total: float | None, message: str | None) -> None:
-            if progress is not None:
-                progress.show(done, total, message or "")
+        printer = progress
+
+        async def report(progress: float, total: float | None, message: str | None) -> None:
+            if printer is not None:
+                printer.show(progress, total, message or "")
 
         result = self._portal.call(lambda: self._client.call_tool(tool, arguments, progress_callback=report))
         if progress is not None:

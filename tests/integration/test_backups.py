@@ -408,3 +408,23 @@ def test_every_minutes_is_due_with_no_backup_yet_and_not_again_until_work_change
     assert first is not None and first.automatic and "every_minutes" in first.reason
     assert again is None  # an hour has not passed, and nothing changed anyway
     assert total == 1 and listed[0].backup_id == first.backup_id
+
+
+async def test_create_and_restore_report_mcp_progress_as_they_go(project_root: Path, tmp_path: Path) -> None:
+    seen: list[tuple[float, float | None, str | None]] = []
+
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
+
+    async with Client(server_for(project_root), mode="legacy") as client:
+        made = await client.call_tool("create_backup", {"reason": LONG_REASON}, progress_callback=progress)
+        created = list(seen)
+        seen.clear()
+        assert made.structured_content is not None
+        backup_id = made.structured_content["backup_id"]
+        arguments = {"backup_id": backup_id, "target": str(tmp_path / "r"), "reason": LONG_REASON}
+        await client.call_tool("restore_backup", arguments, progress_callback=progress)
+
+    assert [step for step, _, _ in created] == [0, 1, 2, 3, 4, 5] and created[-1][1] == 5
+    assert created[-1][2] == f"backup {backup_id} done"
+    assert seen[-1] == (5, 5, f"restored {backup_id}")

@@ -65,6 +65,7 @@ log = logging.getLogger("goldfish.backups")
 Progress = Callable[[int, int, str], None]
 """``(step, steps, message)`` as a backup or restore advances."""
 CREATE_STEPS = 5
+RESTORE_STEPS = 5
 
 BACKUP_ID = re.compile(r"^bk-\d{8}-\d{6}-[0-9a-f]{6}$")
 MANIFEST = "manifest.json"
@@ -310,8 +311,9 @@ class BackupService:
             thread.join()
 
     # -- restore ------------------------------------------------------------------------------
-    def restore(self, backup_id: str, target: str | None) -> RestoreInfo:
+    def restore(self, backup_id: str, target: str | None, progress: Progress | None = None) -> RestoreInfo:
         """Restore into ``target`` (an empty or missing folder), or in place when ``target`` is None."""
+        report = progress or _quiet
         _check_id(backup_id)
         root = self._target(target) if target is not None else None
         store, _ = self.destination()
@@ -332,18 +334,26 @@ class BackupService:
             self._refuse_if_runs_active()
         staging = self._staging()
         try:
+            report(0, RESTORE_STEPS, f"fetching and checking {backup_id}")
             _fetch(store, backup_id, manifest, staging)
+            report(1, RESTORE_STEPS, "unpacking run files and slots")
             files = _unpack(staging)  # everything is checked before the project is touched
             if root is None:
+                report(2, RESTORE_STEPS, "backing up the current state first")
                 safety = self.create(f"Before restoring {backup_id} in place", automatic=True).backup_id
+                report(3, RESTORE_STEPS, "restoring in place")
                 self._restore_in_place(staging, files)
                 project = self._paths.root
             else:
+                report(3, RESTORE_STEPS, f"building the project in {root}")
                 _restore_into(staging, files, root, str(manifest.get("project_root_uri") or ""))
                 project = root
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return _checked(project, backup_id, manifest, safety)
+        report(4, RESTORE_STEPS, "checking the database and the versions")
+        checked = _checked(project, backup_id, manifest, safety)
+        report(RESTORE_STEPS, RESTORE_STEPS, f"restored {backup_id}")
+        return checked
 
     def _target(self, target: str) -> Path:
         if not isinstance(target, str) or not target.strip() or "\x00" in target:

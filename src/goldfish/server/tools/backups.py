@@ -9,6 +9,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from goldfish.backups.models import BackupInfo, RestoreInfo
+from goldfish.backups.service import Progress
 from goldfish.server.toolkit import ToolRegistry, ToolResult
 from goldfish.validation import DEFAULT_LIMIT, page
 from goldfish.validation import reason as check_reason
@@ -29,6 +30,15 @@ class RestoreResult(ToolResult, RestoreInfo):
     """The restored project and its checks."""
 
 
+def _reporter(ctx: Context) -> Progress:
+    """MCP progress notifications from the worker thread a backup or restore runs on."""
+
+    def report(step: int, steps: int, message: str) -> None:
+        anyio.from_thread.run(ctx.report_progress, float(step), float(steps), message)
+
+    return report
+
+
 def register(reg: ToolRegistry) -> None:
     """Register the backup tools."""
 
@@ -45,11 +55,9 @@ def register(reg: ToolRegistry) -> None:
         """
         why = check_reason(reason)
         backups = reg.app.context.backups
-
-        def progress(step: int, steps: int, message: str) -> None:
-            anyio.from_thread.run(ctx.report_progress, float(step), float(steps), message)
-
-        info = await anyio.to_thread.run_sync(lambda: backups.create(why, include_outputs, progress=progress))
+        info = await anyio.to_thread.run_sync(
+            lambda: backups.create(why, include_outputs, progress=_reporter(ctx))
+        )
         return BackupResult(**info.model_dump())
 
     @reg.tool(read_only=True, idempotent=True, open_world=True, title="List backups")
@@ -66,6 +74,7 @@ def register(reg: ToolRegistry) -> None:
     async def restore_backup(
         backup_id: Annotated[str, Field(description="From list_backups (bk-...).")],
         reason: Annotated[str, Field(description="Why: at least 15 characters.")],
+        ctx: Context,
         target: Annotated[
             str | None,
             Field(description="An empty or new folder to restore into; omit to restore in place."),
@@ -77,8 +86,10 @@ def register(reg: ToolRegistry) -> None:
         state. Returns the checks the restored project passed (integrity, versions) and its counts.
         """
         check_reason(reason)
-        context = reg.app.context
-        info = await anyio.to_thread.run_sync(context.backups.restore, backup_id, target)
+        backups = reg.app.context.backups
+        info = await anyio.to_thread.run_sync(
+            lambda: backups.restore(backup_id, target, progress=_reporter(ctx))
+        )
         if target is None:
             await anyio.to_thread.run_sync(reg.app.reload)
         return RestoreResult(**info.model_dump())
