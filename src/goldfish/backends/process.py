@@ -3,7 +3,9 @@
 The stage wrapper (``spec.STAGE_WRAPPER``, shared with the container backends) runs the module
 and writes its exit code to ``logs/exit_code.txt``, so the outcome survives the server and the
 driver: any later process can read it. The group is its own session, so closing the MCP client
-or restarting the server never stops a stage.
+or restarting the server never stops a stage. When the exit code appears, whatever the stage
+left running in its group is killed before the stage counts as exited: no child of a finished
+stage outlives it (cancel and timeout kill the group too).
 """
 
 from __future__ import annotations
@@ -85,13 +87,12 @@ class ProcessBackend:
     def status(self, handle: Handle) -> BackendStatus:
         """Exited (exit code file present), running (same process alive) or lost."""
         code = self._exit_code(handle)
-        if code is not None:
-            self._reap(handle)
-            return BackendStatus("exited", exit_code=code)
-        if self._alive(handle):
+        if code is None and self._alive(handle):
             return BackendStatus("running")
-        code = self._exit_code(handle)  # it may have finished between the two checks
+        code = code if code is not None else self._exit_code(handle)  # it may have just finished
         if code is not None:
+            self._end_group(handle)
+            self._reap(handle)
             return BackendStatus("exited", exit_code=code)
         return BackendStatus("lost", detail="the stage process ended without recording an exit code")
 
@@ -117,7 +118,8 @@ class ProcessBackend:
         self._reap(handle)
 
     def cleanup(self, handle: Handle) -> None:
-        """Forget the child (nothing else is held)."""
+        """Kill what is left of the stage's group and forget the child."""
+        self._end_group(handle)
         self._reap(handle)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -140,6 +142,19 @@ class ProcessBackend:
         except (ProcessLookupError, PermissionError):
             return False
         return True
+
+    def _end_group(self, handle: Handle) -> None:
+        """SIGKILL what is left in the stage's process group once the stage has ended.
+
+        The group id is the wrapper's pid. While any member lives, the kernel does not hand
+        that number to a new process; the only risk is the wrapper's pid itself being reused
+        after the whole group is gone, which the recorded start time rules out.
+        """
+        pid = int(handle["pid"])
+        started = _start_time(pid)
+        if started is not None and started != handle.get("start_time"):
+            return  # the number now belongs to an unrelated process
+        self._signal_group(pid, signal.SIGKILL)
 
     def _signal_group(self, pid: int, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

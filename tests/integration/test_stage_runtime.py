@@ -1,0 +1,68 @@
+"""What a stage module sees at run time on the process backend, through real MCP sessions.
+
+The same facts hold on docker and GCE (``tests/e2e/test_backend_parity.py`` runs one pipeline on
+all three); here the process backend alone, quickly: a stage's children end with it, its
+working folder is a writable scratch folder, and ``get_output_path`` gives a path that can be
+opened as the output's type says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from goldfish.server.app import server_for
+from tests.integration.pipeline_fixtures import (
+    by_stage,
+    ok,
+    process_alive,
+    reaped_at_exit,
+    start_run,
+    wait_for_pipeline,
+    workspace_in_slot,
+    write_pipeline,
+)
+
+pytestmark = pytest.mark.anyio
+
+ONE_STAGE = """\
+stages:
+  - name: prep
+    outputs:
+      features: {type: npy}
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_stray_processes(project_root: Path) -> Iterator[None]:
+    with reaped_at_exit(project_root):
+        yield
+
+
+@pytest.fixture
+async def session(project_root: Path) -> AsyncIterator[Client]:
+    async with Client(server_for(project_root), mode="legacy") as client:
+        yield client
+
+
+async def stdout_lines(client: Client, run_id: str) -> list[str]:
+    result = await ok(client, "logs", run_id=run_id)
+    lines: list[str] = result["logs"]["lines"]
+    return lines
+
+
+async def test_run_when_a_stage_finishes_kills_the_children_it_left_running(session: Client) -> None:
+    slot = await workspace_in_slot(session, "alpha")
+    write_pipeline(slot, ONE_STAGE, {"prep": {"spawn_child": True}})
+    submission = await start_run(session)
+
+    final = await wait_for_pipeline(session, submission["pipeline_run_id"])
+
+    prep = by_stage(final["stages"])["prep"]
+    assert prep["status"] == "completed", prep
+    lines = await stdout_lines(session, prep["stage_run_id"])
+    child = next(int(line.split()[-1]) for line in lines if line.startswith("prep child "))
+    assert not process_alive(child)
