@@ -60,6 +60,7 @@ class ProcessBackend:
     def launch(self, spec: RunSpec) -> Handle:
         """Start the stage in its own session; return pid, start time and log locations."""
         spec.logs_dir.mkdir(parents=True, exist_ok=True)
+        spec.work_dir.mkdir(parents=True, exist_ok=True)
         env = stage_environment(spec, os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(spec.code_dir), env.get("PYTHONPATH", "")) if p)
         with (
@@ -68,7 +69,7 @@ class ProcessBackend:
         ):
             proc = subprocess.Popen(
                 wrapped_command([spec.python, *spec.module_argv()]),
-                cwd=spec.code_dir,
+                cwd=spec.work_dir,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
