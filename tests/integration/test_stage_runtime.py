@@ -66,3 +66,46 @@ async def test_run_when_a_stage_finishes_kills_the_children_it_left_running(sess
     lines = await stdout_lines(session, prep["stage_run_id"])
     child = next(int(line.split()[-1]) for line in lines if line.startswith("prep child "))
     assert not process_alive(child)
+
+
+SCRATCH_STAGE = """\
+import json
+import os
+from pathlib import Path
+
+from goldfish.io import get_output_path
+
+start = sorted(os.listdir("."))
+with open("tmp.json", "w") as handle:
+    json.dump({"ok": True}, handle)
+code = Path(os.environ["GOLDFISH_CODE_DIR"])
+print(f"cwd is work dir: {Path.cwd() == Path(os.environ['GOLDFISH_WORK_DIR'])}", flush=True)
+print(f"started in: {start}", flush=True)
+print(f"code has: {sorted(p.name for p in (code / 'modules').iterdir())}", flush=True)
+print(f"tmp.json in code: {(code / 'tmp.json').exists()}", flush=True)
+open(get_output_path("report"), "w").write("done")
+"""
+
+
+async def test_run_when_a_stage_writes_into_its_working_folder_it_starts_empty_and_stays_out_of_the_code(
+    session: Client,
+) -> None:
+    slot = await workspace_in_slot(session, "alpha")
+    (slot / "pipeline.yaml").write_text(
+        "stages:\n  - name: scratch\n    outputs:\n      report: {type: file}\n", encoding="utf-8"
+    )
+    (slot / "modules").mkdir()
+    (slot / "modules" / "scratch.py").write_text(SCRATCH_STAGE, encoding="utf-8")
+    submission = await start_run(session)
+
+    final = await wait_for_pipeline(session, submission["pipeline_run_id"])
+
+    stage = by_stage(final["stages"])["scratch"]
+    lines = await stdout_lines(session, stage["stage_run_id"])
+    assert stage["status"] == "completed", (stage, lines)
+    assert lines == [
+        "cwd is work dir: True",
+        "started in: []",
+        "code has: ['scratch.py']",
+        "tmp.json in code: False",
+    ]
