@@ -7,6 +7,13 @@ module runs unchanged in a process, a container or a VM::
     from goldfish.io import load_input, save_output, get_config, log_metric
     x = load_input("features")          # npy -> numpy array, csv -> DataFrame, dir/file -> Path
     save_output("model", model_dir)     # directory/file copied in; npy arrays and csv tables written
+    open(get_output_path("report"), "w").write(text)   # a file output's path is a file to write
+
+What a stage sees is the same on every backend (process, docker, GCE): each input is a folder
+(a ``file`` input or a dataset registered from one file holds that file under its own name);
+the working folder is the stage's own empty, writable scratch folder (``GOLDFISH_WORK_DIR``;
+relative paths such as ``open("tmp.json", "w")`` land there, and it is discarded afterwards);
+the workspace's files are importable and readable under ``GOLDFISH_CODE_DIR`` (read-only).
 """
 
 from __future__ import annotations
