@@ -109,3 +109,33 @@ async def test_run_when_a_stage_writes_into_its_working_folder_it_starts_empty_a
         "code has: ['scratch.py']",
         "tmp.json in code: False",
     ]
+
+
+ESCAPING_STAGE = """\
+import subprocess
+import sys
+
+from goldfish.io import get_output_path
+
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+print(f"escaped child {child.pid}", flush=True)
+open(get_output_path("report"), "w").write("done")
+"""
+
+
+async def test_run_when_a_stage_finishes_kills_a_child_that_left_its_process_group(session: Client) -> None:
+    slot = await workspace_in_slot(session, "alpha")
+    (slot / "pipeline.yaml").write_text(
+        "stages:\n  - name: escape\n    outputs:\n      report: {type: file}\n", encoding="utf-8"
+    )
+    (slot / "modules").mkdir()
+    (slot / "modules" / "escape.py").write_text(ESCAPING_STAGE, encoding="utf-8")
+    submission = await start_run(session)
+
+    final = await wait_for_pipeline(session, submission["pipeline_run_id"])
+
+    stage = by_stage(final["stages"])["escape"]
+    assert stage["status"] == "completed", stage
+    lines = await stdout_lines(session, stage["stage_run_id"])
+    child = next(int(line.split()[-1]) for line in lines if line.startswith("escaped child "))
+    assert not process_alive(child)

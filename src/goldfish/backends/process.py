@@ -36,6 +36,22 @@ def _start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+def _carrying(variable: str) -> list[int]:
+    """Pids (other than this process) whose environment at start held ``variable`` (``NAME=value``)."""
+    marker = b"\0" + variable.encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = b"\0" + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ:
+            found.append(int(entry.name))
+    return found
+
+
 class ProcessBackend:
     """Runs stages with the project's Python (or a per-requirements venv) as process groups."""
 
@@ -91,9 +107,9 @@ class ProcessBackend:
         if code is None and self._alive(handle):
             return BackendStatus("running")
         code = code if code is not None else self._exit_code(handle)  # it may have just finished
+        self._end_group(handle)
+        self._reap(handle)
         if code is not None:
-            self._end_group(handle)
-            self._reap(handle)
             return BackendStatus("exited", exit_code=code)
         return BackendStatus("lost", detail="the stage process ended without recording an exit code")
 
@@ -108,6 +124,7 @@ class ProcessBackend:
         stop.touch()
         pid = int(handle["pid"])
         if not self._alive(handle):
+            self._end_group(handle)
             return
         self._signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_seconds
@@ -115,7 +132,7 @@ class ProcessBackend:
             if not self._group_alive(pid):
                 break
             time.sleep(0.05)
-        self._signal_group(pid, signal.SIGKILL)
+        self._end_group(handle)
         self._reap(handle)
 
     def cleanup(self, handle: Handle) -> None:
@@ -145,17 +162,20 @@ class ProcessBackend:
         return True
 
     def _end_group(self, handle: Handle) -> None:
-        """SIGKILL what is left in the stage's process group once the stage has ended.
+        """SIGKILL whatever of the stage is left once it has ended (or been stopped).
 
-        The group id is the wrapper's pid. While any member lives, the kernel does not hand
-        that number to a new process; the only risk is the wrapper's pid itself being reused
-        after the whole group is gone, which the recorded start time rules out.
+        First its process group, whose id is the wrapper's pid: while any member lives, the
+        kernel does not hand that number to a new process, and the recorded start time rules
+        out the wrapper's pid itself being reused. Then the processes that left the group (a
+        child that started a session of its own) but still carry the stage's environment.
         """
         pid = int(handle["pid"])
         started = _start_time(pid)
-        if started is not None and started != handle.get("start_time"):
-            return  # the number now belongs to an unrelated process
-        self._signal_group(pid, signal.SIGKILL)
+        if started is None or started == handle.get("start_time"):
+            self._signal_group(pid, signal.SIGKILL)
+        for straggler in _carrying(f"GOLDFISH_LOGS_DIR={handle['logs_dir']}"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(straggler, signal.SIGKILL)
 
     def _signal_group(self, pid: int, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
