@@ -7,12 +7,14 @@ created from inside another venv inherits the *base* interpreter's site packages
 venv's. So the stage venv gets a ``.pth`` file that adds the server's site folders (with their
 own ``.pth`` files, which is how editable installs are found) after its own: what the
 requirements install wins, what is already there is reused, and pip fetches only what is
-missing.
+missing. When the server's own pip is among those packages, the venv is created without one
+(seconds saved per new environment) and runs that pip, which installs into the venv.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import site
 import subprocess
 import sys
@@ -59,6 +61,14 @@ def _bridge_lines() -> str:
     return "".join(f"import site; site.addsitedir({folder!r})\n" for folder in server_site_dirs())
 
 
+def _server_pip_bridged() -> bool:
+    """True when the server's pip lives in one of the site folders the stage venv will see."""
+    spec = importlib.util.find_spec("pip")
+    if spec is None or spec.origin is None:
+        return False
+    return any(Path(spec.origin).is_relative_to(folder) for folder in server_site_dirs())
+
+
 def _venv_name(digest: str) -> str:
     """The venv folder: the requirements' hash plus which server interpreter it extends."""
     bridge = hashlib.sha256(f"{sys.executable}\n{_bridge_lines()}".encode()).hexdigest()[:8]
@@ -82,7 +92,8 @@ def interpreter_for(code_dir: Path, venvs: Path, log_file: Path) -> str:
             return str(python)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with log_file.open("ab") as log:
-            _run_step([sys.executable, "-m", "venv", "--clear", str(venv)], log, log_file)
+            no_pip = ["--without-pip"] if _server_pip_bridged() else []
+            _run_step([sys.executable, "-m", "venv", "--clear", *no_pip, str(venv)], log, log_file)
             _bridge(python)
             install = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input"]
             _run_step([*install, "-r", str(code_dir / "requirements.txt")], log, log_file)
