@@ -78,3 +78,14 @@ def test_explicit_docker_backend_when_the_package_is_missing_says_so_with_the_pi
     assert raised.value.details["missing"] == "package"
     assert "docker Python package" in raised.value.message
     assert "pip install 'docker>=7.0'" in raised.value.remedy
+
+
+def test_engine_problem_when_the_socket_refuses_this_user_says_join_the_docker_group() -> None:
+    from goldfish.backends.docker_images import _engine_problem
+
+    refused = OSError("('Connection aborted.', PermissionError(13, 'Permission denied'))")
+
+    reason, fix = _engine_problem(refused)
+
+    assert reason == "no permission to use its socket"
+    assert fix.startswith("sudo usermod -aG docker $USER")

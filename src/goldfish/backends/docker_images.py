@@ -134,7 +134,7 @@ def _engine_problem(exc: Exception) -> tuple[str, str]:
         return f"nothing answers at DOCKER_HOST={host}", "unset DOCKER_HOST  (or start the engine it names)"
     if Path("/run/systemd/system").is_dir():
         return "the engine is not running", "sudo systemctl start docker"
-    return "the engine is not running", "sudo dockerd > /var/log/dockerd.log 2>&1 &"
+    return "the engine is not running", "sudo sh -c 'dockerd > /var/log/dockerd.log 2>&1 &'"
 
 
 @dataclass(frozen=True)
