@@ -61,7 +61,9 @@ def resolve_backend_name(requested: str | None, default: str, config: GoldfishCo
             details={"backend": name, "missing": missing},
         )
     if name in _NEEDS_ENGINE and not docker_ready(docker_base_image):
-        readiness = docker_readiness(docker_base_image)
+        readiness = docker_readiness(docker_base_image)  # what exactly is missing, asked afresh
+        if readiness.ready:
+            return name
         raise DockerUnavailableError(
             f"Backend 'docker' was asked for, but {readiness.detail}",
             details={"backend": name, "base_image": docker_base_image, "missing": readiness.missing},
