@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import idna
 import pytest
-import yaml
 
 import goldfish
 from goldfish.backends.python_env import interpreter_for
@@ -24,21 +24,21 @@ def ask(python: str, code: str) -> str:
 def test_stage_venv_when_requirements_pin_another_version_uses_it_and_keeps_the_servers_packages(
     tmp_path: Path,
 ) -> None:
-    pin = "6.0.1" if yaml.__version__ != "6.0.1" else "6.0.2"  # a version the server does not have
+    pin = "3.7" if idna.__version__ != "3.7" else "3.6"  # pure Python, a version the server lacks
     code = tmp_path / "code"
     code.mkdir()
-    (code / "requirements.txt").write_text(f"PyYAML=={pin}\n", encoding="utf-8")
+    (code / "requirements.txt").write_text(f"idna=={pin}\n", encoding="utf-8")
 
     python = interpreter_for(code, tmp_path / "venvs", tmp_path / "build.log")
 
     assert Path(python).is_relative_to(tmp_path / "venvs")
     # What the requirements ask for wins, installed into the stage venv ...
-    assert ask(python, "import yaml; print(yaml.__version__)") == pin
+    assert ask(python, "import idna; print(idna.__version__)") == pin
     # ... while the server's own packages stay importable (goldfish.io from wherever it is
     # installed) and untouched.
     where = ask(python, "import goldfish.io, goldfish; print(goldfish.__file__)")
     assert where == goldfish.__file__
-    assert ask(sys.executable, "import yaml; print(yaml.__version__)") == yaml.__version__
+    assert ask(sys.executable, "import idna; print(idna.__version__)") == idna.__version__
 
 
 def test_stage_venv_when_built_once_is_reused_for_the_same_requirements(tmp_path: Path) -> None:
