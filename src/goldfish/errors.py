@@ -9,6 +9,8 @@ agents.
 from __future__ import annotations
 
 import difflib
+import errno
+import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -190,6 +192,59 @@ class StorageError(GoldfishError):
 
     code = "STORAGE_UNAVAILABLE"
     default_remedy = "Check storage.gcs in goldfish.yaml, the bucket and the credentials, then call again."
+
+
+class DiskFullError(GoldfishError):
+    """The project's disk has no space left; the call was not completed."""
+
+    code = "DISK_FULL"
+    default_remedy = (
+        "Free space on the project's disk (old run outputs, caches), then call again; "
+        "nothing half-done is kept."
+    )
+
+
+class DiskReadOnlyError(GoldfishError):
+    """The project's disk (or its database) cannot be written."""
+
+    code = "DISK_READ_ONLY"
+    default_remedy = "Make the project folder writable again (remount it read-write), then call again."
+
+
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# How SQLite and git word the same two causes.
+_DISK_FULL_WORDS = ("no space left on device", "database or disk is full", "disk quota exceeded")
+_READ_ONLY_WORDS = ("read-only file system", "readonly database")
+
+
+def disk_fault(exc: BaseException) -> GoldfishError | None:
+    """The disk error behind ``exc`` (a full or read-only disk), or None when it is something else."""
+    if isinstance(exc, DiskFullError | DiskReadOnlyError):
+        return exc
+    if isinstance(exc, OSError):
+        if exc.errno in _DISK_FULL_ERRNOS:
+            return _disk_error(DiskFullError, str(exc))
+        if exc.errno == errno.EROFS:
+            return _disk_error(DiskReadOnlyError, str(exc))
+        return None
+    return disk_fault_in(str(exc)) if isinstance(exc, sqlite3.Error) else None
+
+
+def disk_fault_in(message: str) -> GoldfishError | None:
+    """The disk error a tool's error output (git's stderr, SQLite's message) names, or None."""
+    lowered = message.lower()
+    if any(word in lowered for word in _DISK_FULL_WORDS):
+        return _disk_error(DiskFullError, message)
+    if any(word in lowered for word in _READ_ONLY_WORDS):
+        return _disk_error(DiskReadOnlyError, message)
+    return None
+
+
+def _disk_error(kind: type[GoldfishError], cause: str) -> GoldfishError:
+    what = "full" if kind is DiskFullError else "read-only"
+    return kind(
+        f"The project's disk is {what}; the call was not completed.", details={"cause": cause.strip()[-300:]}
+    )
 
 
 class InternalError(GoldfishError):

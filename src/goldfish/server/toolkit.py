@@ -22,7 +22,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from goldfish.context import ServerContext
-from goldfish.errors import GoldfishError, InternalError, InvalidArgumentError
+from goldfish.errors import GoldfishError, InternalError, InvalidArgumentError, disk_fault
 from goldfish.server.app_state import GoldfishApp
 from goldfish.validation import redact
 
@@ -136,6 +136,10 @@ class ToolRegistry:
     def _as_error(name: str, exc: Exception) -> GoldfishError:
         if isinstance(exc, GoldfishError):
             return exc
+        disk = disk_fault(exc)
+        if disk is not None:
+            log.warning("tool %s stopped: %s", name, disk.details.get("cause"))
+            return disk
         log.exception("tool %s failed unexpectedly", name)
         return InternalError(f"{name} failed unexpectedly; nothing more is known to the caller.")
 

@@ -25,6 +25,7 @@ from goldfish.locks import file_lock
 from goldfish.paths import ProjectPaths
 from goldfish.validation import TAG_NAME, WORKSPACE_NAME, slot_name, version_number
 from goldfish.workspaces.dev_repo import DevRepo
+from goldfish.workspaces.files import SlotFiles, VersionFiles
 from goldfish.workspaces.models import BestResult, LastRun, VersionInfo, WorkspaceInfo
 from goldfish.workspaces.sync import SlotSync
 
@@ -65,6 +66,7 @@ class WorkspaceCore:
                 f"No workspace named {str(name)[:100]!r}{suggestion_suffix(str(name)[:100], names)}.",
                 details={"workspace": str(name)[:100], "existing": names[:50]},
             )
+        self.sync.repair_if_suspect(row)
         return row
 
     def workspace_or_slot(self, ref: str) -> WorkspaceRow:
@@ -95,6 +97,13 @@ class WorkspaceCore:
         # A slot folder removed by hand is a slot whose files were all deleted, not a broken store.
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def files_of(self, ws: WorkspaceRow) -> SlotFiles | VersionFiles:
+        """The workspace's files: its slot when mounted, else its last saved files."""
+        mount = self.rows.mount_of_workspace(ws.id)
+        if mount is not None:
+            return SlotFiles(self.slot_path(mount.slot))
+        return VersionFiles(self.repo, self.repo.branch_head(ws.name))
 
     def mounted(self, slot: str) -> MountRow:
         """The mount in a configured slot.

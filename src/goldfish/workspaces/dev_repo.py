@@ -15,7 +15,7 @@ from pathlib import Path
 
 import git
 
-from goldfish.errors import GoldfishError, InternalError
+from goldfish.errors import GoldfishError, InternalError, disk_fault_in
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 BASE_BRANCH = "goldfish-base"
@@ -82,9 +82,9 @@ class DevRepo:
         try:
             out = self._git.execute([*prefix, *args], env=env, strip_newline_in_stdout=strip)
         except git.GitCommandError as exc:
-            raise InternalError(
-                f"Version store operation failed: {' '.join(args[:2])}.",
-                details={"stderr": str(exc.stderr).strip()[-2000:]},
+            stderr = str(exc.stderr).strip()[-2000:]
+            raise disk_fault_in(stderr) or InternalError(
+                f"Version store operation failed: {' '.join(args[:2])}.", details={"stderr": stderr}
             ) from None
         return str(out)
 
@@ -98,6 +98,10 @@ class DevRepo:
                 raise InternalError(f"Cannot create the version store at {self.path}: {exc}") from None
             (self.path / "info").mkdir(exist_ok=True)
             (self.path / "info" / "exclude").write_text(DEFAULT_EXCLUDES, encoding="utf-8")
+        # The base commit's empty tree is an object like any other: write it (an index that does
+        # not exist is an empty one), or `git fsck` reports it missing. Idempotent, so projects
+        # made before this was written get it at their next start.
+        self._run(["write-tree"], index=self.path / "goldfish-empty.index")
         base = self.resolve(f"refs/heads/{BASE_BRANCH}")
         if base is None:
             base = self._run(["commit-tree", EMPTY_TREE, "-m", "Goldfish project base"])
@@ -171,7 +175,10 @@ class DevRepo:
             ["git", *args], input=stdin, text=True, capture_output=True, env=env, check=False
         )
         if result.returncode != 0:
-            raise InternalError("Version store update failed.", details={"stderr": result.stderr[-2000:]})
+            stderr = result.stderr[-2000:]
+            raise disk_fault_in(stderr) or InternalError(
+                "Version store update failed.", details={"stderr": stderr}
+            )
 
     # -- slots ------------------------------------------------------------------------------
     def stage_slot(self, slot: Path, index: Path) -> None:
@@ -206,6 +213,10 @@ class DevRepo:
         sha = self._run(["commit-tree", tree, "-p", parent, "-m", message])
         self._run(["update-ref", f"refs/heads/{workspace}", sha, parent])
         return sha
+
+    def move_branch(self, workspace: str, commit: str, expected: str) -> None:
+        """Point the workspace branch back at ``commit`` if it is still at ``expected``."""
+        self._run(["update-ref", f"refs/heads/{workspace}", commit, expected])
 
     def checkout(self, slot: Path, index: Path, commit: str) -> None:
         """Write the files of ``commit`` into an empty slot and prime its index."""

@@ -194,15 +194,7 @@ class WorkspaceService:
         dirty = self.is_dirty(info.mounted_slot) if info.mounted_slot else None
         pipeline = None
         if "pipeline" in include:
-            if info.mounted_slot:
-                pipeline_file = core.paths.slot(info.mounted_slot) / "pipeline.yaml"
-                pipeline = (
-                    pipeline_file.read_text(encoding="utf-8", errors="replace")
-                    if pipeline_file.is_file()
-                    else None
-                )
-            else:
-                pipeline = core.repo.read_file(core.repo.branch_head(ws.name), "pipeline.yaml")
+            pipeline = core.files_of(ws).read_text("pipeline.yaml")
         return WorkspaceDetail(
             workspace=info,
             versions=[VersionInfo.of(v) for v in versions],
