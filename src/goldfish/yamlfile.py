@@ -142,7 +142,7 @@ class YamlDocument:
                 children = [(str(i), item, item) for i, item in enumerate(node.value)]
             for part, marker, child in children:
                 key = (*prefix, part)
-                lines.setdefault(key, marker.start_mark.line + 1)
+                lines[key] = marker.start_mark.line + 1  # keys merged in (<<) come first: written ones win
                 walk(child, key)
 
         if self.root is not None:
@@ -165,7 +165,7 @@ def load_yaml(text: str, path: str) -> YamlDocument:
     size = len(text.encode("utf-8", errors="replace"))
     if size > MAX_YAML_BYTES:
         raise YamlTooComplexError(
-            f"{path} is {size} bytes; YAML files are read up to {MAX_YAML_BYTES} bytes.",
+            f"{path} is too large to read: {size} bytes (the limit is {MAX_YAML_BYTES}).",
             details={"path": path, "size": size, "limit": MAX_YAML_BYTES},
         )
     loader = _BoundedLoader(text, path)
