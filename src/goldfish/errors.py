@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import difflib
 import errno
+import os
 import sqlite3
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -215,6 +217,7 @@ _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 # How SQLite and git word the same two causes.
 _DISK_FULL_WORDS = ("no space left on device", "database or disk is full", "disk quota exceeded")
 _READ_ONLY_WORDS = ("read-only file system", "readonly database")
+_NEARLY_FULL_BYTES = 64 * 1024
 
 
 def disk_fault(exc: BaseException) -> GoldfishError | None:
@@ -237,6 +240,22 @@ def disk_fault_in(message: str) -> GoldfishError | None:
         return _disk_error(DiskFullError, message)
     if any(word in lowered for word in _READ_ONLY_WORDS):
         return _disk_error(DiskReadOnlyError, message)
+    return None
+
+
+def disk_fault_at(path: Path, cause: str) -> GoldfishError | None:
+    """The disk error of the filesystem holding ``path`` (read-only, or almost no space), or None.
+
+    For tools whose error output does not say why a write failed (git's "couldn't write").
+    """
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return None
+    if stats.f_flag & os.ST_RDONLY:
+        return _disk_error(DiskReadOnlyError, cause)
+    if stats.f_bavail * stats.f_frsize < _NEARLY_FULL_BYTES:
+        return _disk_error(DiskFullError, cause)
     return None
 
 

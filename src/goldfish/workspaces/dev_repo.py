@@ -15,7 +15,7 @@ from pathlib import Path
 
 import git
 
-from goldfish.errors import GoldfishError, InternalError, disk_fault_in
+from goldfish.errors import GoldfishError, InternalError, disk_fault_at, disk_fault_in
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 BASE_BRANCH = "goldfish-base"
@@ -83,10 +83,16 @@ class DevRepo:
             out = self._git.execute([*prefix, *args], env=env, strip_newline_in_stdout=strip)
         except git.GitCommandError as exc:
             stderr = str(exc.stderr).strip()[-2000:]
-            raise disk_fault_in(stderr) or InternalError(
-                f"Version store operation failed: {' '.join(args[:2])}.", details={"stderr": stderr}
-            ) from None
+            raise self._failure(f"Version store operation failed: {' '.join(args[:2])}.", stderr) from None
         return str(out)
+
+    def _failure(self, message: str, stderr: str) -> GoldfishError:
+        """What a failed git command means: a full or read-only disk by name, else an internal error."""
+        return (
+            disk_fault_in(stderr)
+            or disk_fault_at(self.path, stderr)
+            or InternalError(message, details={"stderr": stderr})
+        )
 
     def initialize(self) -> str:
         """Create the repo if missing; return the base commit every workspace starts from."""
@@ -144,6 +150,10 @@ class DevRepo:
         """Create a lightweight tag (fails if it exists)."""
         self._run(["update-ref", f"refs/tags/{name}", commit, ""])
 
+    def drop_tag(self, name: str, commit: str) -> None:
+        """Delete a tag if it still points at ``commit``."""
+        self._run(["update-ref", "-d", f"refs/tags/{name}", commit])
+
     def tags_with_prefix(self, prefix: str) -> dict[str, str]:
         """Tag name → commit for tags starting with ``prefix``."""
         out = self._run(["for-each-ref", "--format=%(refname:strip=2) %(objectname)", f"refs/tags/{prefix}*"])
@@ -175,10 +185,7 @@ class DevRepo:
             ["git", *args], input=stdin, text=True, capture_output=True, env=env, check=False
         )
         if result.returncode != 0:
-            stderr = result.stderr[-2000:]
-            raise disk_fault_in(stderr) or InternalError(
-                "Version store update failed.", details={"stderr": stderr}
-            )
+            raise self._failure("Version store update failed.", result.stderr[-2000:])
 
     # -- slots ------------------------------------------------------------------------------
     def stage_slot(self, slot: Path, index: Path) -> None:

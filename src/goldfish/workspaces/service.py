@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.errors import (
+    GoldfishError,
     InvalidArgumentError,
     SlotOccupiedError,
     WorkspaceExistsError,
     WorkspaceMountedError,
+    disk_fault,
 )
 from goldfish.validation import text, workspace_name
 from goldfish.workspaces.core import WorkspaceCore
@@ -170,15 +172,25 @@ class WorkspaceService:
             removed_unversioned=unversioned[:MAX_LISTED],
         )
 
-    def is_dirty(self, slot: str) -> bool:
-        """True when the slot differs from its last version."""
+    def is_dirty(self, slot: str) -> bool | None:
+        """True when the slot differs from its last version (None: unknown, see slot_is_dirty)."""
         return self.slot_is_dirty(slot, self._core.mounted(slot).workspace)
 
-    def slot_is_dirty(self, slot: str, workspace: str) -> bool:
-        """Dirty check for a slot already known to hold ``workspace`` (touches no database)."""
+    def slot_is_dirty(self, slot: str, workspace: str) -> bool | None:
+        """Dirty check for a slot already known to hold ``workspace`` (touches no database).
+
+        None when the project's disk is full or read-only: the check writes the slot's index.
+        """
         core = self._core
-        with core.locked(workspace):
-            changes = core.sync.pending_changes(core.slot_path(slot), core.paths.slot_index(slot), workspace)
+        try:
+            with core.locked(workspace):
+                changes = core.sync.pending_changes(
+                    core.slot_path(slot), core.paths.slot_index(slot), workspace
+                )
+        except (GoldfishError, OSError) as exc:
+            if disk_fault(exc) is None:
+                raise
+            return None
         return bool(changes)
 
     def inspect(

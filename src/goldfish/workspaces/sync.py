@@ -17,7 +17,13 @@ from pathlib import Path
 from goldfish.db.database import Database
 from goldfish.db.records import RecordRepository
 from goldfish.db.workspaces import VersionRow, WorkspaceRepository, WorkspaceRow
-from goldfish.errors import InternalError, InvalidPathError, SlotTooLargeError, UnsafeSymlinkError
+from goldfish.errors import (
+    GoldfishError,
+    InternalError,
+    InvalidPathError,
+    SlotTooLargeError,
+    UnsafeSymlinkError,
+)
 from goldfish.ids import new_record_id
 from goldfish.timeutil import now_iso
 from goldfish.workspaces.dev_repo import Change, DevRepo
@@ -99,12 +105,30 @@ class SlotSync:
         return row
 
     def _tag_and_insert(self, ws: WorkspaceRow, commit: str, message: str, source: str, files: int) -> int:
-        with self._db.transaction() as conn:
-            number = self._workspaces.next_version_num(conn, ws.id)
-            self._repo.tag(version_tag(ws.name, number), commit)
-            self._workspaces.insert_version(conn, ws.id, number, commit, message, source, files)
-            self._insert_record(conn, ws, number, message)
+        tagged: str | None = None
+        try:
+            with self._db.transaction() as conn:
+                number = self._workspaces.next_version_num(conn, ws.id)
+                tagged = version_tag(ws.name, number)
+                self._repo.tag(tagged, commit)
+                self._workspaces.insert_version(conn, ws.id, number, commit, message, source, files)
+                self._insert_record(conn, ws, number, message)
+        except BaseException:
+            if tagged is not None:
+                self._drop_tag(tagged, commit)
+            raise
         return number
+
+    def _drop_tag(self, tag: str, commit: str) -> None:
+        """Take back the tag of a version whose row could not be written (the disk refused it).
+
+        When the store cannot be written either, the tag stays and :meth:`repair` gives it its
+        row at the next call instead.
+        """
+        try:
+            self._repo.drop_tag(tag, commit)
+        except GoldfishError as exc:
+            log.warning("could not take back tag %s yet: %s", tag, exc.message)
 
     def _insert_record(self, conn: sqlite3.Connection, ws: WorkspaceRow, number: int, message: str) -> None:
         """The experiment record of a saved version (its reason is the version's message)."""
@@ -132,12 +156,11 @@ class SlotSync:
         """
         head = self._repo.branch_head(ws.name)
         expected = self._last_commit(ws)
-        if head == expected:
-            return head
-        self.reconcile(ws)
-        expected = self._last_commit(ws)
         if head != expected:
-            self._repo.move_branch(ws.name, expected, head)
+            self.reconcile(ws)
+            expected = self._last_commit(ws)
+            if head != expected:
+                self._repo.move_branch(ws.name, expected, head)
         self.suspect.discard(ws.name)
         return expected
 
@@ -146,8 +169,8 @@ class SlotSync:
         if ws.name in self.suspect:
             try:
                 self.repair(ws)
-            except Exception:  # the disk may still be full or read-only: the next call retries
-                log.warning("workspace %s could not be repaired yet", ws.name, exc_info=True)
+            except GoldfishError as exc:  # the disk may still be full or read-only: the next call retries
+                log.warning("workspace %s could not be repaired yet: %s", ws.name, exc.message)
 
     def _last_commit(self, ws: WorkspaceRow) -> str:
         latest = self._workspaces.latest_version(ws.id)
