@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from goldfish.context import ServerContext
+from goldfish.memory.state_md import StateWriter
 from goldfish.workspaces.sync import version_tag
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -277,6 +278,7 @@ WORKER = textwrap.dedent(
     from pathlib import Path
 
     from goldfish.context import ServerContext
+from goldfish.memory.state_md import StateWriter
 
     root, slot, label, count = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
     ready, go = Path(sys.argv[5]), Path(sys.argv[6])
@@ -407,3 +409,37 @@ def test_threads_saving_different_slots_at_once_each_get_contiguous_versions(
     for name in names:
         assert [number for number, _, _ in version_rows(context, name)] == [1, 2, 3, 4]
     assert context.db.integrity_ok()
+
+
+# -- STATE.md written by many writers at once ------------------------------------------------
+
+
+def test_state_md_when_many_writers_refresh_it_at_once_none_fails_and_no_scratch_file_is_left(
+    context: ServerContext, project_root: Path
+) -> None:
+    """Two server processes (or two tool threads of one) refresh STATE.md at the same moment."""
+    other = ServerContext.open(project_root)
+    writers = [context.state, other.state] * 4
+    start = threading.Barrier(len(writers))
+    failures: list[BaseException] = []
+
+    def refresh(writer: StateWriter) -> None:
+        start.wait()
+        try:
+            for _ in range(25):
+                writer.write()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=refresh, args=(w,)) for w in writers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        other.close()
+
+    assert failures == []
+    assert "# " in (project_root / "STATE.md").read_text(encoding="utf-8")
+    assert [p.name for p in project_root.iterdir() if p.name.startswith(".STATE.md")] == []
