@@ -278,7 +278,6 @@ WORKER = textwrap.dedent(
     from pathlib import Path
 
     from goldfish.context import ServerContext
-from goldfish.memory.state_md import StateWriter
 
     root, slot, label, count = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
     ready, go = Path(sys.argv[5]), Path(sys.argv[6])
