@@ -116,6 +116,34 @@ async def test_run_when_pipeline_name_climbs_out_of_the_slot_refuses_it_without_
     assert planned["success"] is True, planned
 
 
+@pytest.mark.anyio
+async def test_run_when_pipeline_yaml_names_paths_with_dots_or_slashes_lists_each_as_a_problem(
+    session: Client,
+) -> None:
+    slot = await ready_slot(session)
+    plant(
+        slot / "pipeline.yaml",
+        "stages:\n"
+        "  - name: train\n"
+        "    module: ../../evil\n"
+        "    outputs:\n"
+        "      ../../model: {type: file}\n"
+        "  - name: score\n"
+        "    inputs:\n"
+        "      model: {type: file, from_stage: train, signal: ../x}\n",
+    )
+
+    refused = await fail(session, "run", "PIPELINE_INVALID", workspace="w1", reason=LONG_REASON, dry_run=True)
+
+    keys = sorted(p["key"] for p in refused["details"]["problems"])
+    assert keys == [
+        "stages.0.module",
+        "stages.0.outputs.../../model.[key]",
+        "stages.1.inputs.model.signal",
+    ], refused
+    assert all(p["line"] is not None for p in refused["details"]["problems"])
+
+
 # -- folders and files in the slot that link out of it -----------------------------------------
 
 
