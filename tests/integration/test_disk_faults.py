@@ -21,7 +21,7 @@ from goldfish.errors import GoldfishError
 from goldfish.project import initialize_project
 from goldfish.server.app import server_for
 from tests.conftest import LONG_REASON, call, set_finalization_gate, use_backend
-from tests.integration.pipeline_fixtures import ok, workspace_in_slot
+from tests.integration.pipeline_fixtures import RESULTS_SPEC, ok, workspace_in_slot, write_pipeline
 from tests.mount_support import fill, read_only, require_mounts, tmpfs
 
 DISK_CODES = {"DISK_READ_ONLY", "DISK_FULL"}
@@ -33,8 +33,10 @@ WRITE_CALLS: list[tuple[str, dict[str, Any]]] = [
         {"workspace": "ws", "action": "tag", "version": "v1", "tag": "best", "reason": LONG_REASON},
     ),
     ("log_thought", {"thought": "noting something while the disk is unwell", "workspace": "ws"}),
+    ("run", {"workspace": "ws", "reason": LONG_REASON, "results_spec": RESULTS_SPEC}),
     ("hibernate", {"slot": "w1", "reason": LONG_REASON}),
 ]
+ONE_STAGE = "stages:\n  - name: train\n    outputs:\n      model: {type: file}\n"
 
 
 @pytest.fixture
@@ -45,6 +47,7 @@ def mounts(tmp_path: Path) -> None:
 async def first_version_and_an_edit(client: Client) -> Path:
     """Workspace ``ws`` in w1 saved as v1 (lr = 0.1), then edited (lr = 0.2) without saving."""
     slot = await workspace_in_slot(client, "ws")
+    write_pipeline(slot, ONE_STAGE)
     (slot / "train.py").write_text("lr = 0.1\n", encoding="utf-8")
     await ok(client, "save_version", slot="w1", message="the first learning rate")
     (slot / "train.py").write_text("lr = 0.2\n", encoding="utf-8")
