@@ -104,10 +104,9 @@ class DevRepo:
                 raise InternalError(f"Cannot create the version store at {self.path}: {exc}") from None
             (self.path / "info").mkdir(exist_ok=True)
             (self.path / "info" / "exclude").write_text(DEFAULT_EXCLUDES, encoding="utf-8")
-        # The base commit's empty tree is an object like any other: write it (an index that does
-        # not exist is an empty one), or `git fsck` reports it missing. Idempotent, so projects
-        # made before this was written get it at their next start.
-        self._run(["write-tree"], index=self.path / "goldfish-empty.index")
+        # The base commit's empty tree is an object like any other: write it, or `git fsck`
+        # reports it missing. Idempotent, so projects made before this get it at their next start.
+        self._stdin_run(["hash-object", "-t", "tree", "-w", "--stdin"], "")
         base = self.resolve(f"refs/heads/{BASE_BRANCH}")
         if base is None:
             base = self._run(["commit-tree", EMPTY_TREE, "-m", "Goldfish project base"])
