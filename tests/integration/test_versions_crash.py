@@ -115,6 +115,28 @@ def test_save_when_orphan_tag_points_at_the_head_still_gives_unique_numbers(cont
     assert len(set(numbers)) == len(numbers)
 
 
+def test_save_when_an_earlier_save_moved_the_workspace_but_never_tagged_it_creates_the_version(
+    context: ServerContext,
+) -> None:
+    """A save cut short after its commit (crash, or a disk that refused the tag) hides nothing."""
+    slot = mounted_workspace(context)
+    (slot / "train.py").write_text("lr = 0.1\n", encoding="utf-8")
+    context.versions.save("w1", "first")
+    (slot / "train.py").write_text("lr = 0.2\n", encoding="utf-8")
+    repo, index = context.core.repo, context.paths.slot_index("w1")
+    repo.stage_slot(slot, index)
+    repo.commit("baseline", repo.write_tree(index), repo.branch_head("baseline"), "a save cut short")
+
+    saved = context.versions.save("w1", "the second learning rate")
+
+    assert saved.created is True
+    assert saved.version is not None
+    assert (saved.version.version, saved.version.message) == ("v2", "the second learning rate")
+    assert saved.changed_files == ["train.py"]
+    assert tag_numbers(context, "baseline") == [1, 2]
+    assert context.core.repo.branch_head("baseline").startswith(saved.version.commit)
+
+
 def test_startup_when_tag_exists_without_row_inserts_the_row(project_root: Path) -> None:
     first = ServerContext.open(project_root)
     try:

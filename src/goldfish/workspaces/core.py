@@ -18,6 +18,7 @@ from goldfish.errors import (
     SlotNotFoundError,
     TagNotFoundError,
     VersionNotFoundError,
+    WorkspaceBusyError,
     WorkspaceNotFoundError,
     suggestion_suffix,
 )
@@ -47,9 +48,11 @@ class WorkspaceCore:
 
     # -- locks ------------------------------------------------------------------------------
     @contextmanager
-    def locked(self, workspace: str) -> Iterator[None]:
+    def locked(self, workspace: str, timeout_seconds: float = 30.0) -> Iterator[None]:
         """Exclusive access to one workspace across threads and processes."""
-        with file_lock(self.paths.locks / f"ws-{workspace}.lock", f"Workspace '{workspace}'"):
+        with file_lock(
+            self.paths.locks / f"ws-{workspace}.lock", f"Workspace '{workspace}'", timeout_seconds
+        ):
             yield
 
     # -- lookups ----------------------------------------------------------------------------
@@ -66,8 +69,17 @@ class WorkspaceCore:
                 f"No workspace named {str(name)[:100]!r}{suggestion_suffix(str(name)[:100], names)}.",
                 details={"workspace": str(name)[:100], "existing": names[:50]},
             )
-        self.sync.repair_if_suspect(row)
+        if row.name in self.sync.suspect:
+            self._repair(row)
         return row
+
+    def _repair(self, row: WorkspaceRow) -> None:
+        """Repair a workspace whose save failed half-way, unless an operation on it runs right now."""
+        try:
+            with self.locked(row.name, timeout_seconds=0):
+                self.sync.repair_if_suspect(row)
+        except (WorkspaceBusyError, OSError):  # busy (that operation repairs it) or the disk refuses
+            return
 
     def workspace_or_slot(self, ref: str) -> WorkspaceRow:
         """Resolve a workspace name, or a mounted slot to its workspace."""
