@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from goldfish import __version__
 from goldfish.cli_doctor import add_doctor_parser
@@ -23,6 +23,7 @@ from goldfish.states import StageState
 if TYPE_CHECKING:
     from goldfish.context import ServerContext
     from goldfish.runs.models import RunSubmission
+    from goldfish.runs.service import RunRequest
 
 log = logging.getLogger("goldfish")
 
@@ -119,12 +120,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _submit(context: ServerContext, args: argparse.Namespace) -> RunSubmission:
     """``run`` through the run service, as the MCP tool does (a folder is imported first)."""
     from goldfish import cli_runs  # noqa: PLC0415
+    from goldfish.workspaces.files import SlotFiles  # noqa: PLC0415
 
-    spec = cli_runs.results_spec(context, None, args.results_spec, required=False)
-    with cli_runs.workspace_to_run(context, args.workspace) as workspace:
-        if spec is None:
-            spec = cli_runs.results_spec(context, workspace, None, required=not args.dry_run)
-        request = context.run_service.build_request(
+    def request(workspace: str, spec: dict[str, Any] | None) -> RunRequest:
+        return context.run_service.build_request(
             workspace=workspace,
             stages=cli_runs.stage_list(args.stages),
             pipeline=args.pipeline,
@@ -137,7 +136,19 @@ def _submit(context: ServerContext, args: argparse.Namespace) -> RunSubmission:
             use_cache=not args.no_cache,
             profile=args.profile,
         )
-        return context.run_service.submit(request)
+
+    spec = cli_runs.results_spec(context, None, args.results_spec, required=False)
+    folder = cli_runs.folder_to_import(context, args.workspace)
+    if folder is not None:
+        # Everything is checked against the folder itself before it becomes a workspace.
+        files = SlotFiles(folder)
+        if spec is None:
+            spec = cli_runs.spec_in(files, required=not args.dry_run)
+        context.run_service.plan(files, request(args.workspace, spec))
+    with cli_runs.workspace_to_run(context, args.workspace) as workspace:
+        if spec is None:
+            spec = cli_runs.results_spec(context, workspace, None, required=not args.dry_run)
+        return context.run_service.submit(request(workspace, spec))
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from mcp import Client
 
 from goldfish.backends.container import Limits, container_invocation, docker_run_argv
@@ -33,6 +32,7 @@ from goldfish.backends.spec import RunSpec
 from goldfish.context import ServerContext
 from goldfish.project import initialize_project
 from goldfish.server.app import server_for
+from goldfish.yamlfile import load_yaml
 from tests.conftest import LONG_REASON, set_finalization_gate, use_backend
 from tests.docker_support import containers_removed_at_exit, require_docker, stage_containers
 from tests.integration.pipeline_fixtures import (
@@ -223,7 +223,7 @@ async def test_demo_pipeline_when_run_on_docker_trains_and_evaluates_in_containe
             shutil.copytree(source, slot / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             (slot / name).write_bytes(source.read_bytes())
-    spec = yaml.safe_load((demo / "results_spec.yaml").read_text(encoding="utf-8"))
+    spec = load_yaml((demo / "results_spec.yaml").read_text(encoding="utf-8"), "results_spec.yaml").data
 
     final = await run_and_wait(dsession, results_spec=spec)
 
