@@ -20,9 +20,11 @@ demo: $(STAMP)
 
 ## test: the whole suite (unit, integration, e2e). As root it first makes a local Docker engine and
 ## the stage base images available (scripts/ensure-docker.sh); under CI=true that must succeed,
-## elsewhere the docker tests skip (with the reason) when it does not.
+## elsewhere the docker tests skip (with the reason) when it does not. Likewise it installs Debian's
+## chromium + chromium-driver (scripts/ensure-chromium.sh) for the dashboard's browser tests.
 test: $(STAMP)
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/ensure-docker.sh || [ "$${CI:-}" != true ]; fi
+	@if [ "$$(id -u)" = 0 ]; then bash scripts/ensure-chromium.sh || [ "$${CI:-}" != true ]; fi
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 ## lint: ruff + strict mypy over src and tests + import layering
