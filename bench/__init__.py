@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "cache_hit": "bench.cache_hit",
     "vs_dvc": "bench.vs_dvc",
     "warm_pool": "bench.warm_pool",
+    "dashboard": "bench.dashboard",
 }
 
 

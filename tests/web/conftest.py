@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from selenium.webdriver.chrome.webdriver import WebDriver
 
 from goldfish.context import ServerContext
 from goldfish.project import initialize_project
 from goldfish.web.app import build_dashboard
+from goldfish.web.serving import ThreadedServer
 from tests.conftest import set_finalization_gate, use_backend
 from tests.web.project import DashboardProject, build
 
@@ -47,36 +44,11 @@ def project_context(dashboard_project: DashboardProject) -> Iterator[ServerConte
     context.close()
 
 
-class Served:
-    """A dashboard served by uvicorn on a free loopback port, in a thread."""
+class Served(ThreadedServer):
+    """The dashboard of ``context`` on a free loopback port, in a thread."""
 
     def __init__(self, context: ServerContext, token: str | None = None):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        sock.close()
-        app = build_dashboard(lambda: context, token=token, loopback_only=not token)
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the dashboard did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(build_dashboard(lambda: context, token=token, loopback_only=not token))
 
 
 @pytest.fixture

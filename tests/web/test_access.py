@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from goldfish.cli import main
 from goldfish.context import ServerContext
 from goldfish.server.app import http_app
 from goldfish.server.app_state import GoldfishApp
+from goldfish.web.serving import ThreadedServer
 from tests.web.conftest import Served
 from tests.web.project import DashboardProject
 
@@ -102,19 +99,8 @@ def test_ui_refuses_a_non_loopback_address_without_a_token(
 def http_server(dashboard_project: DashboardProject) -> Iterator[str]:
     """``goldfish serve --http``'s app on a free loopback port."""
     app = GoldfishApp(dashboard_project.root)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    server = uvicorn.Server(uvicorn.Config(http_app(app, "127.0.0.1", None), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with ThreadedServer(http_app(app, "127.0.0.1", None)) as server:
+        yield server.url
     app.close()
 
 
