@@ -69,7 +69,11 @@ def _size(browser: WebDriver, css: str) -> dict[str, Any]:
 
 
 def test_overview_shows_workspaces_best_result_and_running_stage(
-    browser: WebDriver, served: Served, dashboard_project: DashboardProject, screenshots: Path
+    browser: WebDriver,
+    served: Served,
+    dashboard_project: DashboardProject,
+    project_context: ServerContext,
+    screenshots: Path,
 ) -> None:
     _open(browser, served, "/")
     text = _text(browser)
@@ -80,6 +84,16 @@ def test_overview_shows_workspaces_best_result_and_running_stage(
     assert dashboard_project.live_train in running and "running" in running
     _check_clean(browser, served)
     _shot(browser, screenshots, "overview")
+    browser.execute_script("window.__sameDocument = true;")
+    runs = project_context.runs
+    assert runs.transition(dashboard_project.live_train, StageState.RUNNING, StageState.FAILED, "exited")
+    WebDriverWait(browser, WAIT_SECONDS).until(
+        lambda b: dashboard_project.live_train not in b.find_element(By.ID, "running").text
+    )
+    assert "Running now (1)" in browser.find_element(By.ID, "running").text
+    assert dashboard_project.live_train in browser.find_element(By.ID, "alerts").text  # now a failed run
+    assert browser.execute_script("return window.__sameDocument === true")
+    _check_clean(browser, served)
 
 
 def test_runs_page_lists_runs_newest_first_and_compares_the_ones_picked(

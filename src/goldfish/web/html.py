@@ -126,9 +126,12 @@ def empty(text: str) -> str:
     return f'<p class="empty">{e(text)}</p>'
 
 
-def section(title: str, body: str, extra: str = "", ident: str | None = None, wide: bool = False) -> str:
-    """A titled card (``wide``: across the whole grid)."""
+def section(
+    title: str, body: str, extra: str = "", ident: str | None = None, wide: bool = False, live: bool = False
+) -> str:
+    """A titled card (``wide``: across the whole grid; ``live``: re-rendered in place, needs ``ident``)."""
     anchor = f' id="{e(ident)}"' if ident else ""
+    anchor += " data-refresh" if live and ident else ""
     classes = "card wide" if wide else "card"
     return f'<section class="{classes}"{anchor}><header><h2>{e(title)}</h2>{extra}</header>{body}</section>'
 

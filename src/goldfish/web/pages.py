@@ -149,10 +149,16 @@ def overview(view: OverviewView) -> str:
             table(["workspace", "versions", "best result", "last run", "slot"], ws_rows)
             if ws_rows
             else empty("No workspaces yet: an agent creates them with create_workspace."),
+            ident="workspaces",
             wide=True,
+            live=True,
         )
     )
-    cards.append(section(f"Running now ({view.active_runs})", _running(info.running_stages), ident="running"))
+    cards.append(
+        section(
+            f"Running now ({view.active_runs})", _running(info.running_stages), ident="running", live=True
+        )
+    )
     pending = [
         [workspace_link(ws), run_link(p.pipeline_run_id), e(p.version), badge(p.run_state or "unknown")]
         for ws, items in info.pending_finalizations_by_workspace.items()
@@ -164,6 +170,8 @@ def overview(view: OverviewView) -> str:
             table(["workspace", "run", "version", "run state"], pending)
             if pending
             else empty("Every finished run has a recorded outcome."),
+            ident="pending",
+            live=True,
         )
     )
     alerts = "".join(
@@ -171,7 +179,8 @@ def overview(view: OverviewView) -> str:
         f"<span>{e(a.message)}</span>{when(a.at)}</li>"
         for a in info.alerts
     )
-    cards.append(section("Alerts", f'<ul class="alerts">{alerts}</ul>' if alerts else empty("No alerts.")))
+    alerts_body = f'<ul class="alerts">{alerts}</ul>' if alerts else empty("No alerts.")
+    cards.append(section("Alerts", alerts_body, ident="alerts", live=True))
     if view.warm_pool is not None:
         pool = "".join(f"<li><b>{e(n)}</b> {e(state)}</li>" for state, n in sorted(view.warm_pool.items()))
         cards.append(section("GCE warm pool", f'<ul class="counts">{pool}</ul>' if pool else empty("Empty.")))
@@ -218,7 +227,13 @@ def runs(view: RunsPage, project: str) -> str:
     )
     body = run_table(view.runs, view.config_columns) if view.runs else empty("No runs match.")
     title = f"Runs{' of ' + view.workspace if view.workspace else ''}"
-    return page(title, f"<h1>{e(title)}</h1>{filters}" + section("", body + pager), project, "runs", "runs")
+    return page(
+        title,
+        f"<h1>{e(title)}</h1>{filters}" + section("", body + pager, ident="runs-table", live=True),
+        project,
+        "runs",
+        "runs",
+    )
 
 
 # -- one run --------------------------------------------------------------------------------

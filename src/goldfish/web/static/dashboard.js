@@ -184,6 +184,26 @@
     if (live.getAttribute("data-active") === "true" || (log && !complete)) setTimeout(tick, 1000);
   }
 
+  // Sections marked data-refresh are re-rendered by the server every few seconds: new runs appear,
+  // finished ones leave, without reloading the page (ticked checkboxes stay ticked).
+  function refreshRegions() {
+    if (!document.querySelector("[data-refresh]")) return;
+    fetch(location.href, { credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        var ticked = Array.prototype.map.call(document.querySelectorAll("input.pick:checked"), function (i) { return i.value; });
+        document.querySelectorAll("[data-refresh]").forEach(function (region) {
+          var next = fresh.getElementById(region.id);
+          if (next) region.innerHTML = next.innerHTML;
+        });
+        document.querySelectorAll("input.pick").forEach(function (i) { i.checked = ticked.indexOf(i.value) >= 0; });
+        drawAll();
+      })
+      .catch(function () { /* the next tick tries again */ })
+      .then(function () { setTimeout(refreshRegions, 4000); });
+  }
+
   function comparePicker() {
     var button = document.getElementById("compare-picked");
     if (!button) return;
@@ -205,6 +225,6 @@
     window.addEventListener("resize", function () { clearTimeout(resize); resize = setTimeout(function () { drawAll(); }, 150); });
     comparePicker();
     var live = document.getElementById("live");
-    if (live) liveRun(live); else setTimeout(pollStates, 2000);
+    if (live) liveRun(live); else { setTimeout(pollStates, 2000); setTimeout(refreshRegions, 4000); }
   });
 })();
