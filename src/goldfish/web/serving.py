@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from typing import Self
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -34,7 +35,7 @@ class ThreadedServer:
         """``http://127.0.0.1:<port>``."""
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> ThreadedServer:
+    def __enter__(self) -> Self:
         self.thread.start()
         deadline = time.monotonic() + START_SECONDS
         while not self.server.started:
