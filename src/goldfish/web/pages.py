@@ -277,7 +277,9 @@ def _charts(metrics: list[MetricSeries]) -> str:
         )
         for m in metrics
     )
-    return f'<div class="charts" id="charts">{figures or empty("No metrics logged.")}</div>'
+    counts = attr_json({m.name: m.count for m in metrics})
+    body = figures or empty("No metrics logged.")
+    return f'<div class="charts" id="charts" data-counts="{counts}">{body}</div>'
 
 
 def _attempts(detail: StageDetail) -> str:

@@ -140,7 +140,8 @@
     var run = live.getAttribute("data-run"), stage = live.getAttribute("data-stage");
     var log = document.getElementById("log"), charts = document.getElementById("charts");
     var cursor = log ? log.getAttribute("data-cursor") : "";
-    var counts = null;
+    // Metric counts as the page was rendered (same key order as the API: sorted by name).
+    var counts = charts ? JSON.stringify(JSON.parse(charts.getAttribute("data-counts") || "{}")) : null;
     function refreshCharts() {
       fetch("/api/runs/" + encodeURIComponent(stage) + "/metrics", { credentials: "same-origin" })
         .then(function (r) { return r.json(); })
@@ -173,7 +174,7 @@
           if (total) total.textContent = duration(d.duration_seconds);
           if (d.logs && log) { appendLog(log, d.logs.lines); cursor = d.logs.cursor; }
           var seen = JSON.stringify(d.metric_counts);
-          if (counts !== null && seen !== counts && charts) refreshCharts();
+          if (charts && seen !== counts) refreshCharts();
           counts = seen;
           if (d.active || (d.logs && !d.logs.complete)) setTimeout(tick, 1000);
         })
