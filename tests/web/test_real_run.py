@@ -48,6 +48,11 @@ def test_run_page_follows_a_real_run_to_its_end(
             WebDriverWait(browser, RUN_SECONDS).until(  # the loss chart, drawn while the page is open
                 lambda b: b.find_elements(By.CSS_SELECTOR, "#charts figure.chart polyline")
             )
+            WebDriverWait(browser, RUN_SECONDS).until(  # facts rendered again once the stage ended
+                lambda b: "EXIT CODE\n0" in b.find_element(By.ID, "stage-facts").text
+            )
+            assert "weights" not in browser.find_element(By.ID, "outputs").text
+            assert "model" in browser.find_element(By.ID, "outputs").text
             assert browser.execute_script("return window.__sameDocument === true")
             browser.save_screenshot(str(screenshots / "real-run.png"))
     finally:

@@ -335,11 +335,11 @@ def _stage_panel(detail: StageDetail) -> str:
     config = f'<pre class="config">{e(json.dumps(detail.config, indent=2, sort_keys=True))}</pre>'
     return (
         f'<h2 class="stage-title">Stage <span class="mono">{e(run.stage)}</span></h2>'
-        f'<dl class="facts">{dl}</dl>{error}'
+        f'<div id="stage-facts"><dl class="facts">{dl}</dl>{error}</div>'
         + section("Logs", logs, follow, ident="logs")
         + section("Metrics", _charts(detail.metrics), ident="metrics")
-        + section("Inputs", _signals(detail.inputs, "inputs"))
-        + section("Outputs", _signals(detail.outputs, "outputs"))
+        + section("Inputs", _signals(detail.inputs, "inputs"), ident="inputs")
+        + section("Outputs", _signals(detail.outputs, "outputs"), ident="outputs")
         + section("SVS statistics and findings", _svs(detail), ident="svs")
         + section("Attempts", _attempts(detail), ident="attempts")
         + section("Config", config)
@@ -352,7 +352,7 @@ def run(view: RunDetail, project: str) -> str:
     run_path = "/runs/" + quote(view.pipeline_run_id)
     reason = view.reason.get("why") if isinstance(view.reason, dict) else view.reason
     header = (
-        '<div class="hero run-hero">'
+        '<div class="hero run-hero" id="run-head">'
         f'<div class="crumbs">{workspace_link(view.workspace)} / {e(view.version)}</div>'
         f'<h1><span class="mono">{e(view.pipeline_run_id)}</span> '
         f"{badge(view.state, view.pipeline_run_id)}</h1>"

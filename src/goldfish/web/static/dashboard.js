@@ -163,12 +163,23 @@
           });
         });
     }
+    // When the selected stage changes state, its facts, signals, SVS and attempts are rendered again.
+    var node = document.querySelector("g.dag-node.selected");
+    var rendered = node && /\bstate-([a-z_]+)/.exec(node.getAttribute("class") || "");
+    var status = rendered ? rendered[1] : null;
+    var panels = ["run-head", "stage-facts", "inputs", "outputs", "svs", "attempts"];
+    function rerenderPanels() {
+      rerender(panels.map(function (id) { return document.getElementById(id); }).filter(Boolean)).catch(function () {});
+    }
     function tick() {
       var query = "?cursor=" + encodeURIComponent(cursor || "") + (stage ? "&stage=" + encodeURIComponent(stage) : "");
       fetch("/api/runs/" + encodeURIComponent(run) + "/live" + query, { credentials: "same-origin" })
         .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
         .then(function (d) {
           d.stages.forEach(function (s) { applyState(s.stage_run_id, s.status, s.elapsed_seconds); });
+          var mine = d.stages.filter(function (s) { return s.stage_run_id === stage; })[0];
+          if (mine && status !== null && mine.status !== status) rerenderPanels();
+          if (mine) status = mine.status;
           applyState(d.pipeline_run_id, d.state, null);
           var total = document.getElementById("run-duration");
           if (total) total.textContent = duration(d.duration_seconds);
@@ -187,20 +198,25 @@
 
   // Sections marked data-refresh are re-rendered by the server every few seconds: new runs appear,
   // finished ones leave, without reloading the page (ticked checkboxes stay ticked).
-  function refreshRegions() {
-    if (!document.querySelector("[data-refresh]")) return;
-    fetch(location.href, { credentials: "same-origin" })
+  function rerender(regions) {
+    return fetch(location.href, { credentials: "same-origin" })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
       .then(function (html) {
         var fresh = new DOMParser().parseFromString(html, "text/html");
         var ticked = Array.prototype.map.call(document.querySelectorAll("input.pick:checked"), function (i) { return i.value; });
-        document.querySelectorAll("[data-refresh]").forEach(function (region) {
+        regions.forEach(function (region) {
           var next = fresh.getElementById(region.id);
           if (next) region.innerHTML = next.innerHTML;
         });
         document.querySelectorAll("input.pick").forEach(function (i) { i.checked = ticked.indexOf(i.value) >= 0; });
-        drawAll();
-      })
+        regions.forEach(function (region) { drawAll(region); });
+      });
+  }
+
+  function refreshRegions() {
+    var regions = document.querySelectorAll("[data-refresh]");
+    if (!regions.length) return;
+    rerender(Array.prototype.slice.call(regions))
       .catch(function () { /* the next tick tries again */ })
       .then(function () { setTimeout(refreshRegions, 4000); });
   }
