@@ -12,6 +12,7 @@ reaching the app to the response headers), the bytes are the HTML body.
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -43,8 +44,12 @@ def _fetch(url: str) -> tuple[float, int]:
     return float(match.group(1)), len(body)
 
 
-def time_pages(root: Path, pages: dict[str, str], calls: int) -> dict[str, PageSamples]:
-    """Serve the dashboard of ``root`` and fetch each page ``calls`` times after a warm-up."""
+def time_pages(root: Path, pages: dict[str, str], calls: int) -> tuple[dict[str, PageSamples], int]:
+    """Serve the dashboard of ``root``, fetch each page ``calls`` times after a warm-up.
+
+    Returns:
+        The samples per page, and the pipeline runs the runs page says it lists (a sanity check).
+    """
     from goldfish.context import ServerContext
     from goldfish.web.app import build_dashboard
     from goldfish.web.serving import ThreadedServer
@@ -61,7 +66,9 @@ def time_pages(root: Path, pages: dict[str, str], calls: int) -> dict[str, PageS
                     samples.ms.append(ms)
                     samples.bytes = size
                 found[label] = samples
-            return found
+            with urllib.request.urlopen(server.url + "/api/runs", timeout=60) as response:  # noqa: S310
+                total = int(json.loads(response.read())["total"])
+            return found, total
     finally:
         context.close()
 
@@ -86,11 +93,13 @@ def run(quick: bool) -> Iterator[Figure]:
         labels = [f"_{h.stage_runs}runs" for h in (fewer, more)]
         seconds, _ = grow_history(root, shape, fewer, 0)
         yield Figure(NAME, f"build{labels[0]}_s", seconds, "s", 1)
-        small = time_pages(root, pages, calls)
+        small, total = time_pages(root, pages, calls)
+        yield Figure(NAME, f"pipeline_runs{labels[0]}", total, "count", 1)
         yield from _figures(small, labels[0])
         seconds, _ = grow_history(root, shape, more, fewer.pipeline_runs)
         yield Figure(NAME, f"build{labels[1]}_s", seconds, "s", 1)
-        big = time_pages(root, pages, calls)
+        big, total = time_pages(root, pages, calls)
+        yield Figure(NAME, f"pipeline_runs{labels[1]}", total, "count", 1)
         yield from _figures(big, labels[1])
         for label in pages:
             scaling = ratio(median(big[label].ms), median(small[label].ms))
