@@ -56,6 +56,10 @@ def _shot(browser: WebDriver, folder: Path, name: str) -> None:
     browser.set_window_size(1400, 1000)
 
 
+def _compared(browser: WebDriver) -> list[str]:
+    return str(browser.current_url).split("runs=", 1)[1].split(",")
+
+
 def _text(browser: WebDriver) -> str:
     return str(browser.find_element(By.TAG_NAME, "body").text)
 
@@ -117,6 +121,7 @@ def test_runs_page_lists_runs_newest_first_and_compares_the_ones_picked(
     assert button.is_enabled() and button.text == "Compare 2 runs"
     button.click()
     WebDriverWait(browser, WAIT_SECONDS).until(lambda b: "/compare?runs=" in b.current_url)
+    assert _compared(browser) == [dashboard_project.done, dashboard_project.other]  # oldest is the baseline
     WebDriverWait(browser, WAIT_SECONDS).until(
         lambda b: b.find_elements(By.CSS_SELECTOR, "figure.chart polyline")
     )

@@ -233,7 +233,8 @@
       button.disabled = n < 2 || n > 4;
       button.textContent = n ? "Compare " + n + " runs" : "Compare selected";
     });
-    button.addEventListener("click", function () { location.href = "/compare?runs=" + picked().join(","); });
+    // The table lists newest first; the oldest picked run becomes the baseline (a), so diffs read old → new.
+    button.addEventListener("click", function () { location.href = "/compare?runs=" + picked().reverse().join(","); });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
