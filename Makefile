@@ -20,11 +20,13 @@ demo: $(STAMP)
 
 ## test: the whole suite (unit, integration, e2e). As root it first makes a local Docker engine and
 ## the stage base images available (scripts/ensure-docker.sh); it also installs the TypeScript MCP
-## client the agent-client tests drive (scripts/ensure-node-client.sh: npm ci from the lockfile).
-## Under CI=true both must succeed; elsewhere the tests that need them skip (with the reason).
+## client the agent-client tests drive (scripts/ensure-node-client.sh: npm ci from the lockfile) and
+## Debian's chromium + chromium-driver for the dashboard's browser tests (scripts/ensure-chromium.sh).
+## Under CI=true all must succeed; elsewhere the tests that need them skip (with the reason).
 test: $(STAMP)
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/ensure-docker.sh || [ "$${CI:-}" != true ]; fi
 	@bash scripts/ensure-node-client.sh || [ "$${CI:-}" != true ]
+	@if [ "$$(id -u)" = 0 ]; then bash scripts/ensure-chromium.sh || [ "$${CI:-}" != true ]; fi
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 ## lint: ruff + strict mypy over src and tests + import layering

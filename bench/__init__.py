@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, str] = {
     "vs_dvc": "bench.vs_dvc",
     "warm_pool": "bench.warm_pool",
     "tools_list": "bench.tools_list",
+    "dashboard": "bench.dashboard",
     "backup": "bench.backup",
 }
 

@@ -69,7 +69,7 @@ def _module(marker: Path) -> str:
     return (
         f"open({str(marker)!r}, 'w').write(repr(__import__('time').time()))\n"
         "from goldfish.io import get_output_path\n\n"
-        "(get_output_path('done') / 'done.txt').write_text('ok')\n"
+        "open(get_output_path('done'), 'w').write('ok')\n"
     )
 
 

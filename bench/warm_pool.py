@@ -65,8 +65,10 @@ def _first_line_at(text: str) -> float:
 
 
 def _configure(root: Path, compute: Any, bucket: str, registry: str) -> None:
+    from goldfish.yamlfile import load_yaml
+
     path = root / "goldfish.yaml"
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config = load_yaml(path.read_text(encoding="utf-8"), "goldfish.yaml").data
     config["storage"] = {"backend": "gcs", "gcs": {"bucket": bucket, "prefix": "bench"}}
     config["gce"] = {
         "project_id": compute.project,

@@ -1,4 +1,4 @@
-"""The ``goldfish`` command: init, serve, status, run, runs, logs, plot, db-path, schema, demo, doctor.
+"""The ``goldfish`` command: init, serve, ui, status, run, runs, logs, plot, db-path, schema, demo, doctor.
 
 ``run``, ``runs`` and ``logs`` are the headless (CI) face of the run tools: they open the same
 ``ServerContext`` and call the same services; helpers beyond argument parsing live in
@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from goldfish import __version__
 from goldfish.cli_backup import add_backup_parsers
@@ -28,10 +29,12 @@ from goldfish.states import StageState
 if TYPE_CHECKING:
     from goldfish.context import ServerContext
     from goldfish.runs.models import RunSubmission
+    from goldfish.runs.service import RunRequest
 
 log = logging.getLogger("goldfish")
 
 DEFAULT_REASON = "Headless run from the goldfish CLI"
+UI_TOKEN_ENV = "GOLDFISH_UI_TOKEN"  # noqa: S105 - the name of the variable, not a secret
 
 
 def _setup_logging(log_dir: Path | None, verbose: bool = False) -> None:
@@ -91,12 +94,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _setup_logging(root / ".goldfish" / "logs" if root else None, args.verbose)
     if root is None:
         log.warning("no project found; serving until initialize_project creates one")
-    server = server_for(root)
     if args.http:
+        import uvicorn  # noqa: PLC0415
+
+        from goldfish.server.app import http_app  # noqa: PLC0415
+        from goldfish.server.app_state import GoldfishApp  # noqa: PLC0415
+
         host, _, port = args.http.rpartition(":")
-        server.run("streamable-http", host=host or "127.0.0.1", port=int(port))
+        host = host or "127.0.0.1"
+        token = os.environ.get(UI_TOKEN_ENV) or None
+        uvicorn.run(http_app(GoldfishApp(root), host, token), host=host, port=int(port), log_level="info")
     else:
-        server.run()
+        server_for(root).run()
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Serve the web dashboard (read-only) until interrupted."""
+    import uvicorn  # noqa: PLC0415
+
+    from goldfish.web.app import build_dashboard, is_loopback  # noqa: PLC0415
+
+    token = args.token or os.environ.get(UI_TOKEN_ENV) or None
+    if not is_loopback(args.host) and not token:
+        raise InvalidArgumentError(
+            f"The dashboard refuses to listen on {args.host} without a token.",
+            details={"field": "host", "host": args.host},
+            remedy=f"Pass --token T (or set {UI_TOKEN_ENV}), or keep the default --host 127.0.0.1.",
+        )
+    context = _open(args.project)
+    _setup_logging(None)
+    try:
+        app = build_dashboard(lambda: context, token=token, loopback_only=not token)
+        shown = "localhost" if args.host in ("127.0.0.1", "::1") else args.host
+        address = f"http://{shown}:{args.port}/" + (f"?token={token}" if token else "")
+        print(f"Goldfish dashboard of '{context.config.project_name}': {address}", flush=True)
+        print("Read-only; Ctrl-C stops it.", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        context.close()
     return 0
 
 
@@ -124,12 +160,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _submit(context: ServerContext, args: argparse.Namespace) -> RunSubmission:
     """``run`` through the run service, as the MCP tool does (a folder is imported first)."""
     from goldfish import cli_runs  # noqa: PLC0415
+    from goldfish.workspaces.files import SlotFiles  # noqa: PLC0415
 
-    spec = cli_runs.results_spec(context, None, args.results_spec, required=False)
-    with cli_runs.workspace_to_run(context, args.workspace) as workspace:
-        if spec is None:
-            spec = cli_runs.results_spec(context, workspace, None, required=not args.dry_run)
-        request = context.run_service.build_request(
+    def request(workspace: str, spec: dict[str, Any] | None) -> RunRequest:
+        return context.run_service.build_request(
             workspace=workspace,
             stages=cli_runs.stage_list(args.stages),
             pipeline=args.pipeline,
@@ -142,7 +176,19 @@ def _submit(context: ServerContext, args: argparse.Namespace) -> RunSubmission:
             use_cache=not args.no_cache,
             profile=args.profile,
         )
-        return context.run_service.submit(request)
+
+    spec = cli_runs.results_spec(context, None, args.results_spec, required=False)
+    folder = cli_runs.folder_to_import(context, args.workspace)
+    if folder is not None:
+        # Everything is checked against the folder itself before it becomes a workspace.
+        files = SlotFiles(folder)
+        if spec is None:
+            spec = cli_runs.spec_in(files, required=not args.dry_run)
+        context.run_service.plan(files, request(args.workspace, spec))
+    with cli_runs.workspace_to_run(context, args.workspace) as workspace:
+        if spec is None:
+            spec = cli_runs.results_spec(context, workspace, None, required=not args.dry_run)
+        return context.run_service.submit(request(workspace, spec))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -298,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--verbose", action="store_true")
     serve.set_defaults(func=cmd_serve)
 
+    ui = sub.add_parser("ui", help="serve the web dashboard (read-only) on 127.0.0.1:8766")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (not loopback: needs a token)")
+    ui.add_argument("--port", type=int, default=8766)
+    ui.add_argument("--token", help=f"require this token on every request (default: ${UI_TOKEN_ENV})")
+    ui.set_defaults(func=cmd_ui)
+
     status = sub.add_parser("status", help="print the project status")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
@@ -326,7 +378,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("dir", nargs="?", help="where to create the demo project (default: a temp folder)")
     demo.set_defaults(func=cmd_demo)
 
-    for command in (serve, status, plot, db_path, *(sub.choices[name] for name in ("run", "runs", "logs"))):
+    for command in (
+        serve,
+        ui,
+        status,
+        plot,
+        db_path,
+        *(sub.choices[name] for name in ("run", "runs", "logs")),
+    ):
         command.add_argument("--project", help="project folder (default: $GOLDFISH_PROJECT or search upward)")
     return parser
 

@@ -1,8 +1,9 @@
 """``goldfish doctor``: is this machine ready to run stages, and on which backend?
 
 It reports the Python and Goldfish versions, the project (when one is found), whether the
-Docker engine answers, which base images exist there, what ``defaults.backend: auto``
-picks, and, when the project uses GCE or GCS, every cloud check of
+Docker engine answers, which base images exist there, which piece the docker backend lacks
+(the ``docker`` package, the engine or the base image) with the one command that fixes it,
+what ``defaults.backend: auto`` picks, and, when the project uses GCE or GCS, every cloud check of
 :func:`goldfish.backends.gce.doctor.diagnose_cloud` with the fix for each failure. Nothing is
 built or changed. The exit code is 1 when the project asks for the docker backend explicitly
 and it cannot work here, or when it uses GCE/GCS and a cloud check fails.
@@ -31,6 +32,7 @@ def add_doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def diagnose(project: str | None) -> dict[str, Any]:
     """Everything ``goldfish doctor`` reports, as data."""
     from goldfish.backends.docker_base import ImageService  # noqa: PLC0415 - loads lazily
+    from goldfish.backends.docker_images import docker_readiness  # noqa: PLC0415
     from goldfish.backends.factory import available_backends  # noqa: PLC0415
     from goldfish.backends.gce.doctor import diagnose_cloud  # noqa: PLC0415
     from goldfish.config import GoldfishConfig, load_config  # noqa: PLC0415
@@ -52,18 +54,14 @@ def diagnose(project: str | None) -> dict[str, Any]:
         report["project"] = None
         report["project_problem"] = exc.message
     engine, images = ImageService(config.docker, None).base_images()
-    report["docker"] = engine
+    readiness = docker_readiness(config.docker.base_image)
+    report["docker"] = {**engine, "missing": readiness.missing, "fix": readiness.fix}
     report["base_images"] = [image.model_dump(exclude_none=True) for image in images]
-    configured = next((i for i in images if i.name == config.docker.base_image), None)
-    docker_ok = bool(engine.get("reachable")) and configured is not None and configured.present
+    docker_ok = readiness.ready
     report["default_backend"] = config.defaults.backend
     report["auto_picks"] = "docker" if docker_ok else "process"
-    if not engine.get("reachable"):
-        report["auto_reason"] = "the Docker engine is not reachable"
-    elif not docker_ok:
-        report["auto_reason"] = (
-            f"the base image {config.docker.base_image} is missing (manage_base_images builds it)"
-        )
+    if not docker_ok:
+        report["auto_reason"] = readiness.detail
     cloud = diagnose_cloud(config, root)
     report["cloud"] = cloud
     report["ok"] = (docker_ok or config.defaults.backend != "docker") and (cloud["ok"] or not cloud["needed"])
@@ -118,6 +116,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for image in report["base_images"]:
         where = f"{image['image_id'][:19]} {image['size_mb']} MB" if image["present"] else "missing"
         print(f"  base image {image['name']} ({image['role']}): {where}")
+    if docker.get("missing"):
+        print(f"  missing: the docker {docker['missing'].replace('_', ' ')}; fix: {docker['fix']}")
     reason = f" ({report['auto_reason']})" if report.get("auto_reason") else ""
     print(f"defaults.backend: {report['default_backend']}; auto picks {report['auto_picks']}{reason}")
     print_cloud(report["cloud"])

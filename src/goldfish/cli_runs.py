@@ -39,12 +39,13 @@ import yaml
 
 from goldfish.context import ServerContext
 from goldfish.errors import InvalidArgumentError, InvalidPathError, SlotOccupiedError
+from goldfish.fileops import write_text_atomic
 from goldfish.locks import file_lock
 from goldfish.pipelines.validator import FileReader
 from goldfish.runs.models import RunSubmission, StageRunInfo
 from goldfish.states import ACTIVE, StageState
 from goldfish.validation import page
-from goldfish.workspaces.files import SlotFiles, VersionFiles
+from goldfish.yamlfile import load_yaml
 
 RESULTS_SPEC_FILES = ("results_spec.yaml", "results_spec.yml", "results_spec.json")
 SKIPPED_NAMES = frozenset({".git", "__pycache__", ".goldfish"})
@@ -75,12 +76,10 @@ def workspace_to_run(context: ServerContext, ref: str) -> Iterator[str]:
     Anything else is yielded unchanged, so the run service reports an unknown workspace with a
     did-you-mean.
     """
-    ref = _as_slot(context, ref)
-    folder = _folder_to_import(context, ref)
+    folder = folder_to_import(context, ref)
     if folder is None:
-        yield ref
+        yield _as_slot(context, ref)
         return
-    _check_importable(context, folder)
     digest = hashlib.sha256(str(folder).encode("utf-8")).hexdigest()[:16]
     # One import of a folder at a time: a second one waits until the first has submitted its run.
     with file_lock(context.paths.locks / f"import-{digest}.lock", f"Importing {folder}", IMPORT_WAIT_SECONDS):
@@ -93,6 +92,19 @@ def workspace_to_run(context: ServerContext, ref: str) -> Iterator[str]:
         finally:
             if mounted_here:
                 context.workspaces.hibernate(slot)
+
+
+def folder_to_import(context: ServerContext, ref: str) -> Path | None:
+    """The folder :func:`workspace_to_run` imports for ``ref``; None for a workspace or slot.
+
+    Raises:
+        InvalidPathError: the folder holds the project or lies inside its state or slots.
+        InvalidArgumentError: the folder has no pipeline.
+    """
+    folder = _folder_to_import(context, _as_slot(context, ref))
+    if folder is not None:
+        _check_importable(context, folder)
+    return folder
 
 
 def _named(context: ServerContext, ref: str) -> bool:
@@ -159,10 +171,7 @@ def _read_imports(context: ServerContext) -> dict[str, str]:
 
 
 def _write_imports(context: ServerContext, imports: dict[str, str]) -> None:
-    target = _imports_file(context)
-    scratch = target.with_suffix(".tmp")
-    scratch.write_text(json.dumps(imports, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    scratch.replace(target)
+    write_text_atomic(_imports_file(context), json.dumps(imports, indent=2, sort_keys=True) + "\n")
 
 
 def _free_name(context: ServerContext, folder_name: str) -> str:
@@ -290,12 +299,22 @@ def results_spec(
                 remedy="Pass a JSON or YAML file such as {primary_metric: val_acc, direction: maximize}.",
             ) from None
         return _parse_spec(text, path.name)
-    if workspace is not None:
-        files = workspace_files(context, workspace)
-        for name in RESULTS_SPEC_FILES:
-            found = files.read_text(name)
-            if found is not None:
-                return _parse_spec(found, name)
+    files = (
+        context.core.files_of(context.core.workspace_or_slot(workspace)) if workspace is not None else None
+    )
+    return spec_in(files, required)
+
+
+def spec_in(files: FileReader | None, required: bool) -> dict[str, Any] | None:
+    """The results spec file among ``files`` (results_spec.yaml, .yml or .json).
+
+    Raises:
+        InvalidArgumentError: when ``required`` and there is none, or the file is not a mapping.
+    """
+    for name in RESULTS_SPEC_FILES:
+        found = files.read_text(name) if files is not None else None
+        if found is not None:
+            return _parse_spec(found, name)
     if not required:
         return None
     raise InvalidArgumentError(
@@ -306,19 +325,9 @@ def results_spec(
     )
 
 
-def workspace_files(context: ServerContext, workspace: str) -> FileReader:
-    """The files of a workspace: its slot when mounted, else its latest saved files."""
-    core = context.core
-    ws = core.workspace_or_slot(workspace)
-    mount = core.rows.mount_of_workspace(ws.id)
-    if mount is not None:
-        return SlotFiles(core.slot_path(mount.slot))
-    return VersionFiles(core.repo, core.repo.branch_head(ws.name))
-
-
 def _parse_spec(text: str, name: str) -> dict[str, Any]:
     try:
-        data = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+        data = json.loads(text) if name.endswith(".json") else load_yaml(text, name).data
     except (ValueError, yaml.YAMLError) as exc:
         kind = "JSON" if name.endswith(".json") else "YAML"
         raise InvalidArgumentError(

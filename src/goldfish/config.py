@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from goldfish.errors import ConfigError, suggestion_suffix
 from goldfish.validation import PROJECT_NAME, SLOT_NAME
+from goldfish.yamlfile import YamlFileError, load_yaml
 
 CONFIG_FILENAME = "goldfish.yaml"
 
@@ -230,25 +231,22 @@ class ConfigProblem(BaseModel):
 def key_lines(text: str) -> dict[tuple[str, ...], int]:
     """Map each key path in a YAML mapping document to its 1-based line number."""
     try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
+        return load_yaml(text, "(document)").key_lines()
+    except (yaml.YAMLError, YamlFileError):
         return {}
-    lines: dict[tuple[str, ...], int] = {}
 
-    def walk(node: yaml.Node, prefix: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = (*prefix, str(key_node.value))
-                lines[key] = key_node.start_mark.line + 1
-                walk(value_node, key)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                lines[(*prefix, str(index))] = item.start_mark.line + 1
-                walk(item, (*prefix, str(index)))
 
-    if root is not None:
-        walk(root, ())
-    return lines
+def yaml_problem(exc: yaml.YAMLError | YamlFileError, path: str) -> ConfigProblem:
+    """The problem a file that :func:`load_yaml` refused is reported as."""
+    if isinstance(exc, YamlFileError):
+        return ConfigProblem(path=path, line=exc.details.get("line"), key="(document)", message=exc.message)
+    mark = getattr(exc, "problem_mark", None)
+    return ConfigProblem(
+        path=path,
+        line=mark.line + 1 if mark is not None else None,
+        key="(document)",
+        message=f"not valid YAML: {getattr(exc, 'problem', None) or exc}",
+    )
 
 
 def _model_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
@@ -307,13 +305,13 @@ def parse_config(text: str, path: str = CONFIG_FILENAME) -> GoldfishConfig:
 
     Raises:
         ConfigError: with ``details.problems`` listing every problem found.
+        YamlFileError: too large, too deep or too many aliases (``YAML_TOO_COMPLEX``), or a
+            key written twice (``DUPLICATE_KEY``).
     """
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, path).data
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = ConfigProblem(path=path, line=line, key="(document)", message=f"not valid YAML: {exc}")
+        problem = yaml_problem(exc, path)
         raise ConfigError(
             f"{path} is not valid YAML.", details={"problems": [problem.model_dump()]}
         ) from None

@@ -8,12 +8,24 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from goldfish.config import CONFIG_FILENAME, ConfigProblem, parse_config, problems_from_validation
-from goldfish.errors import ConfigError
+from goldfish.config import (
+    CONFIG_FILENAME,
+    ConfigProblem,
+    parse_config,
+    problems_from_validation,
+    yaml_problem,
+)
+from goldfish.errors import (
+    ConfigError,
+    GoldfishError,
+    InvalidPathError,
+    SlotTooLargeError,
+    UnsafeSymlinkError,
+)
 from goldfish.pipelines.validator import FileReader, check_pipeline, pipeline_path
 from goldfish.runs.stage_config import ComputeBlock
 from goldfish.workspaces.core import WorkspaceCore
-from goldfish.workspaces.files import SlotFiles, VersionFiles
+from goldfish.yamlfile import YamlFileError, load_yaml
 
 
 class ConfigReport(BaseModel):
@@ -37,39 +49,16 @@ def check_project_config(root: Path) -> list[ConfigProblem]:
         ]
     except ConfigError as exc:
         return [ConfigProblem.model_validate(p) for p in exc.details.get("problems", [])]
+    except YamlFileError as exc:
+        return [yaml_problem(exc, CONFIG_FILENAME)]
     return []
-
-
-def _reader(core: WorkspaceCore, workspace: str) -> tuple[FileReader, list[str]]:
-    """A reader over the workspace's slot (when mounted) or last version, and its YAML file names."""
-    ws = core.workspace_or_slot(workspace)
-    mount = core.rows.mount_of_workspace(ws.id)
-    if mount is not None:
-        slot = core.slot_path(mount.slot)
-        names = [
-            str(path.relative_to(slot))
-            for folder in ("pipelines", "configs")
-            for path in sorted((slot / folder).glob("*.yaml"))
-        ]
-        return SlotFiles(slot), names
-    head = core.repo.branch_head(ws.name)
-    names = [rel for rel in core.repo.list_files(head) if rel.endswith(".yaml")]
-    return VersionFiles(core.repo, head), [n for n in names if n.startswith(("pipelines/", "configs/"))]
 
 
 def _check_stage_config(rel: str, content: str) -> list[ConfigProblem]:
     try:
-        data = yaml.safe_load(content)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return [
-            ConfigProblem(
-                path=rel,
-                line=mark.line + 1 if mark else None,
-                key="(document)",
-                message=f"not valid YAML: {getattr(exc, 'problem', exc)}",
-            )
-        ]
+        data = load_yaml(content, rel).data
+    except (yaml.YAMLError, YamlFileError) as exc:
+        return [yaml_problem(exc, rel)]
     if data is not None and not isinstance(data, dict):
         return [ConfigProblem(path=rel, line=1, key="(document)", message="a stage config must be a mapping")]
     compute = data.get("compute") if isinstance(data, dict) else None
@@ -82,6 +71,43 @@ def _check_stage_config(rel: str, content: str) -> list[ConfigProblem]:
     return []
 
 
+def _refused(rel: str, exc: GoldfishError) -> ConfigProblem:
+    """A file the readers refuse (a link out of the slot, too complex, a duplicate key) as a problem."""
+    return ConfigProblem(path=rel, line=exc.details.get("line"), key="(file)", message=exc.message)
+
+
+def _check_workspace(
+    files: FileReader, sources: Collection[str] | None
+) -> tuple[list[str], list[ConfigProblem]]:
+    """Check every pipeline and stage config of a workspace; a refused file is one problem."""
+    checked: list[str] = []
+    problems: list[ConfigProblem] = []
+    names: dict[str, list[str]] = {}
+    for folder in ("pipelines", "configs"):
+        try:
+            names[folder] = files.names(folder, ".yaml")
+        except (InvalidPathError, UnsafeSymlinkError) as exc:
+            names[folder] = []
+            problems.append(_refused(folder, exc))
+    pipelines = [None, *(n[len("pipelines/") : -len(".yaml")] for n in names["pipelines"])]
+    for name in pipelines:
+        rel = pipeline_path(name)
+        try:
+            if name is None and len(pipelines) > 1 and not files.exists(rel):
+                continue
+            checked.append(rel)
+            problems.extend(check_pipeline(files, name, sources)[1])
+        except (InvalidPathError, UnsafeSymlinkError, SlotTooLargeError, YamlFileError) as exc:
+            problems.append(_refused(rel, exc))
+    for rel in names["configs"]:
+        checked.append(rel)
+        try:
+            problems.extend(_check_stage_config(rel, files.read_text(rel) or ""))
+        except (InvalidPathError, UnsafeSymlinkError, SlotTooLargeError) as exc:
+            problems.append(_refused(rel, exc))
+    return checked, problems
+
+
 def validate(
     root: Path, core: WorkspaceCore | None, workspace: str | None, sources: Collection[str] | None = None
 ) -> ConfigReport:
@@ -89,17 +115,7 @@ def validate(
     problems = check_project_config(root)
     checked = [CONFIG_FILENAME]
     if workspace is not None and core is not None:
-        files, names = _reader(core, workspace)
-        pipelines = [
-            None,
-            *(n[len("pipelines/") : -len(".yaml")] for n in names if n.startswith("pipelines/")),
-        ]
-        for name in pipelines:
-            if name is None and not files.exists(pipeline_path(None)) and len(pipelines) > 1:
-                continue
-            checked.append(pipeline_path(name))
-            problems.extend(check_pipeline(files, name, sources)[1])
-        for rel in (n for n in names if n.startswith("configs/")):
-            checked.append(rel)
-            problems.extend(_check_stage_config(rel, files.read_text(rel) or ""))
+        more, found = _check_workspace(core.files_of(core.workspace_or_slot(workspace)), sources)
+        checked += more
+        problems += found
     return ConfigReport(valid=not problems, checked=checked, problems=problems)

@@ -25,7 +25,6 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 import anyio
-import yaml
 from mcp import Client
 
 import goldfish
@@ -33,6 +32,7 @@ from goldfish import demo_report as report
 from goldfish.demo_report import RunOutcome
 from goldfish.project import initialize_project
 from goldfish.server.app import server_for
+from goldfish.yamlfile import load_yaml
 
 REASON = "running the Goldfish demo pipeline end to end"
 WORKSPACE = "blobs-mlp"
@@ -173,7 +173,9 @@ async def _walk(root: Path, demo: Path) -> tuple[list[RunOutcome], str | None]:
 
 
 async def _session(client: Client, demo: Path, outcomes: list[RunOutcome]) -> None:
-    spec: dict[str, Any] = yaml.safe_load((demo / "results_spec.yaml").read_text(encoding="utf-8"))
+    spec: dict[str, Any] = load_yaml(
+        (demo / "results_spec.yaml").read_text(encoding="utf-8"), "results_spec.yaml"
+    ).data
     _step(f"register_source: data/{DATASET} becomes an immutable, hashed dataset")
     registered = await _call(
         client,
@@ -198,7 +200,11 @@ async def _session(client: Client, demo: Path, outcomes: list[RunOutcome]) -> No
         raise DemoError(f"the demo pipeline is invalid: {check['problems']}")
 
     _step("run: save the slot as a version, then preprocess -> train -> evaluate")
-    lr = str(yaml.safe_load((slot / "configs" / "train.yaml").read_text(encoding="utf-8")).get("lr"))
+    lr = str(
+        load_yaml(
+            (slot / "configs" / "train.yaml").read_text(encoding="utf-8"), "configs/train.yaml"
+        ).data.get("lr")
+    )
     first = await _run(client, spec, "baseline", "first run of the demo pipeline with its default config", lr)
     outcomes.append(first)
     if not first.ok:

@@ -9,7 +9,11 @@ agents.
 from __future__ import annotations
 
 import difflib
+import errno
+import os
+import sqlite3
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -197,6 +201,76 @@ class UnknownToolError(GoldfishError):
 
     code = "UNKNOWN_TOOL"
     default_remedy = "Call one of the tools that tools/list shows (status is a good start)."
+
+
+class DiskFullError(GoldfishError):
+    """The project's disk has no space left; the call was not completed."""
+
+    code = "DISK_FULL"
+    default_remedy = (
+        "Free space on the project's disk (old run outputs, caches), then call again; "
+        "nothing half-done is kept."
+    )
+
+
+class DiskReadOnlyError(GoldfishError):
+    """The project's disk (or its database) cannot be written."""
+
+    code = "DISK_READ_ONLY"
+    default_remedy = "Make the project folder writable again (remount it read-write), then call again."
+
+
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# How SQLite and git word the same two causes.
+_DISK_FULL_WORDS = ("no space left on device", "database or disk is full", "disk quota exceeded")
+_READ_ONLY_WORDS = ("read-only file system", "readonly database")
+_NEARLY_FULL_BYTES = 64 * 1024
+
+
+def disk_fault(exc: BaseException) -> GoldfishError | None:
+    """The disk error behind ``exc`` (a full or read-only disk), or None when it is something else."""
+    if isinstance(exc, DiskFullError | DiskReadOnlyError):
+        return exc
+    if isinstance(exc, OSError):
+        if exc.errno in _DISK_FULL_ERRNOS:
+            return _disk_error(DiskFullError, str(exc))
+        if exc.errno == errno.EROFS:
+            return _disk_error(DiskReadOnlyError, str(exc))
+        return None
+    return disk_fault_in(str(exc)) if isinstance(exc, sqlite3.Error) else None
+
+
+def disk_fault_in(message: str) -> GoldfishError | None:
+    """The disk error a tool's error output (git's stderr, SQLite's message) names, or None."""
+    lowered = message.lower()
+    if any(word in lowered for word in _DISK_FULL_WORDS):
+        return _disk_error(DiskFullError, message)
+    if any(word in lowered for word in _READ_ONLY_WORDS):
+        return _disk_error(DiskReadOnlyError, message)
+    return None
+
+
+def disk_fault_at(path: Path, cause: str) -> GoldfishError | None:
+    """The disk error of the filesystem holding ``path`` (read-only, or almost no space), or None.
+
+    For tools whose error output does not say why a write failed (git's "couldn't write").
+    """
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return None
+    if stats.f_flag & os.ST_RDONLY:
+        return _disk_error(DiskReadOnlyError, cause)
+    if stats.f_bavail * stats.f_frsize < _NEARLY_FULL_BYTES:
+        return _disk_error(DiskFullError, cause)
+    return None
+
+
+def _disk_error(kind: type[GoldfishError], cause: str) -> GoldfishError:
+    what = "full" if kind is DiskFullError else "read-only"
+    return kind(
+        f"The project's disk is {what}; the call was not completed.", details={"cause": cause.strip()[-300:]}
+    )
 
 
 class InternalError(GoldfishError):

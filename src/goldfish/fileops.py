@@ -1,9 +1,10 @@
-"""Hardlinked copies of files and folders (falling back to real copies across devices)."""
+"""Hardlinked copies of files and folders (falling back to real copies across devices); atomic writes."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -28,3 +29,19 @@ def link_tree(source: Path, target: Path, ignore: Ignore | None = None) -> None:
     shutil.copytree(
         source, target, symlinks=True, copy_function=link_or_copy, dirs_exist_ok=True, ignore=ignore
     )
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step.
+
+    Each writer gets its own temporary file (not one per process), so two threads or two
+    processes writing the same file at once never rename each other's half-written file.
+    """
+    handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(scratch, path)
+    except BaseException:
+        Path(scratch).unlink(missing_ok=True)
+        raise

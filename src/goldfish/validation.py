@@ -15,6 +15,7 @@ from goldfish.errors import InvalidArgumentError, InvalidPathError, ReasonRequir
 
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PIPELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SLOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 VERSION_REF = re.compile(r"^v([1-9][0-9]{0,8})$")
@@ -55,6 +56,16 @@ def tag_name(value: object, field: str = "tag") -> str:
     """Return ``value`` if it is a valid tag name, else raise INVALID_ARGUMENT."""
     return _check_name(
         value, TAG_NAME, field, "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    )
+
+
+def pipeline_name(value: object, field: str = "pipeline") -> str:
+    """Return ``value`` if it names a file ``pipelines/<name>.yaml`` (no folders, no ``..``)."""
+    return _check_name(
+        value,
+        PIPELINE_NAME,
+        field,
+        "use <name> of pipelines/<name>.yaml: 1-64 letters, digits, '.', '_' or '-' (no '/')",
     )
 
 

@@ -21,6 +21,7 @@ from mcp import Client
 
 from goldfish.project import initialize_project
 from goldfish.storage.gcs import GcsStorage
+from goldfish.yamlfile import load_yaml
 from tests.conftest import set_finalization_gate, use_backend
 from tests.fakes.fake_compute import FakeCompute
 from tests.fakes.gcs_emulator import GcsBucket
@@ -56,7 +57,7 @@ class GceWorld:
     def configure(self, **warm_pool: Any) -> None:
         """Rewrite goldfish.yaml's gce/storage sections (warm pool settings as keyword arguments)."""
         path = self.root / "goldfish.yaml"
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config = load_yaml(path.read_text(encoding="utf-8"), "goldfish.yaml").data
         config["storage"] = {"backend": "gcs", "gcs": {"bucket": self.bucket.name, "prefix": "proj"}}
         config["gce"] = {
             "project_id": self.compute.project,

@@ -115,6 +115,18 @@ def new_project(base: Path) -> Path:
     return root
 
 
+def nothing_imported(project: Path) -> bool:
+    """True when no workspace, version or slot file exists: a refused `goldfish run DIR` wrote nothing."""
+    context = ServerContext.open(project)
+    try:
+        workspaces = context.core.rows.names()
+        versions = context.db.connection.execute("SELECT count(*) FROM workspace_versions").fetchone()[0]
+    finally:
+        context.close()
+    slots = [p for p in (project / "workspaces").glob("*/*")] if (project / "workspaces").is_dir() else []
+    return workspaces == [] and versions == 0 and slots == []
+
+
 def stages_by_name(submission: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {stage["stage"]: stage for stage in submission["stages"]}
 
@@ -274,6 +286,7 @@ def test_run_exits_2_and_names_the_problem_when_the_pipeline_is_invalid(tmp_path
     assert result.code == 2
     assert "PIPELINE_INVALID" in result.stderr
     assert "nope" in result.stderr
+    assert nothing_imported(project)
 
 
 def test_run_exits_2_when_no_results_spec_is_given_or_found(tmp_path: Path) -> None:
@@ -286,6 +299,7 @@ def test_run_exits_2_when_no_results_spec_is_given_or_found(tmp_path: Path) -> N
     error = result.json()["error"]
     assert error["code"] == "INVALID_ARGUMENT"
     assert "--results-spec" in error["remedy"]
+    assert nothing_imported(project)
 
 
 def test_run_exits_2_when_the_argument_is_neither_workspace_nor_pipeline_folder(tmp_path: Path) -> None:

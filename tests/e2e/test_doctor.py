@@ -46,8 +46,11 @@ def test_doctor_when_no_engine_answers_says_so_and_auto_picks_process(tmp_path: 
     assert report["project"] is None
     assert report["auto_picks"] == "process"
     assert "not reachable" in report["auto_reason"]
+    assert report["docker"]["missing"] == "engine"
+    assert report["docker"]["fix"].startswith("unset DOCKER_HOST")
     text = doctor(tmp_path, docker_host=absent)
     assert "docker: not reachable" in text.stdout
+    assert "missing: the docker engine; fix: unset DOCKER_HOST" in text.stdout
     assert "auto picks process" in text.stdout
 
 
@@ -79,6 +82,7 @@ def test_doctor_when_the_engine_has_the_base_image_reports_it_and_auto_picks_doc
     assert images["goldfish-base:latest"]["present"] is True
     assert images["goldfish-base:latest"]["role"] == "configured"
     assert report["auto_picks"] == "docker"
+    assert (report["docker"]["missing"], report["docker"]["fix"]) == (None, None)
     text = doctor(tmp_path).stdout
     assert "docker: reachable" in text
     assert "base image goldfish-base:latest (configured): sha256:" in text

@@ -24,6 +24,7 @@ import yaml
 from goldfish.backends.gce import doctor as cloud_doctor
 from goldfish.config import load_config
 from goldfish.project import initialize_project
+from goldfish.yamlfile import load_yaml
 from tests.fakes.fake_compute import FakeCompute
 from tests.fakes.gcs_emulator import GcsBucket
 
@@ -41,7 +42,7 @@ def new_project(tmp_path: Path) -> Path:
 def edit_config(root: Path, **sections: Any) -> None:
     """Replace top-level sections of the project's goldfish.yaml."""
     path = root / "goldfish.yaml"
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config = load_yaml(path.read_text(encoding="utf-8"), "goldfish.yaml").data
     config.update(sections)
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
 

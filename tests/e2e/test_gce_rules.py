@@ -13,6 +13,7 @@ import yaml
 from mcp import Client
 
 from goldfish.server.app import server_for
+from goldfish.yamlfile import load_yaml
 from tests.e2e.gce_support import ONE_STAGE, RUN_TIMEOUT, GceWorld, gce_config, run_to_end, wait_for
 from tests.integration.pipeline_fixtures import (
     ok,
@@ -66,7 +67,7 @@ async def test_run_when_the_vm_may_not_log_in_to_the_registry_fails_as_infra_err
     world: GceWorld,
 ) -> None:
     path = world.root / "goldfish.yaml"
-    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config = load_yaml(path.read_text(encoding="utf-8"), "goldfish.yaml").data
     config["gce"]["registry_login"] = "none"
     config["defaults"]["max_attempts"] = 1
     path.write_text(yaml.safe_dump(config), encoding="utf-8")

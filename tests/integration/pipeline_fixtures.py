@@ -33,6 +33,7 @@ import anyio
 import yaml
 from mcp import Client
 
+from goldfish.yamlfile import load_yaml
 from tests.conftest import LONG_REASON, call
 
 T = TypeVar("T")
@@ -163,7 +164,7 @@ def write_pipeline(
     pipeline_name: str | None = None,
 ) -> None:
     """Write a pipeline, one module per stage and the stage configs into ``slot``."""
-    parsed = yaml.safe_load(pipeline_yaml)
+    parsed = load_yaml(pipeline_yaml, "pipeline.yaml").data
     target = slot / ("pipeline.yaml" if pipeline_name is None else f"pipelines/{pipeline_name}.yaml")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(pipeline_yaml, encoding="utf-8")

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from mcp import Client
 
 from goldfish.backends.container import Limits, container_invocation, docker_run_argv
@@ -33,6 +32,7 @@ from goldfish.backends.spec import RunSpec
 from goldfish.context import ServerContext
 from goldfish.project import initialize_project
 from goldfish.server.app import server_for
+from goldfish.yamlfile import load_yaml
 from tests.conftest import LONG_REASON, set_finalization_gate, use_backend
 from tests.docker_support import containers_removed_at_exit, require_docker, stage_containers
 from tests.integration.pipeline_fixtures import (
@@ -223,7 +223,7 @@ async def test_demo_pipeline_when_run_on_docker_trains_and_evaluates_in_containe
             shutil.copytree(source, slot / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         else:
             (slot / name).write_bytes(source.read_bytes())
-    spec = yaml.safe_load((demo / "results_spec.yaml").read_text(encoding="utf-8"))
+    spec = load_yaml((demo / "results_spec.yaml").read_text(encoding="utf-8"), "results_spec.yaml").data
 
     final = await run_and_wait(dsession, results_spec=spec)
 
@@ -254,7 +254,7 @@ async def test_stage_when_it_writes_to_an_input_is_refused_and_runs_as_non_root_
     assert (tamper["status"], tamper["failure_kind"], tamper["exit_code"]) == ("failed", "stage_error", 3)
     assert "write refused: Read-only file system" in await stderr_of(dsession, tamper["stage_run_id"])
     out = await stdout_of(dsession, tamper["stage_run_id"])
-    assert "inputs=/mnt/inputs cwd=/mnt/code" in out
+    assert "inputs=/mnt/inputs cwd=/mnt/work" in out
     uid = int(out.split("uid=")[1].split()[0])
     assert uid != 0
     # The producer's stored output is intact: same content hash as recorded.
@@ -497,13 +497,13 @@ def test_docker_run_argv_when_run_by_the_docker_cli_runs_the_stage_in_the_same_s
     tmp_path: Path, engine: Any
 ) -> None:
     run_dir = tmp_path / "runs" / "stage-00000000c11a"
-    for folder in ("code/modules", "inputs/features", "outputs", "logs", "control"):
+    for folder in ("code/modules", "inputs/features", "outputs", "logs", "control", "work"):
         (run_dir / folder).mkdir(parents=True)
     (run_dir / "code" / "modules" / "probe.py").write_text(CLI_PROBE, encoding="utf-8")
     (run_dir / "inputs" / "features" / "x.txt").write_text("original", encoding="utf-8")
     for name in ("config.json", "signals.json"):
         (run_dir / name).write_text("{}", encoding="utf-8")
-    for folder in ("outputs", "logs"):
+    for folder in ("outputs", "logs", "work"):
         (run_dir / folder).chmod(0o777)  # the container user owns nothing here
     spec = RunSpec(
         stage_run_id="stage-00000000c11a",
@@ -536,7 +536,7 @@ def test_docker_run_argv_when_run_by_the_docker_cli_runs_the_stage_in_the_same_s
 
     assert done.returncode == 0, done.stderr
     out = (run_dir / "logs" / "stdout.log").read_text(encoding="utf-8")
-    assert "uid=1000 cwd=/mnt/code read=original" in out
+    assert "uid=1000 cwd=/mnt/work read=original" in out
     assert "input write refused: Read-only file system" in out
     assert (run_dir / "logs" / "exit_code.txt").read_text() == "0"
     assert (run_dir / "outputs" / "report" / "r.txt").read_text() == "written in the container"

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from goldfish.context import ServerContext
+from goldfish.memory.state_md import StateWriter
 from goldfish.workspaces.sync import version_tag
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -112,6 +113,28 @@ def test_save_when_orphan_tag_points_at_the_head_still_gives_unique_numbers(cont
     numbers = [number for number, _, _ in version_rows(context, "baseline")]
     assert numbers == [1, 2, 3]
     assert len(set(numbers)) == len(numbers)
+
+
+def test_save_when_an_earlier_save_moved_the_workspace_but_never_tagged_it_creates_the_version(
+    context: ServerContext,
+) -> None:
+    """A save cut short after its commit (crash, or a disk that refused the tag) hides nothing."""
+    slot = mounted_workspace(context)
+    (slot / "train.py").write_text("lr = 0.1\n", encoding="utf-8")
+    context.versions.save("w1", "first")
+    (slot / "train.py").write_text("lr = 0.2\n", encoding="utf-8")
+    repo, index = context.core.repo, context.paths.slot_index("w1")
+    repo.stage_slot(slot, index)
+    repo.commit("baseline", repo.write_tree(index), repo.branch_head("baseline"), "a save cut short")
+
+    saved = context.versions.save("w1", "the second learning rate")
+
+    assert saved.created is True
+    assert saved.version is not None
+    assert (saved.version.version, saved.version.message) == ("v2", "the second learning rate")
+    assert saved.changed_files == ["train.py"]
+    assert tag_numbers(context, "baseline") == [1, 2]
+    assert context.core.repo.branch_head("baseline").startswith(saved.version.commit)
 
 
 def test_startup_when_tag_exists_without_row_inserts_the_row(project_root: Path) -> None:
@@ -407,3 +430,37 @@ def test_threads_saving_different_slots_at_once_each_get_contiguous_versions(
     for name in names:
         assert [number for number, _, _ in version_rows(context, name)] == [1, 2, 3, 4]
     assert context.db.integrity_ok()
+
+
+# -- STATE.md written by many writers at once ------------------------------------------------
+
+
+def test_state_md_when_many_writers_refresh_it_at_once_none_fails_and_no_scratch_file_is_left(
+    context: ServerContext, project_root: Path
+) -> None:
+    """Two server processes (or two tool threads of one) refresh STATE.md at the same moment."""
+    other = ServerContext.open(project_root)
+    writers = [context.state, other.state] * 4
+    start = threading.Barrier(len(writers))
+    failures: list[BaseException] = []
+
+    def refresh(writer: StateWriter) -> None:
+        start.wait()
+        try:
+            for _ in range(25):
+                writer.write()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=refresh, args=(w,)) for w in writers]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        other.close()
+
+    assert failures == []
+    assert "# " in (project_root / "STATE.md").read_text(encoding="utf-8")
+    assert [p.name for p in project_root.iterdir() if p.name.startswith(".STATE.md")] == []

@@ -1429,16 +1429,15 @@ async def test_validate_config_when_goldfish_yaml_has_unknown_key_reports_sugges
 
     config = project_root / "goldfish.yaml"
     lines = config.read_text(encoding="utf-8").splitlines()
-    config.write_text(
-        "\n".join([*lines, "defaults:", "  timeout_secnds: 10", "slotz: [w1]", ""]), encoding="utf-8"
-    )
+    assert lines[-1].startswith("  ")  # the file ends inside the `defaults:` block
+    config.write_text("\n".join([*lines, "  timeout_secnds: 10", "slotz: [w1]", ""]), encoding="utf-8")
     report = await ok(client, "validate_config")
     assert report["valid"] is False
     problems = {p["key"]: p for p in report["problems"]}
     assert set(problems) == {"defaults.timeout_secnds", "slotz"}
-    assert problems["defaults.timeout_secnds"]["line"] == len(lines) + 2
+    assert problems["defaults.timeout_secnds"]["line"] == len(lines) + 1
     assert "did you mean 'timeout_seconds'" in problems["defaults.timeout_secnds"]["message"]
-    assert problems["slotz"]["line"] == len(lines) + 3
+    assert problems["slotz"]["line"] == len(lines) + 2
     assert "did you mean 'slots'" in problems["slotz"]["message"]
     assert all(p["path"] == "goldfish.yaml" for p in problems.values())
 

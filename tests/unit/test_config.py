@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from goldfish.config import (
@@ -20,6 +19,7 @@ from goldfish.config import (
 )
 from goldfish.errors import ConfigError
 from goldfish.pipelines.models import PipelineDef
+from goldfish.yamlfile import load_yaml
 
 
 def problems_of(text: str, path: str = CONFIG_FILENAME) -> list[dict[str, Any]]:
@@ -165,7 +165,7 @@ def test_problems_from_validation_when_pipeline_stage_key_misspelled_suggests_wi
         "          shap: [null, 3]\n"
     )
     with pytest.raises(ValidationError) as caught:
-        PipelineDef.model_validate(yaml.safe_load(text))
+        PipelineDef.model_validate(load_yaml(text, "pipeline.yaml").data)
     problems = {p.key: p for p in problems_from_validation(caught.value, PipelineDef, text, "pipeline.yaml")}
     assert set(problems) == {"stages.1.modul", "stages.1.inputs.features.schema.shap"}
     assert problems["stages.1.modul"].line == 4

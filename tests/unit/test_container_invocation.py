@@ -58,7 +58,7 @@ def invocation_of(spec: RunSpec, **overrides: object) -> object:
     return container_invocation(spec, **arguments)  # type: ignore[arg-type]
 
 
-def test_invocation_when_built_mounts_inputs_code_config_read_only_and_outputs_logs_read_write(
+def test_invocation_when_built_mounts_inputs_code_config_read_only_and_outputs_logs_work_read_write(
     tmp_path: Path,
 ) -> None:
     spec = make_spec(tmp_path)
@@ -68,6 +68,7 @@ def test_invocation_when_built_mounts_inputs_code_config_read_only_and_outputs_l
     mounts = {m.target: (m.source, m.read_only) for m in invocation.mounts}
     assert mounts == {
         "/mnt/code": (str(spec.code_dir), True),
+        "/mnt/work": (str(spec.work_dir), False),
         "/mnt/inputs": (str(spec.inputs_dir), True),
         "/mnt/outputs": (str(spec.outputs_dir), False),
         "/mnt/logs": (str(spec.logs_dir), False),
@@ -82,6 +83,8 @@ def test_invocation_when_built_points_every_goldfish_variable_at_container_paths
 
     env = container_invocation(spec, image="img:1", user="1000", limits=LIMITS, project="p").env
 
+    assert env["GOLDFISH_CODE_DIR"] == "/mnt/code"
+    assert env["GOLDFISH_WORK_DIR"] == "/mnt/work"
     assert env["GOLDFISH_INPUTS_DIR"] == "/mnt/inputs"
     assert env["GOLDFISH_OUTPUTS_DIR"] == "/mnt/outputs"
     assert env["GOLDFISH_CONFIG"] == "/mnt/config/config.json"
@@ -109,7 +112,7 @@ def test_invocation_when_built_carries_user_limits_labels_workdir_and_the_wrappe
 
     assert invocation.user == "1234:5678"
     assert invocation.limits == LIMITS
-    assert invocation.workdir == "/mnt/code"
+    assert invocation.workdir == "/mnt/work"
     assert invocation.name == "goldfish-stage-0123456789ab"
     assert invocation.labels["goldfish.stage_run_id"] == "stage-0123456789ab"
     assert invocation.labels["goldfish.project"] == "p1"

@@ -47,6 +47,11 @@ RULES = (
         ("goldfish/backends/gce*", "goldfish/storage/gcs*"),
         "Google clients live in the GCE backend and GCS storage adapters",
     ),
+    Rule(
+        ("goldfish.web",),
+        ("goldfish/web/*", "goldfish/server/*", "goldfish/cli.py"),
+        "the dashboard sits above the services: only the entry points that serve it import it",
+    ),
 )
 
 # Packages that must import with the standard library alone (their own modules aside): they run

@@ -34,7 +34,7 @@ def main() -> None:
         "recall_per_class": {name: round(float(r), 4) for name, r in zip(names, recall, strict=True)},
     }
     log_metrics({"val_acc": acc, "val_loss": loss})
-    (get_output_path("report") / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    get_output_path("report", "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"val accuracy {acc:.4f} on {len(y)} rows; confusion {confusion.tolist()}")
 
 

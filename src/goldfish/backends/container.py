@@ -10,7 +10,8 @@ Mount layout (host path → container path):
 =====================  ==================  ====  ==========================================
 host                   container           mode  what
 =====================  ==================  ====  ==========================================
-``code_dir``           ``/mnt/code``       ro    the version's files; the working folder
+``code_dir``           ``/mnt/code``       ro    the version's files (on ``PYTHONPATH``)
+``run_dir/work``       ``/mnt/work``       rw    the working folder: empty scratch space
 ``run_dir/inputs``     ``/mnt/inputs``     ro    one child per input signal
 ``outputs_dir``        ``/mnt/outputs``    rw    one child per output signal
 ``logs_dir``           ``/mnt/logs``       rw    stdout/stderr logs, metrics, heartbeat, exit code
@@ -35,6 +36,7 @@ from goldfish.backends.spec import RunSpec, StageLocations, stage_environment, w
 from goldfish.errors import InvalidArgumentError
 
 CODE_DIR = "/mnt/code"
+WORK_DIR = "/mnt/work"
 INPUTS_DIR = "/mnt/inputs"
 OUTPUTS_DIR = "/mnt/outputs"
 LOGS_DIR = "/mnt/logs"
@@ -47,6 +49,8 @@ STAGE_RUN_LABEL = "goldfish.stage_run_id"
 PROJECT_LABEL = "goldfish.project"
 
 CONTAINER_LOCATIONS = StageLocations(
+    code_dir=CODE_DIR,
+    work_dir=WORK_DIR,
     inputs_dir=INPUTS_DIR,
     outputs_dir=OUTPUTS_DIR,
     config_file=f"{CONFIG_DIR}/config.json",
@@ -133,6 +137,7 @@ def container_invocation(
     _check(image, user, limits)
     mounts = [
         _bind(spec.code_dir, CODE_DIR, read_only=True),
+        _bind(spec.work_dir, WORK_DIR, read_only=False),
         _bind(spec.inputs_dir, INPUTS_DIR, read_only=True),
         _bind(spec.outputs_dir, OUTPUTS_DIR, read_only=False),
         _bind(spec.logs_dir, LOGS_DIR, read_only=False),
@@ -160,7 +165,7 @@ def container_invocation(
         mounts=mounts,
         env=env,
         user=user,
-        workdir=CODE_DIR,
+        workdir=WORK_DIR,
         labels=labels,
         limits=limits,
     )

@@ -2,11 +2,11 @@
 
 The container comes from :func:`goldfish.backends.container.container_invocation` (the one
 builder every container path uses): the stage image (base + goldfish runtime + requirements
-layer, see ``docker_images``), a numeric non-root user, inputs/code/config read-only, outputs
-and logs read-write, memory/CPU/pids limits, the configured network, no capabilities, and labels
-naming the stage run and the project. The stage wrapper writes stdout/stderr and the exit code
-into the logs mount, so logs stream live from the host files and the outcome survives the
-server, the driver and even the container's removal.
+layer, see ``docker_images``), a numeric non-root user, inputs/code/config read-only, outputs,
+logs and the working folder read-write, memory/CPU/pids limits, the configured network, no
+capabilities, and labels naming the stage run and the project. The stage wrapper writes
+stdout/stderr and the exit code into the logs mount, so logs stream live from the host files
+and the outcome survives the server, the driver and even the container's removal.
 
 Cancel and timeout: the stop file is created, TERM reaches every stage process (the wrapper,
 PID 1, stays to record the exit code), and after the grace period the container is killed and
@@ -130,7 +130,7 @@ class DockerBackend:
 
         if spec.image is None:
             raise GoldfishError("The stage image was not prepared before launch.")
-        for folder in (spec.logs_dir, spec.outputs_dir, spec.inputs_dir, spec.control_dir):
+        for folder in (spec.logs_dir, spec.outputs_dir, spec.inputs_dir, spec.control_dir, spec.work_dir):
             folder.mkdir(parents=True, exist_ok=True)
         user = self._user_for(spec)
         limits = Limits(
@@ -244,7 +244,7 @@ class DockerBackend:
         """
         if os.geteuid() != 0:
             return f"{os.getuid()}:{os.getgid()}"
-        for folder in (spec.outputs_dir, spec.logs_dir):
+        for folder in (spec.outputs_dir, spec.logs_dir, spec.work_dir):
             for path in (folder, *folder.rglob("*")):
                 os.chown(path, CONTAINER_UID, CONTAINER_UID, follow_symlinks=False)
         for folder in (spec.inputs_dir, spec.code_dir):

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-import goldfish
 from goldfish.backends.docker_images import (
     BaseImageMissingError,
     BuildLog,
+    base_dockerfile_path,
     check_image_name,
     connect,
     context_tar,
@@ -46,12 +44,9 @@ class BuildNotFoundError(GoldfishError):
 
 def base_dockerfile() -> str:
     """The base image Dockerfile: packaged with a wheel, or the source checkout's ``Dockerfile``."""
-    packaged = resources.files("goldfish.backends") / "base.Dockerfile"
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    checkout = Path(goldfish.__file__).resolve().parents[2] / "Dockerfile"
-    if checkout.is_file():
-        return checkout.read_text(encoding="utf-8")
+    path = base_dockerfile_path()
+    if path is not None:
+        return path.read_text(encoding="utf-8")
     raise GoldfishError(
         "The base image Dockerfile is not part of this installation.",
         remedy="Build the base image from the Goldfish repository: docker build -t goldfish-base:latest - < "

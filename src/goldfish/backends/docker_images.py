@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import shutil
+import sys
 import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import goldfish
 from goldfish.backends.container import RUNTIME_DIR
@@ -85,21 +89,105 @@ def connect(timeout: int = ENGINE_TIMEOUT_SECONDS) -> Any:
     """A docker SDK client for the engine of ``$DOCKER_HOST`` (or the default socket).
 
     Raises:
-        DockerUnavailableError: when the SDK is missing or the engine does not answer.
+        DockerUnavailableError: when the SDK is missing or the engine does not answer, with the
+            one command that fixes it as the remedy.
     """
     try:
         import docker  # noqa: PLC0415 - the SDK loads only when docker is used
     except ImportError:
         raise DockerUnavailableError(
-            "The docker Python package is not installed.",
-            remedy="pip install 'goldfish-mcp[docker]', or run on the process backend.",
+            "The docker Python package is missing from this installation.",
+            details={"missing": "package"},
+            remedy=package_fix(),
         ) from None
     try:
         client = docker.from_env(timeout=timeout)
         client.ping()
     except docker.errors.DockerException as exc:
-        raise DockerUnavailableError(f"The Docker engine is not reachable: {short_error(exc)}") from None
+        reason, fix = _engine_problem(exc)
+        raise DockerUnavailableError(
+            f"The Docker engine is not reachable ({reason}): {short_error(exc)}",
+            details={"missing": "engine", "docker_host": os.environ.get("DOCKER_HOST")},
+            remedy=fix,
+        ) from None
     return client
+
+
+def package_fix() -> str:
+    """The command that installs the docker SDK into the interpreter running Goldfish."""
+    return f"{sys.executable} -m pip install 'docker>=7.0'"
+
+
+def _engine_problem(exc: Exception) -> tuple[str, str]:
+    """Why the engine did not answer, and the one command that fixes that."""
+    text = str(exc)
+    if "Permission denied" in text or "PermissionError" in text:
+        return "no permission to use its socket", "sudo usermod -aG docker $USER  (then log in again)"
+    if shutil.which("dockerd") is None and shutil.which("docker") is None:
+        return "Docker is not installed", (
+            "sudo apt-get install -y docker.io"
+            if Path("/etc/debian_version").exists()
+            else "install Docker Engine (https://docs.docker.com/engine/install/)"
+        )
+    host = os.environ.get("DOCKER_HOST")
+    if host:
+        return f"nothing answers at DOCKER_HOST={host}", "unset DOCKER_HOST  (or start the engine it names)"
+    if Path("/run/systemd/system").is_dir():
+        return "the engine is not running", "sudo systemctl start docker"
+    return "the engine is not running", "sudo sh -c 'dockerd > /var/log/dockerd.log 2>&1 &'"
+
+
+@dataclass(frozen=True)
+class DockerReadiness:
+    """Whether the docker backend can run here; if not, which piece is missing and the fix."""
+
+    missing: Literal["package", "engine", "base_image"] | None
+    detail: str
+    fix: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True when package, engine and base image are all there."""
+        return self.missing is None
+
+
+def docker_readiness(base_image: str) -> DockerReadiness:
+    """Check, in order, the docker package, the engine and ``base_image`` on it (never raises)."""
+    try:
+        client = connect()
+    except DockerUnavailableError as exc:
+        return DockerReadiness(exc.details.get("missing", "engine"), exc.message, exc.remedy)
+    try:
+        present = image_info(client, base_image)["present"] is True
+    except (DockerUnavailableError, InvalidArgumentError) as exc:
+        return DockerReadiness("engine", exc.message, exc.remedy)
+    if present:
+        return DockerReadiness(None, f"the engine answers and has {base_image}")
+    return DockerReadiness(
+        "base_image",
+        f"the base image {base_image} does not exist on the Docker engine",
+        base_image_fix(client, base_image),
+    )
+
+
+def base_dockerfile_path() -> Path | None:
+    """The base image Dockerfile: packaged with a wheel, or the source checkout's ``Dockerfile``."""
+    packaged = resources.files("goldfish.backends") / "base.Dockerfile"
+    if packaged.is_file():
+        return Path(str(packaged))
+    checkout = Path(goldfish.__file__).resolve().parents[2] / "Dockerfile"
+    return checkout if checkout.is_file() else None
+
+
+def base_image_fix(client: Any, base_image: str) -> str:
+    """The ``docker build`` that makes ``base_image`` offline from the Dockerfile Goldfish ships."""
+    dockerfile = base_dockerfile_path()
+    if dockerfile is None:
+        return f"docker build -t {base_image} - < Dockerfile  (from the Goldfish repository)"
+    default = re.search(r"^ARG BASE=(\S+)", dockerfile.read_text(encoding="utf-8"), re.MULTILINE)
+    has_default = default is not None and image_info(client, default.group(1))["present"] is True
+    base_arg = "" if has_default else "--build-arg BASE=python:3.12-slim "
+    return f"docker build {base_arg}-t {base_image} - < {dockerfile}"
 
 
 def engine_info() -> dict[str, Any]:
@@ -121,7 +209,7 @@ _READY: dict[str, tuple[bool, float]] = {}
 
 
 def docker_ready(base_image: str) -> bool:
-    """True when the engine answers and ``base_image`` exists there (cached in this process).
+    """True when :func:`docker_readiness` finds nothing missing (cached in this process).
 
     A yes is kept for the life of the process; a no is asked again after 30 seconds, so a
     server notices an engine started after it.
@@ -129,10 +217,7 @@ def docker_ready(base_image: str) -> bool:
     cached = _READY.get(base_image)
     if cached is not None and (cached[0] or time.monotonic() - cached[1] < NOT_READY_RETRY_SECONDS):
         return cached[0]
-    try:
-        ready = image_info(connect(), base_image)["present"] is True
-    except DockerUnavailableError:
-        ready = False
+    ready = docker_readiness(base_image).ready
     _READY[base_image] = (ready, time.monotonic())
     return ready
 

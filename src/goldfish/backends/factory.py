@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from goldfish.backends.docker import DockerBackend
-from goldfish.backends.docker_images import DockerUnavailableError, docker_ready
+from goldfish.backends.docker_images import DockerUnavailableError, docker_readiness, docker_ready
 from goldfish.backends.gce.config_check import GceNotConfiguredError, missing_gce_settings
 from goldfish.backends.process import ProcessBackend
 from goldfish.backends.protocol import BackendSettings, RunBackend
@@ -61,12 +61,13 @@ def resolve_backend_name(requested: str | None, default: str, config: GoldfishCo
             details={"backend": name, "missing": missing},
         )
     if name in _NEEDS_ENGINE and not docker_ready(docker_base_image):
+        readiness = docker_readiness(docker_base_image)  # what exactly is missing, asked afresh
+        if readiness.ready:
+            return name
         raise DockerUnavailableError(
-            f"Backend 'docker' was asked for, but the Docker engine is not reachable or has no "
-            f"{docker_base_image} image.",
-            details={"backend": name, "base_image": docker_base_image},
-            remedy="Run `goldfish doctor` to see what is missing (manage_base_images builds the base "
-            "image), or use compute.backend: process.",
+            f"Backend 'docker' was asked for, but {readiness.detail}",
+            details={"backend": name, "base_image": docker_base_image, "missing": readiness.missing},
+            remedy=f"{readiness.fix} — or use compute.backend: process. `goldfish doctor` shows the rest.",
         )
     return name
 

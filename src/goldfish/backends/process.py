@@ -3,7 +3,9 @@
 The stage wrapper (``spec.STAGE_WRAPPER``, shared with the container backends) runs the module
 and writes its exit code to ``logs/exit_code.txt``, so the outcome survives the server and the
 driver: any later process can read it. The group is its own session, so closing the MCP client
-or restarting the server never stops a stage.
+or restarting the server never stops a stage. When the exit code appears, whatever the stage
+left running in its group is killed before the stage counts as exited: no child of a finished
+stage outlives it (cancel and timeout kill the group too).
 """
 
 from __future__ import annotations
@@ -34,6 +36,22 @@ def _start_time(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+def _carrying(variable: str) -> list[int]:
+    """Pids (other than this process) whose environment at start held ``variable`` (``NAME=value``)."""
+    marker = b"\0" + variable.encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = b"\0" + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ:
+            found.append(int(entry.name))
+    return found
+
+
 class ProcessBackend:
     """Runs stages with the project's Python (or a per-requirements venv) as process groups."""
 
@@ -58,6 +76,7 @@ class ProcessBackend:
     def launch(self, spec: RunSpec) -> Handle:
         """Start the stage in its own session; return pid, start time and log locations."""
         spec.logs_dir.mkdir(parents=True, exist_ok=True)
+        spec.work_dir.mkdir(parents=True, exist_ok=True)
         env = stage_environment(spec, os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(spec.code_dir), env.get("PYTHONPATH", "")) if p)
         with (
@@ -66,7 +85,7 @@ class ProcessBackend:
         ):
             proc = subprocess.Popen(
                 wrapped_command([spec.python, *spec.module_argv()]),
-                cwd=spec.code_dir,
+                cwd=spec.work_dir,
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -85,12 +104,11 @@ class ProcessBackend:
     def status(self, handle: Handle) -> BackendStatus:
         """Exited (exit code file present), running (same process alive) or lost."""
         code = self._exit_code(handle)
-        if code is not None:
-            self._reap(handle)
-            return BackendStatus("exited", exit_code=code)
-        if self._alive(handle):
+        if code is None and self._alive(handle):
             return BackendStatus("running")
-        code = self._exit_code(handle)  # it may have finished between the two checks
+        code = code if code is not None else self._exit_code(handle)  # it may have just finished
+        self._end_group(handle)
+        self._reap(handle)
         if code is not None:
             return BackendStatus("exited", exit_code=code)
         return BackendStatus("lost", detail="the stage process ended without recording an exit code")
@@ -106,6 +124,7 @@ class ProcessBackend:
         stop.touch()
         pid = int(handle["pid"])
         if not self._alive(handle):
+            self._end_group(handle)
             return
         self._signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace_seconds
@@ -113,11 +132,12 @@ class ProcessBackend:
             if not self._group_alive(pid):
                 break
             time.sleep(0.05)
-        self._signal_group(pid, signal.SIGKILL)
+        self._end_group(handle)
         self._reap(handle)
 
     def cleanup(self, handle: Handle) -> None:
-        """Forget the child (nothing else is held)."""
+        """Kill what is left of the stage's group and forget the child."""
+        self._end_group(handle)
         self._reap(handle)
 
     # -- helpers ----------------------------------------------------------------------------
@@ -140,6 +160,22 @@ class ProcessBackend:
         except (ProcessLookupError, PermissionError):
             return False
         return True
+
+    def _end_group(self, handle: Handle) -> None:
+        """SIGKILL whatever of the stage is left once it has ended (or been stopped).
+
+        First its process group, whose id is the wrapper's pid: while any member lives, the
+        kernel does not hand that number to a new process, and the recorded start time rules
+        out the wrapper's pid itself being reused. Then the processes that left the group (a
+        child that started a session of its own) but still carry the stage's environment.
+        """
+        pid = int(handle["pid"])
+        started = _start_time(pid)
+        if started is None or started == handle.get("start_time"):
+            self._signal_group(pid, signal.SIGKILL)
+        for straggler in _carrying(f"GOLDFISH_LOGS_DIR={handle['logs_dir']}"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(straggler, signal.SIGKILL)
 
     def _signal_group(self, pid: int, sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -80,6 +80,11 @@ class RunSpec:
         return self.run_dir / "inputs"
 
     @property
+    def work_dir(self) -> Path:
+        """The stage's working folder: empty, writable, its own (relative paths land here)."""
+        return self.run_dir / "work"
+
+    @property
     def control_dir(self) -> Path:
         """Folder Goldfish writes into while the stage runs (the stop file); read-only to the stage."""
         return self.run_dir / "control"
@@ -113,6 +118,8 @@ class RunSpec:
 class StageLocations:
     """Where the stage finds its files, as the stage sees them (host paths or container paths)."""
 
+    code_dir: str
+    work_dir: str
     inputs_dir: str
     outputs_dir: str
     config_file: str
@@ -127,6 +134,8 @@ class StageLocations:
     def on_host(cls, spec: RunSpec) -> StageLocations:
         """The spec's own paths (the process backend runs the stage on this machine)."""
         return cls(
+            code_dir=str(spec.code_dir),
+            work_dir=str(spec.work_dir),
             inputs_dir=str(spec.inputs_dir),
             outputs_dir=str(spec.outputs_dir),
             config_file=str(spec.config_file),
@@ -184,6 +193,8 @@ def stage_environment(
             "GOLDFISH_RUN_ID": spec.stage_run_id,
             "GOLDFISH_STAGE": spec.stage,
             "GOLDFISH_WORKSPACE": spec.workspace,
+            "GOLDFISH_CODE_DIR": where.code_dir,
+            "GOLDFISH_WORK_DIR": where.work_dir,
             "GOLDFISH_INPUTS_DIR": where.inputs_dir,
             "GOLDFISH_OUTPUTS_DIR": where.outputs_dir,
             "GOLDFISH_CONFIG": where.config_file,

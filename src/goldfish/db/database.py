@@ -7,6 +7,7 @@ queue up instead of failing with ``database is locked``.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -15,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+
+from goldfish.errors import DiskReadOnlyError, disk_fault
 
 BUSY_TIMEOUT_MS = 30_000
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -78,22 +81,64 @@ class Database:
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (opened on first use)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "read_only", False) and self._writable():
+            self._forget_connection()  # opened while the disk was read-only: SQLite would stay so
+            conn = None
         if conn is None:
             conn = self._open()
             self._local.conn = conn
+            self._local.read_only = not self._writable()
         return conn
+
+    def _writable(self) -> bool:
+        return os.access(self.path, os.W_OK)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A short write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error."""
+        """A short write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error.
+
+        Raises:
+            DiskFullError, DiskReadOnlyError: SQLite could not write because of the disk.
+        """
         conn = self.connection
-        conn.execute("BEGIN IMMEDIATE")
+        with self._disk_faults_named():
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error:
+                # A commit refused by the disk may leave the transaction open: close it, so this
+                # thread's next transaction can begin.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _disk_faults_named(self) -> Iterator[None]:
+        """Turn SQLite's "disk is full" and "readonly database" into the errors that name the cause."""
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            yield
+        except sqlite3.Error as exc:
+            fault = disk_fault(exc)
+            if fault is None:
+                raise
+            if isinstance(fault, DiskReadOnlyError):
+                # SQLite opens a database it cannot write read-only for good: reopen it next time,
+                # so writes work again as soon as the disk does.
+                self._forget_connection()
+            raise fault from exc
+
+    def _forget_connection(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                self._all.discard(conn)  # type: ignore[arg-type]
+            conn.close()
 
     def migrate(self) -> int:
         """Bring the schema up to date; return the resulting ``user_version``."""

@@ -166,6 +166,16 @@ class RecordRepository:
         ).fetchone()
         return self._with_tags([row])[0] if row else None
 
+    def of_pipeline_runs(self, pipeline_run_ids: list[str]) -> dict[str, RecordRow]:
+        """The records of several run() calls (one query), by pipeline run id."""
+        if not pipeline_run_ids:
+            return {}
+        marks = ",".join("?" * len(pipeline_run_ids))
+        rows = self._db.connection.execute(
+            f"{_SELECT} WHERE r.pipeline_run_id IN ({marks})", pipeline_run_ids
+        ).fetchall()
+        return {row.pipeline_run_id: row for row in self._with_tags(rows) if row.pipeline_run_id}
+
     def by_tag(self, workspace: str, tag: str) -> RecordRow | None:
         """The record holding ``tag`` in ``workspace``."""
         row = self._db.connection.execute(

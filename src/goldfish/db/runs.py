@@ -394,6 +394,37 @@ class RunRepository:
             )
         return [_pipeline(row) for row in rows]
 
+    def page_pipeline_runs(
+        self, workspace: str | None, state: str | None, limit: int, offset: int
+    ) -> tuple[list[PipelineRunRow], int]:
+        """Pipeline runs newest first, optionally of one workspace and in one state, with the total."""
+        where_parts, params = [], []
+        for column, value in (("workspace", workspace), ("state", state)):
+            if value is not None:
+                where_parts.append(f"{column} = ?")
+                params.append(value)
+        where = ("WHERE " + " AND ".join(where_parts)) if where_parts else ""
+        conn = self._db.connection
+        total = conn.execute(f"SELECT COUNT(*) FROM pipeline_runs {where}", params).fetchone()[0]  # noqa: S608
+        query = f"SELECT * FROM pipeline_runs {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"  # noqa: S608
+        rows = conn.execute(query, [*params, limit, offset])
+        return [_pipeline(row) for row in rows], int(total)
+
+    def stages_of_many(self, pipeline_run_ids: list[str]) -> dict[str, list[StageRunRow]]:
+        """Stage runs of several pipeline runs (one query), each list in plan order."""
+        found: dict[str, list[StageRunRow]] = {run_id: [] for run_id in pipeline_run_ids}
+        if not pipeline_run_ids:
+            return found
+        marks = ",".join("?" * len(pipeline_run_ids))
+        rows = self._db.connection.execute(
+            f"SELECT * FROM stage_runs WHERE pipeline_run_id IN ({marks})"  # noqa: S608
+            " ORDER BY pipeline_run_id, position",
+            pipeline_run_ids,
+        )
+        for row in rows:
+            found[row["pipeline_run_id"]].append(_stage(row))
+        return found
+
     # -- lineage ----------------------------------------------------------------------------
     def add_lineage(self, rows: list[LineageRow]) -> None:
         """Record input/output signals."""

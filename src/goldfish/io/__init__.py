@@ -7,6 +7,13 @@ module runs unchanged in a process, a container or a VM::
     from goldfish.io import load_input, save_output, get_config, log_metric
     x = load_input("features")          # npy -> numpy array, csv -> DataFrame, dir/file -> Path
     save_output("model", model_dir)     # directory/file copied in; npy arrays and csv tables written
+    open(get_output_path("report"), "w").write(text)   # a file output's path is a file to write
+
+What a stage sees is the same on every backend (process, docker, GCE): each input is a folder
+(a ``file`` input or a dataset registered from one file holds that file under its own name);
+the working folder is the stage's own empty, writable scratch folder (``GOLDFISH_WORK_DIR``;
+relative paths such as ``open("tmp.json", "w")`` land there, and it is discarded afterwards);
+the workspace's files are importable and readable under ``GOLDFISH_CODE_DIR`` (read-only).
 """
 
 from __future__ import annotations
@@ -86,17 +93,60 @@ def get_config() -> dict[str, Any]:
 
 
 def get_input_path(name: str) -> Path:
-    """The folder holding input ``name`` (raises for undeclared inputs)."""
+    """The folder holding input ``name`` (raises for undeclared inputs).
+
+    Every input is a folder, on every backend: a ``file`` input or a dataset registered from
+    one file holds that file (under its own name), an ``npy``/``csv`` input its data file, a
+    ``directory`` input or a folder dataset the folder's contents. :func:`load_input` opens
+    them by type.
+    """
     _declared("inputs", name)
     return _dir(ENV_INPUTS, "/mnt/inputs") / name
 
 
-def get_output_path(name: str) -> Path:
-    """The folder to write output ``name`` into (created; raises for undeclared outputs)."""
-    _declared("outputs", name)
-    path = _dir(ENV_OUTPUTS, "/mnt/outputs") / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _output_folder(name: str) -> tuple[Any, Path]:
+    """The declared type of output ``name`` and its folder (created)."""
+    kind = _declared("outputs", name).get("type")
+    folder = _dir(ENV_OUTPUTS, "/mnt/outputs") / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return kind, folder
+
+
+def get_output_path(name: str, filename: str | None = None) -> Path:
+    """Where to write output ``name`` yourself (raises for undeclared outputs).
+
+    The path fits the output's type, the same on every backend:
+
+    - ``directory``: a folder that exists; put any files in it.
+    - ``file``: a file path to open for writing (its folder exists, the file does not yet):
+      ``open(get_output_path("report"), "w")``. The file is named after the signal unless
+      ``filename`` (a plain name such as ``"report.json"``) says otherwise.
+    - ``npy`` / ``csv``: the file :func:`save_output` would write (``data.npy`` / ``data.csv``),
+      e.g. ``np.save(get_output_path("features"), array)`` or ``df.to_csv(get_output_path("t"))``.
+    """
+    kind, folder = _output_folder(name)
+    if filename is not None and kind != "file":
+        raise GoldfishIOError(f"output '{name}' is a {kind} output: only file outputs take a filename")
+    if kind == "file":
+        return folder / _plain_name(filename if filename is not None else name)
+    if kind == "npy":
+        return folder / NPY_FILE
+    if kind == "csv":
+        return folder / CSV_FILE
+    return folder
+
+
+def _plain_name(filename: str) -> str:
+    if (
+        not isinstance(filename, str)
+        or filename in ("", ".", "..")
+        or "/" in filename
+        or "\\" in filename
+        or "\x00" in filename
+        or len(filename) > 255
+    ):
+        raise GoldfishIOError(f"filename must be a plain file name, not {str(filename)[:80]!r}")
+    return filename
 
 
 def _single_file(folder: Path, preferred: str, suffix: str) -> Path:
@@ -141,10 +191,9 @@ def save_output(name: str, value: Any) -> Path:
     """Write output ``name`` and return where it was written.
 
     npy takes an array, csv a DataFrame or a list of dicts, directory and file outputs a path
-    (copied in).
+    (copied in; a path from :func:`get_output_path` is already in place and stays as it is).
     """
-    kind = _declared("outputs", name).get("type")
-    folder = get_output_path(name)
+    kind, folder = _output_folder(name)
     if kind == "npy":
         import numpy as np  # noqa: PLC0415
 
@@ -157,7 +206,10 @@ def save_output(name: str, value: Any) -> Path:
     if kind == "file":
         if not source.is_file():
             raise GoldfishIOError(f"output '{name}' is a file output but {source} is not a file")
-        return Path(shutil.copy2(source, folder / source.name))
+        target = folder / source.name
+        if target.exists() and target.samefile(source):
+            return target
+        return Path(shutil.copy2(source, target))
     if not source.is_dir():
         raise GoldfishIOError(f"output '{name}' is a directory output but {source} is not a folder")
     if source.resolve() != folder.resolve():

@@ -241,9 +241,13 @@ class OverviewService:
             pending_finalizations=[_pending(r) for r in records.unfinalized(None, MAX_PENDING)],
             pending_finalizations_total=records.count_unfinalized(None),
             recent_audit=self.recent_audit(),
-            warm_pool=self._warm_pool.counts() if self._warm_pool is not None else None,
+            warm_pool=self.warm_pool_counts(),
             state_md=state_md,
         )
+
+    def warm_pool_counts(self) -> dict[str, int] | None:
+        """GCE warm-pool VMs per state, or None when the pool is not enabled."""
+        return self._warm_pool.counts() if self._warm_pool is not None else None
 
     def best_results(self) -> list[WorkspaceBest]:
         """The best finalized result of each recently active workspace."""

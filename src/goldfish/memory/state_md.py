@@ -5,11 +5,11 @@ Regenerated after every state change; its length is bounded however long the his
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from goldfish.db.runs import RunRepository
 from goldfish.db.thoughts import ThoughtRepository
+from goldfish.fileops import write_text_atomic
 from goldfish.timeutil import age, now_iso
 from goldfish.workspaces.core import WorkspaceCore
 
@@ -126,7 +126,5 @@ class StateWriter:
     def write(self) -> Path:
         """Regenerate STATE.md atomically; return its path."""
         path = self._core.paths.state_md
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(self.render(), encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, self.render())
         return path

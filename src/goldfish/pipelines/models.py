@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 STAGE_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 SIGNAL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}$"
+# Signal names become file and folder names (inputs/<name>, outputs/<name>): no '/', no '..'.
+SignalName = Annotated[str, StringConstraints(pattern=SIGNAL_NAME_PATTERN)]
 
 SignalType = Literal["dataset", "npy", "csv", "directory", "file"]
 OutputType = Literal["npy", "csv", "directory", "file"]
@@ -32,7 +35,11 @@ class InputSignal(_Strict):
     type: SignalType
     dataset: str | None = Field(None, description="Registered source name (type dataset).")
     from_stage: str | None = Field(None, pattern=STAGE_NAME_PATTERN, description="Producing stage.")
-    signal: str | None = Field(None, description="Output name on the producing stage (default: this name).")
+    signal: str | None = Field(
+        None,
+        pattern=SIGNAL_NAME_PATTERN,
+        description="Output name on the producing stage (default: this name).",
+    )
     schema_: SignalSchema | None = Field(None, alias="schema")
 
 
@@ -47,10 +54,12 @@ class StageDef(_Strict):
     """One stage: a Python module with typed inputs and outputs."""
 
     name: str = Field(..., pattern=STAGE_NAME_PATTERN)
-    module: str | None = Field(None, description="Module under modules/ (default: the stage name).")
+    module: str | None = Field(
+        None, pattern=MODULE_PATTERN, description="Module under modules/ (default: the stage name)."
+    )
     description: str | None = None
-    inputs: dict[str, InputSignal] = Field(default_factory=dict)
-    outputs: dict[str, OutputSignal] = Field(default_factory=dict)
+    inputs: dict[SignalName, InputSignal] = Field(default_factory=dict)
+    outputs: dict[SignalName, OutputSignal] = Field(default_factory=dict)
 
 
 class PipelineDef(_Strict):

@@ -8,10 +8,11 @@ from typing import Any, Protocol
 import yaml
 from pydantic import ValidationError
 
-from goldfish.config import ConfigProblem, key_lines, problems_from_validation
+from goldfish.config import ConfigProblem, key_lines, problems_from_validation, yaml_problem
 from goldfish.errors import PipelineInvalidError, suggestion_suffix
 from goldfish.pipelines.graph import dependencies, find_cycle
 from goldfish.pipelines.models import PipelineDef, StageDef
+from goldfish.yamlfile import load_yaml
 
 DEFAULT_PIPELINE = "pipeline.yaml"
 
@@ -24,6 +25,9 @@ class FileReader(Protocol):
 
     def exists(self, rel: str) -> bool:
         """True when ``rel`` is a file."""
+
+    def names(self, folder: str, suffix: str) -> list[str]:
+        """Names of the files directly in ``folder`` ending in ``suffix``, sorted."""
 
 
 def pipeline_path(name: str | None) -> str:
@@ -137,18 +141,15 @@ class _Checker:
 
 
 def parse_pipeline(text: str, rel: str) -> tuple[PipelineDef | None, list[ConfigProblem]]:
-    """Parse pipeline YAML into the model, or return its structural problems."""
+    """Parse pipeline YAML into the model, or return its structural problems.
+
+    Raises:
+        YamlFileError: the file is too complex to read or repeats a key (see ``load_yaml``).
+    """
     try:
-        data: Any = yaml.safe_load(text)
+        data: Any = load_yaml(text, rel).data
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = ConfigProblem(
-            path=rel,
-            line=mark.line + 1 if mark else None,
-            key="(document)",
-            message=f"not valid YAML: {getattr(exc, 'problem', exc)}",
-        )
-        return None, [problem]
+        return None, [yaml_problem(exc, rel)]
     if not isinstance(data, dict):
         return None, [
             ConfigProblem(path=rel, line=1, key="(document)", message="must be a mapping with stages")

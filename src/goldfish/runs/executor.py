@@ -262,7 +262,7 @@ class StageExecutor:
                     staged[item.name] = item.local_path
                 continue
             staged[item.name] = self._stage_input(item, inputs_dir / item.name)
-        for folder in ("outputs", "logs", "control"):
+        for folder in ("outputs", "logs", "control", "work"):
             (run_dir / folder).mkdir(parents=True, exist_ok=True)
         config_file = run_dir / "config.json"
         config_file.write_text(json.dumps(run.config, indent=2), encoding="utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any, Literal
@@ -18,19 +19,27 @@ from goldfish.storage.protocol import Storage
 
 Stream = Literal["stdout", "stderr", "both"]
 MAX_TAIL = 5000
+MAX_CURSOR_LENGTH = 100
+# A byte offset: digits only (no sign), at most 15 of them (petabytes of log).
+_OFFSET = re.compile(r"[0-9]{1,15}")
 CANCEL_WAIT_SECONDS = 15.0
 
 
 def _decode_cursor(cursor: str | None) -> dict[str, int]:
+    """Byte offsets per stream from a cursor ``stdout:N,stderr:M`` this server handed out."""
     if not cursor:
         return {}
-    try:
-        parts = dict(item.split(":", 1) for item in cursor.split(","))
-        return {key: int(value) for key, value in parts.items() if key in ("stdout", "stderr")}
-    except ValueError:
-        raise InvalidArgumentError(
-            "cursor is not one this server gave out.", details={"field": "cursor"}
-        ) from None
+    offsets: dict[str, int] = {}
+    items = cursor.split(",") if isinstance(cursor, str) and len(cursor) <= MAX_CURSOR_LENGTH else [""]
+    for item in items:
+        stream, _, value = item.partition(":")
+        if stream not in ("stdout", "stderr") or stream in offsets or not _OFFSET.fullmatch(value):
+            raise InvalidArgumentError(
+                "cursor is not one this server gave out; pass the cursor of the last logs call, or none.",
+                details={"field": "cursor", "value": str(cursor)[:80]},
+            )
+        offsets[stream] = int(value)
+    return offsets
 
 
 def _encode_cursor(offsets: dict[str, int]) -> str:

@@ -29,8 +29,9 @@ from goldfish.runs.requests import (
 from goldfish.runs.stage_config import load_stage_config, stage_override
 from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.timeutil import now_iso
+from goldfish.validation import pipeline_name
 from goldfish.workspaces.core import WorkspaceCore
-from goldfish.workspaces.files import SlotFiles, VersionFiles
+from goldfish.workspaces.files import VersionFiles
 from goldfish.workspaces.versions import VersionService
 
 
@@ -114,6 +115,8 @@ class RunService:
             )
         if profile is not None:
             get_profile(self._config, profile)
+        if pipeline is not None:
+            pipeline_name(pipeline)
         return RunRequest(
             workspace=workspace,
             stages=stages,
@@ -132,15 +135,7 @@ class RunService:
         """Version the workspace, record the pipeline run and its stages, and start driving it."""
         ws = self._core.workspace_or_slot(request.workspace)
         mount = self._core.rows.mount_of_workspace(ws.id)
-        files: FileReader = (
-            SlotFiles(self._core.slot_path(mount.slot))
-            if mount
-            else VersionFiles(self._core.repo, self._core.repo.branch_head(ws.name))
-        )
-        pipeline = load_pipeline(files, request.pipeline, self._sources.names())
-        order = topological_order(dependencies(pipeline))
-        selected = select_stages(request.stages, order)
-        planned = [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
+        planned = self.plan(self._core.files_of(ws), request)
         if request.dry_run:
             return RunSubmission(
                 pipeline_run_id=None,
@@ -169,6 +164,16 @@ class RunService:
         if not finished:
             self._spawn(run_id)
         return self.submission(run_id, created)
+
+    def plan(self, files: FileReader, request: RunRequest) -> list[_PlannedStage]:
+        """Validate the pipeline and stage configs among ``files`` and plan the selected stages.
+
+        Raises:
+            PipelineInvalidError: listing every problem; ``YamlFileError`` for a refused file.
+        """
+        pipeline = load_pipeline(files, request.pipeline, self._sources.names())
+        selected = select_stages(request.stages, topological_order(dependencies(pipeline)))
+        return [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
 
     def _plan_stage(
         self, pipeline: PipelineDef, name: str, files: FileReader, request: RunRequest, selected: list[str]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from goldfish.errors import PipelineInvalidError
 from goldfish.pipelines.validator import FileReader
+from goldfish.yamlfile import load_yaml
 
 
 class ComputeBlock(BaseModel):
@@ -51,7 +52,7 @@ def load_stage_config(
     rel = f"configs/{stage}.yaml"
     text = files.read_text(rel)
     try:
-        data = yaml.safe_load(text) if text else {}
+        data = load_yaml(text, rel).data if text else {}
     except yaml.YAMLError as exc:
         raise PipelineInvalidError(
             f"{rel} is not valid YAML: {exc}", details={"path": rel, "stage": stage}

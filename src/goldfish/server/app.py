@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from mcp.server.mcpserver import MCPServer
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from goldfish import __version__
 from goldfish.server.app_state import GoldfishApp
@@ -57,3 +59,21 @@ def build_server(app: GoldfishApp) -> MCPServer[GoldfishApp]:
 def server_for(root: Path | None) -> MCPServer[GoldfishApp]:
     """Convenience: a server bound to the project at ``root`` (or to none)."""
     return build_server(GoldfishApp(root))
+
+
+def http_app(app: GoldfishApp, host: str, token: str | None) -> Starlette:
+    """Streamable HTTP at ``/mcp`` and the web dashboard at ``/`` (``goldfish serve --http``).
+
+    The dashboard follows ``goldfish ui``'s rule: on a non-loopback address it is served only with
+    a token; without one only ``/mcp`` is served there (and a warning says so).
+    """
+    from goldfish.web.app import build_dashboard, is_loopback  # noqa: PLC0415 - only HTTP serving needs it
+
+    server = build_server(app)
+    starlette_app = server.streamable_http_app(host=host)
+    if token or is_loopback(host):
+        dashboard = build_dashboard(lambda: app.context, token=token, loopback_only=not token)
+        starlette_app.router.routes.append(Mount("/", app=dashboard))
+    else:
+        log.warning("dashboard not served on %s: set GOLDFISH_UI_TOKEN to serve it beside /mcp", host)
+    return starlette_app

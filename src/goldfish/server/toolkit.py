@@ -32,6 +32,7 @@ from goldfish.errors import (
     InvalidArgumentError,
     UnknownToolError,
     did_you_mean,
+    disk_fault,
     suggestion_suffix,
 )
 from goldfish.server.app_state import GoldfishApp
@@ -200,6 +201,10 @@ class ToolRegistry:
     def _as_error(name: str, exc: Exception) -> GoldfishError:
         if isinstance(exc, GoldfishError):
             return exc
+        disk = disk_fault(exc)
+        if disk is not None:
+            log.warning("tool %s stopped: %s", name, disk.details.get("cause"))
+            return disk
         log.exception("tool %s failed unexpectedly", name)
         return _internal(name)
 

@@ -18,6 +18,7 @@ from goldfish.errors import (
     SlotNotFoundError,
     TagNotFoundError,
     VersionNotFoundError,
+    WorkspaceBusyError,
     WorkspaceNotFoundError,
     suggestion_suffix,
 )
@@ -25,6 +26,7 @@ from goldfish.locks import file_lock
 from goldfish.paths import ProjectPaths
 from goldfish.validation import TAG_NAME, WORKSPACE_NAME, slot_name, version_number
 from goldfish.workspaces.dev_repo import DevRepo
+from goldfish.workspaces.files import SlotFiles, VersionFiles
 from goldfish.workspaces.models import BestResult, LastRun, VersionInfo, WorkspaceInfo
 from goldfish.workspaces.sync import SlotSync
 
@@ -46,9 +48,11 @@ class WorkspaceCore:
 
     # -- locks ------------------------------------------------------------------------------
     @contextmanager
-    def locked(self, workspace: str) -> Iterator[None]:
+    def locked(self, workspace: str, timeout_seconds: float = 30.0) -> Iterator[None]:
         """Exclusive access to one workspace across threads and processes."""
-        with file_lock(self.paths.locks / f"ws-{workspace}.lock", f"Workspace '{workspace}'"):
+        with file_lock(
+            self.paths.locks / f"ws-{workspace}.lock", f"Workspace '{workspace}'", timeout_seconds
+        ):
             yield
 
     # -- lookups ----------------------------------------------------------------------------
@@ -65,7 +69,17 @@ class WorkspaceCore:
                 f"No workspace named {str(name)[:100]!r}{suggestion_suffix(str(name)[:100], names)}.",
                 details={"workspace": str(name)[:100], "existing": names[:50]},
             )
+        if row.name in self.sync.suspect:
+            self._repair(row)
         return row
+
+    def _repair(self, row: WorkspaceRow) -> None:
+        """Repair a workspace whose save failed half-way, unless an operation on it runs right now."""
+        try:
+            with self.locked(row.name, timeout_seconds=0):
+                self.sync.repair_if_suspect(row)
+        except (WorkspaceBusyError, OSError):  # busy (that operation repairs it) or the disk refuses
+            return
 
     def workspace_or_slot(self, ref: str) -> WorkspaceRow:
         """Resolve a workspace name, or a mounted slot to its workspace."""
@@ -95,6 +109,13 @@ class WorkspaceCore:
         # A slot folder removed by hand is a slot whose files were all deleted, not a broken store.
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def files_of(self, ws: WorkspaceRow) -> SlotFiles | VersionFiles:
+        """The workspace's files: its slot when mounted, else its last saved files."""
+        mount = self.rows.mount_of_workspace(ws.id)
+        if mount is not None:
+            return SlotFiles(self.slot_path(mount.slot))
+        return VersionFiles(self.repo, self.repo.branch_head(ws.name))
 
     def mounted(self, slot: str) -> MountRow:
         """The mount in a configured slot.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import git
 
-from goldfish.errors import GoldfishError, InternalError
+from goldfish.errors import GoldfishError, InternalError, disk_fault_at, disk_fault_in
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 BASE_BRANCH = "goldfish-base"
@@ -82,11 +82,17 @@ class DevRepo:
         try:
             out = self._git.execute([*prefix, *args], env=env, strip_newline_in_stdout=strip)
         except git.GitCommandError as exc:
-            raise InternalError(
-                f"Version store operation failed: {' '.join(args[:2])}.",
-                details={"stderr": str(exc.stderr).strip()[-2000:]},
-            ) from None
+            stderr = str(exc.stderr).strip()[-2000:]
+            raise self._failure(f"Version store operation failed: {' '.join(args[:2])}.", stderr) from None
         return str(out)
+
+    def _failure(self, message: str, stderr: str) -> GoldfishError:
+        """What a failed git command means: a full or read-only disk by name, else an internal error."""
+        return (
+            disk_fault_in(stderr)
+            or disk_fault_at(self.path, stderr)
+            or InternalError(message, details={"stderr": stderr})
+        )
 
     def initialize(self) -> str:
         """Create the repo if missing; return the base commit every workspace starts from."""
@@ -98,9 +104,11 @@ class DevRepo:
                 raise InternalError(f"Cannot create the version store at {self.path}: {exc}") from None
             (self.path / "info").mkdir(exist_ok=True)
             (self.path / "info" / "exclude").write_text(DEFAULT_EXCLUDES, encoding="utf-8")
+        # The base commit's empty tree is an object like any other: write it, or `git fsck`
+        # reports it missing. Idempotent, so projects made before this get it at their next start.
+        self._stdin_run(["hash-object", "-t", "tree", "-w", "--stdin"], "")
         base = self.resolve(f"refs/heads/{BASE_BRANCH}")
         if base is None:
-            self.write_empty_tree()
             base = self._run(["commit-tree", EMPTY_TREE, "-m", "Goldfish project base"])
             self._run(["update-ref", f"refs/heads/{BASE_BRANCH}", base, ""])
         return base
@@ -141,6 +149,10 @@ class DevRepo:
         """Create a lightweight tag (fails if it exists)."""
         self._run(["update-ref", f"refs/tags/{name}", commit, ""])
 
+    def drop_tag(self, name: str, commit: str) -> None:
+        """Delete a tag if it still points at ``commit``."""
+        self._run(["update-ref", "-d", f"refs/tags/{name}", commit])
+
     def tags_with_prefix(self, prefix: str) -> dict[str, str]:
         """Tag name → commit for tags starting with ``prefix``."""
         out = self._run(["for-each-ref", "--format=%(refname:strip=2) %(objectname)", f"refs/tags/{prefix}*"])
@@ -170,13 +182,8 @@ class DevRepo:
         out = self._run(["for-each-ref", "--format=%(refname) %(objectname)"])
         return dict(line.split(" ", 1) for line in out.splitlines() if line.strip())
 
-    def write_empty_tree(self) -> None:
-        """Store the empty tree the base commit names (git knows it without storing it; fsck does not)."""
-        self._stdin_run(["hash-object", "-w", "-t", "tree", "--stdin"], "")
-
     def bundle(self, target: Path) -> None:
         """Write every ref and the history behind it into the single file ``target``."""
-        self.write_empty_tree()  # projects created before the base stored it
         self._run(["bundle", "create", str(target), "--all"])
 
     def restore_bundle(self, bundle: Path) -> None:
@@ -201,7 +208,7 @@ class DevRepo:
             ["git", *args], input=stdin, text=True, capture_output=True, env=env, check=False
         )
         if result.returncode != 0:
-            raise InternalError("Version store update failed.", details={"stderr": result.stderr[-2000:]})
+            raise self._failure("Version store update failed.", result.stderr[-2000:])
 
     # -- slots ------------------------------------------------------------------------------
     def stage_slot(self, slot: Path, index: Path) -> None:
@@ -236,6 +243,10 @@ class DevRepo:
         sha = self._run(["commit-tree", tree, "-p", parent, "-m", message])
         self._run(["update-ref", f"refs/heads/{workspace}", sha, parent])
         return sha
+
+    def move_branch(self, workspace: str, commit: str, expected: str) -> None:
+        """Point the workspace branch back at ``commit`` if it is still at ``expected``."""
+        self._run(["update-ref", f"refs/heads/{workspace}", commit, expected])
 
     def checkout(self, slot: Path, index: Path, commit: str) -> None:
         """Write the files of ``commit`` into an empty slot and prime its index."""

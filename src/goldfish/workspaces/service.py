@@ -8,10 +8,12 @@ from collections.abc import Sequence
 
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.errors import (
+    GoldfishError,
     InvalidArgumentError,
     SlotOccupiedError,
     WorkspaceExistsError,
     WorkspaceMountedError,
+    disk_fault,
 )
 from goldfish.validation import text, workspace_name
 from goldfish.workspaces.core import WorkspaceCore
@@ -170,15 +172,25 @@ class WorkspaceService:
             removed_unversioned=unversioned[:MAX_LISTED],
         )
 
-    def is_dirty(self, slot: str) -> bool:
-        """True when the slot differs from its last version."""
+    def is_dirty(self, slot: str) -> bool | None:
+        """True when the slot differs from its last version (None: unknown, see slot_is_dirty)."""
         return self.slot_is_dirty(slot, self._core.mounted(slot).workspace)
 
-    def slot_is_dirty(self, slot: str, workspace: str) -> bool:
-        """Dirty check for a slot already known to hold ``workspace`` (touches no database)."""
+    def slot_is_dirty(self, slot: str, workspace: str) -> bool | None:
+        """Dirty check for a slot already known to hold ``workspace`` (touches no database).
+
+        None when the project's disk is full or read-only: the check writes the slot's index.
+        """
         core = self._core
-        with core.locked(workspace):
-            changes = core.sync.pending_changes(core.slot_path(slot), core.paths.slot_index(slot), workspace)
+        try:
+            with core.locked(workspace):
+                changes = core.sync.pending_changes(
+                    core.slot_path(slot), core.paths.slot_index(slot), workspace
+                )
+        except (GoldfishError, OSError) as exc:
+            if disk_fault(exc) is None:
+                raise
+            return None
         return bool(changes)
 
     def inspect(
@@ -194,15 +206,7 @@ class WorkspaceService:
         dirty = self.is_dirty(info.mounted_slot) if info.mounted_slot else None
         pipeline = None
         if "pipeline" in include:
-            if info.mounted_slot:
-                pipeline_file = core.paths.slot(info.mounted_slot) / "pipeline.yaml"
-                pipeline = (
-                    pipeline_file.read_text(encoding="utf-8", errors="replace")
-                    if pipeline_file.is_file()
-                    else None
-                )
-            else:
-                pipeline = core.repo.read_file(core.repo.branch_head(ws.name), "pipeline.yaml")
+            pipeline = core.files_of(ws).read_text("pipeline.yaml")
         return WorkspaceDetail(
             workspace=info,
             versions=[VersionInfo.of(v) for v in versions],

@@ -6,15 +6,24 @@ A tag without a row (crash in between) is repaired by :meth:`SlotSync.reconcile`
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from goldfish.db.database import Database
 from goldfish.db.records import RecordRepository
 from goldfish.db.workspaces import VersionRow, WorkspaceRepository, WorkspaceRow
-from goldfish.errors import InternalError, InvalidPathError, SlotTooLargeError, UnsafeSymlinkError
+from goldfish.errors import (
+    GoldfishError,
+    InternalError,
+    InvalidPathError,
+    SlotTooLargeError,
+    UnsafeSymlinkError,
+)
 from goldfish.ids import new_record_id
 from goldfish.timeutil import now_iso
 from goldfish.workspaces.dev_repo import Change, DevRepo
@@ -22,6 +31,8 @@ from goldfish.workspaces.dev_repo import Change, DevRepo
 SYMLINK_MODE = "120000"
 GITLINK_MODE = "160000"
 MAX_LISTED = 100
+
+log = logging.getLogger("goldfish.workspaces")
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,8 @@ class SlotSync:
         self._workspaces = workspaces
         self._records = records
         self._max_file_bytes = max_file_bytes
+        # Workspaces whose save failed half-way here; repaired at their next lookup.
+        self.suspect: set[str] = set()
 
     def pending_changes(self, slot: Path, index: Path, workspace: str) -> list[Change]:
         """Stage the slot and return what differs from the workspace head."""
@@ -65,37 +78,57 @@ class SlotSync:
 
     def save(self, ws: WorkspaceRow, slot: Path, index: Path, message: str, source: str) -> SyncResult:
         """Sync ``slot`` into a new version of ``ws`` if anything changed."""
+        head = self.repair(ws)
         changes = self.pending_changes(slot, index, ws.name)
         if not changes:
             return SyncResult(version=self._workspaces.latest_version(ws.id), created=False, changes=[])
         self._check(slot, changes)
-        head = self._repo.branch_head(ws.name)
-        commit = self._repo.commit(ws.name, self._repo.write_tree(index), head, message)
-        return SyncResult(self.record(ws, commit, message, source, len(changes)), True, changes)
+        with self._repaired_on_failure(ws):
+            commit = self._repo.commit(ws.name, self._repo.write_tree(index), head, message)
+            return SyncResult(self.record(ws, commit, message, source, len(changes)), True, changes)
 
     def record(
         self, ws: WorkspaceRow, commit: str, message: str, source: str, files_changed: int
     ) -> VersionRow:
         """Tag ``commit`` as the next version of ``ws`` and insert its row."""
-        try:
-            number = self._tag_and_insert(ws, commit, message, source, files_changed)
-        except InternalError:
-            # The number's tag exists without a row: an earlier save died between the two.
-            if not self.reconcile(ws):
-                raise
-            number = self._tag_and_insert(ws, commit, message, source, files_changed)
+        with self._repaired_on_failure(ws):
+            try:
+                number = self._tag_and_insert(ws, commit, message, source, files_changed)
+            except InternalError:
+                # The number's tag exists without a row: an earlier save died between the two.
+                if not self.reconcile(ws):
+                    raise
+                number = self._tag_and_insert(ws, commit, message, source, files_changed)
         row = self._workspaces.version(ws.id, number)
         if row is None:  # pragma: no cover - inserted just above
             raise InternalError("A saved version could not be read back.")
         return row
 
     def _tag_and_insert(self, ws: WorkspaceRow, commit: str, message: str, source: str, files: int) -> int:
-        with self._db.transaction() as conn:
-            number = self._workspaces.next_version_num(conn, ws.id)
-            self._repo.tag(version_tag(ws.name, number), commit)
-            self._workspaces.insert_version(conn, ws.id, number, commit, message, source, files)
-            self._insert_record(conn, ws, number, message)
+        tagged: str | None = None
+        try:
+            with self._db.transaction() as conn:
+                number = self._workspaces.next_version_num(conn, ws.id)
+                tagged = version_tag(ws.name, number)
+                self._repo.tag(tagged, commit)
+                self._workspaces.insert_version(conn, ws.id, number, commit, message, source, files)
+                self._insert_record(conn, ws, number, message)
+        except BaseException:
+            if tagged is not None:
+                self._drop_tag(tagged, commit)
+            raise
         return number
+
+    def _drop_tag(self, tag: str, commit: str) -> None:
+        """Take back the tag of a version whose row could not be written (the disk refused it).
+
+        When the store cannot be written either, the tag stays and :meth:`repair` gives it its
+        row at the next call instead.
+        """
+        try:
+            self._repo.drop_tag(tag, commit)
+        except GoldfishError as exc:
+            log.warning("could not take back tag %s yet: %s", tag, exc.message)
 
     def _insert_record(self, conn: sqlite3.Connection, ws: WorkspaceRow, number: int, message: str) -> None:
         """The experiment record of a saved version (its reason is the version's message)."""
@@ -111,6 +144,47 @@ class SlotSync:
                 "created_at": now_iso(),
             },
         )
+
+    # -- keeping the version store and the database in step -----------------------------------
+    def repair(self, ws: WorkspaceRow) -> str:
+        """Make the store and the database agree on ``ws``'s versions; return the workspace head.
+
+        A save cut short (a crash, a full or read-only disk) can leave a version tag without its
+        row, or the workspace moved past its last version with no tag at all. Tags get their
+        rows (:meth:`reconcile`); a head beyond the last version goes back to it, so the slot's
+        files show as unsaved again instead of silently matching a version nobody can see.
+        """
+        head = self._repo.branch_head(ws.name)
+        expected = self._last_commit(ws)
+        if head != expected:
+            self.reconcile(ws)
+            expected = self._last_commit(ws)
+            if head != expected:
+                self._repo.move_branch(ws.name, expected, head)
+        self.suspect.discard(ws.name)
+        return expected
+
+    def repair_if_suspect(self, ws: WorkspaceRow) -> None:
+        """:meth:`repair` ``ws`` if a save of it failed half-way in this process (best effort)."""
+        if ws.name in self.suspect:
+            try:
+                self.repair(ws)
+            except GoldfishError as exc:  # the disk may still be full or read-only: the next call retries
+                log.warning("workspace %s could not be repaired yet: %s", ws.name, exc.message)
+
+    def _last_commit(self, ws: WorkspaceRow) -> str:
+        latest = self._workspaces.latest_version(ws.id)
+        return latest.commit_sha if latest is not None else ws.base_commit
+
+    @contextmanager
+    def _repaired_on_failure(self, ws: WorkspaceRow) -> Iterator[None]:
+        """On a failure after the store changed, repair at once, else at the next call."""
+        try:
+            yield
+        except BaseException:
+            self.suspect.add(ws.name)
+            self.repair_if_suspect(ws)
+            raise
 
     def reconcile(self, ws: WorkspaceRow) -> int:
         """Insert rows for version tags of ``ws`` that have none (left by a crash); return how many."""

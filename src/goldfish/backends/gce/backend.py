@@ -346,6 +346,7 @@ class GceBackend:
         if local.is_dir():
             self.storage.put_dir(local, key)
             return JobInput(name, self.storage.uri(key) + "/", "dir")
+        key = f"{key}/{local.name}"  # the VM names the file after the object: keep its own name
         self.storage.put_file(local, key)
         return JobInput(name, self.storage.uri(key), "file")
 

@@ -109,8 +109,8 @@ LOG_FILES = (
     ("metrics.jsonl", "metrics"),
     ("heartbeat.json", "stage_heartbeat"),
 )
-JOB_SUBDIRS = ("code", "config", "outputs", "logs", "control")  # recreated per job; inputs are kept
-WRITABLE_SUBDIRS = ("outputs", "logs")  # the container's non-root user writes here
+JOB_SUBDIRS = ("code", "config", "outputs", "logs", "control", "work")  # recreated per job; inputs kept
+WRITABLE_SUBDIRS = ("outputs", "logs", "work")  # the container's non-root user writes here
 BUNDLE_TOP_LEVEL = ("code", "config")
 # Options a job's docker run may never carry (the server's builder never emits them).
 FORBIDDEN_DOCKER_OPTIONS = (

@@ -1,0 +1,620 @@
+"""What the dashboard shows, read through the services: one model per page, served as JSON too.
+
+Every page of the dashboard and every ``/api/`` answer is built here, from the same services the
+MCP tools call (overview, run queries, records, comparisons, workspaces, thoughts). Nothing here
+writes; nothing here holds SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from goldfish.context import ServerContext
+from goldfish.db.records import HistoryFilter, RecordRow
+from goldfish.db.runs import PipelineRunRow, StageRunRow
+from goldfish.errors import GoldfishError, InvalidArgumentError
+from goldfish.memory.compare import RunComparer, RunComparison
+from goldfish.memory.overview import DashboardInfo
+from goldfish.memory.record_models import RecordInfo
+from goldfish.memory.thoughts import ThoughtInfo
+from goldfish.pipelines.graph import dependencies
+from goldfish.pipelines.validator import load_pipeline
+from goldfish.runs.models import LogChunk, MetricSeries, StageRunInfo
+from goldfish.states import TERMINAL, PipelineState, StageState
+from goldfish.timeutil import parse_iso
+from goldfish.workspaces.files import VersionFiles
+from goldfish.workspaces.models import WorkspaceDetail, WorkspaceInfo
+
+PAGE_SIZE = 50
+MAX_CONFIG_COLUMNS = 6
+LOG_TAIL = 200
+CHART_POINTS = 400
+MAX_COMPARE = 4
+MAX_LIVE_IDS = 100
+MAX_OVERVIEW_WORKSPACES = 50
+RUN_STATES = tuple(state.value for state in PipelineState)
+
+
+class StageNode(BaseModel):
+    """A stage run as a node of the run's DAG."""
+
+    stage_run_id: str
+    stage: str
+    status: str
+    elapsed_seconds: float | None
+    attempt: int
+    cache_hit: bool
+    failure_kind: str | None
+    error: str | None
+    depends_on: list[str] = Field(description="Stages this one reads from.")
+
+
+class RunOutcome(BaseModel):
+    """The recorded result of a run() call."""
+
+    record_id: str | None
+    finalized: bool
+    primary_metric: str | None
+    value: float | None
+    outcome: str | None
+    direction: str | None
+
+
+class RunRow(BaseModel):
+    """One pipeline run in the runs table."""
+
+    pipeline_run_id: str
+    workspace: str
+    version: str
+    state: str
+    created_at: str
+    duration_seconds: float | None
+    stages: list[StageNode]
+    result: RunOutcome
+    config: dict[str, str] = Field(description="The config values that differ between the runs listed.")
+
+
+class RunsPage(BaseModel):
+    """A page of the runs table."""
+
+    runs: list[RunRow]
+    total: int
+    page: int
+    pages: int
+    workspace: str | None
+    state: str | None
+    config_columns: list[str]
+    workspaces: list[str]
+    states: list[str]
+
+
+class SignalView(BaseModel):
+    """An input or output of a stage run, with where it came from or went."""
+
+    signal: str
+    type: str
+    uri: str
+    content_hash: str | None
+    size_bytes: int | None
+    producer_run_id: str | None
+    source: str | None
+    consumers: list[str] = Field(default_factory=list, description="Stage runs that read this output.")
+
+
+class SvsFinding(BaseModel):
+    """One validation finding (a contract check or a rule)."""
+
+    severity: str
+    rule: str
+    message: str
+
+
+class SvsView(BaseModel):
+    """The SVS section of a stage: statistics and findings."""
+
+    enabled: bool
+    findings: list[SvsFinding]
+    statistics: dict[str, Any] = Field(default_factory=dict)
+
+
+class StageDetail(BaseModel):
+    """Everything the run page shows about one stage run."""
+
+    run: StageRunInfo
+    module: str | None
+    config: dict[str, Any]
+    cache_key: str | None
+    inputs: list[SignalView]
+    outputs: list[SignalView]
+    attempts: list[dict[str, Any]]
+    transitions: list[dict[str, Any]]
+    metrics: list[MetricSeries]
+    logs: LogChunk
+    svs: SvsView
+
+
+class RunDetail(BaseModel):
+    """The run page: a pipeline run, its stage DAG and the selected stage."""
+
+    pipeline_run_id: str
+    workspace: str
+    version: str
+    pipeline: str | None
+    state: str
+    reason: Any
+    created_at: str
+    finished_at: str | None
+    duration_seconds: float | None
+    error: str | None
+    result: RunOutcome
+    stages: list[StageNode]
+    selected: StageDetail | None
+
+
+class LiveRun(BaseModel):
+    """What changes on a run page while it is live (``cursor`` continues the log)."""
+
+    pipeline_run_id: str
+    state: str
+    active: bool
+    duration_seconds: float | None
+    stages: list[StageNode]
+    stage_run_id: str | None
+    logs: LogChunk | None
+    metric_counts: dict[str, int]
+
+
+class LiveState(BaseModel):
+    """The state of one run, for badges that update in place."""
+
+    state: str
+    active: bool
+    elapsed_seconds: float | None
+
+
+class CompareRun(BaseModel):
+    """One run of a comparison, as a column."""
+
+    ref: str
+    pipeline_run_id: str
+    workspace: str
+    version: str
+    state: str
+    result: RunOutcome
+
+
+class CurveSeries(BaseModel):
+    """One run's line on an overlaid chart."""
+
+    label: str
+    stage_run_id: str
+    points: list[tuple[int | None, float]]
+
+
+class Curve(BaseModel):
+    """One metric of one stage, overlaid across runs."""
+
+    stage: str
+    metric: str
+    series: list[CurveSeries]
+
+
+class CompareView(BaseModel):
+    """The compare page: the runs, their curves, and each one against the first."""
+
+    runs: list[CompareRun]
+    curves: list[Curve]
+    comparisons: list[RunComparison]
+
+
+class WorkspaceView(BaseModel):
+    """The workspace page."""
+
+    detail: WorkspaceDetail
+    history: list[RecordInfo]
+    history_total: int
+    thoughts: list[ThoughtInfo]
+    thoughts_total: int
+    runs: list[RunRow]
+    runs_total: int
+
+
+class OverviewView(BaseModel):
+    """The project page."""
+
+    dashboard: DashboardInfo
+    workspaces: list[WorkspaceInfo]
+    workspaces_total: int
+    active_runs: int
+    warm_pool: dict[str, int] | None
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if start is None:
+        return None
+    finish = parse_iso(end).timestamp() if end else time.time()
+    return round(finish - parse_iso(start).timestamp(), 3)
+
+
+def _outcome(record: RecordRow | None) -> RunOutcome:
+    if record is None:
+        return RunOutcome(
+            record_id=None, finalized=False, primary_metric=None, value=None, outcome=None, direction=None
+        )
+    spec = record.results_spec or {}
+    return RunOutcome(
+        record_id=record.id,
+        finalized=record.finalized_at is not None,
+        primary_metric=record.primary_metric or spec.get("primary_metric"),
+        value=record.metric_value,
+        outcome=record.ml_outcome,
+        direction=record.direction or spec.get("direction"),
+    )
+
+
+def _flatten(config: dict[str, Any], prefix: str, into: dict[str, str]) -> None:
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            _flatten(value, f"{path}.", into)
+        else:
+            into[path] = value if isinstance(value, str) else json.dumps(value)
+
+
+def _run_config(stages: list[StageRunRow]) -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for stage in stages:
+        _flatten(stage.config, f"{stage.stage}.", flat)
+    return flat
+
+
+def differing_columns(configs: list[dict[str, str]], limit: int = MAX_CONFIG_COLUMNS) -> list[str]:
+    """Config keys whose value is not the same in every one of ``configs`` (at most ``limit``)."""
+    keys = sorted({key for config in configs for key in config})
+    differing = [key for key in keys if len({config.get(key) for config in configs}) > 1]
+    return differing[:limit]
+
+
+class DashboardData:
+    """Builds every page model of the dashboard from one project's services.
+
+    Args:
+        context: The project's services (the same ones the MCP tools use).
+    """
+
+    def __init__(self, context: ServerContext):
+        self._context = context
+        self._comparer = RunComparer(context.core, context.runs, context.metrics, context.records)
+        # Stage dependencies per (workspace, version, pipeline): a saved version never changes.
+        self._graphs: dict[tuple[str, int, str | None], dict[str, list[str]]] = {}
+        self._graphs_lock = threading.Lock()
+
+    # -- overview ---------------------------------------------------------------------------
+    def overview(self) -> OverviewView:
+        """Workspaces with their best result, running stages, pending finalizations, alerts."""
+        context = self._context
+        workspaces, total = context.workspaces.list(MAX_OVERVIEW_WORKSPACES, 0)
+        return OverviewView(
+            dashboard=context.overview.dashboard(),
+            workspaces=workspaces,
+            workspaces_total=total,
+            active_runs=context.runs.count_active_stage_runs(),
+            warm_pool=context.overview.warm_pool_counts(),
+        )
+
+    # -- runs table -------------------------------------------------------------------------
+    def runs(self, workspace: str | None, state: str | None, page: int) -> RunsPage:
+        """Pipeline runs newest first, filtered, one page of :data:`PAGE_SIZE`."""
+        context = self._context
+        if workspace is not None:
+            workspace = context.core.workspace(workspace).name
+        if state is not None and state not in RUN_STATES:
+            raise InvalidArgumentError(
+                f"state must be one of {', '.join(RUN_STATES)}.", details={"field": "state", "value": state}
+            )
+        if page < 1:
+            raise InvalidArgumentError("page starts at 1.", details={"field": "page"})
+        rows, total = context.runs.page_pipeline_runs(workspace, state, PAGE_SIZE, (page - 1) * PAGE_SIZE)
+        table, columns = self.run_rows(rows)
+        return RunsPage(
+            runs=table,
+            total=total,
+            page=page,
+            pages=max(1, -(-total // PAGE_SIZE)),
+            workspace=workspace,
+            state=state,
+            config_columns=columns,
+            workspaces=context.core.rows.names(),
+            states=list(RUN_STATES),
+        )
+
+    def run_rows(self, rows: list[PipelineRunRow]) -> tuple[list[RunRow], list[str]]:
+        """Table rows for ``rows`` (three queries in all) and the config columns that differ."""
+        ids = [row.id for row in rows]
+        stages = self._context.runs.stages_of_many(ids)
+        records = self._context.core.records.of_pipeline_runs(ids)
+        configs = {run_id: _run_config(stages[run_id]) for run_id in ids}
+        columns = differing_columns(list(configs.values()))
+        table = [
+            RunRow(
+                pipeline_run_id=row.id,
+                workspace=row.workspace,
+                version=f"v{row.version_num}",
+                state=row.state,
+                created_at=row.created_at,
+                duration_seconds=_seconds_between(row.created_at, row.finished_at),
+                stages=[_node(stage, []) for stage in stages[row.id]],
+                result=_outcome(records.get(row.id)),
+                config={key: configs[row.id].get(key, "—") for key in columns},
+            )
+            for row in rows
+        ]
+        return table, columns
+
+    # -- one run ----------------------------------------------------------------------------
+    def _resolve(self, run_id: str) -> tuple[PipelineRunRow, StageRunRow | None]:
+        queries = self._context.run_queries
+        if run_id.startswith("prun-"):
+            return queries.pipeline_run(run_id), None
+        stage = queries.stage_run(run_id)
+        return queries.pipeline_run(stage.pipeline_run_id), stage
+
+    def run(self, run_id: str, stage: str | None = None) -> RunDetail:
+        """A pipeline run (or the run of a stage run, that stage selected) with its DAG."""
+        pipeline, chosen = self._resolve(run_id)
+        stages = self._context.runs.stages_of(pipeline.id)
+        selected = _pick(stages, chosen, stage)
+        record = self._context.core.records.of_pipeline_run(pipeline.id)
+        return RunDetail(
+            pipeline_run_id=pipeline.id,
+            workspace=pipeline.workspace,
+            version=f"v{pipeline.version_num}",
+            pipeline=pipeline.pipeline,
+            state=pipeline.state,
+            reason=pipeline.reason,
+            created_at=pipeline.created_at,
+            finished_at=pipeline.finished_at,
+            duration_seconds=_seconds_between(pipeline.created_at, pipeline.finished_at),
+            error=pipeline.error,
+            result=_outcome(record),
+            stages=self._nodes(pipeline, stages),
+            selected=self.stage(selected) if selected else None,
+        )
+
+    def stage(self, row: StageRunRow) -> StageDetail:
+        """Logs tail, metrics, signals with lineage, attempts and SVS of one stage run."""
+        context = self._context
+        queries = context.run_queries
+        lineage = context.runs.lineage(row.id)
+        consumers: dict[str, list[str]] = {}
+        for edge in context.runs.consumers(row.id):
+            consumers.setdefault(edge.signal, []).append(edge.stage_run_id)
+        signals = [
+            SignalView(
+                signal=item.signal,
+                type=item.type,
+                uri=item.uri,
+                content_hash=item.content_hash,
+                size_bytes=item.size_bytes,
+                producer_run_id=item.producer_run_id,
+                source=item.source_name,
+                consumers=consumers.get(item.signal, []) if item.direction == "output" else [],
+            )
+            for item in lineage
+        ]
+        return StageDetail(
+            run=StageRunInfo.of(row),
+            module=row.module,
+            config=row.config,
+            cache_key=row.cache_key,
+            inputs=[s for s, item in zip(signals, lineage, strict=True) if item.direction == "input"],
+            outputs=[s for s, item in zip(signals, lineage, strict=True) if item.direction == "output"],
+            attempts=context.runs.attempts(row.id),
+            transitions=context.runs.transitions(row.id),
+            metrics=queries.metrics(row.id, None, False, CHART_POINTS),
+            logs=queries.logs(row.id, LOG_TAIL, None, "both"),
+            svs=self._svs(row),
+        )
+
+    def _svs(self, row: StageRunRow) -> SvsView:
+        findings = []
+        if row.failure_kind == "contract_violation":
+            findings.append(
+                SvsFinding(severity="block", rule="output contract", message=row.error or "contract violated")
+            )
+        return SvsView(enabled=self._context.config.svs.enabled, findings=findings)
+
+    def metrics(self, run_id: str) -> list[MetricSeries]:
+        """Every metric of a stage run, downsampled for charts."""
+        return self._context.run_queries.metrics(run_id, None, False, CHART_POINTS)
+
+    def live(self, run_id: str, stage_run_id: str | None, cursor: str | None) -> LiveRun:
+        """Stage states, new log lines after ``cursor`` and metric counts of a pipeline run."""
+        pipeline, _ = self._resolve(run_id)
+        stages = self._context.runs.stages_of(pipeline.id)
+        selected = next((s for s in stages if s.id == stage_run_id), None) if stage_run_id else None
+        if stage_run_id is not None and selected is None:
+            raise InvalidArgumentError(
+                f"{stage_run_id[:100]!r} is not a stage of {pipeline.id}.", details={"field": "stage"}
+            )
+        logs = counts = None
+        if selected is not None:
+            queries = self._context.run_queries
+            logs = queries.logs(selected.id, LOG_TAIL, cursor, "both")
+            counts = {m.name: m.count for m in queries.metrics(selected.id, None, True, 0)}
+        return LiveRun(
+            pipeline_run_id=pipeline.id,
+            state=pipeline.state,
+            active=pipeline.state == PipelineState.RUNNING,
+            duration_seconds=_seconds_between(pipeline.created_at, pipeline.finished_at),
+            stages=self._nodes(pipeline, stages),
+            stage_run_id=selected.id if selected else None,
+            logs=logs,
+            metric_counts=counts or {},
+        )
+
+    def states(self, ids: list[str]) -> dict[str, LiveState]:
+        """Current state of each run id (pipeline or stage runs); unknown ids are left out."""
+        if len(ids) > MAX_LIVE_IDS:
+            raise InvalidArgumentError(f"at most {MAX_LIVE_IDS} ids.", details={"field": "ids"})
+        found: dict[str, LiveState] = {}
+        runs = self._context.runs
+        for run_id in ids:
+            if run_id.startswith("prun-"):
+                pipeline = runs.pipeline_run(run_id)
+                if pipeline is not None:
+                    found[run_id] = LiveState(
+                        state=pipeline.state,
+                        active=pipeline.state == PipelineState.RUNNING,
+                        elapsed_seconds=_seconds_between(pipeline.created_at, pipeline.finished_at),
+                    )
+                continue
+            stage = runs.stage_run(run_id)
+            if stage is not None:
+                found[run_id] = LiveState(
+                    state=stage.state,
+                    active=StageState(stage.state) not in TERMINAL,
+                    elapsed_seconds=_seconds_between(stage.started_at, stage.finished_at),
+                )
+        return found
+
+    def _nodes(self, pipeline: PipelineRunRow, stages: list[StageRunRow]) -> list[StageNode]:
+        deps = self._dependencies(pipeline, stages)
+        return [_node(stage, deps.get(stage.stage, [])) for stage in stages]
+
+    def _dependencies(self, pipeline: PipelineRunRow, stages: list[StageRunRow]) -> dict[str, list[str]]:
+        """Stage → stages it reads from: from the version's pipeline.yaml, else from recorded lineage."""
+        key = (pipeline.workspace, pipeline.version_num, pipeline.pipeline)
+        with self._graphs_lock:
+            cached = self._graphs.get(key)
+        if cached is None:
+            cached = self._definition_graph(pipeline)
+            with self._graphs_lock:
+                self._graphs[key] = cached
+        if cached:
+            return cached
+        by_id = {stage.id: stage.stage for stage in stages}
+        found: dict[str, list[str]] = {}
+        for stage in stages:
+            for edge in self._context.runs.lineage(stage.id, "input"):
+                producer = by_id.get(edge.producer_run_id or "")
+                if producer and producer not in found.setdefault(stage.stage, []):
+                    found[stage.stage].append(producer)
+        return found
+
+    def _definition_graph(self, pipeline: PipelineRunRow) -> dict[str, list[str]]:
+        core = self._context.core
+        version = core.rows.version(pipeline.workspace_id, pipeline.version_num)
+        if version is None:
+            return {}
+        try:
+            definition = load_pipeline(VersionFiles(core.repo, version.commit_sha), pipeline.pipeline, None)
+        except GoldfishError:
+            return {}
+        return dependencies(definition)
+
+    # -- compare ----------------------------------------------------------------------------
+    def compare(self, refs: list[str]) -> CompareView:
+        """Two to four runs: each against the first, and every metric overlaid per stage."""
+        if not 2 <= len(refs) <= MAX_COMPARE:
+            raise InvalidArgumentError(
+                f"compare takes 2 to {MAX_COMPARE} runs, comma-separated.", details={"field": "runs"}
+            )
+        comparisons = [self._comparer.compare(refs[0], ref) for ref in refs[1:]]
+        sides = [(refs[0], comparisons[0].pipeline_run_a, comparisons[0].results.a)]
+        sides += [(ref, c.pipeline_run_b, c.results.b) for ref, c in zip(refs[1:], comparisons, strict=True)]
+        runs = []
+        for ref, pipeline_id, result in sides:
+            pipeline = self._context.run_queries.pipeline_run(pipeline_id)
+            runs.append(
+                CompareRun(
+                    ref=ref,
+                    pipeline_run_id=pipeline.id,
+                    workspace=pipeline.workspace,
+                    version=f"v{pipeline.version_num}",
+                    state=pipeline.state,
+                    result=RunOutcome(
+                        record_id=result.record_id,
+                        finalized=result.finalized,
+                        primary_metric=result.primary_metric,
+                        value=result.value,
+                        outcome=result.ml_outcome,
+                        direction=result.direction,
+                    ),
+                )
+            )
+        return CompareView(runs=runs, curves=self._curves(refs, comparisons), comparisons=comparisons)
+
+    def _curves(self, refs: list[str], comparisons: list[RunComparison]) -> list[Curve]:
+        """Per (stage, metric): one line per run, from the stage runs the comparisons paired."""
+        sides: list[list[tuple[str, str]]] = [[] for _ in refs]  # per run: (stage, stage run id)
+        for index, comparison in enumerate(comparisons, start=1):
+            for pair in comparison.stages:
+                if (pair.stage_a, pair.run_a) not in sides[0]:
+                    sides[0].append((pair.stage_a, pair.run_a))
+                sides[index].append((pair.stage_b, pair.run_b))
+        curves: dict[tuple[str, str], Curve] = {}
+        for ref, stage_runs in zip(refs, sides, strict=True):
+            for stage, stage_run_id in stage_runs:
+                for series in self.metrics(stage_run_id):
+                    curve = curves.setdefault(
+                        (stage, series.name), Curve(stage=stage, metric=series.name, series=[])
+                    )
+                    curve.series.append(
+                        CurveSeries(label=ref, stage_run_id=stage_run_id, points=series.series)
+                    )
+        return [curves[key] for key in sorted(curves)]
+
+    # -- workspace --------------------------------------------------------------------------
+    def workspace(self, name: str) -> WorkspaceView:
+        """Versions with tags, experiment history, thoughts and recent runs of one workspace."""
+        context = self._context
+        detail = context.workspaces.inspect(name, 100, 0, [])
+        workspace = detail.workspace.name
+        history, history_total = context.records.history(
+            HistoryFilter(workspace=workspace), "created", True, 50, 0
+        )
+        thoughts, thoughts_total = context.thoughts.list(workspace, 50, 0)
+        rows, runs_total = context.runs.page_pipeline_runs(workspace, None, 10, 0)
+        runs, _ = self.run_rows(rows)
+        return WorkspaceView(
+            detail=detail,
+            history=history,
+            history_total=history_total,
+            thoughts=thoughts,
+            thoughts_total=thoughts_total,
+            runs=runs,
+            runs_total=runs_total,
+        )
+
+
+def _node(stage: StageRunRow, depends_on: list[str]) -> StageNode:
+    return StageNode(
+        stage_run_id=stage.id,
+        stage=stage.stage,
+        status=stage.state,
+        elapsed_seconds=_seconds_between(stage.started_at, stage.finished_at),
+        attempt=stage.attempt,
+        cache_hit=stage.cache_hit,
+        failure_kind=stage.failure_kind,
+        error=stage.error,
+        depends_on=depends_on,
+    )
+
+
+def _pick(stages: list[StageRunRow], chosen: StageRunRow | None, name: str | None) -> StageRunRow | None:
+    """The stage the page opens on: the one asked for, else a running one, a failed one, the last."""
+    if chosen is not None:
+        return chosen
+    if name is not None:
+        return next((s for s in stages if s.stage == name), None)
+    for wanted in (lambda s: StageState(s.state) not in TERMINAL, lambda s: s.state == "failed"):
+        found = next((s for s in stages if wanted(s)), None)
+        if found is not None:
+            return found
+    return stages[-1] if stages else None
