@@ -112,6 +112,7 @@ def test_second_run_without_finalize_exits_4_naming_the_command_that_unblocks_it
         goldfish sources add numbers data/numbers.csv --description "Four numbers to add up" || exit 10
         goldfish run pipe --wait --json > first.json || exit 11
         goldfish run pipe --wait; echo "gated=$?" >> codes
+        goldfish run pipe --wait --json > gated.json; echo "gated_json=$?" >> codes
         run_id=$(goldfish runs --json | json_get '["runs"][0]["pipeline_run_id"]')
         goldfish finalize "$run_id" --value 10 --notes "sum is right"; echo "finalize=$?" >> codes
         goldfish run pipe --wait; echo "after=$?" >> codes
@@ -119,7 +120,8 @@ def test_second_run_without_finalize_exits_4_naming_the_command_that_unblocks_it
     )
 
     assert done.returncode == 0, done.stderr
-    assert (root / "codes").read_text().split() == ["gated=4", "finalize=0", "after=0"]
+    assert (root / "codes").read_text().split() == ["gated=4", "gated_json=4", "finalize=0", "after=0"]
+    assert json.loads((root / "gated.json").read_text())["error"]["code"] == "FINALIZATION_REQUIRED"
     first = json.loads((root / "first.json").read_text())["pipeline_run_id"]
     assert "error [FINALIZATION_REQUIRED]" in done.stderr
     assert f"goldfish finalize {first} --value 10" in done.stderr
