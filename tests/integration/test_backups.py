@@ -356,12 +356,15 @@ async def test_a_project_restored_without_outputs_runs_stages_again_instead_of_r
         again_here = await start_run(client, wait=True)
     shutil.rmtree(project_root)  # the disk that failed
     async with Client(server_for(target), mode="legacy") as client:
+        first_prep = (await ok(client, "list_runs", stage="prep"))["runs"][-1]["stage_run_id"]
+        inspected = await ok(client, "inspect_run", run_id=first_prep, include=["manifest"])
         again_there = await start_run(client, wait=True)
 
     assert backup["include_outputs"] is False
     assert {stage["cache_hit"] for stage in again_here["stages"]} == {True}
     assert again_there["state"] == "completed", again_there
     assert {stage["cache_hit"] for stage in again_there["stages"]} == {False}
+    assert inspected["inspect"]["manifest"]["outputs_missing"] == ["features"]
     conn = sqlite3.connect(target / ".goldfish" / "goldfish.db")
     try:
         uris = [row[0] for row in conn.execute("SELECT uri FROM signal_lineage")]
@@ -382,10 +385,13 @@ async def test_a_project_restored_with_outputs_reuses_them_from_its_own_folder(
         )
     shutil.rmtree(project_root)
     async with Client(server_for(target), mode="legacy") as client:
+        prep = (await ok(client, "list_runs", stage="prep"))["runs"][-1]["stage_run_id"]
+        manifest = (await ok(client, "inspect_run", run_id=prep, include=["manifest"]))["inspect"]["manifest"]
         again = await start_run(client, wait=True)
 
     assert again["state"] == "completed", again
     assert {stage["cache_hit"] for stage in again["stages"]} == {True}
+    assert manifest["outputs_missing"] == []
     conn = sqlite3.connect(target / ".goldfish" / "goldfish.db")
     try:
         uris = [row[0] for row in conn.execute("SELECT uri FROM signal_lineage WHERE direction = 'output'")]

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 from goldfish.backends.factory import BackendRegistry
 from goldfish.backends.protocol import BackendStatus, Handle
@@ -30,6 +29,7 @@ from goldfish.runs.collector import collect_outputs, remove_scratch, store_logs
 from goldfish.runs.metrics import ingest_file
 from goldfish.runs.planner import InputResolver, ResolvedInput, cache_key
 from goldfish.states import FailureKind, StageState
+from goldfish.storage.presence import present
 from goldfish.storage.protocol import Storage
 from goldfish.timeutil import now_iso, parse_iso
 from goldfish.workspaces.code_cache import CodeCache
@@ -157,7 +157,7 @@ class StageExecutor:
             for row in self.deps.runs.lineage(hit.id, "output")
         ]
         if {row.signal for row in outputs} != set(stage.outputs) or not all(
-            self._stored(o.uri) for o in outputs
+            present(self.deps.storage, o.uri) for o in outputs
         ):
             return False  # e.g. a project restored from a backup without outputs: run it again
         moved = self.machine.move(
@@ -174,16 +174,6 @@ class StageExecutor:
         if moved:
             self.deps.runs.add_lineage([_input_row(run.id, item) for item in inputs] + outputs)
         return moved
-
-    def _stored(self, uri: str | None) -> bool:
-        """False when ``uri`` names a key of the run store, or a local file, that is not there."""
-        if not uri:
-            return True
-        key = self.deps.storage.key_of(uri)
-        if key is not None:
-            return self.deps.storage.exists(key)
-        parts = urlsplit(uri)
-        return parts.scheme != "file" or Path(unquote(parts.path)).exists()
 
     def _launch(self, run: StageRunRow, stage: StageDef, inputs: list[ResolvedInput], run_dir: Path) -> None:
         try:

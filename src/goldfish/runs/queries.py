@@ -15,6 +15,7 @@ from goldfish.runs.models import LineageEdge, LogChunk, MetricSeries, PipelineRu
 from goldfish.runs.service import RunNotFoundError
 from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.storage.paths import RunPaths
+from goldfish.storage.presence import present
 from goldfish.storage.protocol import Storage
 
 Stream = Literal["stdout", "stderr", "both"]
@@ -149,6 +150,12 @@ class RunQueries:
             "cached_from": row.cached_from,
             "inputs": [vars(item) for item in lineage if item.direction == "input"],
             "outputs": [vars(item) for item in lineage if item.direction == "output"],
+            # e.g. restored from a backup taken without outputs: the run is known, its files are not
+            "outputs_missing": [
+                item.signal
+                for item in lineage
+                if item.direction == "output" and not present(self._storage, item.uri)
+            ],
             "state": row.state,
             "exit_code": row.exit_code,
             "started_at": row.started_at,
