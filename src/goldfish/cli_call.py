@@ -183,4 +183,4 @@ def add_call_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     call.add_argument("tool", help="tool name, e.g. list_workspaces")
     call.add_argument("--args", default="{}", metavar="JSON", help="the arguments as a JSON object")
     call.add_argument("--project", help="project folder (default: $GOLDFISH_PROJECT or search upward)")
-    call.set_defaults(func=cmd_call)
+    call.set_defaults(func=cmd_call, json=True)  # its own errors (bad --args, no project) as JSON too

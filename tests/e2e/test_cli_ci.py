@@ -211,3 +211,13 @@ def test_sources_add_again_with_the_same_data_succeeds_and_with_changed_data_say
     assert json.loads((root / "again.json").read_text()) == json.loads((root / "first.json").read_text())
     assert "error [SOURCE_EXISTS]" in done.stderr
     assert "registered_hash" in done.stderr
+
+
+def test_call_with_arguments_that_are_not_a_json_object_prints_the_error_json(tmp_path: Path) -> None:
+    root = repository(tmp_path)
+
+    done = script(root, "goldfish call list_workspaces --args '[1, 2]'")
+
+    assert done.returncode == 2
+    error = json.loads(done.stdout)["error"]
+    assert (error["code"], error["details"]) == ("INVALID_ARGUMENT", {"field": "--args"})
