@@ -206,11 +206,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         submission = _submit(context, args)
         if args.wait and not submission.finished:
-            progress = cli_runs.make_progress(sys.stderr if args.json else sys.stdout)
+            progress = cli_runs.make_progress(sys.stderr)
             submission = cli_runs.wait_for(context, submission, args.timeout, progress)
         code = cli_runs.exit_code(submission) if args.wait or submission.finished else cli_runs.EXIT_OK
-        if args.finalize and code == cli_runs.EXIT_OK and submission.pipeline_run_id and not args.dry_run:
-            finalized = cli_memory.finalize_auto(context, submission.pipeline_run_id)
+        ended = code in (cli_runs.EXIT_OK, cli_runs.EXIT_FAILED)
+        if args.finalize and ended and submission.pipeline_run_id and not args.dry_run:
+            finalized = cli_memory.finalize_auto(
+                context, submission.pipeline_run_id, succeeded=code == cli_runs.EXIT_OK
+            )
     finally:
         context.close()
     if args.json:

@@ -49,11 +49,20 @@ def results_from(
     }
 
 
-def finalize_auto(context: ServerContext, pipeline_run_id: str) -> FinalizeInfo:
-    """``run --finalize auto``: record a finished run's outcome from its spec and last logged value."""
+def finalize_auto(context: ServerContext, pipeline_run_id: str, *, succeeded: bool) -> FinalizeInfo:
+    """``run --finalize auto``: record an ended run's outcome from its spec and last logged value.
+
+    A run that failed (or was canceled or timed out) is recorded as ``unknown`` with a note saying
+    so, so that an unattended CI loop is not blocked by the finalization gate on its next run.
+    """
     records = context.records
     row = records.resolve(pipeline_run_id)
-    results = results_from(row.results_spec or {}, records.suggestion(row).value, None)
+    spec = row.results_spec or {}
+    if succeeded:
+        results = results_from(spec, records.suggestion(row).value, None)
+    else:
+        note = "The run did not complete; recorded automatically by `goldfish run --finalize auto`."
+        results = results_from(spec, None, "unknown", note)
     return records.finalize(pipeline_run_id, results, None)
 
 

@@ -103,6 +103,35 @@ def test_ci_script_registers_data_runs_twice_with_finalize_auto_and_reads_both_r
     assert second["pipeline_run_id"] in {r["pipeline_run_id"] for r in runs}
 
 
+def test_finalize_auto_when_the_run_fails_records_unknown_and_the_next_ci_run_is_not_blocked(
+    tmp_path: Path,
+) -> None:
+    root = repository(tmp_path)
+    total = root / "pipe" / "modules" / "total.py"
+    total.write_text("raise SystemExit('the data loader broke')\n", encoding="utf-8")
+
+    failed = script(
+        root,
+        """
+        goldfish sources add numbers data/numbers.csv --description "Four numbers to add up" || exit 10
+        goldfish run ./pipe --wait --finalize auto --json > failed.json; echo "failed=$?" >> codes
+        """,
+    )
+    total.write_text(TOTAL, encoding="utf-8")
+    fixed = script(
+        root, 'goldfish run ./pipe --wait --finalize auto --json > fixed.json; echo "fixed=$?" >> codes'
+    )
+
+    assert failed.returncode == 0 and fixed.returncode == 0, failed.stderr + fixed.stderr
+    assert (root / "codes").read_text().split() == ["failed=1", "fixed=0"]
+    recorded = json.loads((root / "failed.json").read_text())["finalize"]["finalization"]["results"]
+    assert recorded["ml_outcome"] == "unknown" and recorded.get("value") is None
+    assert "did not complete" in recorded["notes"]
+    assert (
+        json.loads((root / "fixed.json").read_text())["finalize"]["finalization"]["results"]["value"] == 10.0
+    )
+
+
 def test_second_run_without_finalize_exits_4_naming_the_command_that_unblocks_it(tmp_path: Path) -> None:
     root = repository(tmp_path)
 

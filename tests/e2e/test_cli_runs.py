@@ -229,8 +229,8 @@ def test_rerun_of_an_edited_folder_saves_a_new_version_of_the_same_workspace(tmp
     (folder / "__pycache__" / "junk.pyc").write_bytes(b"\0")
     first = goldfish(project, "run", str(folder), "--wait")
     assert first.code == 0, first.stderr
-    # Without --json and off a terminal, progress is one plain line per state change.
-    assert any(line.startswith("total") and "completed" in line for line in first.stdout.splitlines())
+    # Off a terminal, progress is one plain line per state change, on stderr (stdout is the result).
+    assert any(line.startswith("total") and "completed" in line for line in first.stderr.splitlines())
 
     (folder / "configs" / "make.yaml").write_text("n: 7\n", encoding="utf-8")
     (folder / "notes.txt").unlink()
