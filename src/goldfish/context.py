@@ -20,6 +20,7 @@ from goldfish.db.images import ImageBuildRepository
 from goldfish.db.metrics import MetricRepository
 from goldfish.db.runs import RunRepository
 from goldfish.db.sources import SourceRepository
+from goldfish.db.svs import SvsRepository
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.memory.overview import OverviewService
@@ -32,6 +33,7 @@ from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
 from goldfish.storage.factory import open_storage
 from goldfish.storage.protocol import Storage
+from goldfish.svs.service import SvsService
 from goldfish.workspaces.code_cache import CodeCache
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.dev_repo import DevRepo
@@ -70,11 +72,13 @@ class ServerContext:
     sources: SourceService
     storage: Storage
     backends: BackendRegistry
+    svs_store: SvsRepository
     images: ImageService = field(init=False)
     _reaper_stop: threading.Event = field(init=False, default_factory=threading.Event)
     records: RecordService = field(init=False)
     run_service: RunService = field(init=False)
     run_queries: RunQueries = field(init=False)
+    svs: SvsService = field(init=False)
 
     @classmethod
     def open(cls, root: Path) -> ServerContext:
@@ -86,6 +90,7 @@ class ServerContext:
         repo.initialize()
         core = WorkspaceCore(config, paths, db, repo)
         thought_rows = ThoughtRepository(db)
+        svs_store = SvsRepository(db)
         audit = AuditRepository(db)
         workspaces = WorkspaceService(core, thought_rows)
         versions = VersionService(core)
@@ -116,13 +121,14 @@ class ServerContext:
             versions=versions,
             thoughts=ThoughtService(core, thought_rows),
             audit=audit,
-            state=StateWriter(core, thought_rows, runs),
-            overview=OverviewService(core, workspaces, audit, runs, warm_pool),
+            state=StateWriter(core, thought_rows, runs, svs_store),
+            overview=OverviewService(core, workspaces, audit, runs, warm_pool, svs_store),
             runs=runs,
             metrics=metrics,
             sources=sources,
             storage=storage,
             backends=backends,
+            svs_store=svs_store,
         )
         context.images = ImageService(config.docker, builds)
         # Wired after construction: both call back into the context (settle, spawn a driver).
@@ -138,7 +144,10 @@ class ServerContext:
             context.settle,
             context.spawn_driver,
         )
-        context.run_queries = RunQueries(runs, metrics, storage, backends, context.ensure_driver)
+        context.svs = SvsService(runs, context.svs_store)
+        context.run_queries = RunQueries(
+            runs, metrics, storage, backends, context.ensure_driver, context.svs.findings
+        )
         return context
 
     def warm_pool(self) -> WarmPoolService:
@@ -159,6 +168,8 @@ class ServerContext:
             code=CodeCache(self.core.repo, self.paths.code_cache),
             max_attempts=self.config.defaults.max_attempts,
             contracts=_contract_mode(self.config),
+            svs=self.config.svs,
+            svs_store=self.svs_store,
         )
 
     def settle(self, pipeline_run_id: str) -> bool:

@@ -143,8 +143,9 @@ def plan(p: Prepared) -> list[ToolCall]:
             "inspect_run",
             {"run_id": UNKNOWN_STAGE_RUN},
             "RUN_NOT_FOUND",
-            {"run_id": p.train, "include": ["metadata", "manifest", "attempts", "metrics"]},
+            {"run_id": p.train, "include": ["metadata", "manifest", "attempts", "metrics", "svs"]},
         ),
+        ("get_svs_findings", {"run_id": UNKNOWN_STAGE_RUN}, "RUN_NOT_FOUND", {"run_id": p.pipeline_run}),
         ("logs", {"run_id": p.train, "tail": 0}, "INVALID_ARGUMENT", {"run_id": p.train, "stream": "both"}),
         (
             "list_runs",

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from goldfish.db.audit import AuditRepository, AuditRow
 from goldfish.db.records import RecordRow
 from goldfish.db.runs import RunRepository, StageRunRow
+from goldfish.db.svs import SvsRepository
 from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.runs.models import StageRunInfo
 from goldfish.timeutil import age
@@ -180,12 +181,14 @@ class OverviewService:
         audit: AuditRepository,
         runs: RunRepository,
         warm_pool: WarmPoolRepository | None = None,
+        svs: SvsRepository | None = None,
     ):
         self._core = core
         self._workspaces = workspaces
         self._audit = audit
         self._runs = runs
         self._warm_pool = warm_pool
+        self._svs = svs
 
     def project(self) -> ProjectSummary:
         """Name, root, goal and size of the project."""
@@ -254,6 +257,20 @@ class OverviewService:
                 found.append(WorkspaceBest(workspace=ws.name, best=info.best_result))
         return found
 
+    def _svs_alerts(self) -> list[Alert]:
+        """New validation findings (warnings and blocks), naming the stage run."""
+        if self._svs is None:
+            return []
+        return [
+            Alert(
+                kind=f"svs_{item.finding.mode}",
+                message=f"{item.workspace}/{item.stage} ({item.finding.stage_run_id}): "
+                f"{_clip(item.finding.message, CLIP)}; get_svs_findings for details",
+                at=item.finding.created_at,
+            )
+            for item in self._svs.recent("", RECENT_RUNS)
+        ]
+
     def dashboard(self) -> DashboardInfo:
         """Alerts, running stages, pending finalizations, best results, slots."""
         alerts = [
@@ -276,6 +293,7 @@ class OverviewService:
             for state in ("failed", "timed_out")
             for run in self._runs.recent_stage_runs(RECENT_RUNS, state)
         ]
+        alerts += self._svs_alerts()
         alerts.sort(key=lambda alert: alert.at, reverse=True)
         by_workspace: dict[str, list[PendingBrief]] = {}
         for item in self.pending(50):

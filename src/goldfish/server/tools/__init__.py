@@ -11,11 +11,12 @@ from goldfish.server.tools import (
     project,
     records,
     runs,
+    svs,
     versions,
     workspaces,
 )
 
-AREAS = (orientation, project, workspaces, versions, runs, analysis, data, memory, records, infra, cloud)
+AREAS = (orientation, project, workspaces, versions, runs, analysis, data, memory, records, infra, cloud, svs)
 
 
 def register_all(registry: ToolRegistry) -> None:

@@ -165,7 +165,8 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
         """State, timings, exit code, error, reason and backend handle of a run.
 
         With include: manifest/provenance (inputs and outputs with hashes), attempts and
-        transitions, metrics summary. A pipeline run id (prun-...) shows all its stages.
+        transitions, metrics summary, svs (output statistics and rule findings). A pipeline run
+        id (prun-...) shows all its stages.
         """
         return InspectRunResult(
             inspect=reg.app.context.run_queries.inspect(run_id, list(include or ["metadata"]))
