@@ -143,6 +143,7 @@ class ServerContext:
             context.records.check_gate,
             context.settle,
             context.spawn_driver,
+            svs_store,
         )
         context.svs = SvsService(runs, context.svs_store)
         context.run_queries = RunQueries(

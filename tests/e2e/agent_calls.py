@@ -146,6 +146,7 @@ def plan(p: Prepared) -> list[ToolCall]:
             {"run_id": p.train, "include": ["metadata", "manifest", "attempts", "metrics", "svs"]},
         ),
         ("get_svs_findings", {"run_id": UNKNOWN_STAGE_RUN}, "RUN_NOT_FOUND", {"run_id": p.pipeline_run}),
+        ("review_pipeline", {"workspace": "nowhere"}, "WORKSPACE_NOT_FOUND", {"workspace": "baseline"}),
         ("logs", {"run_id": p.train, "tail": 0}, "INVALID_ARGUMENT", {"run_id": p.train, "stream": "both"}),
         (
             "list_runs",
