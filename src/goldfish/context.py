@@ -20,7 +20,7 @@ from goldfish.db.images import ImageBuildRepository
 from goldfish.db.metrics import MetricRepository
 from goldfish.db.runs import RunRepository
 from goldfish.db.sources import SourceRepository
-from goldfish.db.svs import SvsRepository
+from goldfish.db.svs import PatternRepository, SvsRepository
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.memory.overview import OverviewService
@@ -33,6 +33,7 @@ from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
 from goldfish.storage.factory import open_storage
 from goldfish.storage.protocol import Storage
+from goldfish.svs.pattern_service import PatternService
 from goldfish.svs.service import SvsService
 from goldfish.workspaces.code_cache import CodeCache
 from goldfish.workspaces.core import WorkspaceCore
@@ -73,6 +74,7 @@ class ServerContext:
     storage: Storage
     backends: BackendRegistry
     svs_store: SvsRepository
+    patterns: PatternService
     images: ImageService = field(init=False)
     _reaper_stop: threading.Event = field(init=False, default_factory=threading.Event)
     records: RecordService = field(init=False)
@@ -91,6 +93,7 @@ class ServerContext:
         core = WorkspaceCore(config, paths, db, repo)
         thought_rows = ThoughtRepository(db)
         svs_store = SvsRepository(db)
+        patterns = PatternService(PatternRepository(db))
         audit = AuditRepository(db)
         workspaces = WorkspaceService(core, thought_rows)
         versions = VersionService(core)
@@ -122,13 +125,14 @@ class ServerContext:
             thoughts=ThoughtService(core, thought_rows),
             audit=audit,
             state=StateWriter(core, thought_rows, runs, svs_store),
-            overview=OverviewService(core, workspaces, audit, runs, warm_pool, svs_store),
+            overview=OverviewService(core, workspaces, audit, runs, warm_pool, svs_store, patterns),
             runs=runs,
             metrics=metrics,
             sources=sources,
             storage=storage,
             backends=backends,
             svs_store=svs_store,
+            patterns=patterns,
         )
         context.images = ImageService(config.docker, builds)
         # Wired after construction: both call back into the context (settle, spawn a driver).
@@ -171,6 +175,7 @@ class ServerContext:
             contracts=_contract_mode(self.config),
             svs=self.config.svs,
             svs_store=self.svs_store,
+            patterns=self.patterns,
         )
 
     def settle(self, pipeline_run_id: str) -> bool:

@@ -13,8 +13,23 @@ from mcp.types import Tool
 from goldfish.states import StageState
 
 LIST_GOAL_BYTES = 40_000
-OPEN_WORLD = {"run", "resume_pipeline", "cancel", "logs", "warm_pool_cleanup", "manage_base_images", "review_pipeline"}
-DESTRUCTIVE = {"delete_workspace", "rollback", "manage_versions", "cancel", "warm_pool_cleanup"}
+OPEN_WORLD = {
+    "run",
+    "resume_pipeline",
+    "cancel",
+    "logs",
+    "warm_pool_cleanup",
+    "manage_base_images",
+    "review_pipeline",
+}
+DESTRUCTIVE = {
+    "delete_workspace",
+    "rollback",
+    "manage_versions",
+    "cancel",
+    "warm_pool_cleanup",
+    "manage_patterns",
+}
 
 
 async def listed(client: Client) -> dict[str, Tool]:

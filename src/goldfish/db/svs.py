@@ -180,3 +180,151 @@ class SvsRepository:
             bool(row["blocked"]),
             row["created_at"],
         )
+
+
+@dataclass(frozen=True)
+class PatternRow:
+    """A failure pattern: one error signature and the failed stage runs that share it."""
+
+    id: str
+    stage: str
+    error_type: str
+    message: str
+    frame: str | None
+    status: str
+    occurrences: int
+    first_seen: str
+    last_seen: str
+    last_run_id: str | None
+    fixed_in_workspace: str | None
+    fixed_in_version: int | None
+    fixed_by_run_id: str | None
+
+    def fixed_in(self) -> str | None:
+        """``<workspace> vN`` where a later run of the stage succeeded, if one did."""
+        if self.fixed_in_workspace is None:
+            return None
+        return f"{self.fixed_in_workspace} v{self.fixed_in_version}"
+
+
+def _pattern(row: sqlite3.Row) -> PatternRow:
+    return PatternRow(
+        id=row["id"],
+        stage=row["stage"],
+        error_type=row["error_type"],
+        message=row["message"],
+        frame=row["frame"],
+        status=row["status"],
+        occurrences=row["occurrences"],
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        last_run_id=row["last_run_id"],
+        fixed_in_workspace=row["fixed_in_workspace"],
+        fixed_in_version=row["fixed_in_version"],
+        fixed_by_run_id=row["fixed_by_run_id"],
+    )
+
+
+@dataclass(frozen=True)
+class FailureSeen:
+    """One failed stage run to file under its signature."""
+
+    digest: str
+    error_type: str
+    message: str
+    frame: str | None
+    stage_run_id: str
+    workspace: str
+    stage: str
+    version_num: int
+
+
+class PatternRepository:
+    """SQL for ``failure_patterns`` and ``failure_pattern_runs``."""
+
+    def __init__(self, db: Database):
+        self._db = db
+
+    def record(self, seen: FailureSeen, new_id: str) -> PatternRow:
+        """File a failed stage run under its signature (a new pattern gets ``new_id``); the pattern after."""
+        at = now_iso()
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO failure_patterns (id, signature, stage, error_type, message, frame,"
+                " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (new_id, seen.digest, seen.stage, seen.error_type, seen.message, seen.frame, at, at),
+            )
+            pattern_id = conn.execute(
+                "SELECT id FROM failure_patterns WHERE signature = ?", (seen.digest,)
+            ).fetchone()[0]
+            added = conn.execute(
+                "INSERT OR IGNORE INTO failure_pattern_runs (pattern_id, stage_run_id, workspace, stage,"
+                " version_num, at) VALUES (?, ?, ?, ?, ?, ?)",
+                (pattern_id, seen.stage_run_id, seen.workspace, seen.stage, seen.version_num, at),
+            ).rowcount
+            if added:
+                conn.execute(
+                    "UPDATE failure_patterns SET occurrences = occurrences + 1, last_seen = ?,"
+                    " last_run_id = ? WHERE id = ?",
+                    (at, seen.stage_run_id, pattern_id),
+                )
+            row = conn.execute("SELECT * FROM failure_patterns WHERE id = ?", (pattern_id,)).fetchone()
+        return _pattern(row)
+
+    def resolve(self, workspace: str, stage: str, version_num: int, stage_run_id: str) -> int:
+        """Mark the open patterns of a workspace's stage fixed by a successful run; how many."""
+        with self._db.transaction() as conn:
+            return conn.execute(
+                "UPDATE failure_patterns SET fixed_in_workspace = ?, fixed_in_version = ?,"
+                " fixed_by_run_id = ? WHERE fixed_by_run_id IS NULL AND id IN"
+                " (SELECT pattern_id FROM failure_pattern_runs"
+                " WHERE workspace = ? AND stage = ? AND version_num <= ?)",
+                (workspace, version_num, stage_run_id, workspace, stage, version_num),
+            ).rowcount
+
+    def of_run(self, stage_run_id: str) -> tuple[PatternRow, int] | None:
+        """The pattern a failed stage run was filed under, and how many times it had happened by then."""
+        row = self._db.connection.execute(
+            "SELECT p.*, (SELECT COUNT(*) FROM failure_pattern_runs e WHERE e.pattern_id = p.id"
+            " AND (e.at < r.at OR (e.at = r.at AND e.rowid <= r.rowid))) AS nth"
+            " FROM failure_patterns p JOIN failure_pattern_runs r ON r.pattern_id = p.id"
+            " WHERE r.stage_run_id = ?",
+            (stage_run_id,),
+        ).fetchone()
+        return (_pattern(row), int(row["nth"])) if row is not None else None
+
+    def get(self, pattern_id: str) -> PatternRow | None:
+        """One pattern by id."""
+        row = self._db.connection.execute(
+            "SELECT * FROM failure_patterns WHERE id = ?", (pattern_id,)
+        ).fetchone()
+        return _pattern(row) if row is not None else None
+
+    def page(self, limit: int, offset: int) -> tuple[list[PatternRow], int]:
+        """Patterns, most recently seen first, and how many there are."""
+        conn = self._db.connection
+        total = int(conn.execute("SELECT COUNT(*) FROM failure_patterns").fetchone()[0])
+        rows = conn.execute(
+            "SELECT * FROM failure_patterns ORDER BY last_seen DESC, id LIMIT ? OFFSET ?", (limit, offset)
+        )
+        return [_pattern(row) for row in rows], total
+
+    def versions(self, pattern_id: str, limit: int = 20) -> list[str]:
+        """``<workspace> vN`` of the failed runs of a pattern, oldest first."""
+        rows = self._db.connection.execute(
+            "SELECT workspace, version_num, MIN(at) AS first FROM failure_pattern_runs WHERE pattern_id = ?"
+            " GROUP BY workspace, version_num ORDER BY first LIMIT ?",
+            (pattern_id, limit),
+        )
+        return [f"{row['workspace']} v{row['version_num']}" for row in rows]
+
+    def set_status(self, pattern_id: str, status: str) -> None:
+        """Approve or reject a pattern."""
+        with self._db.transaction() as conn:
+            conn.execute("UPDATE failure_patterns SET status = ? WHERE id = ?", (status, pattern_id))
+
+    def delete(self, pattern_id: str) -> None:
+        """Forget a pattern (its runs stay; a new failure with the signature starts a new one)."""
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM failure_pattern_runs WHERE pattern_id = ?", (pattern_id,))
+            conn.execute("DELETE FROM failure_patterns WHERE id = ?", (pattern_id,))

@@ -12,6 +12,7 @@ from goldfish.db.runs import RunRepository, StageRunRow
 from goldfish.db.svs import SvsRepository
 from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.runs.models import StageRunInfo
+from goldfish.svs.pattern_service import PatternService
 from goldfish.timeutil import age
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.models import BestResult, VersionInfo
@@ -182,6 +183,7 @@ class OverviewService:
         runs: RunRepository,
         warm_pool: WarmPoolRepository | None = None,
         svs: SvsRepository | None = None,
+        patterns: PatternService | None = None,
     ):
         self._core = core
         self._workspaces = workspaces
@@ -189,6 +191,7 @@ class OverviewService:
         self._runs = runs
         self._warm_pool = warm_pool
         self._svs = svs
+        self._patterns = patterns
 
     def project(self) -> ProjectSummary:
         """Name, root, goal and size of the project."""
@@ -257,6 +260,10 @@ class OverviewService:
                 found.append(WorkspaceBest(workspace=ws.name, best=info.best_result))
         return found
 
+    def _seen_before(self, stage_run_id: str) -> str:
+        note = self._patterns.note_for(stage_run_id) if self._patterns is not None else None
+        return f" — {note}; manage_patterns for details" if note else ""
+
     def _svs_alerts(self) -> list[Alert]:
         """New validation findings (warnings and blocks), naming the stage run."""
         if self._svs is None:
@@ -287,7 +294,7 @@ class OverviewService:
             Alert(
                 kind="failed_run",
                 message=f"{run.workspace}/{run.stage} ({run.id}) {run.state}: "
-                f"{_clip(run.error or run.failure_kind, CLIP)}",
+                f"{_clip(run.error or run.failure_kind, CLIP)}" + self._seen_before(run.id),
                 at=run.finished_at or run.created_at,
             )
             for state in ("failed", "timed_out")

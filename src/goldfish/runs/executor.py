@@ -33,6 +33,7 @@ from goldfish.runs.planner import InputResolver, ResolvedInput, cache_key
 from goldfish.states import FailureKind, StageState
 from goldfish.storage.protocol import Storage
 from goldfish.svs import outputs as svs_outputs
+from goldfish.svs.pattern_service import PatternService
 from goldfish.svs.rules import Finding
 from goldfish.timeutil import now_iso, parse_iso
 from goldfish.workspaces.code_cache import CodeCache
@@ -58,6 +59,7 @@ class ExecutorDeps:
     contracts: Literal["off", "warn", "block"] = "block"
     svs: Svs = field(default_factory=Svs)
     svs_store: SvsRepository | None = None
+    patterns: PatternService | None = None
 
 
 class StageMachine:
@@ -522,8 +524,10 @@ class StageExecutor:
         store_logs(self.run_dir(run) / "logs", run.id, self.deps.storage)
 
     def _wrap_up(self, run: StageRunRow) -> None:
-        """Release the backend and drop the scratch folder (after ``_keep_logs`` and the move)."""
+        """Learn from the outcome, release the backend, drop the scratch folder (after the move)."""
         run_dir = self.run_dir(run)
+        if self.deps.patterns is not None:
+            self.deps.patterns.observe(self._reload(run), run_dir / "logs")
         if run.backend_handle:
             self.deps.backends.get(run.backend).cleanup(run.backend_handle)
         remove_scratch(run_dir)

@@ -47,15 +47,16 @@ CREATE TABLE IF NOT EXISTS failure_patterns (
     fixed_by_run_id   TEXT
 );
 CREATE INDEX IF NOT EXISTS ix_failure_patterns_seen ON failure_patterns(last_seen);
--- "what fixed it": open patterns of a workspace's stage, looked up when a run of it succeeds
-CREATE INDEX IF NOT EXISTS ix_failure_patterns_stage ON failure_patterns(stage, fixed_by_run_id);
 
 CREATE TABLE IF NOT EXISTS failure_pattern_runs (
     pattern_id    TEXT NOT NULL REFERENCES failure_patterns(id) ON DELETE CASCADE,
     stage_run_id  TEXT NOT NULL,
     workspace     TEXT NOT NULL,
+    stage         TEXT NOT NULL,
     version_num   INTEGER NOT NULL,
     at            TEXT NOT NULL,
     PRIMARY KEY (pattern_id, stage_run_id)
 );
 CREATE INDEX IF NOT EXISTS ix_failure_pattern_runs_run ON failure_pattern_runs(stage_run_id);
+-- "what fixed it": failures of a workspace's stage, looked up when a run of that stage succeeds
+CREATE INDEX IF NOT EXISTS ix_failure_pattern_runs_stage ON failure_pattern_runs(workspace, stage);

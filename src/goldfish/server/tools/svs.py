@@ -1,4 +1,4 @@
-"""Validation (SVS) tools: get_svs_findings, review_pipeline."""
+"""Validation (SVS) tools: get_svs_findings, review_pipeline, manage_patterns."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from pydantic import Field
 
 from goldfish.server.sampling import reviewers_for
 from goldfish.server.toolkit import ToolRegistry, ToolResult
+from goldfish.svs.pattern_service import PatternAction
+from goldfish.validation import DEFAULT_LIMIT, page
+from goldfish.validation import reason as check_reason
 
 REVIEW_REASON = "pre-run review requested through review_pipeline"
 
@@ -24,6 +27,12 @@ class ReviewResult(ToolResult):
     """The pre-run review of a workspace as it is now."""
 
     review: dict[str, Any] | None
+
+
+class PatternsResult(ToolResult):
+    """Failure patterns."""
+
+    patterns: dict[str, Any]
 
 
 def register(reg: ToolRegistry) -> None:
@@ -52,3 +61,22 @@ def register(reg: ToolRegistry) -> None:
         reviewers = reviewers_for(ctx, context.config.svs.review_model)
         review = await anyio.to_thread.run_sync(service.review, request, reviewers)
         return ReviewResult(review=review.as_json() if review is not None else None)
+
+    @reg.tool(
+        read_only=False,
+        destructive=True,
+        title="Failure patterns",
+        reads_when=lambda a: a.get("action") == "list",
+    )
+    def manage_patterns(
+        action: PatternAction,
+        pattern_id: Annotated[str | None, Field(description="pat-... (not for list)")] = None,
+        reason: Annotated[str | None, Field(description="Why (not for list).")] = None,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
+    ) -> PatternsResult:
+        """Failure patterns learned from failed runs (signature, count, versions, what fixed it)."""
+        limit, offset = page(limit, offset)
+        if action != "list":
+            check_reason(reason)
+        return PatternsResult(patterns=reg.app.context.patterns.manage(action, pattern_id, limit, offset))
