@@ -14,6 +14,8 @@ BENCHMARKS: dict[str, str] = {
     "vs_dvc": "bench.vs_dvc",
     "warm_pool": "bench.warm_pool",
     "tools_list": "bench.tools_list",
+    "output_stats": "bench.output_stats",
+    "pre_run_review": "bench.pre_run_review",
 }
 
 

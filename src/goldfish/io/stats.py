@@ -31,7 +31,7 @@ from typing import Any
 STATS_FILE = "svs_stats.json"
 DEFAULT_SAMPLE_SIZE = 10_000
 HISTOGRAM_BINS = 64
-CHUNK_BYTES = 16 * 1024 * 1024
+CHUNK_BYTES = 1024 * 1024  # small enough that a chunk and its float64 copy stay in the CPU cache
 MAX_EXACT_DISTINCT = 50_000  # a CSV column with more distinct values is summarised from the sample
 NULL_TOKENS = frozenset({"", "na", "nan", "null", "none", "n/a"})
 FORMAT_VERSION = 1
@@ -69,10 +69,11 @@ class _Moments:
         if n == 0:
             return
         mean = float(chunk.sum()) / n
-        centred = chunk - mean
-        m2 = float(centred @ centred)
         self.low = min(self.low, float(chunk.min()))
         self.high = max(self.high, float(chunk.max()))
+        chunk -= mean  # the chunk is this pass's own float64 copy: squared deviations in place
+        chunk *= chunk  # (no BLAS dot: its threads cost more than they save on a busy machine)
+        m2 = float(chunk.sum())
         total = self.n + n
         delta = mean - self.mean
         self.mean += delta * n / total
@@ -102,9 +103,12 @@ class _Reservoir:
         else:  # numpy's hypergeometric takes populations below 10**9; the binomial is as close
             take = int(self.rng.binomial(keep, m / (self.seen + m)))
         picked = chunk[self.rng.choice(m, size=take, replace=False)] if take < m else chunk.copy()
-        if self.values.size > keep - take:  # drop a uniform subset of the old sample to make room
-            self.values = self.rng.choice(self.values, size=keep - take, replace=False)
-        self.values = np.concatenate([self.values, picked.astype(np.float64, copy=False)])
+        if self.values.size == keep:  # full: the new values replace a uniform subset of the old ones
+            self.values[self.rng.choice(keep, size=take, replace=False)] = picked
+        else:
+            if self.values.size > keep - take:
+                self.values = self.rng.choice(self.values, size=keep - take, replace=False)
+            self.values = np.concatenate([self.values, picked.astype(np.float64, copy=False)])
         self.seen += m
 
 
@@ -136,14 +140,15 @@ def npy_stats(path: Path, sample_size: int = DEFAULT_SAMPLE_SIZE) -> dict[str, A
                 break
             raw = np.frombuffer(buffer, dtype=dtype, count=got // itemsize)
             remaining -= raw.size
-            values = raw.astype(np.float64)
             if kind == "f":
-                finite = np.isfinite(values)
-                if not finite.all():
-                    nonfinite += int(raw.size - np.count_nonzero(finite))
-                    values = values[finite]
-            moments.add(values)
+                finite = np.isfinite(raw)
+                kept = int(np.count_nonzero(finite))
+                if kept < raw.size:
+                    nonfinite += raw.size - kept
+                    raw = raw[finite]
+            values = raw.astype(np.float64)  # this pass's own copy (the moments reuse it as scratch)
             reservoir.add(values)
+            moments.add(values)  # last: it reuses ``values`` as scratch
     stats["nan_ratio"] = nonfinite / stats["count"] if stats["count"] else 0.0
     stats.update(_moment_stats(moments))
     stats.update(_sample_stats(np, reservoir.values))
