@@ -3,8 +3,9 @@
 A 1 GiB float32 array (64 MiB with ``--quick``; 1% NaN) is written as a stage's ``features``
 output; then ``goldfish.io.stats`` runs in a fresh interpreter exactly as the stage wrapper runs
 it after a module exits (signals file, outputs folder, logs folder from the environment) and
-reports its own peak RSS (``idle_python_rss_mb`` is a bare interpreter's, for scale). The file was just written, so it is read from the page cache: the
-figure is the statistics' own throughput, not the disk's.
+reports its own peak RSS (``idle_python_rss_mb`` is a bare interpreter's, for scale). The time
+includes starting that interpreter and importing numpy. The file was just written, so it is read
+from the page cache: the figure is the statistics' own throughput, not the disk's.
 """
 
 from __future__ import annotations
