@@ -44,7 +44,7 @@ stages:
       table: {type: dataset, dataset: parity_table}
       images: {type: dataset, dataset: parity_images}
     outputs:
-      features: {type: npy}
+      features: {type: npy, checks: {std: {min: 1000, mode: warn}}}
       rows: {type: csv}
       summary: {type: file}
       shards: {type: directory}
@@ -203,6 +203,7 @@ async def run_parity(root: Path, configs: dict[str, dict[str, Any]]) -> dict[str
                 "backend": inspected["inspect"]["run"]["backend"],
                 "hashes": {signal: output["content_hash"] for signal, output in outputs.items()},
                 "stats": {signal: found["stats"] for signal, found in svs.items()},
+                "findings": {signal: found["findings"] for signal, found in svs.items()},
                 "seen": json.loads(stored_text(root, outputs[record]["uri"])),
             }
         return picture
@@ -250,5 +251,7 @@ async def test_the_same_pipeline_when_run_on_process_docker_and_gce_sees_and_pro
     stats = expected["ingest"]["stats"]
     assert stats["features"]["count"] == 12 and stats["features"]["mean"] == pytest.approx(198.0 / 12)
     assert stats["rows"]["rows"] >= 1 and stats["shards"]["files"] == 2
+    [warning] = expected["ingest"]["findings"]["features"]
+    assert (warning["rule"], warning["mode"], warning["bound"]) == ("std", "warn", {"min": 1000.0})
     assert without_backend(pictures["docker"]) == expected
     assert without_backend(pictures["gce"]) == expected
