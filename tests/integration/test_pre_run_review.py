@@ -209,3 +209,25 @@ async def test_full_review_through_client_sampling_over_stdio(project_root: Path
             assert reviewed["review"]["reviewed_by"] == "client_sampling", reviewed
             assert reviewed["review"]["findings"][0]["message"] == "lr is never validated"
     assert len(sampler.prompts) == 1
+
+
+async def test_a_client_model_that_errors_leaves_the_run_going_and_says_so(
+    project_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    full_review(project_root)
+
+    async def overloaded(
+        context: ClientRequestContext, params: types.CreateMessageRequestParams
+    ) -> types.ErrorData:
+        return types.ErrorData(code=-32603, message="the model is overloaded")
+
+    async with Client(server_for(project_root), mode="legacy", sampling_callback=overloaded) as client:
+        slot = await workspace_in_slot(client, "overloaded")
+        write_slot(slot)
+        submission = await start_run(client)
+        review = await review_of(client, submission["pipeline_run_id"])
+        assert review["reviewed_by"] == "none" and review["blocked"] is False
+        assert "client_sampling" in review["why"] and "the model is overloaded" in review["why"], review
+        info = await wait_for_pipeline(client, submission["pipeline_run_id"])
+        assert info["state"] == "completed"
