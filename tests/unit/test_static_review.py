@@ -113,3 +113,17 @@ def test_unified_diff_shows_only_changed_files(tmp_path: Path) -> None:
     (tmp_path / "new" / "b.py").write_text("same\n")
     diff = unified_diff(SlotFiles(tmp_path / "old"), SlotFiles(tmp_path / "new"), ["a.py", "b.py"])
     assert "-x = 1" in diff and "+x = 2" in diff and "b.py" not in diff
+
+
+def test_keyword_names_count_and_hand_built_output_paths_are_not_second_guessed(tmp_path: Path) -> None:
+    module = (
+        "import numpy as np\nfrom goldfish.io import load_input, save_output\n"
+        "save_output(name='features', value=1)\nload_input(name='raw'); load_input('extra')\n"
+        "np.savetxt('/mnt/outputs/labels/data.csv', [1])\n"
+    )
+    assert _review(_slot(tmp_path, module)) == []
+    keyword_only = "from goldfish.io import save_output, load_input\nsave_output(name='features', value=1)\n"
+    assert (
+        "error",
+        "declared output 'labels' is never saved (no save_output/get_output_path('labels'))",
+    ) in (_review(_slot(tmp_path, keyword_only)))

@@ -26,6 +26,7 @@ SAVERS = frozenset({"save_output", "get_output_path"})
 LOADERS = frozenset({"load_input", "get_input_path"})
 MAX_LOCAL_MODULES = 50
 MAX_FILE_BYTES = 100 * 1024 * 1024  # parse anything a slot may hold; the model review cuts at 100 KB
+_OWN_PATHS = re.compile(r"GOLDFISH_(?:OUTPUTS|INPUTS)_DIR|/mnt/(?:outputs|inputs)")
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 # Import names whose distribution is called something else (a requirement under either name counts).
 _DISTRIBUTIONS = {"sklearn": "scikit_learn", "cv2": "opencv_python", "PIL": "pillow", "yaml": "pyyaml"}
@@ -91,7 +92,8 @@ def _signal_call(node: ast.Call, usage: _Usage) -> None:
     name = _call_name(node)
     if name in SAVERS or name in LOADERS:
         target = usage.saved if name in SAVERS else usage.loaded
-        first = node.args[0] if node.args else None
+        named = [k.value for k in node.keywords if k.arg == "name"]
+        first = node.args[0] if node.args else (named[0] if named else None)
         if isinstance(first, ast.Constant) and isinstance(first.value, str):
             target.add(first.value)
         else:
@@ -107,7 +109,7 @@ def _scan(tree: ast.AST, rel: str, usage: _Usage) -> None:
             key = node.slice
             if isinstance(key, ast.Constant) and isinstance(key.value, str):
                 usage.config_keys.setdefault(key.value, (rel, node.lineno))
-        elif isinstance(node, ast.Constant) and node.value in ("GOLDFISH_OUTPUTS_DIR", "GOLDFISH_INPUTS_DIR"):
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _OWN_PATHS.search(node.value):
             usage.dynamic = True  # the stage builds its own paths: nothing to prove
         elif isinstance(node, ast.Import):
             for alias in node.names:
