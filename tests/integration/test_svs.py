@@ -154,3 +154,26 @@ async def test_unknown_check_name_is_refused_before_anything_runs(session: Clien
 async def test_get_svs_findings_of_an_unknown_run_says_so(session: Client) -> None:
     error = await fail(session, "get_svs_findings", "RUN_NOT_FOUND", run_id="stage-000000000000")
     assert "stage-000000000000" in error["message"]
+
+
+async def test_broken_output_contract_fails_the_stage_and_shows_as_a_schema_finding(session: Client) -> None:
+    slot = await workspace_in_slot(session, "svs_contract")
+    _write(slot, collapse=False)
+    text = PIPELINE.replace("        type: npy\n", "        type: npy\n        schema: {dtype: float64}\n")
+    (slot / "pipeline.yaml").write_text(text, encoding="utf-8")
+    run = await _run(session)
+    assert (run["status"], run["failure_kind"]) == ("failed", "contract_violation"), run
+    found = (await ok(session, "get_svs_findings", run_id=run["stage_run_id"]))["svs"]
+    schema = [f for f in found["outputs"]["features"]["findings"] if f["rule"] == "schema"]
+    assert schema == [
+        {
+            "signal": "features",
+            "rule": "schema",
+            "column": None,
+            "mode": "block",
+            "bound": {},
+            "observed": None,
+            "message": "features: schema: dtype float32 is not float64",
+        }
+    ]
+    assert "dtype float32 is not float64" in found["contract_violation"]

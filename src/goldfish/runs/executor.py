@@ -464,7 +464,8 @@ class StageExecutor:
             rows, findings = svs_outputs.judge(stage, result.outputs, stats, self.deps.svs)
             self.deps.runs.add_lineage(rows)
             if self.deps.svs_store is not None:
-                self.deps.svs_store.add_findings(run.id, [f.as_json() for f in findings])
+                schema = svs_outputs.contract_findings(result.violations, self.deps.contracts == "block")
+                self.deps.svs_store.add_findings(run.id, [f.as_json() for f in schema + findings])
             self._complete_checked(run, result.violations, findings)
         self._wrap_up(run)
 

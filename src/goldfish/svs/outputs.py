@@ -15,7 +15,7 @@ from goldfish.config import Svs
 from goldfish.db.runs import LineageRow
 from goldfish.io.stats import STATS_FILE
 from goldfish.pipelines.models import StageDef
-from goldfish.svs.rules import Finding, judge_stage
+from goldfish.svs.rules import Finding, Mode, judge_stage
 
 MAX_STATS_BYTES = 4 * 1024 * 1024  # a CSV with thousands of columns stays well below this
 
@@ -46,6 +46,20 @@ def judge(
     if not svs.enabled:
         return with_stats, []
     return with_stats, judge_stage(stage, stats, svs.default_mode)
+
+
+def contract_findings(violations: list[str], blocks: bool) -> list[Finding]:
+    """Output contract problems (``"<signal>: <problem>"``) as findings of rule ``schema``.
+
+    They share the findings' views (``get_svs_findings``, dashboard, STATE.md); whether they fail
+    the stage stays the contract's own decision (``contract_violation``).
+    """
+    mode: Mode = "block" if blocks else "warn"
+    found = []
+    for text in violations:
+        signal, _, problem = text.partition(": ")
+        found.append(Finding(signal, "schema", None, mode, {}, None, f"{signal}: schema: {problem}"))
+    return found
 
 
 def blocking_message(findings: list[Finding]) -> str | None:
