@@ -231,3 +231,19 @@ async def test_a_client_model_that_errors_leaves_the_run_going_and_says_so(
         assert "client_sampling" in review["why"] and "the model is overloaded" in review["why"], review
         info = await wait_for_pipeline(client, submission["pipeline_run_id"])
         assert info["state"] == "completed"
+
+
+async def test_a_resumed_run_carries_the_review_of_the_run_it_resumes(project_root: Path) -> None:
+    async with Client(server_for(project_root), mode="legacy") as client:
+        slot = await workspace_in_slot(client, "resumed")
+        write_slot(slot, GOOD.replace("cfg = get_config()\n", "cfg = get_config()\nraise SystemExit(2)\n"))
+        first = await start_run(client)
+        assert (await wait_for_pipeline(client, first["pipeline_run_id"]))["state"] == "failed"
+        again = await ok(
+            client, "resume_pipeline", pipeline_run_id=first["pipeline_run_id"], reason=LONG_REASON
+        )
+        resumed = again["run"]["pipeline_run_id"]
+        review = await review_of(client, resumed)
+        assert review["reviewed_by"] == "static"
+        assert review["why"] == f"the pre-run review of {first['pipeline_run_id']} (the same version)"
+        await wait_for_pipeline(client, resumed)

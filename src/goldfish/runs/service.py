@@ -408,9 +408,21 @@ class RunService:
         )
         planned = [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
         run_id = self._record(ws, original.version_num, request, planned, resumed_from=original.id)
+        self._carry_review(original.id, run_id)
         if not self._settle(run_id):
             self._spawn(run_id)
         return self.submission(run_id, False)
+
+    def _carry_review(self, original: str, resumed: str) -> None:
+        """A resumed run runs the same version: the original's pre-run review applies, and says so."""
+        earlier = self._svs_store.review(original) if self._svs_store is not None else None
+        if self._svs_store is None or earlier is None:
+            return
+        note = f"the pre-run review of {original} (the same version)"
+        why = f"{earlier.why}; {note}" if earlier.why else note
+        self._svs_store.save_review(
+            resumed, earlier.reviewed_by, why, earlier.findings, earlier.model_text, False
+        )
 
 
 def _input(row: Any) -> dict[str, Any]:
