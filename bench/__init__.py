@@ -16,6 +16,8 @@ BENCHMARKS: dict[str, str] = {
     "tools_list": "bench.tools_list",
     "dashboard": "bench.dashboard",
     "backup": "bench.backup",
+    "output_stats": "bench.output_stats",
+    "pre_run_review": "bench.pre_run_review",
 }
 
 

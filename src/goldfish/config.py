@@ -143,12 +143,27 @@ class Docker(_Strict):
 
 
 class Svs(_Strict):
-    """Stage validation: output contracts and statistics."""
+    """Stage validation (SVS): output contracts, statistics with rules, and the pre-run review."""
 
     enabled: bool = True
-    output_stats: bool = True
-    sample_size: int = Field(100_000, ge=100, le=10_000_000)
+    output_stats: bool = Field(True, description="Summarise every output inside the stage's environment.")
+    sample_size: int = Field(
+        10_000, ge=100, le=10_000_000, description="Reservoir sample for unique_ratio and entropy."
+    )
     block_on_contract_violation: bool = True
+    default_mode: Literal["warn", "block"] = Field(
+        "block", description="Mode of a `checks` rule that names none."
+    )
+    pre_run_review: Literal["off", "static", "full"] = Field(
+        "static", description="Before launch: static checks; `full` adds a model's review of the changes."
+    )
+    block_on: Literal["error", "never"] = Field(
+        "error", description="Whether an error-level review finding stops the run before launch."
+    )
+    review_timeout_seconds: int = Field(60, ge=5, le=600, description="Longest wait for a model's review.")
+    review_model: str = Field(
+        "claude-sonnet-4-5", max_length=100, description="Anthropic model when the review uses the API."
+    )
 
 
 class Memory(_Strict):

@@ -22,6 +22,7 @@ from goldfish.db.images import ImageBuildRepository
 from goldfish.db.metrics import MetricRepository
 from goldfish.db.runs import RunRepository
 from goldfish.db.sources import SourceRepository
+from goldfish.db.svs import PatternRepository, SvsRepository
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.memory.overview import OverviewService
@@ -34,6 +35,8 @@ from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
 from goldfish.storage.factory import open_storage
 from goldfish.storage.protocol import Storage
+from goldfish.svs.pattern_service import PatternService
+from goldfish.svs.service import SvsService
 from goldfish.workspaces.code_cache import CodeCache
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.dev_repo import DevRepo
@@ -72,12 +75,15 @@ class ServerContext:
     sources: SourceService
     storage: Storage
     backends: BackendRegistry
+    svs_store: SvsRepository
+    patterns: PatternService
     images: ImageService = field(init=False)
     _reaper_stop: threading.Event = field(init=False, default_factory=threading.Event)
     records: RecordService = field(init=False)
     run_service: RunService = field(init=False)
     run_queries: RunQueries = field(init=False)
     backups: BackupService = field(init=False)
+    svs: SvsService = field(init=False)
 
     @classmethod
     def open(cls, root: Path) -> ServerContext:
@@ -89,6 +95,8 @@ class ServerContext:
         repo.initialize()
         core = WorkspaceCore(config, paths, db, repo)
         thought_rows = ThoughtRepository(db)
+        svs_store = SvsRepository(db)
+        patterns = PatternService(PatternRepository(db))
         audit = AuditRepository(db)
         workspaces = WorkspaceService(core, thought_rows)
         versions = VersionService(core)
@@ -119,13 +127,15 @@ class ServerContext:
             versions=versions,
             thoughts=ThoughtService(core, thought_rows),
             audit=audit,
-            state=StateWriter(core, thought_rows, runs),
-            overview=OverviewService(core, workspaces, audit, runs, warm_pool),
+            state=StateWriter(core, thought_rows, runs, svs_store),
+            overview=OverviewService(core, workspaces, audit, runs, warm_pool, svs_store, patterns),
             runs=runs,
             metrics=metrics,
             sources=sources,
             storage=storage,
             backends=backends,
+            svs_store=svs_store,
+            patterns=patterns,
         )
         context.images = ImageService(config.docker, builds)
         context.backups = BackupService(config, paths, db, repo, runs, storage)
@@ -141,8 +151,12 @@ class ServerContext:
             context.records.check_gate,
             context.settle,
             context.spawn_driver,
+            svs_store,
         )
-        context.run_queries = RunQueries(runs, metrics, storage, backends, context.ensure_driver)
+        context.svs = SvsService(runs, context.svs_store)
+        context.run_queries = RunQueries(
+            runs, metrics, storage, backends, context.ensure_driver, context.svs.findings
+        )
         return context
 
     def warm_pool(self) -> WarmPoolService:
@@ -163,6 +177,9 @@ class ServerContext:
             code=CodeCache(self.core.repo, self.paths.code_cache),
             max_attempts=self.config.defaults.max_attempts,
             contracts=_contract_mode(self.config),
+            svs=self.config.svs,
+            svs_store=self.svs_store,
+            patterns=self.patterns,
         )
 
     def settle(self, pipeline_run_id: str) -> bool:

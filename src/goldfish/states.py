@@ -30,6 +30,7 @@ class FailureKind(StrEnum):
     STAGE_ERROR = "stage_error"
     MISSING_OUTPUT = "missing_output"
     CONTRACT_VIOLATION = "contract_violation"
+    SVS_VIOLATION = "svs_violation"
     INFRA_ERROR = "infra_error"
     PREEMPTED = "preempted"
     LOST = "lost"

@@ -146,7 +146,15 @@ def plan(p: Prepared) -> list[ToolCall]:
             "inspect_run",
             {"run_id": UNKNOWN_STAGE_RUN},
             "RUN_NOT_FOUND",
-            {"run_id": p.train, "include": ["metadata", "manifest", "attempts", "metrics"]},
+            {"run_id": p.train, "include": ["metadata", "manifest", "attempts", "metrics", "svs"]},
+        ),
+        ("get_svs_findings", {"run_id": UNKNOWN_STAGE_RUN}, "RUN_NOT_FOUND", {"run_id": p.pipeline_run}),
+        ("review_pipeline", {"workspace": "nowhere"}, "WORKSPACE_NOT_FOUND", {"workspace": "baseline"}),
+        (
+            "manage_patterns",
+            {"action": "approve", "pattern_id": "pat-000000000000", **why},
+            "PATTERN_NOT_FOUND",
+            {"action": "list"},
         ),
         ("logs", {"run_id": p.train, "tail": 0}, "INVALID_ARGUMENT", {"run_id": p.train, "stream": "both"}),
         (

@@ -5,7 +5,7 @@ The same two-stage workspace (a dataset registered from one file and one registe
 folder; npy, csv, file and directory signals; a ``requirements.txt``) runs on each backend; each
 stage records what it saw (its working folder, its inputs file by file with content hashes, what
 ``load_input`` gave it) into its file output. The test compares those records and the content
-hashes of every output across the backends, and checks the record itself.
+hashes and SVS statistics of every output across the backends, and checks the record itself.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ stages:
       table: {type: dataset, dataset: parity_table}
       images: {type: dataset, dataset: parity_images}
     outputs:
-      features: {type: npy}
+      features: {type: npy, checks: {std: {min: 1000, mode: warn}}}
       rows: {type: csv}
       summary: {type: file}
       shards: {type: directory}
@@ -196,11 +196,14 @@ async def run_parity(root: Path, configs: dict[str, dict[str, Any]]) -> dict[str
         picture: dict[str, Any] = {}
         for stage, record in (("ingest", "summary"), ("report", "seen")):
             run_id = stages[stage]["stage_run_id"]
-            inspected = await ok(client, "inspect_run", run_id=run_id, include=["manifest"])
+            inspected = await ok(client, "inspect_run", run_id=run_id, include=["manifest", "svs"])
             outputs = {o["signal"]: o for o in inspected["inspect"]["manifest"]["outputs"]}
+            svs = inspected["inspect"]["svs"]["outputs"]
             picture[stage] = {
                 "backend": inspected["inspect"]["run"]["backend"],
                 "hashes": {signal: output["content_hash"] for signal, output in outputs.items()},
+                "stats": {signal: found["stats"] for signal, found in svs.items()},
+                "findings": {signal: found["findings"] for signal, found in svs.items()},
                 "seen": json.loads(stored_text(root, outputs[record]["uri"])),
             }
         return picture
@@ -244,5 +247,11 @@ async def test_the_same_pipeline_when_run_on_process_docker_and_gce_sees_and_pro
     assert report["inputs"]["rows"]["loaded"]["rows"][0] == {"id": "1", "word": "alpha"}
     assert report["inputs"]["summary"]["loaded"] == {"kind": "file", "name": "summary"}
     assert list(report["inputs"]["shards"]["files"]) == ["a.txt", "sub/b.txt"]
+    # SVS statistics were computed in each stage environment (container and VM too) and agree.
+    stats = expected["ingest"]["stats"]
+    assert stats["features"]["count"] == 12 and stats["features"]["mean"] == pytest.approx(198.0 / 12)
+    assert stats["rows"]["rows"] >= 1 and stats["shards"]["files"] == 2
+    [warning] = expected["ingest"]["findings"]["features"]
+    assert (warning["rule"], warning["mode"], warning["bound"]) == ("std", "warn", {"min": 1000.0})
     assert without_backend(pictures["docker"]) == expected
     assert without_backend(pictures["gce"]) == expected

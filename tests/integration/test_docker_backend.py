@@ -95,6 +95,8 @@ FORK_BOMB = """\
 import subprocess
 import sys
 
+from goldfish.io import get_output_path
+
 children = []
 try:
     for _ in range(200):
@@ -103,6 +105,7 @@ except OSError as exc:
     print(f"pids limit hit after {len(children)} children: {exc.strerror}", file=sys.stderr, flush=True)
     sys.exit(5)
 print(f"started all {len(children)} children", flush=True)
+get_output_path("features").write_bytes(b"")  # a stage that saves its output (the pre-run review checks)
 """
 
 

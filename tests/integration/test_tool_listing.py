@@ -24,6 +24,7 @@ OPEN_WORLD = {
     "create_backup",
     "list_backups",
     "restore_backup",
+    "review_pipeline",
 }
 DESTRUCTIVE = {
     "delete_workspace",
@@ -32,6 +33,7 @@ DESTRUCTIVE = {
     "cancel",
     "warm_pool_cleanup",
     "restore_backup",
+    "manage_patterns",
 }
 
 

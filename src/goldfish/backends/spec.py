@@ -27,10 +27,13 @@ MAX_ENV_VALUE = 32_768
 # exit code, and runs the stage in a subshell that restores the default handlers first (an
 # ignored signal is inherited across exec, and a stage that ignored TERM could only ever be
 # stopped by SIGKILL). The exit code is written to a temporary file and renamed, so a reader
-# never sees half of it.
+# never sees half of it. After a stage that exited 0, and before the exit code is written, the
+# same interpreter (``$1``) summarises the outputs in place (SVS statistics, ``goldfish.io.stats``):
+# the data is read where it lies and only a small JSON travels; a failure there never fails the stage.
 STAGE_WRAPPER = (
     'exec >>"$GOLDFISH_LOGS_DIR/stdout.log" 2>>"$GOLDFISH_LOGS_DIR/stderr.log"; '
     'trap "" TERM INT; (trap - TERM INT; exec "$@"); code=$?; '
+    'if [ "$code" = 0 ]; then (trap - TERM INT; exec "$1" -m goldfish.io.stats) || true; fi; '
     'printf "%s" "$code" > "$GOLDFISH_EXIT_FILE.tmp" && mv "$GOLDFISH_EXIT_FILE.tmp" "$GOLDFISH_EXIT_FILE"; '
     "exit $code"
 )

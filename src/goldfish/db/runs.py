@@ -92,6 +92,7 @@ class LineageRow:
     size_bytes: int | None
     producer_run_id: str | None
     source_name: str | None
+    stats: dict[str, Any] | None = None  # an output's SVS statistics (computed in the stage's environment)
 
 
 _JSON_PIPELINE = {"reason", "results_spec", "config_override", "inputs_override", "requested_stages"}
@@ -432,7 +433,7 @@ class RunRepository:
             conn.executemany(
                 "INSERT INTO signal_lineage"
                 " (stage_run_id, direction, signal, type, uri, content_hash, size_bytes,"
-                " producer_run_id, source_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " producer_run_id, source_name, stats) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         r.stage_run_id,
@@ -444,6 +445,7 @@ class RunRepository:
                         r.size_bytes,
                         r.producer_run_id,
                         r.source_name,
+                        json.dumps(r.stats) if r.stats is not None else None,
                     )
                     for r in rows
                 ],
@@ -479,4 +481,5 @@ def _lineage(row: sqlite3.Row) -> LineageRow:
         size_bytes=row["size_bytes"],
         producer_run_id=row["producer_run_id"],
         source_name=row["source_name"],
+        stats=json.loads(row["stats"]) if row["stats"] else None,
     )

@@ -9,8 +9,10 @@ from pydantic import BaseModel, Field
 from goldfish.db.audit import AuditRepository, AuditRow
 from goldfish.db.records import RecordRow
 from goldfish.db.runs import RunRepository, StageRunRow
+from goldfish.db.svs import SvsRepository
 from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.runs.models import StageRunInfo
+from goldfish.svs.pattern_service import PatternService
 from goldfish.timeutil import age
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.models import BestResult, VersionInfo
@@ -180,12 +182,16 @@ class OverviewService:
         audit: AuditRepository,
         runs: RunRepository,
         warm_pool: WarmPoolRepository | None = None,
+        svs: SvsRepository | None = None,
+        patterns: PatternService | None = None,
     ):
         self._core = core
         self._workspaces = workspaces
         self._audit = audit
         self._runs = runs
         self._warm_pool = warm_pool
+        self._svs = svs
+        self._patterns = patterns
 
     def project(self) -> ProjectSummary:
         """Name, root, goal and size of the project."""
@@ -258,6 +264,24 @@ class OverviewService:
                 found.append(WorkspaceBest(workspace=ws.name, best=info.best_result))
         return found
 
+    def _seen_before(self, stage_run_id: str) -> str:
+        note = self._patterns.note_for(stage_run_id) if self._patterns is not None else None
+        return f" — {note}; manage_patterns for details" if note else ""
+
+    def _svs_alerts(self) -> list[Alert]:
+        """New validation findings (warnings and blocks), naming the stage run."""
+        if self._svs is None:
+            return []
+        return [
+            Alert(
+                kind=f"svs_{item.finding.mode}",
+                message=f"{item.workspace}/{item.stage} ({item.finding.stage_run_id}): "
+                f"{_clip(item.finding.message, CLIP)}; get_svs_findings for details",
+                at=item.finding.created_at,
+            )
+            for item in self._svs.recent("", RECENT_RUNS)
+        ]
+
     def dashboard(self) -> DashboardInfo:
         """Alerts, running stages, pending finalizations, best results, slots."""
         alerts = [
@@ -274,12 +298,13 @@ class OverviewService:
             Alert(
                 kind="failed_run",
                 message=f"{run.workspace}/{run.stage} ({run.id}) {run.state}: "
-                f"{_clip(run.error or run.failure_kind, CLIP)}",
+                f"{_clip(run.error or run.failure_kind, CLIP)}" + self._seen_before(run.id),
                 at=run.finished_at or run.created_at,
             )
             for state in ("failed", "timed_out")
             for run in self._runs.recent_stage_runs(RECENT_RUNS, state)
         ]
+        alerts += self._svs_alerts()
         alerts.sort(key=lambda alert: alert.at, reverse=True)
         by_workspace: dict[str, list[PendingBrief]] = {}
         for item in self.pending(50):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from goldfish.db.runs import RunRepository
+from goldfish.db.svs import SvsRepository
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.fileops import write_text_atomic
 from goldfish.timeutil import age, now_iso
@@ -31,10 +32,17 @@ def _clip(value: str, limit: int) -> str:
 class StateWriter:
     """Renders and writes STATE.md."""
 
-    def __init__(self, core: WorkspaceCore, thoughts: ThoughtRepository, runs: RunRepository):
+    def __init__(
+        self,
+        core: WorkspaceCore,
+        thoughts: ThoughtRepository,
+        runs: RunRepository,
+        svs: SvsRepository | None = None,
+    ):
         self._core = core
         self._thoughts = thoughts
         self._runs = runs
+        self._svs = svs
 
     def render(self) -> str:
         """The STATE.md text (at most :data:`MAX_STATE_CHARS` characters)."""
@@ -46,6 +54,7 @@ class StateWriter:
             self._slots()
             + self._pending()
             + self._runs_section()
+            + self._findings()
             + self._workspaces()
             + self._recent_thoughts()
         )
@@ -85,6 +94,19 @@ class StateWriter:
         for run in recent:
             note = " (cache hit)" if run.cache_hit else (f": {_clip(run.error, 100)}" if run.error else "")
             lines.append(f"- {run.id} {run.workspace}/{run.stage}: {run.state} {age(run.finished_at)}{note}")
+        return [*lines, ""]
+
+    def _findings(self) -> list[str]:
+        recent = self._svs.recent("", MAX_RUN_LINES) if self._svs is not None else []
+        if not recent:
+            return []
+        lines = ["## Validation findings"]
+        for item in recent:
+            finding = item.finding
+            lines.append(
+                f"- {finding.stage_run_id} {item.workspace}/{item.stage} {finding.mode}"
+                f" {age(finding.created_at)}: {_clip(finding.message, 140)}"
+            )
         return [*lines, ""]
 
     def _workspaces(self) -> list[str]:

@@ -43,11 +43,24 @@ class InputSignal(_Strict):
     schema_: SignalSchema | None = Field(None, alias="schema")
 
 
+class CheckRule(_Strict):
+    """A rule over one statistic of an output (SVS): a bound, optional columns, warn or block."""
+
+    min: float | None = Field(None, description="Smallest allowed value.")
+    max: float | None = Field(None, description="Largest allowed value.")
+    between: tuple[float, float] | None = Field(None, description="Inclusive [low, high].")
+    columns: list[str] | None = Field(None, description="CSV columns it applies to (default: all).")
+    mode: Literal["warn", "block"] | None = Field(None, description="Default: svs.default_mode.")
+
+
 class OutputSignal(_Strict):
     """A stage output, written by the stage under its outputs directory."""
 
     type: OutputType
     schema_: SignalSchema | None = Field(None, alias="schema")
+    checks: dict[str, CheckRule] | None = Field(
+        None, description="Rules over the output's statistics, keyed by statistic (nan_ratio, std, ...)."
+    )
 
 
 class StageDef(_Strict):

@@ -12,6 +12,7 @@ from goldfish.config import ConfigProblem, key_lines, problems_from_validation, 
 from goldfish.errors import PipelineInvalidError, suggestion_suffix
 from goldfish.pipelines.graph import dependencies, find_cycle
 from goldfish.pipelines.models import PipelineDef, StageDef
+from goldfish.svs.rules import rule_problems
 from goldfish.yamlfile import load_yaml
 
 DEFAULT_PIPELINE = "pipeline.yaml"
@@ -133,6 +134,13 @@ class _Checker:
                     f"module file {path} does not exist",
                 )
 
+    def checks(self) -> None:
+        for i, stage in enumerate(self.pipeline.stages):
+            for signal, output in stage.outputs.items():
+                for name, rule in (output.checks or {}).items():
+                    for problem in rule_problems(output.type, name, rule):
+                        self.add(stage.name, ("stages", str(i), "outputs", signal, "checks", name), problem)
+
     def cycles(self) -> None:
         cycle = find_cycle(dependencies(self.pipeline))
         if cycle:
@@ -186,6 +194,7 @@ def check_pipeline(
     checker.duplicates()
     checker.inputs(sources)
     checker.modules(files)
+    checker.checks()
     checker.cycles()
     problems = checker.problems + (extra(pipeline) if extra else [])
     return (pipeline if not problems else None), problems

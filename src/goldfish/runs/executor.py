@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,9 +19,11 @@ from goldfish.backends.factory import BackendRegistry
 from goldfish.backends.protocol import BackendStatus, Handle
 from goldfish.backends.python_env import environment_key
 from goldfish.backends.spec import RunSpec
+from goldfish.config import Svs
 from goldfish.data.sources import SourceService
 from goldfish.db.metrics import MetricRepository
 from goldfish.db.runs import LineageRow, PipelineRunRow, RunRepository, StageRunRow
+from goldfish.db.svs import SvsRepository
 from goldfish.errors import GoldfishError
 from goldfish.fileops import link_tree
 from goldfish.pipelines.models import StageDef
@@ -31,6 +33,9 @@ from goldfish.runs.planner import InputResolver, ResolvedInput, cache_key
 from goldfish.states import FailureKind, StageState
 from goldfish.storage.presence import present
 from goldfish.storage.protocol import Storage
+from goldfish.svs import outputs as svs_outputs
+from goldfish.svs.pattern_service import PatternService
+from goldfish.svs.rules import Finding
 from goldfish.timeutil import now_iso, parse_iso
 from goldfish.workspaces.code_cache import CodeCache
 from goldfish.workspaces.dev_repo import EMPTY_TREE, DevRepo
@@ -53,6 +58,9 @@ class ExecutorDeps:
     code: CodeCache
     max_attempts: int
     contracts: Literal["off", "warn", "block"] = "block"
+    svs: Svs = field(default_factory=Svs)
+    svs_store: SvsRepository | None = None
+    patterns: PatternService | None = None
 
 
 class StageMachine:
@@ -153,6 +161,7 @@ class StageExecutor:
                 row.size_bytes,
                 row.producer_run_id or hit.id,
                 None,
+                row.stats,
             )
             for row in self.deps.runs.lineage(hit.id, "output")
         ]
@@ -260,6 +269,7 @@ class StageExecutor:
         signals = {
             "inputs": {n: s.model_dump(by_alias=True, exclude_none=True) for n, s in stage.inputs.items()},
             "outputs": {n: s.model_dump(by_alias=True, exclude_none=True) for n, s in stage.outputs.items()},
+            "svs": svs_outputs.signals_settings(self.deps.svs),
         }
         signals_file.write_text(json.dumps(signals, indent=2), encoding="utf-8")
         spec = RunSpec(
@@ -453,12 +463,17 @@ class StageExecutor:
             )
             self.machine.fail(run, FailureKind.MISSING_OUTPUT, problem, event="collect_failed")
         else:
-            self.deps.runs.add_lineage(result.outputs)
-            self._complete_checked(run, result.violations)
+            stats = svs_outputs.read_stats(self.run_dir(run) / "logs")
+            rows, findings = svs_outputs.judge(stage, result.outputs, stats, self.deps.svs)
+            self.deps.runs.add_lineage(rows)
+            if self.deps.svs_store is not None:
+                schema = svs_outputs.contract_findings(result.violations, self.deps.contracts == "block")
+                self.deps.svs_store.add_findings(run.id, [f.as_json() for f in schema + findings])
+            self._complete_checked(run, result.violations, findings)
         self._wrap_up(run)
 
-    def _complete_checked(self, run: StageRunRow, violations: list[str]) -> None:
-        """Complete, or fail with contract_violation when outputs break their schema and that blocks."""
+    def _complete_checked(self, run: StageRunRow, violations: list[str], findings: list[Finding]) -> None:
+        """Complete, or fail when outputs break their schema (contract_violation) or a blocking rule."""
         if violations and self.deps.contracts == "block":
             self.machine.fail(
                 run,
@@ -467,8 +482,13 @@ class StageExecutor:
                 event="contract_violation",
             )
             return
-        detail = ("contract warnings: " + "; ".join(violations)) if violations else None
-        self.machine.move(run, StageState.COMPLETED, "completed", detail)
+        blocked = svs_outputs.blocking_message(findings)
+        if blocked:
+            self.machine.fail(run, FailureKind.SVS_VIOLATION, blocked, event="svs_violation")
+            return
+        notes = [f"contract warnings: {'; '.join(violations)}"] if violations else []
+        notes += [f"SVS warnings: {'; '.join(f.message for f in findings)}"] if findings else []
+        self.machine.move(run, StageState.COMPLETED, "completed", " | ".join(notes)[:2000] or None)
 
     def _finish_attempt(
         self,
@@ -508,8 +528,10 @@ class StageExecutor:
         store_logs(self.run_dir(run) / "logs", run.id, self.deps.storage)
 
     def _wrap_up(self, run: StageRunRow) -> None:
-        """Release the backend and drop the scratch folder (after ``_keep_logs`` and the move)."""
+        """Learn from the outcome, release the backend, drop the scratch folder (after the move)."""
         run_dir = self.run_dir(run)
+        if self.deps.patterns is not None:
+            self.deps.patterns.observe(self._reload(run), run_dir / "logs")
         if run.backend_handle:
             self.deps.backends.get(run.backend).cleanup(run.backend_handle)
         remove_scratch(run_dir)

@@ -89,6 +89,9 @@ class RunSubmission(BaseModel):
         description="True when the pipeline run has ended (every stage terminal, outcome set)."
     )
     problems: list[dict[str, Any]] = Field(default_factory=list)
+    review: dict[str, Any] | None = Field(
+        None, description="Pre-run review: reviewed_by (static/client_sampling/anthropic_api/none), findings."
+    )
 
 
 class PipelineRunInfo(BaseModel):

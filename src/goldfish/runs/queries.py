@@ -57,12 +57,14 @@ class RunQueries:
         storage: Storage,
         backends: BackendRegistry,
         ensure_driver: Callable[[str], None],
+        svs: Callable[[str], dict[str, Any]] | None = None,
     ):
         self._runs = runs
         self._metrics = metrics
         self._storage = storage
         self._backends = backends
         self._ensure_driver = ensure_driver
+        self._svs = svs
 
     # -- lookups ----------------------------------------------------------------------------
     def stage_run(self, run_id: str) -> StageRunRow:
@@ -103,7 +105,10 @@ class RunQueries:
     def inspect(self, run_id: str, include: list[str]) -> dict[str, Any]:
         """State, timings, error, reason, handle and the extras asked for in ``include``."""
         if isinstance(run_id, str) and run_id.startswith("prun-"):
-            return {"pipeline_run": self.pipeline_info(self.pipeline_run(run_id)).model_dump()}
+            found = {"pipeline_run": self.pipeline_info(self.pipeline_run(run_id)).model_dump()}
+            if "svs" in include and self._svs is not None:
+                found["svs"] = self._svs(run_id)
+            return found
         row = self.stage_run(run_id)
         parent = self.pipeline_run(row.pipeline_run_id)
         result: dict[str, Any] = {
@@ -126,6 +131,8 @@ class RunQueries:
             result["manifest"] = self.manifest(row.id)
         if "metrics" in include:
             result["metrics"] = [m.model_dump() for m in self.metrics(row.id, None, True, 0)]
+        if "svs" in include and self._svs is not None:
+            result["svs"] = self._svs(row.id)
         return result
 
     def manifest(self, run_id: str) -> dict[str, Any]:

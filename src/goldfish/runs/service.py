@@ -12,6 +12,7 @@ from goldfish.config import GoldfishConfig
 from goldfish.data.sources import SourceService
 from goldfish.db.records import RecordRepository
 from goldfish.db.runs import RunRepository
+from goldfish.db.svs import SvsRepository
 from goldfish.db.workspaces import WorkspaceRow
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.ids import new_pipeline_run_id, new_record_id, new_stage_run_id
@@ -28,11 +29,27 @@ from goldfish.runs.requests import (
 )
 from goldfish.runs.stage_config import load_stage_config, stage_override
 from goldfish.states import TERMINAL, PipelineState, StageState
+from goldfish.svs.review import ModelReviewer, PreRunReview, pre_run_review, review_files, unified_diff
 from goldfish.timeutil import now_iso
 from goldfish.validation import pipeline_name
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.files import VersionFiles
+from goldfish.workspaces.sync import version_tag
 from goldfish.workspaces.versions import VersionService
+
+
+class ReviewBlockedError(GoldfishError):
+    """The pre-run review found an error-level problem; nothing was saved or launched."""
+
+    code = "REVIEW_BLOCKED"
+    default_remedy = "Fix the problems in details.findings and run again (or set svs.block_on: never)."
+
+    def __init__(self, review: PreRunReview):
+        errors = [f for f in review.findings if f.level == "error"]
+        super().__init__(
+            "The pre-run review stopped the run: " + "; ".join(f"{f.stage}: {f.message}" for f in errors[:5]),
+            details={"findings": [f.as_json() for f in review.findings], "reviewed_by": review.reviewed_by},
+        )
 
 
 class RunNotFoundError(GoldfishError):
@@ -83,6 +100,7 @@ class RunService:
         gate: Callable[[str], None],
         settle: Callable[[str], bool],
         spawn: Callable[[str], None],
+        svs_store: SvsRepository | None = None,
     ):
         self._config = config
         self._core = core
@@ -93,6 +111,7 @@ class RunService:
         self._gate = gate
         self._settle = settle
         self._spawn = spawn
+        self._svs_store = svs_store
 
     def build_request(
         self,
@@ -131,11 +150,51 @@ class RunService:
             profile=profile,
         )
 
-    def submit(self, request: RunRequest) -> RunSubmission:
-        """Version the workspace, record the pipeline run and its stages, and start driving it."""
+    def review(
+        self, request: RunRequest, reviewers: list[ModelReviewer] | None = None
+    ) -> PreRunReview | None:
+        """The pre-run review of the workspace's files as they are now (what ``submit`` runs first)."""
+        return self._reviewed(request, reviewers)[-1]
+
+    def _reviewed(
+        self, request: RunRequest, reviewers: list[ModelReviewer] | None
+    ) -> tuple[WorkspaceRow, str | None, list[_PlannedStage], PreRunReview | None]:
+        """Load and plan the pipeline, then review it (execution.md steps 1, 3 and 3b)."""
         ws = self._core.workspace_or_slot(request.workspace)
         mount = self._core.rows.mount_of_workspace(ws.id)
-        planned = self.plan(self._core.files_of(ws), request)
+        files = self._core.files_of(ws)
+        pipeline, selected, planned = self._planned(files, request)
+        configs = {p.name: p.config for p in planned}
+
+        def diff() -> str | None:
+            rels = review_files(pipeline, request.pipeline, selected)
+            return self._changes_since_success(ws.name, files, rels)
+
+        review = pre_run_review(
+            self._config.svs, files, pipeline, request.pipeline, selected, configs, diff, reviewers
+        )
+        return ws, mount.slot if mount else None, planned, review
+
+    def _changes_since_success(self, workspace: str, files: FileReader, rels: list[str]) -> str | None:
+        """The diff of the reviewed files since the workspace's last successful version (None if none)."""
+        runs = self._runs.list_pipeline_runs(workspace, 100)
+        done = next((r for r in runs if r.state == PipelineState.COMPLETED.value), None)
+        if done is None:
+            return None
+        commit = self._core.repo.resolve(f"refs/tags/{version_tag(workspace, done.version_num)}")
+        if commit is None:
+            return None
+        return unified_diff(VersionFiles(self._core.repo, commit), files, rels)
+
+    def submit(self, request: RunRequest, reviewers: list[ModelReviewer] | None = None) -> RunSubmission:
+        """Review, version the workspace, record the pipeline run and its stages, and start driving it.
+
+        Raises:
+            ReviewBlockedError: when the pre-run review found an error and ``svs.block_on`` is error.
+        """
+        ws, slot, planned, review = self._reviewed(request, reviewers)
+        if review is not None and review.blocked:
+            raise ReviewBlockedError(review)
         if request.dry_run:
             return RunSubmission(
                 pipeline_run_id=None,
@@ -156,10 +215,16 @@ class RunService:
                     }
                     for p in planned
                 ],
+                review=review.as_json() if review is not None else None,
             )
         self._gate(ws.name)
-        version_num, created = self._version_for_run(ws, mount.slot if mount else None, request)
+        version_num, created = self._version_for_run(ws, slot, request)
         run_id = self._record(ws, version_num, request, planned)
+        if review is not None and self._svs_store is not None:
+            found = [f.as_json() for f in review.findings]
+            self._svs_store.save_review(
+                run_id, review.reviewed_by, review.why, found, review.model_text, False
+            )
         finished = self._settle(run_id)
         if not finished:
             self._spawn(run_id)
@@ -171,9 +236,19 @@ class RunService:
         Raises:
             PipelineInvalidError: listing every problem; ``YamlFileError`` for a refused file.
         """
+        return self._planned(files, request)[2]
+
+    def _planned(
+        self, files: FileReader, request: RunRequest
+    ) -> tuple[PipelineDef, list[str], list[_PlannedStage]]:
+        """The pipeline, the selected stages in order, and their plans."""
         pipeline = load_pipeline(files, request.pipeline, self._sources.names())
         selected = select_stages(request.stages, topological_order(dependencies(pipeline)))
-        return [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
+        return (
+            pipeline,
+            selected,
+            [self._plan_stage(pipeline, name, files, request, selected) for name in selected],
+        )
 
     def _plan_stage(
         self, pipeline: PipelineDef, name: str, files: FileReader, request: RunRequest, selected: list[str]
@@ -282,6 +357,7 @@ class RunService:
         stages = self._runs.stages_of(pipeline_run_id)
         record = self._records.of_pipeline_run(run.id)
         record_id = record.id if record else None
+        review = self._svs_store.review(run.id) if self._svs_store is not None else None
         infos = [
             StageRunInfo.of(s, [_input(r) for r in self._runs.lineage(s.id, "input")]).model_copy(
                 update={"record_id": record_id}
@@ -300,6 +376,7 @@ class RunService:
             # The pipeline run, not just its stages: its outcome (and its record's place among the
             # runs waiting for finalize_run) is settled only when the driver closes it.
             finished=run.state != PipelineState.RUNNING.value,
+            review=review.as_json() if review is not None else None,
         )
 
     def resume(self, pipeline_run_id: str, reason: str) -> RunSubmission:
@@ -347,9 +424,21 @@ class RunService:
         )
         planned = [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
         run_id = self._record(ws, original.version_num, request, planned, resumed_from=original.id)
+        self._carry_review(original.id, run_id)
         if not self._settle(run_id):
             self._spawn(run_id)
         return self.submission(run_id, False)
+
+    def _carry_review(self, original: str, resumed: str) -> None:
+        """A resumed run runs the same version: the original's pre-run review applies, and says so."""
+        earlier = self._svs_store.review(original) if self._svs_store is not None else None
+        if self._svs_store is None or earlier is None:
+            return
+        note = f"the pre-run review of {original} (the same version)"
+        why = f"{earlier.why}; {note}" if earlier.why else note
+        self._svs_store.save_review(
+            resumed, earlier.reviewed_by, why, earlier.findings, earlier.model_text, False
+        )
 
 
 def _input(row: Any) -> dict[str, Any]:

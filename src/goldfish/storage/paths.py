@@ -51,6 +51,11 @@ class RunPaths:
         return f"{self.logs}/heartbeat.json"
 
     @property
+    def svs_stats(self) -> str:
+        """The outputs' SVS statistics the stage wrapper wrote after the module exited (small JSON)."""
+        return f"{self.logs}/svs_stats.json"
+
+    @property
     def heartbeat(self) -> str:
         """The VM agent's heartbeat ``{"at", "state", "attempt"}``, rewritten every sync."""
         return f"{self.root}/heartbeat.json"

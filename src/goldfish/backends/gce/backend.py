@@ -64,12 +64,13 @@ DEFAULT_PROFILE = "cpu-large"
 # them), room for many DataLoader workers, and a /dev/shm far above docker's 64 MB default.
 VM_PIDS_LIMIT = 65536
 VM_SHM_SIZE = "64g"  # tmpfs: an upper bound, memory is only used as files are written
-MIRRORED = ("stdout", "stderr", "metrics", "stage_heartbeat")
+MIRRORED = ("stdout", "stderr", "metrics", "stage_heartbeat", "svs_stats")
 _LOCAL_NAMES = {
     "stdout": "stdout.log",
     "stderr": "stderr.log",
     "metrics": "metrics.jsonl",
     "stage_heartbeat": "heartbeat.json",
+    "svs_stats": "svs_stats.json",
 }
 
 
@@ -482,10 +483,11 @@ class GceBackend:
             "stderr": paths.stderr,
             "metrics": paths.metrics,
             "stage_heartbeat": paths.stage_heartbeat,
+            "svs_stats": paths.svs_stats,
         }
         for item in MIRRORED:
             local = logs_dir / _LOCAL_NAMES[item]
-            if item == "stage_heartbeat":
+            if item in ("stage_heartbeat", "svs_stats"):  # rewritten whole, not appended
                 data = self.storage.read_bytes(keys[item])
                 if data is not None:
                     local.write_bytes(data)

@@ -141,6 +141,7 @@ def build_job(
             "preempted": storage.uri(paths.preempted),
             "failure": storage.uri(paths.failure),
             "stage_heartbeat": storage.uri(paths.stage_heartbeat),
+            "svs_stats": storage.uri(paths.svs_stats),
         },
         "bundle_uri": storage.uri(paths.bundle),
         "job_dir": str(on_vm.run_dir),

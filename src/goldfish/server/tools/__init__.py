@@ -12,6 +12,7 @@ from goldfish.server.tools import (
     project,
     records,
     runs,
+    svs,
     versions,
     workspaces,
 )
@@ -29,6 +30,7 @@ AREAS = (
     backups,
     infra,
     cloud,
+    svs,
 )
 
 

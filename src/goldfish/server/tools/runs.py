@@ -12,6 +12,7 @@ from pydantic import Field
 from goldfish.errors import InvalidArgumentError
 from goldfish.runs.models import LineageEdge, LogChunk, MetricSeries, RunSubmission, StageRunInfo
 from goldfish.runs.requests import ResultsSpec, StructuredReason
+from goldfish.server.sampling import reviewers_for
 from goldfish.server.toolkit import JsonMapping, ToolRegistry, ToolResult, plain
 from goldfish.states import StageState
 from goldfish.validation import DEFAULT_LIMIT, page
@@ -136,7 +137,8 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
             use_cache,
             profile,
         )
-        submission = await anyio.to_thread.run_sync(context.run_service.submit, request)
+        reviewers = reviewers_for(ctx, context.config.svs.review_model)
+        submission = await anyio.to_thread.run_sync(context.run_service.submit, request, reviewers)
         if not wait or submission.finished or submission.pipeline_run_id is None:
             return RunResult(run=submission, still_running=not submission.finished)
         run_id = submission.pipeline_run_id
@@ -165,7 +167,8 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
         """State, timings, exit code, error, reason and backend handle of a run.
 
         With include: manifest/provenance (inputs and outputs with hashes), attempts and
-        transitions, metrics summary. A pipeline run id (prun-...) shows all its stages.
+        transitions, metrics summary, svs (output statistics and rule findings). A pipeline run
+        id (prun-...) shows all its stages.
         """
         return InspectRunResult(
             inspect=reg.app.context.run_queries.inspect(run_id, list(include or ["metadata"]))

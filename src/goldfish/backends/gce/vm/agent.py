@@ -102,12 +102,13 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _REGISTRY_HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?$")
 _GS_URI = re.compile(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])/([^\x00\r\n]{1,1024})$")
 REQUIRED_LOGS = ("stdout", "stderr", "metrics", "exit_code", "heartbeat", "ack", "failure", "preempted")
-OPTIONAL_LOGS = ("stage_heartbeat",)
+OPTIONAL_LOGS = ("stage_heartbeat", "svs_stats")
 LOG_FILES = (
     ("stdout.log", "stdout"),
     ("stderr.log", "stderr"),
     ("metrics.jsonl", "metrics"),
     ("heartbeat.json", "stage_heartbeat"),
+    ("svs_stats.json", "svs_stats"),  # output statistics, written before the exit code
 )
 JOB_SUBDIRS = ("code", "config", "outputs", "logs", "control", "work")  # recreated per job; inputs kept
 WRITABLE_SUBDIRS = ("outputs", "logs", "work")  # the container's non-root user writes here

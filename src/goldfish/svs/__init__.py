@@ -1,0 +1,1 @@
+"""Stage validation (SVS): output statistics rules, the pre-run review, failure patterns."""
