@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from goldfish import __version__
 from goldfish.cli_doctor import add_doctor_parser
+from goldfish.cli_secrets import add_secrets_parser
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.states import StageState
 
@@ -281,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_run_parsers(sub)
     add_doctor_parser(sub)
+    add_secrets_parser(sub)
 
     plot = sub.add_parser("plot", help="draw a metric of 1 to 8 stage runs into a PNG")
     plot.add_argument("run_ids", nargs="+", metavar="RUN", help="stage run ids (stage-...)")

@@ -27,9 +27,12 @@ from goldfish.memory.records import RecordService
 from goldfish.memory.state_md import StateWriter
 from goldfish.memory.thoughts import ThoughtService
 from goldfish.paths import ProjectPaths
-from goldfish.runs.executor import ExecutorDeps
+from goldfish.runs.executor import ExecutorDeps, StageRuntime
 from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
+from goldfish.secrets.resolver import SecretResolver
+from goldfish.secrets.service import SecretService
+from goldfish.secrets.store import SecretStore
 from goldfish.storage.factory import open_storage
 from goldfish.storage.protocol import Storage
 from goldfish.workspaces.code_cache import CodeCache
@@ -75,6 +78,8 @@ class ServerContext:
     records: RecordService = field(init=False)
     run_service: RunService = field(init=False)
     run_queries: RunQueries = field(init=False)
+    secrets: SecretResolver = field(init=False)
+    secret_service: SecretService = field(init=False)
 
     @classmethod
     def open(cls, root: Path) -> ServerContext:
@@ -125,6 +130,8 @@ class ServerContext:
             backends=backends,
         )
         context.images = ImageService(config.docker, builds)
+        context.secrets = SecretResolver(SecretStore(paths.state_dir))
+        context.secret_service = SecretService(context.secrets, config, core)
         # Wired after construction: both call back into the context (settle, spawn a driver).
         context.records = RecordService(config, core, core.records, runs, metrics)
         context.run_service = RunService(
@@ -137,6 +144,7 @@ class ServerContext:
             context.records.check_gate,
             context.settle,
             context.spawn_driver,
+            context.secrets,
         )
         context.run_queries = RunQueries(runs, metrics, storage, backends, context.ensure_driver)
         return context
@@ -159,6 +167,13 @@ class ServerContext:
             code=CodeCache(self.core.repo, self.paths.code_cache),
             max_attempts=self.config.defaults.max_attempts,
             contracts=_contract_mode(self.config),
+            secrets=self.secrets,
+            runtime=StageRuntime(
+                gpu_min_free_mb=self.config.gpu_check.min_free_memory_mb,
+                gpu_timeout_seconds=self.config.gpu_check.timeout_seconds,
+                telemetry_interval=self.config.defaults.telemetry_interval,
+                telemetry_max_points=self.config.defaults.telemetry_max_points,
+            ),
         )
 
     def settle(self, pipeline_run_id: str) -> bool:

@@ -62,7 +62,7 @@ def project_label(root: Path) -> str:
 
 def sdk_create_arguments(invocation: ContainerInvocation) -> dict[str, Any]:
     """``containers.create`` keyword arguments for an invocation (the SDK face of the one builder)."""
-    from docker.types import Mount  # noqa: PLC0415
+    from docker.types import DeviceRequest, Mount  # noqa: PLC0415
 
     limits = invocation.limits
     arguments: dict[str, Any] = {
@@ -92,6 +92,12 @@ def sdk_create_arguments(invocation: ContainerInvocation) -> dict[str, Any]:
         arguments["shm_size"] = limits.shm_size
     if not limits.network:
         arguments["network_mode"] = "none"
+    if limits.gpu_devices or limits.gpus:
+        devices = list(limits.gpu_devices) or None
+        count = None if devices else limits.gpus
+        arguments["device_requests"] = [
+            DeviceRequest(device_ids=devices, count=count, capabilities=[["gpu"]])
+        ]
     return arguments
 
 
@@ -138,6 +144,8 @@ class DockerBackend:
             cpus=self._docker.cpus,
             pids=self._docker.pids_limit,
             network=self._docker.network,
+            gpus=len(spec.gpu_ids),
+            gpu_devices=tuple(str(device) for device in spec.gpu_ids),
         )
         invocation = container_invocation(
             spec, image=spec.image, user=user, limits=limits, project=self._project

@@ -11,11 +11,20 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from goldfish.backends.factory import BackendRegistry
+from goldfish.backends.gpus import (
+    LOCAL_GPU_BACKENDS,
+    GpuUnavailableError,
+    HostGpus,
+    discover,
+    require,
+    wait_ready,
+)
 from goldfish.backends.protocol import BackendStatus, Handle
 from goldfish.backends.python_env import environment_key
 from goldfish.backends.spec import RunSpec
@@ -28,6 +37,7 @@ from goldfish.pipelines.models import StageDef
 from goldfish.runs.collector import collect_outputs, remove_scratch, store_logs
 from goldfish.runs.metrics import ingest_file
 from goldfish.runs.planner import InputResolver, ResolvedInput, cache_key
+from goldfish.secrets.resolver import SecretResolver
 from goldfish.states import FailureKind, StageState
 from goldfish.storage.protocol import Storage
 from goldfish.timeutil import now_iso, parse_iso
@@ -36,6 +46,17 @@ from goldfish.workspaces.dev_repo import EMPTY_TREE, DevRepo
 
 log = logging.getLogger("goldfish.runs")
 LAUNCH_GRACE_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class StageRuntime:
+    """How stages run beyond their spec: GPU discovery and readiness, telemetry."""
+
+    host_gpus: Callable[[], HostGpus] = discover
+    gpu_min_free_mb: float = 1024
+    gpu_timeout_seconds: float = 120
+    telemetry_interval: float = 10
+    telemetry_max_points: int = 2000
 
 
 @dataclass
@@ -52,6 +73,8 @@ class ExecutorDeps:
     code: CodeCache
     max_attempts: int
     contracts: Literal["off", "warn", "block"] = "block"
+    secrets: SecretResolver | None = None
+    runtime: StageRuntime = field(default_factory=StageRuntime)
 
 
 class StageMachine:
@@ -122,11 +145,15 @@ class StageExecutor:
             environment=environment_key(repo.object_id(commit, "requirements.txt")),
             profile=run.profile,
             backend=run.backend,
+            env=run.env,
+            secret_names=run.secrets,
         )
         if pipeline_run.use_cache and self._reuse(run, stage, key, inputs):
             return True
         if not launch:
             return False
+        if run.gpus and run.backend in LOCAL_GPU_BACKENDS and not self._claim_gpus(run):
+            return self._reload(run).state != StageState.PENDING.value  # failed: too few GPUs
         run_dir = self.run_dir(run)
         self.deps.code.materialize(commit, run_dir / "code")
         self.deps.runs.update_stage(run.id, cache_key=key, run_dir=str(run_dir))
@@ -135,6 +162,20 @@ class StageExecutor:
             if item.source_name:
                 self.deps.sources.record_use(item.source_name, run.id, item.name)
         self._launch(self._reload(run), stage, inputs, run_dir)
+        return True
+
+    def _claim_gpus(self, run: StageRunRow) -> bool:
+        """Hand the stage whole GPUs; False while they are busy (it stays pending) or the host has too few."""
+        host = self.deps.runtime.host_gpus()
+        try:
+            require(run.gpus, host, run.stage)
+        except GpuUnavailableError as exc:
+            self.machine.fail(run, FailureKind.INFRA_ERROR, f"{exc.code}: {exc.message}", event="plan_failed")
+            return False
+        claimed = self.deps.runs.claim_gpus(run.id, run.gpus, host.devices)
+        if claimed is None:
+            self.deps.runs.update_stage(run.id, heartbeat_message=f"waiting for {run.gpus} free GPU(s)")
+            return False
         return True
 
     def _reuse(self, run: StageRunRow, stage: StageDef, key: str, inputs: list[ResolvedInput]) -> bool:
@@ -276,13 +317,34 @@ class StageExecutor:
             profile=run.profile,
             input_uris={item.name: item.uri for item in inputs},
             outputs=tuple(stage.outputs),
+            env=dict(run.env),
+            secrets=self._secret_values(run),
+            gpu_ids=tuple(run.gpu_ids or ()),
+            telemetry_interval=self.deps.runtime.telemetry_interval,
+            telemetry_max_points=self.deps.runtime.telemetry_max_points,
         )
 
         def on_build(detail: str) -> None:
             if StageState(run.state) == StageState.PENDING:
                 self.machine.move(run, StageState.BUILDING, "build", detail)
 
-        return backend.prepare(spec, on_build)
+        prepared = backend.prepare(spec, on_build)
+        if prepared.gpu_ids:
+            seen = wait_ready(
+                list(prepared.gpu_ids),
+                self.deps.runtime.gpu_min_free_mb,
+                self.deps.runtime.gpu_timeout_seconds,
+            )
+            log.info("GPUs of %s ready: %s", run.id, seen)
+        return prepared
+
+    def _secret_values(self, run: StageRunRow) -> dict[str, str]:
+        """The stage's secret values, looked up now (raises SECRET_NOT_SET when one has none)."""
+        if not run.secrets:
+            return {}
+        if self.deps.secrets is None:
+            raise GoldfishError("This server has no secret store to read the stage's secrets from.")
+        return self.deps.secrets.resolve(run.secrets, f"stage '{run.stage}'")
 
     def _stage_input(self, item: ResolvedInput, target: Path) -> Path:
         """Expose one input under ``target``: hardlinks of a local file or folder, else a download."""

@@ -161,7 +161,7 @@ class GceBackend:
         """Upload the job and start it on a warm VM or a new one; the handle names the VM."""
         if spec.image is None:
             raise GoldfishError("The stage image was not prepared before launch.")
-        check_env(spec.env)  # a bad key or value is refused before anything reaches the bucket
+        check_env(spec.env, spec.secrets)  # a bad key or value is refused before anything reaches the bucket
         profile = self.profile(spec)
         check_provisioning(profile)
         attempt = spec.attempt

@@ -96,11 +96,9 @@ def vm_spec(spec: RunSpec, attempt: int) -> RunSpec:
     )
 
 
-def split_secrets(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """``(plain, secret)``: values whose names look like tokens or keys never enter job.json."""
-    secret = {key: value for key, value in env.items() if is_secret_name(key)}
-    plain = {key: value for key, value in env.items() if key not in secret}
-    return plain, secret
+def job_secrets(spec: RunSpec) -> dict[str, str]:
+    """The values that never enter job.json: the stage's secrets, and any env value named like one."""
+    return {**{key: value for key, value in spec.env.items() if is_secret_name(key)}, **spec.secrets}
 
 
 def build_job(
@@ -108,7 +106,7 @@ def build_job(
 ) -> VmJob:
     """The job.json of one attempt (URIs from RunPaths, the container from the shared builder)."""
     paths = RunPaths(spec.stage_run_id)
-    _plain, secrets = split_secrets(spec.env)
+    secrets = job_secrets(spec)
     on_vm = vm_spec(spec, attempt)
     invocation = container_invocation(
         on_vm,

@@ -11,11 +11,25 @@ from goldfish.server.tools import (
     project,
     records,
     runs,
+    secrets,
     versions,
     workspaces,
 )
 
-AREAS = (orientation, project, workspaces, versions, runs, analysis, data, memory, records, infra, cloud)
+AREAS = (
+    orientation,
+    project,
+    workspaces,
+    versions,
+    runs,
+    analysis,
+    data,
+    memory,
+    records,
+    infra,
+    cloud,
+    secrets,
+)
 
 
 def register_all(registry: ToolRegistry) -> None:
