@@ -114,6 +114,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(info.model_dump_json(indent=2))
         return 0
     print(info.state_md)
+    if info.gpus:
+        held = ", ".join(f"{gpu['index']}: {gpu['held_by'] or 'free'}" for gpu in info.gpus["gpus"])
+        print(f"\nGPUs ({info.gpus['count']}, via {info.gpus['source']}): {held}")
     return 0
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Literal, cast
 
 from goldfish.backends.docker_base import ImageService
 from goldfish.backends.factory import BackendRegistry
+from goldfish.backends.gpus import discover
 from goldfish.backends.protocol import BackendSettings
 from goldfish.config import GoldfishConfig, load_config
 from goldfish.data.sources import SourceService
@@ -122,7 +123,7 @@ class ServerContext:
             thoughts=ThoughtService(core, thought_rows),
             audit=audit,
             state=StateWriter(core, thought_rows, runs),
-            overview=OverviewService(core, workspaces, audit, runs, warm_pool),
+            overview=OverviewService(core, workspaces, audit, runs, warm_pool, lambda: discover().describe()),
             runs=runs,
             metrics=metrics,
             sources=sources,

@@ -121,6 +121,15 @@ def _stage(row: sqlite3.Row) -> StageRunRow:
     return StageRunRow(**data)
 
 
+def _held_gpus(conn: sqlite3.Connection) -> dict[str, list[int]]:
+    """Stage run id → the GPUs it holds, for every live stage run holding some."""
+    rows = conn.execute(
+        "SELECT id, gpu_ids FROM stage_runs WHERE gpu_ids IS NOT NULL"
+        " AND state IN ('pending', 'building', 'launching', 'running')"
+    ).fetchall()
+    return {row[0]: json.loads(row[1]) for row in rows}
+
+
 class RunRepository:
     """SQL for runs; every state change is a compare-and-set plus a transition row."""
 
@@ -298,11 +307,7 @@ class RunRepository:
         already holds GPUs (a retried attempt) keeps them.
         """
         with self._db.transaction() as conn:
-            rows = conn.execute(
-                "SELECT id, gpu_ids FROM stage_runs WHERE gpu_ids IS NOT NULL"
-                " AND state IN ('pending', 'building', 'launching', 'running')"
-            ).fetchall()
-            held = {row["id"]: json.loads(row["gpu_ids"]) for row in rows}
+            held = _held_gpus(conn)
             if run_id in held:
                 return list(held.pop(run_id))
             busy = {device for ids in held.values() for device in ids}
@@ -312,6 +317,11 @@ class RunRepository:
             chosen = free[:wanted]
             conn.execute("UPDATE stage_runs SET gpu_ids = ? WHERE id = ?", (json.dumps(chosen), run_id))
             return chosen
+
+    def held_gpus(self) -> dict[int, str]:
+        """Local GPU index → the live stage run holding it."""
+        held = _held_gpus(self._db.connection)
+        return {device: run_id for run_id, devices in held.items() for device in devices}
 
     def update_stage(self, run_id: str, **fields: Any) -> None:
         """Set non-state columns (handle, heartbeat, metrics offset, cancel flag)."""

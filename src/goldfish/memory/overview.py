@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -147,6 +149,9 @@ class StatusInfo(BaseModel):
     warm_pool: dict[str, int] | None = Field(
         None, description="GCE warm-pool VMs per state (idle ones cost money), when the pool is enabled."
     )
+    gpus: dict[str, Any] | None = Field(
+        None, description="This machine's GPUs for local stages: count, source, each with the run holding it."
+    )
     state_md: str
 
 
@@ -180,12 +185,14 @@ class OverviewService:
         audit: AuditRepository,
         runs: RunRepository,
         warm_pool: WarmPoolRepository | None = None,
+        host_gpus: Callable[[], dict[str, Any]] | None = None,
     ):
         self._core = core
         self._workspaces = workspaces
         self._audit = audit
         self._runs = runs
         self._warm_pool = warm_pool
+        self._host_gpus = host_gpus
 
     def project(self) -> ProjectSummary:
         """Name, root, goal and size of the project."""
@@ -242,8 +249,21 @@ class OverviewService:
             pending_finalizations_total=records.count_unfinalized(None),
             recent_audit=self.recent_audit(),
             warm_pool=self._warm_pool.counts() if self._warm_pool is not None else None,
+            gpus=self.gpus(),
             state_md=state_md,
         )
+
+    def gpus(self) -> dict[str, Any] | None:
+        """Local GPUs with the stage run holding each (None when this machine has none)."""
+        if self._host_gpus is None:
+            return None
+        found = self._host_gpus()
+        if not found.get("count"):
+            return None
+        held = self._runs.held_gpus()
+        for gpu in found["gpus"]:
+            gpu["held_by"] = held.get(gpu["index"])
+        return found
 
     def best_results(self) -> list[WorkspaceBest]:
         """The best finalized result of each recently active workspace."""

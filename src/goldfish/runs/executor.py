@@ -46,6 +46,7 @@ from goldfish.workspaces.dev_repo import EMPTY_TREE, DevRepo
 
 log = logging.getLogger("goldfish.runs")
 LAUNCH_GRACE_SECONDS = 60
+HOST_GPUS_TTL_SECONDS = 10.0  # a queued GPU stage asks for its GPUs on every driver step
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class StageExecutor:
         self.deps = deps
         self.machine = StageMachine(deps.runs)
         self.resolver = InputResolver(deps.runs, deps.sources, deps.storage)
+        self._host: tuple[float, HostGpus] | None = None
 
     def run_dir(self, run: StageRunRow) -> Path:
         """Scratch folder of a stage run (code, inputs, outputs, logs)."""
@@ -166,7 +168,9 @@ class StageExecutor:
 
     def _claim_gpus(self, run: StageRunRow) -> bool:
         """Hand the stage whole GPUs; False while they are busy (it stays pending) or the host has too few."""
-        host = self.deps.runtime.host_gpus()
+        if self._host is None or time.monotonic() - self._host[0] > HOST_GPUS_TTL_SECONDS:
+            self._host = (time.monotonic(), self.deps.runtime.host_gpus())
+        host = self._host[1]
         try:
             require(run.gpus, host, run.stage)
         except GpuUnavailableError as exc:
@@ -174,7 +178,9 @@ class StageExecutor:
             return False
         claimed = self.deps.runs.claim_gpus(run.id, run.gpus, host.devices)
         if claimed is None:
-            self.deps.runs.update_stage(run.id, heartbeat_message=f"waiting for {run.gpus} free GPU(s)")
+            waiting = f"queued: waiting for {run.gpus} free GPU(s)"
+            if run.heartbeat_message != waiting:
+                self.deps.runs.update_stage(run.id, heartbeat_message=waiting)
             return False
         return True
 
