@@ -84,7 +84,11 @@ class GpuCheck(_Strict):
         1024, ge=0, le=10_000_000, description="Free memory each of the stage's GPUs must have."
     )
     timeout_seconds: float = Field(
-        120, ge=0, le=7200, description="How long to wait for the GPUs to be visible with that much free."
+        300,
+        ge=0,
+        le=7200,
+        description="How long to wait for the GPUs to be visible with that much free (a VM's driver may "
+        "still be loading).",
     )
 
 

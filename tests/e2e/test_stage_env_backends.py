@@ -1,4 +1,5 @@
-"""Env and secrets on docker and on the GCE simulator: the stage sees both; the value is stored nowhere.
+"""Env, secrets and telemetry on docker and on the GCE simulator: the stage sees env and secret,
+the value is stored nowhere, and sys/* telemetry comes back from inside the container.
 
 The secret's value is looked for in every byte the project writes (database + WAL, dev repo
 objects, storage, STATE.md), in every bucket object but the job-scoped ``secrets.json``, in
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from mcp import Client
 
 from goldfish.secrets.store import SecretStore
@@ -41,9 +43,13 @@ stages:
 """
 MODULE = """\
 import os
+import time
 
 from goldfish.io import get_output_path, log_metric
 
+deadline = time.monotonic() + 1.5  # long enough for a few telemetry samples
+while time.monotonic() < deadline:
+    sum(range(10000))
 token = os.environ["HF_TOKEN"]
 print("token", token, "omp", os.environ.get("OMP_NUM_THREADS"), flush=True)
 log_metric("len/" + token, float(len(token)))
@@ -56,6 +62,13 @@ def write_stage(slot: Path, config: dict[str, Any]) -> None:
     (slot / "modules").mkdir(exist_ok=True)
     (slot / "modules" / "train.py").write_text(MODULE, encoding="utf-8")
     write_configs(slot, {"train": {"env": {"OMP_NUM_THREADS": "3"}, "secrets": ["HF_TOKEN"], **config}})
+
+
+def fast_telemetry(root: Path) -> None:
+    config = root / "goldfish.yaml"
+    data = yaml.safe_load(config.read_text(encoding="utf-8"))
+    data.setdefault("defaults", {})["telemetry_interval"] = 0.2
+    config.write_text(yaml.safe_dump(data), encoding="utf-8")
 
 
 def project_files_holding(root: Path, needle: bytes) -> list[str]:
@@ -72,12 +85,15 @@ async def check_stage(client: Client, stage: dict[str, Any]) -> None:
     out = await ok(client, "logs", run_id=stage["stage_run_id"], stream="stdout", tail=20)
     assert "token *** omp 3" in out["logs"]["lines"]
     metrics = await ok(client, "get_metrics", run_id=stage["stage_run_id"], summary_only=True)
-    assert "len/***" in [m["name"] for m in metrics["metrics"]]
+    names = [m["name"] for m in metrics["metrics"]]
+    assert "len/***" in names
+    assert {"sys/cpu_pct", "sys/rss_mb"} <= set(names), names  # telemetry from inside the container
 
 
 async def test_docker_stage_gets_env_and_secret_and_the_value_is_stored_nowhere(tmp_path: Path) -> None:
     engine = require_docker()
     root = docker_project(tmp_path, "dockerenv")
+    fast_telemetry(root)
     SecretStore(root / ".goldfish").set("HF_TOKEN", SECRET)
     with reaped_at_exit(root), containers_removed_at_exit(engine, root):
         async with Client(server_for(root), mode="legacy") as client:
@@ -90,6 +106,7 @@ async def test_docker_stage_gets_env_and_secret_and_the_value_is_stored_nowhere(
 
 async def test_gce_stage_gets_env_and_secret_through_secrets_json_only(world: GceWorld) -> None:
     SecretStore(world.root / ".goldfish").set("HF_TOKEN", SECRET)
+    fast_telemetry(world.root)
     async with Client(server_for(world.root), mode="legacy") as client:
         write_stage(await workspace_in_slot(client, "w1"), gce_config())
         final = await run_to_end(client, world)

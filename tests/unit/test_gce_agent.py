@@ -443,6 +443,7 @@ def test_job_dir_when_built_is_under_the_job_root() -> None:
 def test_gpus_with_free_memory_when_parsing_nvidia_smi_counts_gpus_with_free_memory() -> None:
     assert agent.gpus_with_free_memory("80000\n81000\n") == 2
     assert agent.gpus_with_free_memory("0\n[N/A]\n\n") == 0
+    assert agent.gpus_with_free_memory("80000\n559\n", min_free_mb=1000) == 1
 
 
 def test_range_end_when_parsing_a_308_gives_the_next_offset() -> None:

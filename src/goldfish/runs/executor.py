@@ -55,7 +55,7 @@ class StageRuntime:
 
     host_gpus: Callable[[], HostGpus] = discover
     gpu_min_free_mb: float = 1024
-    gpu_timeout_seconds: float = 120
+    gpu_timeout_seconds: float = 300
     telemetry_interval: float = 10
     telemetry_max_points: int = 2000
 

@@ -320,6 +320,8 @@ class GceBackend:
             gpu_count=profile.gpu_count,
             outputs=tuple(spec.outputs),
             registry_login=registry_login_host(str(spec.image), self._config.gce.registry_login),
+            gpu_wait_seconds=self._config.gpu_check.timeout_seconds,
+            gpu_min_free_mb=self._config.gpu_check.min_free_memory_mb,
         )
         job = build_job(spec, attempt, inputs, settings, storage)
         if job.secrets:

@@ -53,6 +53,8 @@ class JobSettings:
     gpu_count: int
     outputs: tuple[str, ...]
     registry_login: str | None = None  # the registry host the VM logs in to with its token
+    gpu_wait_seconds: float = GPU_WAIT_SECONDS
+    gpu_min_free_mb: float = 0.0
 
 
 def is_google_registry(host: str) -> bool:
@@ -147,7 +149,10 @@ def build_job(
         "log_sync_interval": settings.log_sync_interval,
         "timeout_seconds": spec.timeout_seconds,
         "gpu_count": settings.gpu_count,
-        "gpu_wait_seconds": GPU_WAIT_SECONDS,
+        "gpu_wait_seconds": settings.gpu_wait_seconds,
+        "gpu_min_free_mb": settings.gpu_min_free_mb,
+        "telemetry_interval": spec.telemetry_interval,
+        "telemetry_max_points": spec.telemetry_max_points,
         "registry_login": settings.registry_login,
         "container": {
             "memory": limits.memory,
