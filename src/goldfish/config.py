@@ -181,6 +181,15 @@ class Gce(_Strict):
     )
     profile_overrides: dict[str, ProfileOverride] = Field(default_factory=dict)
     warm_pool: WarmPool = Field(default_factory=WarmPool)
+    secret_manager: bool = Field(
+        False,
+        description="GCE stages may also take secret values from Secret Manager "
+        "(projects/<project_id>/secrets/<NAME>, latest version) when neither the project's secrets file "
+        "nor the server's environment has them.",
+    )
+    secret_manager_endpoint: str | None = Field(
+        None, description="Secret Manager API base URL override (a local fake in tests)."
+    )
 
 
 class Docker(_Strict):

@@ -31,7 +31,7 @@ from goldfish.paths import ProjectPaths
 from goldfish.runs.executor import ExecutorDeps, StageRuntime
 from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
-from goldfish.secrets.resolver import SecretResolver
+from goldfish.secrets.resolver import CloudLookup, SecretResolver
 from goldfish.secrets.service import SecretService
 from goldfish.secrets.store import SecretStore
 from goldfish.storage.factory import open_storage
@@ -53,6 +53,15 @@ def _contract_mode(config: GoldfishConfig) -> Literal["off", "warn", "block"]:
     if not config.svs.enabled:
         return "off"
     return "block" if config.svs.block_on_contract_violation else "warn"
+
+
+def _secret_manager(config: GoldfishConfig) -> CloudLookup | None:
+    """Secret Manager as the last source of GCE stages' secrets (``gce.secret_manager``)."""
+    if not (config.gce.secret_manager and config.gce.project_id):
+        return None
+    from goldfish.backends.gce.secret_manager import SecretManagerSource  # noqa: PLC0415 - loads lazily
+
+    return SecretManagerSource(config.gce.project_id, config.gce.secret_manager_endpoint)
 
 
 @dataclass
@@ -131,7 +140,7 @@ class ServerContext:
             backends=backends,
         )
         context.images = ImageService(config.docker, builds)
-        context.secrets = SecretResolver(SecretStore(paths.state_dir))
+        context.secrets = SecretResolver(SecretStore(paths.state_dir), cloud=_secret_manager(config))
         context.secret_service = SecretService(context.secrets, config, core)
         # Wired after construction: both call back into the context (settle, spawn a driver).
         context.records = RecordService(config, core, core.records, runs, metrics)

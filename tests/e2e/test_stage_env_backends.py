@@ -20,6 +20,7 @@ from goldfish.secrets.store import SecretStore
 from goldfish.server.app import server_for
 from tests.docker_support import containers_removed_at_exit, require_docker
 from tests.e2e.gce_support import GceWorld, gce_config, run_to_end
+from tests.fakes.fake_secret_manager import FakeSecretManager
 from tests.integration.pipeline_fixtures import (
     by_stage,
     ok,
@@ -120,4 +121,29 @@ async def test_gce_stage_gets_env_and_secret_through_secrets_json_only(world: Gc
     holding = [key for key in storage.list_keys("") if SECRET.encode() in (storage.read_bytes(key) or b"")]
     assert holding == [f"runs/{stage['stage_run_id']}/secrets.json"]
     assert SECRET not in json.dumps(world.compute.inserts)
+    assert project_files_holding(world.root, SECRET.encode()) == []
+
+
+async def test_gce_stage_with_secret_manager_on_gets_a_secret_only_secret_manager_holds(
+    world: GceWorld,
+) -> None:
+    fake = FakeSecretManager(world.compute.project)
+    fake.secrets["HF_TOKEN"] = SECRET
+    fake.start()
+    try:
+        config = world.root / "goldfish.yaml"
+        data = yaml.safe_load(config.read_text(encoding="utf-8"))
+        data["gce"].update(secret_manager=True, secret_manager_endpoint=fake.endpoint)
+        config.write_text(yaml.safe_dump(data), encoding="utf-8")
+        fast_telemetry(world.root)
+        async with Client(server_for(world.root), mode="legacy") as client:
+            write_stage(await workspace_in_slot(client, "w1"), gce_config())
+            final = await run_to_end(client, world)
+            stage = by_stage(final["stages"])["train"]
+            await check_stage(client, stage)
+            listed = await ok(client, "list_secrets")
+    finally:
+        fake.stop()
+
+    assert {"name": "HF_TOKEN", "set_in": ["Secret Manager"], "used_by": ["w1:train"]} in listed["secrets"]
     assert project_files_holding(world.root, SECRET.encode()) == []

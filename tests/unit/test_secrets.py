@@ -48,7 +48,7 @@ def test_resolver_when_a_name_is_in_store_and_environment_prefers_the_store(tmp_
         "A_TOKEN": "from-store",
         "B_TOKEN": "env-only",
     }
-    assert resolver.sources("A_TOKEN") == ["project secrets file", "server environment"]
+    assert resolver.sources(["A_TOKEN"]) == {"A_TOKEN": ["project secrets file", "server environment"]}
     with pytest.raises(SecretNotSetError) as raised:
         resolver.resolve(["C_TOKEN"], "stage 'x'")
     assert raised.value.details["missing"] == ["C_TOKEN"]

@@ -350,7 +350,7 @@ class StageExecutor:
             return {}
         if self.deps.secrets is None:
             raise GoldfishError("This server has no secret store to read the stage's secrets from.")
-        return self.deps.secrets.resolve(run.secrets, f"stage '{run.stage}'")
+        return self.deps.secrets.resolve(run.secrets, f"stage '{run.stage}'", cloud=run.backend == "gce")
 
     def _stage_input(self, item: ResolvedInput, target: Path) -> Path:
         """Expose one input under ``target``: hardlinks of a local file or folder, else a download."""

@@ -188,7 +188,7 @@ class RunService:
     def _preflight(self, planned: list[_PlannedStage]) -> None:
         """Refuse before anything is saved or launched: a secret with no value, too few local GPUs."""
         for stage in planned:
-            self._secrets.check(stage.secrets, f"stage '{stage.name}'")
+            self._secrets.check(stage.secrets, f"stage '{stage.name}'", cloud=stage.backend == "gce")
         local = [stage for stage in planned if stage.gpus and stage.backend in LOCAL_GPU_BACKENDS]
         if local:
             host = self._host_gpus()

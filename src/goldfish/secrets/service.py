@@ -21,7 +21,9 @@ class SecretInfo(BaseModel):
     """One secret name; never its value."""
 
     name: str
-    set_in: list[str] = Field(description="project secrets file and/or server environment; empty = not set")
+    set_in: list[str] = Field(
+        description="project secrets file, server environment, Secret Manager; empty = not set"
+    )
     used_by: list[str] = Field(description="'workspace:stage' of mounted workspaces, or every stage")
 
 
@@ -69,13 +71,10 @@ class SecretService:
 
     def listing(self) -> SecretListing:
         """Every secret name stored or used, where it is set and who uses it (no values)."""
-        stored = self._resolver.store.values()
         uses = self._uses()
-        names = sorted(set(stored) | set(uses))
+        names = sorted(set(self._resolver.store.names()) | set(uses))
+        where = self._resolver.sources(names)
         infos = [
-            SecretInfo(
-                name=name, set_in=list(self._resolver.sources(name, stored)), used_by=uses.get(name, [])
-            )
-            for name in names
+            SecretInfo(name=name, set_in=list(where[name]), used_by=uses.get(name, [])) for name in names
         ]
         return SecretListing(secrets=infos, total=len(infos))
