@@ -6,8 +6,10 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 
-from goldfish.errors import InvalidArgumentError
+from goldfish.config import parse_config
+from goldfish.errors import ConfigError, InvalidArgumentError
 from goldfish.io.masking import Masker
 from goldfish.secrets.resolver import SecretNotSetError, SecretResolver
 from goldfish.secrets.store import SecretStore
@@ -83,3 +85,22 @@ def test_masker_when_a_line_is_complete_writes_it_at_once() -> None:
 )
 def test_secret_looking_names_follow_the_pipeline_rule(name: str, secret: bool) -> None:
     assert looks_like_secret(name) is secret
+
+
+@pytest.mark.parametrize(
+    ("defaults", "problem"),
+    [
+        ({"env": {"API_KEY": "sk-live-123"}}, "looks like a secret"),
+        ({"env": {"GOLDFISH_STAGE": "x"}}, "reserved"),
+        ({"secrets": ["bad name"]}, "not an environment variable name"),
+    ],
+)
+def test_goldfish_yaml_when_defaults_env_or_secrets_are_bad_names_the_key_and_never_the_value(
+    defaults: dict[str, object], problem: str
+) -> None:
+    text = yaml.safe_dump({"project_name": "p", "defaults": defaults})
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text)
+    assert problem in raised.value.message and "sk-live-123" not in str(raised.value.to_dict())
+    config = parse_config(yaml.safe_dump({"project_name": "p", "defaults": {"env": {"OMP_NUM_THREADS": 4}}}))
+    assert config.defaults.env == {"OMP_NUM_THREADS": "4"}
