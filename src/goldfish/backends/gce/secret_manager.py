@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from goldfish.backends.gce.compute import is_local_endpoint
+from goldfish.backends.gce.compute import google_credentials
 from goldfish.errors import GoldfishError
 
 RPC_TIMEOUT = 30.0
@@ -71,15 +71,9 @@ class SecretManagerSource:
             return self._client
 
     def _credentials(self) -> Any:
-        from google.auth import credentials as auth_credentials  # noqa: PLC0415
         from google.auth import exceptions as auth_exc  # noqa: PLC0415
 
-        if is_local_endpoint(self.endpoint):
-            return auth_credentials.AnonymousCredentials()  # type: ignore[no-untyped-call]
-        import google.auth  # noqa: PLC0415
-
         try:
-            credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+            return google_credentials(self.endpoint)
         except auth_exc.DefaultCredentialsError as exc:
             raise SecretManagerError(f"No Google Cloud credentials found for Secret Manager: {exc}") from None
-        return credentials
