@@ -172,6 +172,9 @@ vocab = (inputs / "vocab" / "vocab.txt").read_text() if (inputs / "vocab").exist
 token = os.environ.get("API_TOKEN")
 if token:
     (model / "token_seen.txt").write_text(token)
+    print("token is", token, flush=True)
+    with open(os.environ["GOLDFISH_LOGS_DIR"] + "/stderr.log", "a") as direct:  # around the runner
+        direct.write("direct " + token + "\n")
 print("stage done", flush=True)
 sys.exit(int(os.environ.get("STAGE_EXIT", "0")))
 """
@@ -476,6 +479,8 @@ def test_cold_job_when_started_by_the_startup_script_streams_logs_uploads_output
     # The secret reached the container only, never the agent's log.
     assert vm.read(f"runs/{run_id}/outputs/model/token_seen.txt") == SECRET_VALUE.encode()
     assert SECRET_VALUE not in vm.console_text()
+    logs = b"".join(vm.read(f"runs/{run_id}/logs/{name}") or b"" for name in ("stdout.log", "stderr.log"))
+    assert SECRET_VALUE.encode() not in logs and b"token is ***" in logs and b"direct ***" in logs
     assert SECRET_VALUE not in json.dumps(vm.metadata.attributes())
     calls = vm.docker_calls()
     assert [call["argv"][1] for call in calls] == ["pull", "rm", "run", "rm"]

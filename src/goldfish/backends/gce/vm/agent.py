@@ -372,6 +372,29 @@ def open_regular(path: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+def mask_file(source: str, target: str, values: list[str]) -> None:
+    """Copy ``source`` to ``target`` with every value replaced by ``***``, streaming.
+
+    The last ``len(longest) - 1`` bytes of each chunk wait for the next, so a value split
+    across two reads is still caught.
+    """
+    encoded = sorted({value.encode("utf-8") for value in values if value}, key=len, reverse=True)
+    hold = max((len(value) for value in encoded), default=1) - 1
+    pending = b""
+    with open_regular(source) as src, open(target, "wb") as dst:
+        while True:
+            chunk = src.read(COPY_CHUNK)
+            data = pending + chunk
+            for value in encoded:
+                data = data.replace(value, b"***")
+            if not chunk:
+                dst.write(data)
+                return
+            cut = max(0, len(data) - hold)
+            dst.write(data[:cut])
+            pending = data[cut:]
+
+
 class Storage:
     """Cloud Storage through its JSON API (or ``STORAGE_EMULATOR_HOST``, unauthenticated)."""
 
@@ -1575,10 +1598,26 @@ class JobRun:
             if uri is None or self._synced.get(filename) == signature:
                 continue
             try:
-                self.storage.upload_file(uri, path, TEXT)
+                self._upload_masked(uri, path)
             except UnsafeFile as exc:
                 log.warning("not syncing %s: %s", filename, exc.reason)
             self._synced[filename] = signature
+
+    def _upload_masked(self, uri: str, path: str) -> None:
+        """Upload a log file; with secrets, a copy with their values replaced by ``***``.
+
+        The in-stage runner already masks what the stage prints; this also covers lines a stage
+        wrote into its log files itself.
+        """
+        if not self._secret_values:
+            self.storage.upload_file(uri, path, TEXT)
+            return
+        masked = self.path(f".upload-{os.path.basename(path)}")
+        try:
+            mask_file(path, masked, self._secret_values)
+            self.storage.upload_file(uri, masked, TEXT)
+        finally:
+            _remove(masked)
 
     def _watch_preemption(self) -> None:
         etag: str | None = None
