@@ -118,7 +118,7 @@ class DockerBackend:
     """Runs stages as containers on the local Docker engine."""
 
     name = "docker"
-    capabilities = Capabilities(gpu=False, isolation="container", survives_server_restart=True)
+    capabilities = Capabilities(gpu=True, isolation="container", survives_server_restart=True)  # compute.gpus
 
     def __init__(self, settings: BackendSettings) -> None:
         self._settings = settings

@@ -80,7 +80,7 @@ class ProcessBackend:
     """Runs stages with the project's Python (or a per-requirements venv) as process groups."""
 
     name = "process"
-    capabilities = Capabilities(gpu=False, isolation="process", survives_server_restart=True)
+    capabilities = Capabilities(gpu=True, isolation="process", survives_server_restart=True)  # compute.gpus
 
     def __init__(self, settings: BackendSettings) -> None:
         self._venvs = settings.venvs
