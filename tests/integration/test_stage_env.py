@@ -52,6 +52,10 @@ print("OMP", os.environ.get("OMP_NUM_THREADS"), "HF_HOME", os.environ.get("HF_HO
 print("leaked", os.environ.get("SERVER_ONLY_VALUE", "<absent>"), flush=True)
 print("config keys", sorted(get_config()), flush=True)
 log_metric(f"seen/{token}", 1.0)
+with open(os.environ["GOLDFISH_METRICS_FILE"], "a") as direct:  # around goldfish.io and the runner
+    direct.write('{"name": "direct/' + token + '", "value": 2.0}\\n')
+with open(os.environ["GOLDFISH_LOGS_DIR"] + "/stdout.log", "a") as direct:
+    direct.write("direct " + token + "\\n")
 Path(get_output_path("report")).write_text("done")
 """
 
@@ -125,7 +129,7 @@ async def check_env_run(session: Client, project_root: Path, run: dict[str, Any]
     assert "leaked <absent>" in stdout  # the server's environment does not leak into a stage
     assert "config keys ['lr']" in stdout  # env/secrets/compute are not part of get_config()
     metrics = await ok(session, "get_metrics", run_id=stage["stage_run_id"])
-    assert "seen/***" in json.dumps(metrics)
+    assert "seen/***" in json.dumps(metrics) and "direct/***" in json.dumps(metrics)
     found = (await ok(session, "inspect_run", run_id=stage["stage_run_id"], include=["manifest"]))["inspect"]
     assert found["manifest"]["env"] == {"OMP_NUM_THREADS": "4", "HF_HOME": "/tmp/hf"}
     assert found["manifest"]["secrets"] == ["HF_TOKEN"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 SECRET_NAMES_ENV = "GOLDFISH_SECRET_NAMES"  # noqa: S105 - a variable name
 MASK = b"***"
@@ -60,3 +61,16 @@ class Masker:
         """The held-back rest, masked (at the end of the stream)."""
         rest, self._pending = self.mask(self._pending), b""
         return rest
+
+
+def mask_file_in_place(path: Path, values: list[str], chunk: int = 1 << 20) -> None:
+    """Rewrite ``path`` with ``values`` masked, streaming through a temporary file (absent: nothing)."""
+    masker = Masker(values)
+    if not masker.active or not path.is_file() or path.is_symlink():
+        return
+    temporary = path.with_name(f".{path.name}.masking")
+    with path.open("rb") as source, temporary.open("wb") as target:
+        while data := source.read(chunk):
+            target.write(masker.feed(data))
+        target.write(masker.finish())
+    os.replace(temporary, path)

@@ -33,6 +33,7 @@ from goldfish.db.metrics import MetricRepository
 from goldfish.db.runs import LineageRow, PipelineRunRow, RunRepository, StageRunRow
 from goldfish.errors import GoldfishError
 from goldfish.fileops import link_tree
+from goldfish.io.masking import Masker, mask_file_in_place
 from goldfish.pipelines.models import StageDef
 from goldfish.runs.collector import collect_outputs, remove_scratch, store_logs
 from goldfish.runs.metrics import ingest_file
@@ -107,6 +108,7 @@ class StageExecutor:
         self.machine = StageMachine(deps.runs)
         self.resolver = InputResolver(deps.runs, deps.sources, deps.storage)
         self._host: tuple[float, HostGpus] | None = None
+        self._masks: dict[str, list[str]] = {}
 
     def run_dir(self, run: StageRunRow) -> Path:
         """Scratch folder of a stage run (code, inputs, outputs, logs)."""
@@ -344,6 +346,20 @@ class StageExecutor:
             log.info("GPUs of %s ready: %s", run.id, seen)
         return prepared
 
+    def _known_secrets(self, run: StageRunRow) -> list[str]:
+        """The stage's secret values as far as they are known (looked up once per run and process)."""
+        if not run.secrets or self.deps.secrets is None:
+            return []
+        if run.id not in self._masks:
+            found = self.deps.secrets.known_values(run.secrets, cloud=run.backend == "gce")
+            self._masks[run.id] = list(found.values())
+        return self._masks[run.id]
+
+    def _masker(self, run: StageRunRow) -> Callable[[str], str] | None:
+        """Masks the stage's secret values in metric names (a stage may bypass goldfish.io)."""
+        values = self._known_secrets(run)
+        return Masker(values).mask_text if values else None
+
     def _secret_values(self, run: StageRunRow) -> dict[str, str]:
         """The stage's secret values, looked up now (raises SECRET_NOT_SET when one has none)."""
         if not run.secrets:
@@ -550,7 +566,7 @@ class StageExecutor:
     def _ingest(self, run: StageRunRow, handle: Handle) -> None:
         """Store new metric points; the offset is re-read because each batch moves it."""
         path = Path(handle["logs_dir"]) / "metrics.jsonl"
-        ingest_file(self.deps.metrics, run.id, path, self._reload(run).metrics_offset)
+        ingest_file(self.deps.metrics, run.id, path, self._reload(run).metrics_offset, self._masker(run))
 
     def _heartbeat(self, run: StageRunRow, handle: Handle) -> None:
         path = Path(handle["logs_dir"]) / "heartbeat.json"
@@ -570,7 +586,11 @@ class StageExecutor:
         """
         if self.deps.backends.get(run.backend).capabilities.isolation == "vm":
             return
-        store_logs(self.run_dir(run) / "logs", run.id, self.deps.storage)
+        logs = self.run_dir(run) / "logs"
+        values = self._known_secrets(run)
+        for name in ("stdout.log", "stderr.log", "metrics.jsonl"):  # also what a stage wrote itself
+            mask_file_in_place(logs / name, values)
+        store_logs(logs, run.id, self.deps.storage)
 
     def _wrap_up(self, run: StageRunRow) -> None:
         """Release the backend and drop the scratch folder (after ``_keep_logs`` and the move)."""

@@ -84,6 +84,11 @@ class SecretResolver:
             )
         return {name: places[0][1] for name, places in found.items()}
 
+    def known_values(self, names: list[str], *, cloud: bool = False) -> dict[str, str]:
+        """The values of those of ``names`` that have one (never raises for a missing one)."""
+        found = self._found(names, cloud, False)
+        return {name: places[0][1] for name, places in found.items() if places}
+
     def check(self, names: list[str], where: str, *, cloud: bool = False) -> None:
         """Raise :class:`SecretNotSetError` unless every name has a value."""
         self.resolve(names, where, cloud=cloud)
