@@ -23,6 +23,7 @@ from goldfish.cli_backup import add_backup_parsers
 from goldfish.cli_call import add_call_parser
 from goldfish.cli_doctor import add_doctor_parser
 from goldfish.cli_memory import add_memory_parsers
+from goldfish.cli_secrets import add_secrets_parser
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.states import StageState
 
@@ -154,6 +155,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(info.model_dump_json(indent=2))
         return 0
     print(info.state_md)
+    if info.gpus:
+        held = ", ".join(f"{gpu['index']}: {gpu['held_by'] or 'free'}" for gpu in info.gpus["gpus"])
+        print(f"\nGPUs ({info.gpus['count']}, via {info.gpus['source']}): {held}")
     return 0
 
 
@@ -362,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_memory_parsers(sub)
     add_backup_parsers(sub)
     add_call_parser(sub)
+    add_secrets_parser(sub)
 
     plot = sub.add_parser("plot", help="draw a metric of 1 to 8 stage runs into a PNG")
     plot.add_argument("run_ids", nargs="+", metavar="RUN", help="stage run ids (stage-...)")

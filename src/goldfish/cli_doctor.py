@@ -1,6 +1,7 @@
 """``goldfish doctor``: is this machine ready to run stages, and on which backend?
 
-It reports the Python and Goldfish versions, the project (when one is found), whether the
+It reports the Python and Goldfish versions, the project (when one is found), the local GPUs
+stages can ask for with ``compute.gpus`` (nvidia-smi / CUDA_VISIBLE_DEVICES), whether the
 Docker engine answers, which base images exist there, which piece the docker backend lacks
 (the ``docker`` package, the engine or the base image) with the one command that fixes it,
 what ``defaults.backend: auto`` picks, and, when the project uses GCE or GCS, every cloud check of
@@ -35,6 +36,7 @@ def diagnose(project: str | None) -> dict[str, Any]:
     from goldfish.backends.docker_images import docker_readiness  # noqa: PLC0415
     from goldfish.backends.factory import available_backends  # noqa: PLC0415
     from goldfish.backends.gce.doctor import diagnose_cloud  # noqa: PLC0415
+    from goldfish.backends.gpus import discover  # noqa: PLC0415
     from goldfish.config import GoldfishConfig, load_config  # noqa: PLC0415
     from goldfish.errors import GoldfishError  # noqa: PLC0415
     from goldfish.project import discover_project  # noqa: PLC0415
@@ -62,6 +64,7 @@ def diagnose(project: str | None) -> dict[str, Any]:
     report["auto_picks"] = "docker" if docker_ok else "process"
     if not docker_ok:
         report["auto_reason"] = readiness.detail
+    report["gpus"] = discover().describe()
     cloud = diagnose_cloud(config, root)
     report["cloud"] = cloud
     report["ok"] = (docker_ok or config.defaults.backend != "docker") and (cloud["ok"] or not cloud["needed"])
@@ -120,5 +123,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         print(f"  missing: the docker {docker['missing'].replace('_', ' ')}; fix: {docker['fix']}")
     reason = f" ({report['auto_reason']})" if report.get("auto_reason") else ""
     print(f"defaults.backend: {report['default_backend']}; auto picks {report['auto_picks']}{reason}")
+    print(gpu_line(report["gpus"]))
     print_cloud(report["cloud"])
     return 0 if report["ok"] else 1
+
+
+def gpu_line(gpus: dict[str, Any]) -> str:
+    """Local GPUs for ``compute.gpus`` as one line (with why there are none)."""
+    if not gpus["count"]:
+        return f"gpus: none for local stages ({gpus.get('problem') or 'no GPU found'})"
+    each = ", ".join(
+        f"{gpu['index']}"
+        + (f" ({gpu['memory_free_mb']:g} MB free)" if gpu.get("memory_free_mb") is not None else "")
+        for gpu in gpus["gpus"]
+    )
+    return f"gpus: {gpus['count']} via {gpus['source']}: {each}"

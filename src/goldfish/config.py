@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from goldfish.errors import ConfigError, suggestion_suffix
-from goldfish.validation import PROJECT_NAME, SLOT_NAME
+from goldfish.validation import PROJECT_NAME, SLOT_NAME, env_name_problem, env_problem
 from goldfish.yamlfile import YamlFileError, load_yaml
 
 CONFIG_FILENAME = "goldfish.yaml"
@@ -35,6 +35,62 @@ class Defaults(_Strict):
     )
     max_parallel_stages: int = Field(2, ge=1, le=64, description="Independent stages run at once.")
     max_attempts: int = Field(3, ge=1, le=10, description="Tries per stage for infra errors and preemption.")
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Plain environment of every stage (a stage's own env: keys win); recorded in manifests.",
+    )
+    secrets: list[str] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Secret names every stage gets; values from `goldfish secrets set NAME` or the "
+        "server's environment, never recorded.",
+    )
+    telemetry_interval: float = Field(
+        10, ge=0, le=3600, description="Seconds between sys/* telemetry samples while a stage runs; 0 = off."
+    )
+    telemetry_max_points: int = Field(
+        2000, ge=10, le=1_000_000, description="Most points per telemetry series and run."
+    )
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_entries(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = {key: _env_text(item) for key, item in value.items()}
+            for key, item in value.items():
+                problem = env_problem(key, item)
+                if problem is not None:
+                    raise ValueError(problem)
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            problem = env_name_problem(name)
+            if problem is not None:
+                raise ValueError(problem)
+        return list(dict.fromkeys(names))
+
+
+def _env_text(value: Any) -> Any:
+    """A number in YAML (``OMP_NUM_THREADS: 4``) is the text it reads as; other types stay and fail."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+class GpuCheck(_Strict):
+    """GPU readiness before a GPU stage starts (locally and on a VM)."""
+
+    min_free_memory_mb: int = Field(
+        1024, ge=0, le=10_000_000, description="Free memory each of the stage's GPUs must have."
+    )
+    timeout_seconds: float = Field(
+        300,
+        ge=0,
+        le=7200,
+        description="How long to wait for the GPUs to be visible with that much free (a VM's driver may "
+        "still be loading).",
+    )
 
 
 class GcsStorage(_Strict):
@@ -126,6 +182,15 @@ class Gce(_Strict):
     )
     profile_overrides: dict[str, ProfileOverride] = Field(default_factory=dict)
     warm_pool: WarmPool = Field(default_factory=WarmPool)
+    secret_manager: bool = Field(
+        False,
+        description="GCE stages may also take secret values from Secret Manager "
+        "(projects/<project_id>/secrets/<NAME>, latest version) when neither the project's secrets file "
+        "nor the server's environment has them.",
+    )
+    secret_manager_endpoint: str | None = Field(
+        None, description="Secret Manager API base URL override (a local fake in tests)."
+    )
 
 
 class Docker(_Strict):
@@ -213,6 +278,7 @@ class GoldfishConfig(_Strict):
     svs: Svs = Field(default_factory=Svs)
     memory: Memory = Field(default_factory=Memory)
     backup: Backup = Field(default_factory=Backup)
+    gpu_check: GpuCheck = Field(default_factory=GpuCheck)
 
     @field_validator("slots")
     @classmethod

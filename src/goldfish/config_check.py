@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from goldfish.config import (
     CONFIG_FILENAME,
     ConfigProblem,
+    key_lines,
     parse_config,
     problems_from_validation,
     yaml_problem,
@@ -19,11 +20,12 @@ from goldfish.errors import (
     ConfigError,
     GoldfishError,
     InvalidPathError,
+    PipelineInvalidError,
     SlotTooLargeError,
     UnsafeSymlinkError,
 )
 from goldfish.pipelines.validator import FileReader, check_pipeline, pipeline_path
-from goldfish.runs.stage_config import ComputeBlock
+from goldfish.runs.stage_config import ComputeBlock, parse_env_block, parse_secrets_block
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.yamlfile import YamlFileError, load_yaml
 
@@ -61,14 +63,31 @@ def _check_stage_config(rel: str, content: str) -> list[ConfigProblem]:
         return [yaml_problem(exc, rel)]
     if data is not None and not isinstance(data, dict):
         return [ConfigProblem(path=rel, line=1, key="(document)", message="a stage config must be a mapping")]
-    compute = data.get("compute") if isinstance(data, dict) else None
-    if compute is None:
+    if not isinstance(data, dict):
         return []
+    problems = _env_problems(rel, content, data)
+    compute = data.get("compute")
+    if compute is None:
+        return problems
     try:
         ComputeBlock.model_validate(compute)
     except ValidationError as exc:
-        return problems_from_validation(exc, ComputeBlock, content, rel)
-    return []
+        return problems + problems_from_validation(exc, ComputeBlock, content, rel)
+    return problems
+
+
+def _env_problems(rel: str, content: str, data: dict[str, object]) -> list[ConfigProblem]:
+    """Problems of the ``env:`` and ``secrets:`` blocks (the same checks a run makes)."""
+    stage = rel.removeprefix("configs/").removesuffix(".yaml")
+    problems = []
+    for block, parse in (("env", parse_env_block), ("secrets", parse_secrets_block)):
+        try:
+            parse(data.get(block), rel, stage)
+        except PipelineInvalidError as exc:
+            line = key_lines(content).get((block,))
+            key = str(exc.details.get("key", block))
+            problems.append(ConfigProblem(path=rel, line=line, key=key, message=exc.message, stage=stage))
+    return problems
 
 
 def _refused(rel: str, exc: GoldfishError) -> ConfigProblem:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal, cast
 
 from goldfish.backends.docker_base import ImageService
 from goldfish.backends.factory import BackendRegistry
+from goldfish.backends.gpus import discover
 from goldfish.backends.protocol import BackendSettings
 from goldfish.backups.service import BackupService
 from goldfish.config import GoldfishConfig, load_config
@@ -30,9 +31,12 @@ from goldfish.memory.records import RecordService
 from goldfish.memory.state_md import StateWriter
 from goldfish.memory.thoughts import ThoughtService
 from goldfish.paths import ProjectPaths
-from goldfish.runs.executor import ExecutorDeps
+from goldfish.runs.executor import ExecutorDeps, StageRuntime
 from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
+from goldfish.secrets.resolver import CloudLookup, SecretResolver
+from goldfish.secrets.service import SecretService
+from goldfish.secrets.store import SecretStore
 from goldfish.storage.factory import open_storage
 from goldfish.storage.protocol import Storage
 from goldfish.svs.pattern_service import PatternService
@@ -54,6 +58,15 @@ def _contract_mode(config: GoldfishConfig) -> Literal["off", "warn", "block"]:
     if not config.svs.enabled:
         return "off"
     return "block" if config.svs.block_on_contract_violation else "warn"
+
+
+def _secret_manager(config: GoldfishConfig) -> CloudLookup | None:
+    """Secret Manager as the last source of GCE stages' secrets (``gce.secret_manager``)."""
+    if not (config.gce.secret_manager and config.gce.project_id):
+        return None
+    from goldfish.backends.gce.secret_manager import SecretManagerSource  # noqa: PLC0415 - loads lazily
+
+    return SecretManagerSource(config.gce.project_id, config.gce.secret_manager_endpoint)
 
 
 @dataclass
@@ -84,6 +97,8 @@ class ServerContext:
     run_queries: RunQueries = field(init=False)
     backups: BackupService = field(init=False)
     svs: SvsService = field(init=False)
+    secrets: SecretResolver = field(init=False)
+    secret_service: SecretService = field(init=False)
 
     @classmethod
     def open(cls, root: Path) -> ServerContext:
@@ -128,7 +143,16 @@ class ServerContext:
             thoughts=ThoughtService(core, thought_rows),
             audit=audit,
             state=StateWriter(core, thought_rows, runs, svs_store),
-            overview=OverviewService(core, workspaces, audit, runs, warm_pool, svs_store, patterns),
+            overview=OverviewService(
+                core,
+                workspaces,
+                audit,
+                runs,
+                warm_pool,
+                svs_store,
+                patterns,
+                host_gpus=lambda: discover().describe(),
+            ),
             runs=runs,
             metrics=metrics,
             sources=sources,
@@ -139,6 +163,8 @@ class ServerContext:
         )
         context.images = ImageService(config.docker, builds)
         context.backups = BackupService(config, paths, db, repo, runs, storage)
+        context.secrets = SecretResolver(SecretStore(paths.state_dir), cloud=_secret_manager(config))
+        context.secret_service = SecretService(context.secrets, config, core)
         # Wired after construction: both call back into the context (settle, spawn a driver).
         context.records = RecordService(config, core, core.records, runs, metrics)
         context.run_service = RunService(
@@ -151,6 +177,7 @@ class ServerContext:
             context.records.check_gate,
             context.settle,
             context.spawn_driver,
+            context.secrets,
             svs_store,
         )
         context.svs = SvsService(runs, context.svs_store)
@@ -180,6 +207,13 @@ class ServerContext:
             svs=self.config.svs,
             svs_store=self.svs_store,
             patterns=self.patterns,
+            secrets=self.secrets,
+            runtime=StageRuntime(
+                gpu_min_free_mb=self.config.gpu_check.min_free_memory_mb,
+                gpu_timeout_seconds=self.config.gpu_check.timeout_seconds,
+                telemetry_interval=self.config.defaults.telemetry_interval,
+                telemetry_max_points=self.config.defaults.telemetry_max_points,
+            ),
         )
 
     def settle(self, pipeline_run_id: str) -> bool:

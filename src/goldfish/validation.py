@@ -28,6 +28,12 @@ MAX_LIMIT = 200
 MAX_OFFSET = 2**63 - 1  # SQLite's largest integer: a bigger offset cannot be bound to a query
 
 _SECRET_NAME = re.compile(r"(TOKEN|KEY|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+# What a stage's env or config_override may not hold (pipelines.md): *_TOKEN, *_KEY, *_SECRET, *PASSWORD*.
+_SECRET_LOOKING = re.compile(r"(^|_)(TOKEN|KEY|SECRET)$|PASSWORD", re.IGNORECASE)
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+RESERVED_ENV_PREFIX = "GOLDFISH_"
+GPU_ENV = frozenset({"CUDA_VISIBLE_DEVICES", "NVIDIA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"})
+MAX_ENV_VALUE = 32_768
 REDACTED = "***"
 
 
@@ -163,6 +169,43 @@ def path_inside(root: Path, candidate: str | os.PathLike[str], field: str = "pat
 def is_secret_name(name: str) -> bool:
     """True when an argument or env name looks like it holds a credential."""
     return bool(_SECRET_NAME.search(name))
+
+
+def looks_like_secret(name: str) -> bool:
+    """True for a name that belongs under ``secrets:`` (*_TOKEN, *_KEY, *_SECRET, *PASSWORD*)."""
+    return bool(_SECRET_LOOKING.search(name))
+
+
+def env_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a stage environment variable or secret name, or None when it can."""
+    if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+        return (
+            f"{str(name)[:80]!r} is not an environment variable name "
+            "(letters, digits and '_', not starting with a digit, at most 128)"
+        )
+    if name.upper().startswith(RESERVED_ENV_PREFIX):
+        return f"{name} is reserved: GOLDFISH_* variables are set by Goldfish"
+    if name in GPU_ENV:
+        return f"{name} is set by the backend from compute.gpus"
+    return None
+
+
+def env_problem(name: object, value: object) -> str | None:
+    """Why ``name: value`` cannot be a plain (non-secret) stage environment entry, or None."""
+    problem = env_name_problem(name)
+    if problem is not None:
+        return problem
+    if looks_like_secret(str(name)):
+        return f"{name} looks like a secret; plain env is recorded in the run's manifest"
+    if not isinstance(value, str) or "\x00" in value or len(value) > MAX_ENV_VALUE:
+        return f"the value of {name} must be text without NUL bytes, at most {MAX_ENV_VALUE} characters"
+    return None
+
+
+SECRET_REMEDY = (
+    "List the name under secrets: in configs/<stage>.yaml (or defaults.secrets in goldfish.yaml) and "  # noqa: S105
+    "set its value with `goldfish secrets set NAME`; the value then never lands in a manifest."
+)
 
 
 def redact(value: Any) -> Any:

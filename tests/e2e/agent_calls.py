@@ -195,6 +195,7 @@ def plan(p: Prepared) -> list[ToolCall]:
         ("get_audit_log", {"offset": -5}, "INVALID_ARGUMENT", {}),
         ("get_build_status", {"build_id": "nope"}, "INVALID_ARGUMENT", {}),
         ("warm_pool_status", {"zone": "europe-west4-a"}, "INVALID_ARGUMENT", {}),
+        ("list_secrets", {"name": "HF_TOKEN"}, "INVALID_ARGUMENT", {}),
         ("manage_base_images", {"action": "explode"}, "INVALID_ARGUMENT", {"action": "list"}),
         (
             "manage_versions",

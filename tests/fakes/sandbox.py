@@ -10,9 +10,10 @@ environment is the test process's, plus:
 * ``HOME`` = ``<dir>/home`` and no ``DOCKER_CONFIG``: like a fresh VM, docker there holds no
   registry login;
 * ``PATH`` prefixed with a shim folder whose ``poweroff``, ``shutdown`` and ``halt`` only record
-  the call in ``<dir>/poweroff.log`` and exit 0, plus an ``nvidia-smi`` showing ``gpus`` idle
-  GPUs when the VM has a working driver (``gpus`` > 0). The agent exits after powering off; the process
-  exit is what the fake Compute treats as the VM stopping.
+  the call in ``<dir>/poweroff.log`` and exit 0, plus the shared fake ``nvidia-smi``
+  (``tests/fakes/nvidia_smi.py``, state in ``<dir>/gpu-state.json``) showing ``gpus`` idle GPUs
+  when the VM has a working driver (``gpus`` > 0). The agent exits after powering off; the
+  process exit is what the fake Compute treats as the VM stopping.
 
 stdout and stderr go to ``<dir>/console.log``, like a serial console (:meth:`Sandbox.console`).
 """
@@ -27,14 +28,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.fakes.nvidia_smi import STATE_ENV, default_gpus, install_fake_nvidia_smi
+
 POWER_COMMANDS = ("poweroff", "shutdown", "halt")
 KILL_WAIT_SECONDS = 5.0
-
-_NVIDIA_SMI = """#!/bin/sh
-# Simulated NVIDIA driver: what `nvidia-smi --query-gpu=memory.free` prints for idle H100s.
-i=0
-while [ "$i" -lt {gpus} ]; do echo 81559; i=$((i + 1)); done
-"""
 
 _SHIM = """#!/bin/sh
 # Simulated VM power control: record the call; the caller's exit stops the "VM".
@@ -115,16 +112,15 @@ class Sandbox:
             path = shim_dir / name
             path.write_text(_SHIM)
             path.chmod(0o755)
-        if self.gpus:
-            smi = shim_dir / "nvidia-smi"
-            smi.write_text(_NVIDIA_SMI.replace("{gpus}", str(self.gpus)))
-            smi.chmod(0o755)
+        if self.gpus:  # the shared fake: idle H100s answering any --query-gpu fields
+            install_fake_nvidia_smi(shim_dir, self.directory / "gpu-state.json", default_gpus(self.gpus))
         return shim_dir
 
     def _environment(self, shim_dir: Path) -> dict[str, str]:
         env = dict(os.environ)
         # A fresh VM's docker has no registry credentials: none of the test process's leak in.
         env.pop("DOCKER_CONFIG", None)
+        env.pop(STATE_ENV, None)  # this VM's GPUs are its own (gpu-state.json in its folder)
         env["HOME"] = str(self.directory / "home")
         env.update(self.extra_env)
         env["GCE_METADATA_HOST"] = self.metadata_host

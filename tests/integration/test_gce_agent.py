@@ -33,6 +33,7 @@ from goldfish.backends.spec import RunSpec
 from goldfish.storage.gcs import GcsStorage
 from tests.fakes.fake_metadata import FakeMetadataServer
 from tests.fakes.gcs_emulator import GcsBucket, GcsEmulator
+from tests.fakes.nvidia_smi import default_gpus, install_fake_nvidia_smi
 
 AGENT = Path(agent.__file__)
 STARTUP = AGENT.parent / "startup.sh"
@@ -171,6 +172,9 @@ vocab = (inputs / "vocab" / "vocab.txt").read_text() if (inputs / "vocab").exist
 token = os.environ.get("API_TOKEN")
 if token:
     (model / "token_seen.txt").write_text(token)
+    print("token is", token, flush=True)
+    with open(os.environ["GOLDFISH_LOGS_DIR"] + "/stderr.log", "a") as direct:  # around the runner
+        direct.write("direct " + token + "\n")
 print("stage done", flush=True)
 sys.exit(int(os.environ.get("STAGE_EXIT", "0")))
 """
@@ -475,6 +479,8 @@ def test_cold_job_when_started_by_the_startup_script_streams_logs_uploads_output
     # The secret reached the container only, never the agent's log.
     assert vm.read(f"runs/{run_id}/outputs/model/token_seen.txt") == SECRET_VALUE.encode()
     assert SECRET_VALUE not in vm.console_text()
+    logs = b"".join(vm.read(f"runs/{run_id}/logs/{name}") or b"" for name in ("stdout.log", "stderr.log"))
+    assert SECRET_VALUE.encode() not in logs and b"token is ***" in logs and b"direct ***" in logs
     assert SECRET_VALUE not in json.dumps(vm.metadata.attributes())
     calls = vm.docker_calls()
     assert [call["argv"][1] for call in calls] == ["pull", "rm", "run", "rm"]
@@ -641,3 +647,61 @@ def test_startup_script_when_the_agent_is_not_in_metadata_fails_without_running_
     assert "goldfish-agent metadata value is missing" in done.stderr
     assert not (vm.tmp / "agent-home" / "agent.py").exists()
     assert vm.docker_calls() == [] and vm.power_calls() == []
+
+
+# -- GPU readiness and telemetry on the VM (a fake nvidia-smi with two GPUs) --------------------
+
+
+def _with_fake_gpus(vm: Vm, used_mb: int = 0) -> Path:
+    state = vm.tmp / "gpu-state.json"
+    gpus = default_gpus()
+    for gpu in gpus:
+        gpu["memory.used"] = used_mb
+    install_fake_nvidia_smi(vm.bin_dir, state, gpus)
+    return state
+
+
+def test_gpu_job_when_free_memory_stays_below_the_minimum_fails_as_infra_error_saying_what_it_saw(
+    vm: Vm,
+) -> None:
+    _with_fake_gpus(vm, used_mb=81000)
+    run_id = "stage-69a000000002"
+
+    def edit(raw: dict[str, Any]) -> None:
+        raw.update(gpu_min_free_mb=1000, gpu_wait_seconds=0.2)
+
+    vm.metadata.set_attribute("goldfish-job", vm.put_job(run_id, gpu_count=1, edit=edit))
+    vm.start()
+
+    assert vm.wait_exit() == 0
+    failure = vm.read_json(f"runs/{run_id}/failure.json")
+    assert failure["kind"] == "infra_error"
+    assert "at least 1000 MB" in failure["reason"] and "559" in failure["reason"], failure
+    assert vm.docker_calls() == []
+
+
+def test_gpu_job_when_running_samples_each_gpu_into_the_uploaded_metrics(vm: Vm, tmp_path: Path) -> None:
+    _with_fake_gpus(vm, used_mb=1234)
+    run_id = "stage-69a000000003"
+    gate = tmp_path / "gate"
+
+    def edit(raw: dict[str, Any]) -> None:
+        raw.update(gpu_min_free_mb=1000, gpu_wait_seconds=1, telemetry_interval=0.1, telemetry_max_points=50)
+
+    pointer = vm.put_job(run_id, gpu_count=2, stage_env={"STAGE_GATE": str(gate)}, edit=edit)
+    vm.metadata.set_attribute("goldfish-job", pointer)
+    vm.start()
+
+    def gpu_names() -> set[str]:
+        text = (vm.read(f"runs/{run_id}/logs/metrics.jsonl") or b"").decode()
+        return {json.loads(line)["name"] for line in text.splitlines() if line.strip()}
+
+    wait_for("GPU telemetry in the bucket", lambda: "sys/gpu1/temp_c" in gpu_names())
+    gate.touch()
+    assert vm.wait_exit() == 0
+    names = gpu_names()
+    assert {f"sys/gpu{i}/{s}" for i in (0, 1) for s in ("util", "mem_mb", "temp_c")} <= names
+    assert "loss" in names  # the stage's own metrics are still there
+    lines = (vm.read(f"runs/{run_id}/logs/metrics.jsonl") or b"").decode().splitlines()
+    mem = [json.loads(line)["value"] for line in lines if '"sys/gpu0/mem_mb"' in line]
+    assert mem and set(mem) == {1234.0}

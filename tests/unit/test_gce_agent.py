@@ -443,6 +443,7 @@ def test_job_dir_when_built_is_under_the_job_root() -> None:
 def test_gpus_with_free_memory_when_parsing_nvidia_smi_counts_gpus_with_free_memory() -> None:
     assert agent.gpus_with_free_memory("80000\n81000\n") == 2
     assert agent.gpus_with_free_memory("0\n[N/A]\n\n") == 0
+    assert agent.gpus_with_free_memory("80000\n559\n", min_free_mb=1000) == 1
 
 
 def test_range_end_when_parsing_a_308_gives_the_next_offset() -> None:
@@ -507,3 +508,15 @@ def test_startup_script_when_read_is_strict_bash_that_never_evals_metadata() -> 
     code = [line for line in script.splitlines() if not line.lstrip().startswith("#")]
     assert not [line for line in code if re.search(r"\b(eval|curl|source)\b", line)]
     assert 'exec python3 "$agent_home/agent.py"' in script
+
+
+def test_mask_file_when_a_value_straddles_two_chunks_still_masks_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(agent, "COPY_CHUNK", 7)
+    source, target = tmp_path / "stdout.log", tmp_path / "masked"
+    source.write_bytes(b"line one s3cr3t-value here\nand s3cr3t-value again\n")
+
+    agent.mask_file(str(source), str(target), ["s3cr3t-value"])
+
+    assert target.read_bytes() == b"line one *** here\nand *** again\n"

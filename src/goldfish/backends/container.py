@@ -81,7 +81,8 @@ class Limits:
     """Resources and isolation of a stage container.
 
     ``memory`` and ``cpus`` None mean no cap (a VM's container takes the whole machine);
-    ``shm_size`` None keeps the engine's default ``/dev/shm`` (64 MB).
+    ``shm_size`` None keeps the engine's default ``/dev/shm`` (64 MB). ``gpu_devices`` names the
+    host GPUs (nvidia-smi indices) a local container gets; without them it gets ``gpus`` of any.
     """
 
     memory: str | None = "4g"
@@ -90,6 +91,7 @@ class Limits:
     network: bool = True
     gpus: int = 0
     shm_size: str | None = None
+    gpu_devices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,14 @@ def _check(image: str, user: str, limits: Limits) -> None:
             remedy="Use uid or uid:gid other than 0.",
         )
     sizes_ok = all(size is None or _MEMORY.fullmatch(size) for size in (limits.memory, limits.shm_size))
-    if not sizes_ok or (limits.cpus is not None and limits.cpus <= 0) or limits.pids < 1 or limits.gpus < 0:
+    devices_ok = all(device.isdigit() for device in limits.gpu_devices)
+    if (
+        not sizes_ok
+        or not devices_ok
+        or (limits.cpus is not None and limits.cpus <= 0)
+        or limits.pids < 1
+        or limits.gpus < 0
+    ):
         raise InvalidArgumentError(
             "Container limits are out of range.",
             details={"field": "limits", "limits": vars(limits)},
@@ -256,9 +265,16 @@ def _limit_options(limits: Limits) -> list[str]:
         ("--pids-limit", str(limits.pids)),
         ("--shm-size", limits.shm_size),
         ("--network", None if limits.network else "none"),
-        ("--gpus", str(limits.gpus) if limits.gpus else None),
+        ("--gpus", _gpus_option(limits)),
     ]
     return [item for name, value in options if value is not None for item in (name, value)]
+
+
+def _gpus_option(limits: Limits) -> str | None:
+    """``--gpus`` value: ``"device=0,1"`` (quoted: docker reads the option as CSV) or a count."""
+    if limits.gpu_devices:
+        return _csv_field("device=" + ",".join(limits.gpu_devices))
+    return str(limits.gpus) if limits.gpus else None
 
 
 def _sorted(mapping: Mapping[str, str]) -> list[tuple[str, str]]:

@@ -47,6 +47,7 @@ from goldfish.backends.docker_images import (
 )
 from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilities, Handle, OnBuild
 from goldfish.backends.spec import RunSpec, read_exit_code, read_log
+from goldfish.config import Docker
 from goldfish.errors import GoldfishError
 
 log = logging.getLogger("goldfish.backends.docker")
@@ -62,7 +63,7 @@ def project_label(root: Path) -> str:
 
 def sdk_create_arguments(invocation: ContainerInvocation) -> dict[str, Any]:
     """``containers.create`` keyword arguments for an invocation (the SDK face of the one builder)."""
-    from docker.types import Mount  # noqa: PLC0415
+    from docker.types import DeviceRequest, Mount  # noqa: PLC0415
 
     limits = invocation.limits
     arguments: dict[str, Any] = {
@@ -92,14 +93,32 @@ def sdk_create_arguments(invocation: ContainerInvocation) -> dict[str, Any]:
         arguments["shm_size"] = limits.shm_size
     if not limits.network:
         arguments["network_mode"] = "none"
+    if limits.gpu_devices or limits.gpus:
+        devices = list(limits.gpu_devices) or None
+        count = None if devices else limits.gpus
+        arguments["device_requests"] = [
+            DeviceRequest(device_ids=devices, count=count, capabilities=[["gpu"]])
+        ]
     return arguments
+
+
+def stage_limits(settings: Docker, spec: RunSpec) -> Limits:
+    """The container limits of a local stage: goldfish.yaml's docker section + the GPUs it was given."""
+    return Limits(
+        memory=settings.memory,
+        cpus=settings.cpus,
+        pids=settings.pids_limit,
+        network=settings.network,
+        gpus=len(spec.gpu_ids),
+        gpu_devices=tuple(str(device) for device in spec.gpu_ids),
+    )
 
 
 class DockerBackend:
     """Runs stages as containers on the local Docker engine."""
 
     name = "docker"
-    capabilities = Capabilities(gpu=False, isolation="container", survives_server_restart=True)
+    capabilities = Capabilities(gpu=True, isolation="container", survives_server_restart=True)  # compute.gpus
 
     def __init__(self, settings: BackendSettings) -> None:
         self._settings = settings
@@ -133,14 +152,8 @@ class DockerBackend:
         for folder in (spec.logs_dir, spec.outputs_dir, spec.inputs_dir, spec.control_dir, spec.work_dir):
             folder.mkdir(parents=True, exist_ok=True)
         user = self._user_for(spec)
-        limits = Limits(
-            memory=self._docker.memory,
-            cpus=self._docker.cpus,
-            pids=self._docker.pids_limit,
-            network=self._docker.network,
-        )
         invocation = container_invocation(
-            spec, image=spec.image, user=user, limits=limits, project=self._project
+            spec, image=spec.image, user=user, limits=stage_limits(self._docker, spec), project=self._project
         )
         client = self._client()
         self._remove(self._by_name(invocation.name))  # a container of an earlier attempt

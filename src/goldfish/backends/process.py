@@ -23,6 +23,30 @@ from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilit
 from goldfish.backends.python_env import interpreter_for, requirements_hash
 from goldfish.backends.spec import RunSpec, read_exit_code, read_log, stage_environment, wrapped_command
 
+# What a stage inherits from the server's environment: locale, paths, certificates, proxies and
+# what the interpreter and CUDA libraries need. A credential reaches a stage only through secrets.
+BASE_ENV = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TMPDIR", "TZ", "TERM",
+        "PYTHONPATH", "LD_LIBRARY_PATH", "CUDA_HOME", "CUDA_PATH",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+        "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    }
+)  # fmt: skip
+
+
+def base_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """The part of the server's environment every process stage starts from (``BASE_ENV`` + ``LC_*``)."""
+    return {key: value for key, value in environ.items() if key in BASE_ENV or key.startswith("LC_")}
+
+
+def gpu_environment(spec: RunSpec) -> dict[str, str]:
+    """The stage's GPUs by nvidia-smi index (none at all when it asked for none)."""
+    return {
+        "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+        "CUDA_VISIBLE_DEVICES": ",".join(str(device) for device in spec.gpu_ids),
+    }
+
 
 def _start_time(pid: int) -> str | None:
     """The kernel's start time of ``pid`` (guards against pid reuse), or None when gone."""
@@ -56,7 +80,7 @@ class ProcessBackend:
     """Runs stages with the project's Python (or a per-requirements venv) as process groups."""
 
     name = "process"
-    capabilities = Capabilities(gpu=False, isolation="process", survives_server_restart=True)
+    capabilities = Capabilities(gpu=True, isolation="process", survives_server_restart=True)  # compute.gpus
 
     def __init__(self, settings: BackendSettings) -> None:
         self._venvs = settings.venvs
@@ -77,7 +101,8 @@ class ProcessBackend:
         """Start the stage in its own session; return pid, start time and log locations."""
         spec.logs_dir.mkdir(parents=True, exist_ok=True)
         spec.work_dir.mkdir(parents=True, exist_ok=True)
-        env = stage_environment(spec, os.environ)
+        base = {**base_environment(os.environ), **gpu_environment(spec), "PYTHONDONTWRITEBYTECODE": "1"}
+        env = stage_environment(spec, base)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(spec.code_dir), env.get("PYTHONPATH", "")) if p)
         with (
             (spec.logs_dir / "stdout.log").open("ab") as out,

@@ -8,17 +8,14 @@ variables, and reading a log file from an offset.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from goldfish.errors import InvalidArgumentError
-
-ENV_KEY = re.compile(r"^[A-Z_][A-Z0-9_]*$")
-RESERVED_ENV_PREFIX = "GOLDFISH_"
-MAX_ENV_VALUE = 32_768
+from goldfish.io.masking import SECRET_NAMES_ENV
+from goldfish.validation import SECRET_REMEDY, env_name_problem, env_problem, looks_like_secret
 
 # The stage wrapper, one definition for every backend (process group, container, VM). It is
 # the script of ``/bin/sh -c``: the stage's argv arrives as "$@" and is never interpolated into
@@ -30,8 +27,12 @@ MAX_ENV_VALUE = 32_768
 # never sees half of it. After a stage that exited 0, and before the exit code is written, the
 # same interpreter (``$1``) summarises the outputs in place (SVS statistics, ``goldfish.io.stats``):
 # the data is read where it lies and only a small JSON travels; a failure there never fails the stage.
+# A stage with secrets or telemetry runs under ``goldfish.io.runner`` (same interpreter, "$1"),
+# which masks secret values in its output and samples telemetry.
 STAGE_WRAPPER = (
     'exec >>"$GOLDFISH_LOGS_DIR/stdout.log" 2>>"$GOLDFISH_LOGS_DIR/stderr.log"; '
+    'if [ -n "$GOLDFISH_SECRET_NAMES$GOLDFISH_TELEMETRY_INTERVAL" ]; then '
+    'set -- "$1" -m goldfish.io.runner "$@"; fi; '
     'trap "" TERM INT; (trap - TERM INT; exec "$@"); code=$?; '
     'if [ "$code" = 0 ]; then (trap - TERM INT; exec "$1" -m goldfish.io.stats) || true; fi; '
     'printf "%s" "$code" > "$GOLDFISH_EXIT_FILE.tmp" && mv "$GOLDFISH_EXIT_FILE.tmp" "$GOLDFISH_EXIT_FILE"; '
@@ -54,6 +55,8 @@ class RunSpec:
     backend); ``image`` the container image (docker, GCE), both filled in by ``prepare``.
     ``input_uris`` are the stored inputs' URIs (a VM fetches them itself), ``outputs`` the
     declared output signals, and ``avoid_zones`` the zones where an earlier attempt was preempted.
+    ``env`` is the stage's plain environment (recorded); ``secrets`` its secret values, looked up
+    at launch and never recorded; ``gpu_ids`` the local GPUs it was given (nvidia-smi indices).
     """
 
     stage_run_id: str
@@ -76,6 +79,10 @@ class RunSpec:
     input_uris: dict[str, str] = field(default_factory=dict)
     outputs: tuple[str, ...] = ()
     avoid_zones: tuple[str, ...] = ()
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    gpu_ids: tuple[int, ...] = ()
+    telemetry_interval: float = 0
+    telemetry_max_points: int = 2000
 
     @property
     def inputs_dir(self) -> Path:
@@ -151,31 +158,29 @@ class StageLocations:
         )
 
 
-def check_env(env: Mapping[str, str]) -> dict[str, str]:
-    """User environment variables, checked: upper-snake keys, no ``GOLDFISH_*``, no NUL bytes.
+def check_env(env: Mapping[str, str], secrets: Mapping[str, str] | None = None) -> dict[str, str]:
+    """User environment variables then secret values, checked (``validation.env_problem``).
 
     Raises:
-        InvalidArgumentError: naming the first offending key.
+        InvalidArgumentError: naming the first offending key (never a secret's value).
     """
     checked: dict[str, str] = {}
     for key, value in env.items():
-        if not isinstance(key, str) or not ENV_KEY.fullmatch(key):
+        problem = env_problem(key, value)
+        if problem is not None:
+            remedy = SECRET_REMEDY if looks_like_secret(str(key)) else "Rename or fix the variable."
             raise InvalidArgumentError(
-                f"Environment variable name {str(key)[:80]!r} is not allowed.",
-                details={"field": "env", "key": str(key)[:80], "pattern": ENV_KEY.pattern},
-                remedy="Use upper-case letters, digits and '_' (not starting with a digit).",
+                f"Environment variable not allowed: {problem}.",
+                details={"field": "env", "key": str(key)[:80]},
+                remedy=remedy,
             )
-        if key.startswith(RESERVED_ENV_PREFIX):
+        checked[key] = value
+    for key, value in (secrets or {}).items():
+        problem = env_name_problem(key)
+        if problem is not None or not isinstance(value, str) or "\x00" in value:
             raise InvalidArgumentError(
-                f"Environment variable {key} is reserved for Goldfish.",
-                details={"field": "env", "key": key},
-                remedy="Rename the variable: GOLDFISH_* names are set by Goldfish itself.",
-            )
-        if not isinstance(value, str) or "\x00" in value or len(value) > MAX_ENV_VALUE:
-            raise InvalidArgumentError(
-                f"The value of environment variable {key} is not allowed.",
-                details={"field": "env", "key": key},
-                remedy=f"Use text without NUL bytes, at most {MAX_ENV_VALUE} characters.",
+                f"Secret {str(key)[:80]!r} cannot reach the stage: {problem or 'its value is not text'}.",
+                details={"field": "secrets", "key": str(key)[:80]},
             )
         checked[key] = value
     return checked
@@ -190,7 +195,8 @@ def stage_environment(
     """
     where = where or StageLocations.on_host(spec)
     env = dict(base)
-    env.update(check_env(spec.env))
+    env.update(check_env(spec.env, spec.secrets))
+    env.update(runner_environment(spec))
     env.update(
         {
             "GOLDFISH_RUN_ID": spec.stage_run_id,
@@ -210,6 +216,19 @@ def stage_environment(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    return env
+
+
+def runner_environment(spec: RunSpec) -> dict[str, str]:
+    """What the in-stage runner (``goldfish.io.runner``) reads: secret names to mask, telemetry, GPUs."""
+    env: dict[str, str] = {}
+    if spec.secrets:
+        env[SECRET_NAMES_ENV] = ",".join(sorted(spec.secrets))
+    if spec.telemetry_interval > 0:
+        env["GOLDFISH_TELEMETRY_INTERVAL"] = f"{spec.telemetry_interval:g}"
+        env["GOLDFISH_TELEMETRY_MAX_POINTS"] = str(spec.telemetry_max_points)
+    if spec.gpu_ids:
+        env["GOLDFISH_GPU_COUNT"] = str(len(spec.gpu_ids))
     return env
 
 

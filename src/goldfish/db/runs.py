@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from goldfish.db.database import Database
@@ -72,6 +72,10 @@ class StageRunRow:
     created_at: str
     started_at: str | None
     finished_at: str | None
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)
+    gpus: int = 0
+    gpu_ids: list[int] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -110,9 +114,21 @@ def _stage(row: sqlite3.Row) -> StageRunRow:
     data = {key: row[key] for key in row.keys()}  # noqa: SIM118 - sqlite3.Row
     data["backend_handle"] = json.loads(data["backend_handle"]) if data["backend_handle"] else None
     data["config"] = json.loads(data["config"])
+    data["env"] = json.loads(data["env"])
+    data["secrets"] = json.loads(data["secrets"])
+    data["gpu_ids"] = json.loads(data["gpu_ids"]) if data["gpu_ids"] else None
     data["cache_hit"] = bool(data["cache_hit"])
     data["cancel_requested"] = bool(data["cancel_requested"])
     return StageRunRow(**data)
+
+
+def _held_gpus(conn: sqlite3.Connection) -> dict[str, list[int]]:
+    """Stage run id → the GPUs it holds, for every live stage run holding some."""
+    rows = conn.execute(
+        "SELECT id, gpu_ids FROM stage_runs WHERE gpu_ids IS NOT NULL"
+        " AND state IN ('pending', 'building', 'launching', 'running')"
+    ).fetchall()
+    return {row[0]: json.loads(row[1]) for row in rows}
 
 
 class RunRepository:
@@ -136,6 +152,8 @@ class RunRepository:
         """Insert a stage run in ``pending`` (or already ``completed`` for a cache hit)."""
         values = dict(row)
         values["config"] = json.dumps(values.get("config", {}))
+        values["env"] = json.dumps(values.get("env", {}))
+        values["secrets"] = json.dumps(values.get("secrets", []))
         columns = ", ".join(values)
         marks = ", ".join(f":{key}" for key in values)
         conn.execute(f"INSERT INTO stage_runs ({columns}) VALUES ({marks})", values)  # noqa: S608
@@ -282,6 +300,29 @@ class RunRepository:
                 (run_id, source.value, target.value, event, now_iso(), detail),
             )
         return True
+
+    def claim_gpus(self, run_id: str, wanted: int, devices: list[int]) -> list[int] | None:
+        """Give ``run_id`` ``wanted`` of ``devices`` no live stage run holds; None while too few are free.
+
+        One BEGIN IMMEDIATE transaction, so two drivers never hand out the same GPU. A run that
+        already holds GPUs (a retried attempt) keeps them.
+        """
+        with self._db.transaction() as conn:
+            held = _held_gpus(conn)
+            if run_id in held:
+                return list(held.pop(run_id))
+            busy = {device for ids in held.values() for device in ids}
+            free = [device for device in devices if device not in busy]
+            if len(free) < wanted:
+                return None
+            chosen = free[:wanted]
+            conn.execute("UPDATE stage_runs SET gpu_ids = ? WHERE id = ?", (json.dumps(chosen), run_id))
+            return chosen
+
+    def held_gpus(self) -> dict[int, str]:
+        """Local GPU index → the live stage run holding it."""
+        held = _held_gpus(self._db.connection)
+        return {device: run_id for run_id, devices in held.items() for device in devices}
 
     def update_stage(self, run_id: str, **fields: Any) -> None:
         """Set non-state columns (handle, heartbeat, metrics offset, cancel flag)."""

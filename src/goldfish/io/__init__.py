@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import csv
+import functools
 import json
 import os
 import shutil
@@ -28,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from goldfish.io.masking import Masker, secret_values
 
 __all__ = [
     "GoldfishIOError",
@@ -240,6 +243,7 @@ class _MetricWriter:
         atexit.register(self.flush)
 
     def add(self, name: str, value: float, step: int | None) -> None:
+        name = _masker().mask_text(name)  # a secret's value never reaches the stored metrics
         line = json.dumps({"name": name, "value": float(value), "step": step, "at": time.time()})
         with self._lock:
             self._buffer.append(line)
@@ -263,6 +267,11 @@ class _MetricWriter:
 
 
 _metrics = _MetricWriter()
+
+
+@functools.cache
+def _masker() -> Masker:
+    return Masker(secret_values())
 
 
 def _check_metric_name(name: str) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -149,6 +151,9 @@ class StatusInfo(BaseModel):
     warm_pool: dict[str, int] | None = Field(
         None, description="GCE warm-pool VMs per state (idle ones cost money), when the pool is enabled."
     )
+    gpus: dict[str, Any] | None = Field(
+        None, description="This machine's GPUs for local stages: count, source, each with the run holding it."
+    )
     state_md: str
 
 
@@ -184,6 +189,7 @@ class OverviewService:
         warm_pool: WarmPoolRepository | None = None,
         svs: SvsRepository | None = None,
         patterns: PatternService | None = None,
+        host_gpus: Callable[[], dict[str, Any]] | None = None,
     ):
         self._core = core
         self._workspaces = workspaces
@@ -192,6 +198,7 @@ class OverviewService:
         self._warm_pool = warm_pool
         self._svs = svs
         self._patterns = patterns
+        self._host_gpus = host_gpus
 
     def project(self) -> ProjectSummary:
         """Name, root, goal and size of the project."""
@@ -248,12 +255,25 @@ class OverviewService:
             pending_finalizations_total=records.count_unfinalized(None),
             recent_audit=self.recent_audit(),
             warm_pool=self.warm_pool_counts(),
+            gpus=self.gpus(),
             state_md=state_md,
         )
 
     def warm_pool_counts(self) -> dict[str, int] | None:
         """GCE warm-pool VMs per state, or None when the pool is not enabled."""
         return self._warm_pool.counts() if self._warm_pool is not None else None
+
+    def gpus(self) -> dict[str, Any] | None:
+        """Local GPUs with the stage run holding each (None when this machine has none)."""
+        if self._host_gpus is None:
+            return None
+        found = self._host_gpus()
+        if not found.get("count"):
+            return None
+        held = self._runs.held_gpus()
+        for gpu in found["gpus"]:
+            gpu["held_by"] = held.get(gpu["index"])
+        return found
 
     def best_results(self) -> list[WorkspaceBest]:
         """The best finalized result of each recently active workspace."""

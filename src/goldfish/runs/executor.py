@@ -11,11 +11,20 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from goldfish.backends.factory import BackendRegistry
+from goldfish.backends.gpus import (
+    LOCAL_GPU_BACKENDS,
+    GpuUnavailableError,
+    HostGpus,
+    discover,
+    require,
+    wait_ready,
+)
 from goldfish.backends.protocol import BackendStatus, Handle
 from goldfish.backends.python_env import environment_key
 from goldfish.backends.spec import RunSpec
@@ -26,10 +35,12 @@ from goldfish.db.runs import LineageRow, PipelineRunRow, RunRepository, StageRun
 from goldfish.db.svs import SvsRepository
 from goldfish.errors import GoldfishError
 from goldfish.fileops import link_tree
+from goldfish.io.masking import Masker, mask_file_in_place
 from goldfish.pipelines.models import StageDef
 from goldfish.runs.collector import collect_outputs, remove_scratch, store_logs
 from goldfish.runs.metrics import ingest_file
 from goldfish.runs.planner import InputResolver, ResolvedInput, cache_key
+from goldfish.secrets.resolver import SecretResolver
 from goldfish.states import FailureKind, StageState
 from goldfish.storage.presence import present
 from goldfish.storage.protocol import Storage
@@ -42,6 +53,18 @@ from goldfish.workspaces.dev_repo import EMPTY_TREE, DevRepo
 
 log = logging.getLogger("goldfish.runs")
 LAUNCH_GRACE_SECONDS = 60
+HOST_GPUS_TTL_SECONDS = 10.0  # a queued GPU stage asks for its GPUs on every driver step
+
+
+@dataclass(frozen=True)
+class StageRuntime:
+    """How stages run beyond their spec: GPU discovery and readiness, telemetry."""
+
+    host_gpus: Callable[[], HostGpus] = discover
+    gpu_min_free_mb: float = 1024
+    gpu_timeout_seconds: float = 300
+    telemetry_interval: float = 10
+    telemetry_max_points: int = 2000
 
 
 @dataclass
@@ -61,6 +84,8 @@ class ExecutorDeps:
     svs: Svs = field(default_factory=Svs)
     svs_store: SvsRepository | None = None
     patterns: PatternService | None = None
+    secrets: SecretResolver | None = None
+    runtime: StageRuntime = field(default_factory=StageRuntime)
 
 
 class StageMachine:
@@ -91,6 +116,8 @@ class StageExecutor:
         self.deps = deps
         self.machine = StageMachine(deps.runs)
         self.resolver = InputResolver(deps.runs, deps.sources, deps.storage)
+        self._host: tuple[float, HostGpus] | None = None
+        self._masks: dict[str, list[str]] = {}
 
     def run_dir(self, run: StageRunRow) -> Path:
         """Scratch folder of a stage run (code, inputs, outputs, logs)."""
@@ -131,11 +158,15 @@ class StageExecutor:
             environment=environment_key(repo.object_id(commit, "requirements.txt")),
             profile=run.profile,
             backend=run.backend,
+            env=run.env,
+            secret_names=run.secrets,
         )
         if pipeline_run.use_cache and self._reuse(run, stage, key, inputs):
             return True
         if not launch:
             return False
+        if run.gpus and run.backend in LOCAL_GPU_BACKENDS and not self._claim_gpus(run):
+            return self._reload(run).state != StageState.PENDING.value  # failed: too few GPUs
         run_dir = self.run_dir(run)
         self.deps.code.materialize(commit, run_dir / "code")
         self.deps.runs.update_stage(run.id, cache_key=key, run_dir=str(run_dir))
@@ -144,6 +175,24 @@ class StageExecutor:
             if item.source_name:
                 self.deps.sources.record_use(item.source_name, run.id, item.name)
         self._launch(self._reload(run), stage, inputs, run_dir)
+        return True
+
+    def _claim_gpus(self, run: StageRunRow) -> bool:
+        """Hand the stage whole GPUs; False while they are busy (it stays pending) or the host has too few."""
+        if self._host is None or time.monotonic() - self._host[0] > HOST_GPUS_TTL_SECONDS:
+            self._host = (time.monotonic(), self.deps.runtime.host_gpus())
+        host = self._host[1]
+        try:
+            require(run.gpus, host, run.stage)
+        except GpuUnavailableError as exc:
+            self.machine.fail(run, FailureKind.INFRA_ERROR, f"{exc.code}: {exc.message}", event="plan_failed")
+            return False
+        claimed = self.deps.runs.claim_gpus(run.id, run.gpus, host.devices)
+        if claimed is None:
+            waiting = f"queued: waiting for {run.gpus} free GPU(s)"
+            if run.heartbeat_message != waiting:
+                self.deps.runs.update_stage(run.id, heartbeat_message=waiting)
+            return False
         return True
 
     def _reuse(self, run: StageRunRow, stage: StageDef, key: str, inputs: list[ResolvedInput]) -> bool:
@@ -289,13 +338,48 @@ class StageExecutor:
             profile=run.profile,
             input_uris={item.name: item.uri for item in inputs},
             outputs=tuple(stage.outputs),
+            env=dict(run.env),
+            secrets=self._secret_values(run),
+            gpu_ids=tuple(run.gpu_ids or ()),
+            telemetry_interval=self.deps.runtime.telemetry_interval,
+            telemetry_max_points=self.deps.runtime.telemetry_max_points,
         )
 
         def on_build(detail: str) -> None:
             if StageState(run.state) == StageState.PENDING:
                 self.machine.move(run, StageState.BUILDING, "build", detail)
 
-        return backend.prepare(spec, on_build)
+        prepared = backend.prepare(spec, on_build)
+        if prepared.gpu_ids:
+            seen = wait_ready(
+                list(prepared.gpu_ids),
+                self.deps.runtime.gpu_min_free_mb,
+                self.deps.runtime.gpu_timeout_seconds,
+            )
+            log.info("GPUs of %s ready: %s", run.id, seen)
+        return prepared
+
+    def _known_secrets(self, run: StageRunRow) -> list[str]:
+        """The stage's secret values as far as they are known (looked up once per run and process)."""
+        if not run.secrets or self.deps.secrets is None:
+            return []
+        if run.id not in self._masks:
+            found = self.deps.secrets.known_values(run.secrets, cloud=run.backend == "gce")
+            self._masks[run.id] = list(found.values())
+        return self._masks[run.id]
+
+    def _masker(self, run: StageRunRow) -> Callable[[str], str] | None:
+        """Masks the stage's secret values in metric names (a stage may bypass goldfish.io)."""
+        values = self._known_secrets(run)
+        return Masker(values).mask_text if values else None
+
+    def _secret_values(self, run: StageRunRow) -> dict[str, str]:
+        """The stage's secret values, looked up now (raises SECRET_NOT_SET when one has none)."""
+        if not run.secrets:
+            return {}
+        if self.deps.secrets is None:
+            raise GoldfishError("This server has no secret store to read the stage's secrets from.")
+        return self.deps.secrets.resolve(run.secrets, f"stage '{run.stage}'", cloud=run.backend == "gce")
 
     def _stage_input(self, item: ResolvedInput, target: Path) -> Path:
         """Expose one input under ``target``: hardlinks of a local file or folder, else a download."""
@@ -505,7 +589,7 @@ class StageExecutor:
     def _ingest(self, run: StageRunRow, handle: Handle) -> None:
         """Store new metric points; the offset is re-read because each batch moves it."""
         path = Path(handle["logs_dir"]) / "metrics.jsonl"
-        ingest_file(self.deps.metrics, run.id, path, self._reload(run).metrics_offset)
+        ingest_file(self.deps.metrics, run.id, path, self._reload(run).metrics_offset, self._masker(run))
 
     def _heartbeat(self, run: StageRunRow, handle: Handle) -> None:
         path = Path(handle["logs_dir"]) / "heartbeat.json"
@@ -525,7 +609,11 @@ class StageExecutor:
         """
         if self.deps.backends.get(run.backend).capabilities.isolation == "vm":
             return
-        store_logs(self.run_dir(run) / "logs", run.id, self.deps.storage)
+        logs = self.run_dir(run) / "logs"
+        values = self._known_secrets(run)
+        for name in ("stdout.log", "stderr.log", "metrics.jsonl"):  # also what a stage wrote itself
+            mask_file_in_place(logs / name, values)
+        store_logs(logs, run.id, self.deps.storage)
 
     def _wrap_up(self, run: StageRunRow) -> None:
         """Learn from the outcome, release the backend, drop the scratch folder (after the move)."""

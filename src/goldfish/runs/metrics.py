@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,18 @@ def parse_points(chunk: bytes) -> list[MetricPoint]:
     return [point for point in map(_point, items) if point is not None]
 
 
-def ingest_file(repo: MetricRepository, stage_run_id: str, path: Path, offset: int) -> int:
-    """Read complete lines after ``offset``, store them, and return the new offset."""
+def ingest_file(
+    repo: MetricRepository,
+    stage_run_id: str,
+    path: Path,
+    offset: int,
+    mask: Callable[[str], str] | None = None,
+) -> int:
+    """Read complete lines after ``offset``, store them, and return the new offset.
+
+    ``mask`` rewrites each metric name first (the stage's secret values become ``***``, also for
+    lines a stage wrote into its metrics file without goldfish.io).
+    """
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -60,6 +71,9 @@ def ingest_file(repo: MetricRepository, stage_run_id: str, path: Path, offset: i
         if end < 0:
             break
         complete = chunk[: end + 1]
-        repo.ingest(stage_run_id, parse_points(complete), offset + len(complete))
+        points = parse_points(complete)
+        if mask is not None:
+            points = [(mask(name), step, value, at) for name, step, value, at in points]
+        repo.ingest(stage_run_id, points, offset + len(complete))
         offset += len(complete)
     return offset

@@ -137,16 +137,24 @@ def cache_key(
     environment: str,
     profile: str | None,
     backend: str,
+    env: dict[str, str] | None = None,
+    secret_names: list[str] | None = None,
 ) -> str:
-    """Hash of everything a stage's outputs depend on."""
-    return hash_json(
-        {
-            "modules": modules_tree,
-            "module": module,
-            "config": config,
-            "inputs": {item.name: item.content_hash for item in inputs},
-            "environment": environment,
-            "profile": profile,
-            "backend": backend,
-        }
-    )
+    """Hash of everything a stage's outputs depend on (secret *names*, never their values).
+
+    Env and secret names join the hash only when a stage has them, so older keys stay valid.
+    """
+    parts: dict[str, Any] = {
+        "modules": modules_tree,
+        "module": module,
+        "config": config,
+        "inputs": {item.name: item.content_hash for item in inputs},
+        "environment": environment,
+        "profile": profile,
+        "backend": backend,
+    }
+    if env:
+        parts["env"] = env
+    if secret_names:
+        parts["secrets"] = sorted(secret_names)
+    return hash_json(parts)

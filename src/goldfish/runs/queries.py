@@ -120,6 +120,9 @@ class RunQueries:
         if "metadata" in include or not include:
             result["metadata"] = {
                 "config": row.config,
+                "env": row.env,
+                "secrets": row.secrets,
+                "gpus": row.gpus,
                 "timeout_seconds": row.timeout_seconds,
                 "cache_key": row.cache_key,
                 "experiment_group": parent.experiment_group,
@@ -150,6 +153,10 @@ class RunQueries:
             "module": row.module,
             "config": row.config,
             "config_override": parent.config_override,
+            "env": row.env,
+            "secrets": row.secrets,
+            "gpus": row.gpus,
+            "gpu_ids": row.gpu_ids,
             "backend": row.backend,
             "profile": row.profile,
             "cache_key": row.cache_key,

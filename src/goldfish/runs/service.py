@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from goldfish.backends.factory import resolve_backend_name
+from goldfish.backends.gpus import LOCAL_GPU_BACKENDS, HostGpus, discover, require
 from goldfish.backends.profiles import get_profile
 from goldfish.config import GoldfishConfig
 from goldfish.data.sources import SourceService
@@ -27,7 +28,8 @@ from goldfish.runs.requests import (
     parse_results_spec,
     select_stages,
 )
-from goldfish.runs.stage_config import load_stage_config, stage_override
+from goldfish.runs.stage_config import load_stage_settings, refuse_secret_keys, stage_override
+from goldfish.secrets.resolver import SecretResolver
 from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.svs.review import ModelReviewer, PreRunReview, pre_run_review, review_files, unified_diff
 from goldfish.timeutil import now_iso
@@ -84,6 +86,9 @@ class _PlannedStage:
     backend: str
     profile: str | None
     timeout: int
+    env: dict[str, str]
+    secrets: list[str]
+    gpus: int
 
 
 class RunService:
@@ -100,7 +105,9 @@ class RunService:
         gate: Callable[[str], None],
         settle: Callable[[str], bool],
         spawn: Callable[[str], None],
+        secrets: SecretResolver,
         svs_store: SvsRepository | None = None,
+        host_gpus: Callable[[], HostGpus] = discover,
     ):
         self._config = config
         self._core = core
@@ -112,6 +119,8 @@ class RunService:
         self._settle = settle
         self._spawn = spawn
         self._svs_store = svs_store
+        self._secrets = secrets
+        self._host_gpus = host_gpus
 
     def build_request(
         self,
@@ -136,11 +145,13 @@ class RunService:
             get_profile(self._config, profile)
         if pipeline is not None:
             pipeline_name(pipeline)
+        checked_override = check_config_override(config_override)
+        refuse_secret_keys(checked_override)
         return RunRequest(
             workspace=workspace,
             stages=stages,
             pipeline=pipeline,
-            config_override=check_config_override(config_override),
+            config_override=checked_override,
             inputs_override=check_inputs_override(inputs_override),
             reason=parse_reason(reason),
             results_spec=None if dry_run and results_spec is None else parse_results_spec(results_spec),
@@ -212,6 +223,9 @@ class RunService:
                         "profile": p.profile,
                         "timeout_seconds": p.timeout,
                         "config": p.config,
+                        "env": p.env,
+                        "secrets": p.secrets,
+                        "gpus": p.gpus,
                     }
                     for p in planned
                 ],
@@ -244,18 +258,28 @@ class RunService:
         """The pipeline, the selected stages in order, and their plans."""
         pipeline = load_pipeline(files, request.pipeline, self._sources.names())
         selected = select_stages(request.stages, topological_order(dependencies(pipeline)))
-        return (
-            pipeline,
-            selected,
-            [self._plan_stage(pipeline, name, files, request, selected) for name in selected],
-        )
+        planned = [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
+        self._preflight(planned)
+        return pipeline, selected, planned
+
+    def _preflight(self, planned: list[_PlannedStage]) -> None:
+        """Refuse before anything is saved or launched: a secret with no value, too few local GPUs."""
+        for stage in planned:
+            self._secrets.check(stage.secrets, f"stage '{stage.name}'", cloud=stage.backend == "gce")
+        local = [stage for stage in planned if stage.gpus and stage.backend in LOCAL_GPU_BACKENDS]
+        if local:
+            host = self._host_gpus()
+            for stage in local:
+                require(stage.gpus, host, stage.name)
 
     def _plan_stage(
         self, pipeline: PipelineDef, name: str, files: FileReader, request: RunRequest, selected: list[str]
     ) -> _PlannedStage:
         stage = next(s for s in pipeline.stages if s.name == name)
         override = stage_override(request.config_override, name, [s.name for s in pipeline.stages])
-        config, compute = load_stage_config(files, name, override)
+        defaults = self._config.defaults
+        settings = load_stage_settings(files, name, override, defaults.env, defaults.secrets)
+        compute = settings.compute
         profile = request.profile or compute.profile
         # A profile that lives on GCE (h100-spot, ...) takes the stage there unless it names a backend.
         on_gce = profile is not None and get_profile(self._config, profile).backend == "gce"
@@ -263,7 +287,17 @@ class RunService:
             compute.backend or ("gce" if on_gce else None), self._config.defaults.backend, self._config
         )
         timeout = compute.timeout_seconds or self._config.defaults.timeout_seconds
-        return _PlannedStage(name, stage.module or stage.name, config, backend, profile, timeout)
+        return _PlannedStage(
+            name,
+            stage.module or stage.name,
+            settings.config,
+            backend,
+            profile,
+            timeout,
+            settings.env,
+            settings.secrets,
+            compute.gpus or 0,
+        )
 
     def _version_for_run(self, ws: WorkspaceRow, slot: str | None, request: RunRequest) -> tuple[int, bool]:
         """Save the slot as a version (or reuse the latest when nothing changed)."""
@@ -344,6 +378,9 @@ class RunService:
                         "profile": stage.profile,
                         "config": stage.config,
                         "timeout_seconds": stage.timeout,
+                        "env": stage.env,
+                        "secrets": stage.secrets,
+                        "gpus": stage.gpus,
                         "created_at": now,
                     },
                 )
@@ -423,6 +460,7 @@ class RunService:
             profile=original.profile,
         )
         planned = [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
+        self._preflight(planned)
         run_id = self._record(ws, original.version_num, request, planned, resumed_from=original.id)
         self._carry_review(original.id, run_id)
         if not self._settle(run_id):

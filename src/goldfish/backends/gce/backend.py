@@ -162,7 +162,7 @@ class GceBackend:
         """Upload the job and start it on a warm VM or a new one; the handle names the VM."""
         if spec.image is None:
             raise GoldfishError("The stage image was not prepared before launch.")
-        check_env(spec.env)  # a bad key or value is refused before anything reaches the bucket
+        check_env(spec.env, spec.secrets)  # a bad key or value is refused before anything reaches the bucket
         profile = self.profile(spec)
         check_provisioning(profile)
         attempt = spec.attempt
@@ -321,6 +321,8 @@ class GceBackend:
             gpu_count=profile.gpu_count,
             outputs=tuple(spec.outputs),
             registry_login=registry_login_host(str(spec.image), self._config.gce.registry_login),
+            gpu_wait_seconds=self._config.gpu_check.timeout_seconds,
+            gpu_min_free_mb=self._config.gpu_check.min_free_memory_mb,
         )
         job = build_job(spec, attempt, inputs, settings, storage)
         if job.secrets:

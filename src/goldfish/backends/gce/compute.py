@@ -61,6 +61,22 @@ def is_local_endpoint(api_endpoint: str | None) -> bool:
     return text.startswith("http://") or any(host in text for host in _LOCAL_HOSTS)
 
 
+def google_credentials(api_endpoint: str | None) -> Any:
+    """Anonymous credentials for a local simulator, else the application default credentials.
+
+    Raises:
+        google.auth.exceptions.DefaultCredentialsError: when there are none (callers translate it).
+    """
+    from google.auth import credentials as auth_credentials  # noqa: PLC0415
+
+    if is_local_endpoint(api_endpoint):
+        return auth_credentials.AnonymousCredentials()  # type: ignore[no-untyped-call]
+    import google.auth  # noqa: PLC0415
+
+    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    return credentials
+
+
 def to_instance(body: InstanceBody) -> compute_v1.Instance:
     """The ``compute_v1.Instance`` for ``body`` (see :func:`instances.instance_resource`)."""
     from google.cloud import compute_v1  # noqa: PLC0415
@@ -391,22 +407,16 @@ class ComputeApi:
         return {"api_endpoint": self.api_endpoint} if self.api_endpoint else None
 
     def _credentials(self) -> Any:
-        from google.auth import credentials as auth_credentials  # noqa: PLC0415
         from google.auth import exceptions as auth_exc  # noqa: PLC0415
 
-        if is_local_endpoint(self.api_endpoint):
-            return auth_credentials.AnonymousCredentials()  # type: ignore[no-untyped-call]
-        import google.auth  # noqa: PLC0415
-
         try:
-            credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+            return google_credentials(self.api_endpoint)
         except auth_exc.DefaultCredentialsError as exc:
             raise LaunchFailure(
                 f"No Google Cloud credentials found: {exc}",
                 category="credentials",
                 reason_code="DefaultCredentialsError",
             ) from exc
-        return credentials
 
 
 class _Translate:

@@ -53,6 +53,8 @@ class JobSettings:
     gpu_count: int
     outputs: tuple[str, ...]
     registry_login: str | None = None  # the registry host the VM logs in to with its token
+    gpu_wait_seconds: float = GPU_WAIT_SECONDS
+    gpu_min_free_mb: float = 0.0
 
 
 def is_google_registry(host: str) -> bool:
@@ -96,11 +98,9 @@ def vm_spec(spec: RunSpec, attempt: int) -> RunSpec:
     )
 
 
-def split_secrets(env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """``(plain, secret)``: values whose names look like tokens or keys never enter job.json."""
-    secret = {key: value for key, value in env.items() if is_secret_name(key)}
-    plain = {key: value for key, value in env.items() if key not in secret}
-    return plain, secret
+def job_secrets(spec: RunSpec) -> dict[str, str]:
+    """The values that never enter job.json: the stage's secrets, and any env value named like one."""
+    return {**{key: value for key, value in spec.env.items() if is_secret_name(key)}, **spec.secrets}
 
 
 def build_job(
@@ -108,7 +108,7 @@ def build_job(
 ) -> VmJob:
     """The job.json of one attempt (URIs from RunPaths, the container from the shared builder)."""
     paths = RunPaths(spec.stage_run_id)
-    _plain, secrets = split_secrets(spec.env)
+    secrets = job_secrets(spec)
     on_vm = vm_spec(spec, attempt)
     invocation = container_invocation(
         on_vm,
@@ -150,7 +150,10 @@ def build_job(
         "log_sync_interval": settings.log_sync_interval,
         "timeout_seconds": spec.timeout_seconds,
         "gpu_count": settings.gpu_count,
-        "gpu_wait_seconds": GPU_WAIT_SECONDS,
+        "gpu_wait_seconds": settings.gpu_wait_seconds,
+        "gpu_min_free_mb": settings.gpu_min_free_mb,
+        "telemetry_interval": spec.telemetry_interval,
+        "telemetry_max_points": spec.telemetry_max_points,
         "registry_login": settings.registry_login,
         "container": {
             "memory": limits.memory,

@@ -12,6 +12,7 @@ from goldfish.server.tools import (
     project,
     records,
     runs,
+    secrets,
     svs,
     versions,
     workspaces,
@@ -31,6 +32,7 @@ AREAS = (
     infra,
     cloud,
     svs,
+    secrets,
 )
 
 

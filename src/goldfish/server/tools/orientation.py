@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from goldfish import __version__
@@ -31,6 +33,7 @@ class StatusResult(ToolResult):
     warm_pool: dict[str, int] | None = Field(
         None, description="GCE warm-pool VMs per state (idle ones cost money), when the pool is enabled."
     )
+    gpus: dict[str, Any] | None = Field(None, description="Local GPUs (count, source, run holding each).")
     state_md: str
 
 

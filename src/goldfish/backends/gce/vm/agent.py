@@ -373,6 +373,29 @@ def open_regular(path: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+def mask_file(source: str, target: str, values: list[str]) -> None:
+    """Copy ``source`` to ``target`` with every value replaced by ``***``, streaming.
+
+    The last ``len(longest) - 1`` bytes of each chunk wait for the next, so a value split
+    across two reads is still caught.
+    """
+    encoded = sorted({value.encode("utf-8") for value in values if value}, key=len, reverse=True)
+    hold = max((len(value) for value in encoded), default=1) - 1
+    pending = b""
+    with open_regular(source) as src, open(target, "wb") as dst:
+        while True:
+            chunk = src.read(COPY_CHUNK)
+            data = pending + chunk
+            for value in encoded:
+                data = data.replace(value, b"***")
+            if not chunk:
+                dst.write(data)
+                return
+            cut = max(0, len(data) - hold)
+            dst.write(data[:cut])
+            pending = data[cut:]
+
+
 class Storage:
     """Cloud Storage through its JSON API (or ``STORAGE_EMULATOR_HOST``, unauthenticated)."""
 
@@ -599,6 +622,9 @@ class Job:
     gpu_count: int
     gpu_wait_seconds: float
     registry_login: str | None = None
+    gpu_min_free_mb: float = 0.0
+    telemetry_interval: float = 0.0
+    telemetry_max_points: int = 2000
 
 
 @dataclass(frozen=True)
@@ -805,6 +831,9 @@ def validate_job(raw: object, root: str = JOB_ROOT) -> Job:
         gpu_count=_integer(raw, "gpu_count", minimum=0, default=0),
         gpu_wait_seconds=_number(raw, "gpu_wait_seconds", default=DEFAULT_GPU_WAIT_SECONDS, low=0, high=7200),
         registry_login=_optional_text(raw, "registry_login", _REGISTRY_HOST),
+        gpu_min_free_mb=_number(raw, "gpu_min_free_mb", default=0, low=0, high=10_000_000),
+        telemetry_interval=_number(raw, "telemetry_interval", default=0, low=0, high=3600),
+        telemetry_max_points=_integer(raw, "telemetry_max_points", minimum=1, default=2000),
     )
 
 
@@ -1076,21 +1105,21 @@ def docker_pull(image: str, env: Mapping[str, str] | None = None) -> None:
     raise AgentFailure(f"docker pull {image} failed: {said}")
 
 
-def gpus_with_free_memory(output: str) -> int:
-    """How many lines of ``nvidia-smi --query-gpu=memory.free`` output show free memory."""
+def gpus_with_free_memory(output: str, min_free_mb: float = 0.0) -> int:
+    """How many lines of ``--query-gpu=memory.free`` output show free memory (at least ``min_free_mb``)."""
     count = 0
     for line in output.splitlines():
         try:
             free = float(line.strip().split(",")[0])
         except ValueError:
             continue
-        if free > 0:
+        if free > 0 and free >= min_free_mb:
             count += 1
     return count
 
 
-def query_gpus(wanted: int) -> tuple[bool, str]:
-    """Whether ``wanted`` GPUs are visible with free memory, and what nvidia-smi said."""
+def query_gpus(wanted: int, min_free_mb: float = 0.0) -> tuple[bool, str]:
+    """Whether ``wanted`` GPUs are visible with ``min_free_mb`` free each, and what nvidia-smi said."""
     exe = shutil.which("nvidia-smi")
     if exe is None:
         return False, "nvidia-smi was not found"
@@ -1107,19 +1136,23 @@ def query_gpus(wanted: int) -> tuple[bool, str]:
         return False, f"nvidia-smi failed: {exc}"
     if done.returncode != 0:
         return False, f"nvidia-smi exited {done.returncode}: {_tail(done.stderr or done.stdout, 300)}"
-    ready = gpus_with_free_memory(done.stdout)
-    return ready >= wanted, f"nvidia-smi shows {ready} GPU(s) with free memory: {_tail(done.stdout, 300)}"
+    ready = gpus_with_free_memory(done.stdout, min_free_mb)
+    enough = f"at least {min_free_mb:g} MB" if min_free_mb > 0 else "free memory"
+    said = (
+        f"nvidia-smi shows {ready} GPU(s) with {enough} (MB free each: {_tail(done.stdout, 300).strip()!r})"
+    )
+    return ready >= wanted, said
 
 
-def wait_for_gpus(wanted: int, wait_seconds: float) -> None:
-    """Poll nvidia-smi until ``wanted`` GPUs have free memory, at most ``wait_seconds``.
+def wait_for_gpus(wanted: int, wait_seconds: float, min_free_mb: float = 0.0) -> None:
+    """Poll nvidia-smi until ``wanted`` GPUs have ``min_free_mb`` free, at most ``wait_seconds``.
 
     Raises:
         AgentFailure: saying what nvidia-smi said last.
     """
     deadline = time.monotonic() + wait_seconds
     while True:
-        ready, said = query_gpus(wanted)
+        ready, said = query_gpus(wanted, min_free_mb)
         if ready:
             log.info("GPUs ready: %s", said)
             return
@@ -1127,6 +1160,79 @@ def wait_for_gpus(wanted: int, wait_seconds: float) -> None:
         if remaining <= 0:
             raise AgentFailure(f"{wanted} GPU(s) not ready after {wait_seconds:g}s: {said}")
         time.sleep(min(GPU_POLL_SECONDS, remaining))
+
+
+GPU_TELEMETRY_FIELDS = "utilization.gpu,memory.used,temperature.gpu"
+GPU_TELEMETRY_SUFFIXES = ("util", "mem_mb", "temp_c")
+
+
+def gpu_telemetry_lines(output: str, count: int, at: float) -> str:
+    """Metric lines (``sys/gpu<i>/util|mem_mb|temp_c``) from ``--query-gpu=GPU_TELEMETRY_FIELDS`` output."""
+    lines = []
+    for number, row in enumerate(line for line in output.splitlines() if line.strip()):
+        if number >= count:
+            break
+        cells = row.split(",")  # zip(strict=...) is newer than the VM's Python 3.9
+        for suffix, cell in ((s, cells[i]) for i, s in enumerate(GPU_TELEMETRY_SUFFIXES) if i < len(cells)):
+            try:
+                value = float(cell.strip())
+            except ValueError:
+                continue
+            point = {"name": f"sys/gpu{number}/{suffix}", "value": value, "step": None, "at": at}
+            lines.append(json.dumps(point) + "\n")
+    return "".join(lines)
+
+
+class GpuTelemetry:
+    """Samples the VM's GPUs into the job's metrics file while the container runs.
+
+    The same budget as the in-container runner: the interval doubles each time half of the
+    remaining ``max_points`` is used, and sampling stops at the cap. A failing nvidia-smi is
+    logged once and ends sampling; the job is never affected.
+    """
+
+    def __init__(
+        self, metrics_file: str, count: int, interval: float, max_points: int, stop: threading.Event
+    ):
+        self._file = metrics_file
+        self._count = count
+        self._interval = interval
+        self._max_points = max_points
+        self._stop = stop
+
+    def run(self) -> None:
+        """The sampling loop (a thread's target)."""
+        interval, points, budget = self._interval, 0, self._max_points
+        next_doubling = max(1, budget // 2)
+        exe = shutil.which("nvidia-smi")
+        while exe and points < budget and not self._stop.wait(interval):
+            try:
+                done = subprocess.run(
+                    [exe, f"--query-gpu={GPU_TELEMETRY_FIELDS}", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=True,
+                    stdin=subprocess.DEVNULL,
+                )
+                self._append(gpu_telemetry_lines(done.stdout, self._count, time.time()))
+            except (OSError, subprocess.SubprocessError) as exc:
+                log.warning("GPU telemetry stopped: %s", exc)
+                return
+            points += 1
+            if points >= next_doubling:
+                interval *= 2
+                next_doubling += max(1, (budget - next_doubling) // 2)
+
+    def _append(self, text: str) -> None:
+        # Created writable for the container's user too: the stage appends its own metrics here.
+        fd = os.open(self._file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            if os.fstat(fd).st_uid == os.getuid():
+                os.fchmod(fd, 0o666)
+            os.write(fd, text.encode("utf-8"))
+        finally:
+            os.close(fd)
 
 
 def power_off() -> None:
@@ -1208,12 +1314,29 @@ class JobRun:
         env = self._container_env()
         if self.job.gpu_count > 0:
             self._set_phase("waiting_for_gpus")
-            wait_for_gpus(self.job.gpu_count, self.job.gpu_wait_seconds)
+            wait_for_gpus(self.job.gpu_count, self.job.gpu_wait_seconds, self.job.gpu_min_free_mb)
         self._set_phase("pulling")
         docker_pull(self.job.image, self._registry_env())
         self._set_phase("running")
+        self._start_gpu_telemetry()
         code = self._run_container(env)
         return self._finish(code)
+
+    def _start_gpu_telemetry(self) -> None:
+        """GPU samples come from the VM (the container sees its GPUs only through the runtime)."""
+        job = self.job
+        if job.gpu_count <= 0 or job.telemetry_interval <= 0:
+            return
+        sampler = GpuTelemetry(
+            self.path("logs", "metrics.jsonl"),
+            job.gpu_count,
+            job.telemetry_interval,
+            job.telemetry_max_points,
+            self._stop,
+        )
+        thread = threading.Thread(target=sampler.run, name=f"telemetry-{job.stage_run_id}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _set_phase(self, phase: str) -> None:
         with self._lock:
@@ -1476,10 +1599,26 @@ class JobRun:
             if uri is None or self._synced.get(filename) == signature:
                 continue
             try:
-                self.storage.upload_file(uri, path, TEXT)
+                self._upload_masked(uri, path)
             except UnsafeFile as exc:
                 log.warning("not syncing %s: %s", filename, exc.reason)
             self._synced[filename] = signature
+
+    def _upload_masked(self, uri: str, path: str) -> None:
+        """Upload a log file; with secrets, a copy with their values replaced by ``***``.
+
+        The in-stage runner already masks what the stage prints; this also covers lines a stage
+        wrote into its log files itself.
+        """
+        if not self._secret_values:
+            self.storage.upload_file(uri, path, TEXT)
+            return
+        masked = self.path(f".upload-{os.path.basename(path)}")
+        try:
+            mask_file(path, masked, self._secret_values)
+            self.storage.upload_file(uri, masked, TEXT)
+        finally:
+            _remove(masked)
 
     def _watch_preemption(self) -> None:
         etag: str | None = None
