@@ -422,12 +422,25 @@ class DashboardData:
         )
 
     def _svs(self, row: StageRunRow) -> SvsView:
+        """The stage's SVS view from the one findings service (``get_svs_findings``)."""
+        found = self._context.svs.stage_findings(row)
         findings = []
-        if row.failure_kind == "contract_violation":
+        if found["contract_violation"]:
             findings.append(
-                SvsFinding(severity="block", rule="output contract", message=row.error or "contract violated")
+                SvsFinding(severity="block", rule="output contract", message=found["contract_violation"])
             )
-        return SvsView(enabled=self._context.config.svs.enabled, findings=findings)
+        statistics: dict[str, Any] = {}
+        for signal, output in found["outputs"].items():
+            statistics[signal] = output["stats"]
+            findings.extend(
+                SvsFinding(
+                    severity=item["mode"],
+                    rule=f"{signal}.{item['rule']}" + (f"[{item['column']}]" if item.get("column") else ""),
+                    message=item["message"],
+                )
+                for item in output["findings"]
+            )
+        return SvsView(enabled=self._context.config.svs.enabled, findings=findings, statistics=statistics)
 
     def metrics(self, run_id: str) -> list[MetricSeries]:
         """Every metric of a stage run, downsampled for charts."""

@@ -300,13 +300,44 @@ def _attempts(detail: StageDetail) -> str:
     return table(["#", "state", "zone", "failure", "why", "started", "finished"], rows)
 
 
+STAT_COLUMNS = ("nan_ratio", "mean", "std", "min", "max", "unique_ratio", "entropy")
+# How big an output is: values of an array, rows of a table, files of a folder.
+SIZE_KEYS = {"count": "values", "rows": "rows", "files": "files"}
+
+
 def _svs(detail: StageDetail) -> str:
     svs = detail.svs
     note = "" if svs.enabled else '<p class="muted">SVS is switched off in goldfish.yaml.</p>'
-    if not svs.findings:
-        return note + empty("No SVS findings for this stage.")
-    rows = [[badge(f.severity), e(f.rule), e(f.message)] for f in svs.findings]
-    return note + table(["severity", "rule", "finding"], rows)
+    findings = (
+        table(
+            ["severity", "rule", "finding"],
+            [[badge(f.severity), e(f.rule), e(f.message)] for f in svs.findings],
+        )
+        if svs.findings
+        else empty("No SVS findings for this stage.")
+    )
+    return note + findings + _svs_statistics(svs.statistics)
+
+
+def _svs_statistics(statistics: dict[str, Any]) -> str:
+    """One row per output with the headline statistics the stage computed where its data lay."""
+    rows = []
+    for signal, stats in statistics.items():
+        if not isinstance(stats, dict):
+            continue
+        size = next((f"{stats[key]} {unit}" for key, unit in SIZE_KEYS.items() if key in stats), "-")
+        rows.append(
+            [f"<code>{e(signal)}</code>", e(size), *(e(_stat(stats.get(name))) for name in STAT_COLUMNS)]
+        )
+    return table(["output", "size", *STAT_COLUMNS], rows) if rows else ""
+
+
+def _stat(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "-" if value is None else str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value) if isinstance(value, int | str) else "…"
 
 
 def _stage_panel(detail: StageDetail) -> str:
