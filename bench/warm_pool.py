@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ def _configure(root: Path, compute: Any, bucket: str, registry: str) -> None:
         "zones": ZONES,
         "api_endpoint": compute.endpoint,
         "image_registry": f"{registry}/goldfish",
+        "registry_login": "token",  # the simulator's registry, like Artifact Registry, wants a login
         "poll_interval_seconds": 0.05,
         "profile_overrides": {"sim-cpu": {"machine_type": "e2-small", "image_family": "debian-12"}},
         "warm_pool": {"enabled": True, "max_instances": 1, "idle_timeout_minutes": 10},
@@ -133,6 +135,20 @@ def _fill_pool(context: Any, rows: int) -> None:
         )
 
 
+@contextmanager
+def _env(name: str, value: str) -> Iterator[None]:
+    """Set one environment variable for the ``with`` block, then put back what was there."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
 def _measure(workdir: Path, quick: bool) -> Iterator[Figure]:
     from tests.fakes.fake_compute import FakeCompute
     from tests.fakes.gcs_emulator import create_bucket, start_emulator
@@ -142,8 +158,12 @@ def _measure(workdir: Path, quick: bool) -> Iterator[Figure]:
     from goldfish.context import ServerContext
     from goldfish.project import initialize_project
 
-    with start_emulator(workdir / "gcs") as emulator, LocalRegistry() as registry:
-        os.environ["STORAGE_EMULATOR_HOST"] = emulator.host
+    with ExitStack() as stack, start_emulator(workdir / "gcs") as emulator, LocalRegistry() as registry:
+        stack.enter_context(_env("STORAGE_EMULATOR_HOST", emulator.host))
+        # The server side is logged in to the registry (as after `gcloud auth configure-docker`).
+        stack.enter_context(
+            _env("DOCKER_CONFIG", str(registry.write_docker_config(workdir / "docker-config")))
+        )
         bucket = create_bucket(emulator, "bench-warm-pool")
         with FakeCompute(project="fake-project", storage_emulator_host=emulator.host,
                          sandbox_root=workdir / "sandboxes") as compute:  # fmt: skip
