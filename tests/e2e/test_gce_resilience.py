@@ -70,7 +70,9 @@ save_output("out", folder)
 """
 
 
-def _spec(world: GceWorld, module_source: str, env: dict[str, str]) -> RunSpec:
+def _spec(
+    world: GceWorld, module_source: str, env: dict[str, str], stage_secrets: dict[str, str] | None = None
+) -> RunSpec:
     run_id = f"stage-{secrets.token_hex(6)}"
     run_dir = world.root / ".goldfish" / "runs" / run_id
     code = run_dir / "code" / "modules"
@@ -98,6 +100,7 @@ def _spec(world: GceWorld, module_source: str, env: dict[str, str]) -> RunSpec:
         python=sys.executable,
         profile=PROFILE,
         env=env,
+        secrets=stage_secrets or {},
         outputs=("out",),
     )
 
@@ -124,8 +127,8 @@ def test_hostile_env_values_when_run_on_a_vm_reach_the_stage_literally_and_injec
         "QUOTES": f"'; touch {marker}; echo \"",
         "NEWLINE": f"a\ntouch {marker}",
         "FLAG": "--privileged -v /:/host",
-        "API_TOKEN": f"s3cret-$(touch {marker})",
     }
+    stage_secrets = {"API_TOKEN": f"s3cret-$(touch {marker})"}
     context = ServerContext.open(world.root)
     try:
         backend = context.backends.get("gce")
@@ -133,7 +136,7 @@ def test_hostile_env_values_when_run_on_a_vm_reach_the_stage_literally_and_injec
         with pytest.raises(InvalidArgumentError):  # a hostile key never gets as far as the bucket
             backend.launch(refused)
         assert world.storage().list_keys(f"runs/{refused.stage_run_id}") == []
-        spec = backend.prepare(_spec(world, PRINT_ENV, env), lambda _: None)
+        spec = backend.prepare(_spec(world, PRINT_ENV, env, stage_secrets), lambda _: None)
         handle = backend.launch(spec)
         status = _wait_exit(context, handle, world)
         storage = world.storage()
@@ -147,8 +150,9 @@ def test_hostile_env_values_when_run_on_a_vm_reach_the_stage_literally_and_injec
         if name != "NEWLINE":
             assert f"{name}=[{value}]" in stdout
     assert f"NEWLINE=[a\ntouch {marker}]" in stdout
+    assert "API_TOKEN=[***]" in stdout  # the secret reached the stage; its stored output masks it
     assert not marker.exists()
-    assert "s3cret" not in job_text and "s3cret" not in metadata
+    assert "s3cret" not in job_text and "s3cret" not in metadata and "s3cret" not in stdout
     assert "s3cret" not in world.consoles()
 
 
