@@ -26,13 +26,14 @@ from goldfish.errors import GoldfishError
 from goldfish.fileops import link_tree
 from goldfish.pipelines.models import StageDef
 from goldfish.runs.collector import collect_outputs, remove_scratch, store_logs
+from goldfish.runs.imports import CodeScopes
 from goldfish.runs.metrics import ingest_file
 from goldfish.runs.planner import InputResolver, ResolvedInput, cache_key
 from goldfish.states import FailureKind, StageState
 from goldfish.storage.protocol import Storage
 from goldfish.timeutil import now_iso, parse_iso
 from goldfish.workspaces.code_cache import CodeCache
-from goldfish.workspaces.dev_repo import EMPTY_TREE, DevRepo
+from goldfish.workspaces.dev_repo import DevRepo
 
 log = logging.getLogger("goldfish.runs")
 LAUNCH_GRACE_SECONDS = 60
@@ -82,6 +83,7 @@ class StageExecutor:
         self.deps = deps
         self.machine = StageMachine(deps.runs)
         self.resolver = InputResolver(deps.runs, deps.sources, deps.storage)
+        self.code_scopes = CodeScopes(deps.repo)
 
     def run_dir(self, run: StageRunRow) -> Path:
         """Scratch folder of a stage run (code, inputs, outputs, logs)."""
@@ -114,8 +116,9 @@ class StageExecutor:
             )
             return True
         repo = self.deps.repo
+        scope = self.code_scopes.of(commit, run.module)
         key = cache_key(
-            modules_tree=repo.object_id(commit, "modules") or EMPTY_TREE,
+            code=scope.key_material(),
             module=run.module,
             config=run.config,
             inputs=inputs,
@@ -123,13 +126,14 @@ class StageExecutor:
             profile=run.profile,
             backend=run.backend,
         )
-        if pipeline_run.use_cache and self._reuse(run, stage, key, inputs):
+        code_scope = json.dumps(scope.describe())
+        if pipeline_run.use_cache and self._reuse(run, stage, key, inputs, code_scope):
             return True
         if not launch:
             return False
         run_dir = self.run_dir(run)
         self.deps.code.materialize(commit, run_dir / "code")
-        self.deps.runs.update_stage(run.id, cache_key=key, run_dir=str(run_dir))
+        self.deps.runs.update_stage(run.id, cache_key=key, code_scope=code_scope, run_dir=str(run_dir))
         self.deps.runs.add_lineage([_input_row(run.id, item) for item in inputs])
         for item in inputs:
             if item.source_name:
@@ -137,7 +141,9 @@ class StageExecutor:
         self._launch(self._reload(run), stage, inputs, run_dir)
         return True
 
-    def _reuse(self, run: StageRunRow, stage: StageDef, key: str, inputs: list[ResolvedInput]) -> bool:
+    def _reuse(
+        self, run: StageRunRow, stage: StageDef, key: str, inputs: list[ResolvedInput], code_scope: str
+    ) -> bool:
         hit = self.deps.runs.cached(run.workspace, run.stage, key)
         if hit is None:
             return False
@@ -163,6 +169,7 @@ class StageExecutor:
             "cache_hit",
             f"reused outputs of {hit.cached_from or hit.id}",
             cache_key=key,
+            code_scope=code_scope,
             cache_hit=1,
             cached_from=hit.cached_from or hit.id,
             exit_code=0,

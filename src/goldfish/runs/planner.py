@@ -130,7 +130,7 @@ class InputResolver:
 
 def cache_key(
     *,
-    modules_tree: str,
+    code: dict[str, Any],
     module: str,
     config: dict[str, Any],
     inputs: list[ResolvedInput],
@@ -138,10 +138,10 @@ def cache_key(
     profile: str | None,
     backend: str,
 ) -> str:
-    """Hash of everything a stage's outputs depend on."""
+    """Hash of everything a stage's outputs depend on (``code``: :meth:`CodeScope.key_material`)."""
     return hash_json(
         {
-            "modules": modules_tree,
+            "code": code,
             "module": module,
             "config": config,
             "inputs": {item.name: item.content_hash for item in inputs},

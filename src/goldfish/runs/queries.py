@@ -116,6 +116,7 @@ class RunQueries:
                 "config": row.config,
                 "timeout_seconds": row.timeout_seconds,
                 "cache_key": row.cache_key,
+                "code": row.code_scope,
                 "experiment_group": parent.experiment_group,
             }
         if "attempts" in include:

@@ -314,6 +314,36 @@ class DevRepo:
         out = self._run(["ls-tree", "-r", "-z", "--name-only", tree_or_commit], strip=False)
         return [path for path in out.split("\0") if path]
 
+    def tree_blobs(self, commit: str) -> dict[str, str]:
+        """Every file of ``commit`` with its content id (path -> blob id), in one call."""
+        out = self._run(["ls-tree", "-r", "-z", "--full-tree", commit], strip=False)
+        blobs: dict[str, str] = {}
+        for entry in out.split("\0"):
+            meta, _, path = entry.partition("\t")
+            parts = meta.split(" ")
+            if path and len(parts) == 3 and parts[1] == "blob":
+                blobs[path] = parts[2]
+        return blobs
+
+    def read_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        """Contents of the blobs ``blob_ids`` (missing ones left out), in one call."""
+        import subprocess  # noqa: PLC0415 - a batch read pipes its ids through stdin
+
+        wanted = list(dict.fromkeys(blob_ids))
+        if not wanted:
+            return {}
+        env = {**os.environ, **_IDENTITY, "GIT_DIR": str(self.path)}
+        result = subprocess.run(
+            ["git", "cat-file", "--batch"],
+            input="".join(f"{oid}\n" for oid in wanted).encode(),
+            capture_output=True,
+            env=env,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise self._failure("Version store read failed.", result.stderr.decode(errors="replace")[-2000:])
+        return _parse_batch(result.stdout)
+
     def read_file(self, commit: str, path: str) -> str | None:
         """Text of a file at a commit, or None when absent."""
         try:
@@ -335,3 +365,19 @@ def _parse_numstat(out: str) -> dict[str, tuple[int | None, int | None]]:
                 int(removed) if removed.isdigit() else None,
             )
     return counts
+
+
+def _parse_batch(out: bytes) -> dict[str, bytes]:
+    """``git cat-file --batch`` output as blob id -> content (``<id> missing`` lines skipped)."""
+    found: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(out):
+        end = out.index(b"\n", pos)
+        header = out[pos:end].decode().split(" ")
+        pos = end + 1
+        if len(header) != 3:
+            continue
+        size = int(header[2])
+        found[header[0]] = out[pos : pos + size]
+        pos += size + 1
+    return found
