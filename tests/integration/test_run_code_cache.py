@@ -7,18 +7,15 @@ of the slot, and each run is executed by the detached driver.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 
-from goldfish.server.app import server_for
 from tests.integration.pipeline_fixtures import (
     by_stage,
     ok,
-    reaped_at_exit,
     stage_module,
     start_run,
     wait_for_pipeline,
@@ -38,16 +35,7 @@ DYNAMIC_PREP = (
 )
 
 
-@pytest.fixture(autouse=True)
-def no_stray_processes(project_root: Path) -> Iterator[None]:
-    with reaped_at_exit(project_root):
-        yield
-
-
-@pytest.fixture
-async def session(project_root: Path) -> AsyncIterator[Client]:
-    async with Client(server_for(project_root), mode="legacy") as client:
-        yield client
+pytestmark = pytest.mark.usefixtures("reaping_stray_processes")
 
 
 async def run_stages(client: Client) -> dict[str, dict[str, Any]]:
@@ -79,18 +67,18 @@ async def prepared(client: Client) -> Path:
 
 @pytest.mark.anyio
 async def test_rerun_after_editing_one_stage_module_reruns_that_stage_and_its_dependents_only(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await prepared(session)
+    slot = await prepared(legacy_session)
 
     (slot / "modules" / "evaluate.py").write_text(EVALUATE + "# tuned the report\n", encoding="utf-8")
-    assert executed(await run_stages(session)) == ["evaluate"]
+    assert executed(await run_stages(legacy_session)) == ["evaluate"]
 
     (slot / "modules" / "train.py").write_text(TRAIN_V2, encoding="utf-8")
-    after_train_edit = await run_stages(session)
+    after_train_edit = await run_stages(legacy_session)
 
     assert executed(after_train_edit) == ["evaluate", "train"]
-    code = await code_of(session, after_train_edit["train"]["stage_run_id"])
+    code = await code_of(legacy_session, after_train_edit["train"]["stage_run_id"])
     assert code == {
         "scope": "imports",
         "files": ["modules/stagekit.py", "modules/train.py"],
@@ -99,36 +87,38 @@ async def test_rerun_after_editing_one_stage_module_reruns_that_stage_and_its_de
 
 
 @pytest.mark.anyio
-async def test_rerun_after_editing_a_shared_helper_reruns_the_stages_importing_it(session: Client) -> None:
-    slot = await prepared(session)
+async def test_rerun_after_editing_a_shared_helper_reruns_the_stages_importing_it(
+    legacy_session: Client,
+) -> None:
+    slot = await prepared(legacy_session)
 
     (slot / "modules" / "scoring.py").write_text("WEIGHT = 2\n", encoding="utf-8")
-    only_evaluate = await run_stages(session)
+    only_evaluate = await run_stages(legacy_session)
     (slot / "modules" / "stagekit.py").write_text(
         (slot / "modules" / "stagekit.py").read_text(encoding="utf-8") + "# shared by every stage\n",
         encoding="utf-8",
     )
-    everything = await run_stages(session)
+    everything = await run_stages(legacy_session)
 
     assert executed(only_evaluate) == ["evaluate"]
     assert executed(everything) == ["evaluate", "prep", "train"]
-    code = await code_of(session, only_evaluate["evaluate"]["stage_run_id"])
+    code = await code_of(legacy_session, only_evaluate["evaluate"]["stage_run_id"])
     assert code["files"] == ["modules/evaluate.py", "modules/scoring.py", "modules/stagekit.py"]
 
 
 @pytest.mark.anyio
 async def test_stage_with_a_computed_import_falls_back_to_the_modules_tree_and_inspect_run_says_so(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await prepared(session)
+    slot = await prepared(legacy_session)
     (slot / "modules" / "prep.py").write_text(DYNAMIC_PREP, encoding="utf-8")
-    await run_stages(session)
+    await run_stages(legacy_session)
 
     (slot / "modules" / "evaluate.py").write_text(EVALUATE + "# unrelated to prep\n", encoding="utf-8")
-    stages = await run_stages(session)
+    stages = await run_stages(legacy_session)
 
     assert executed(stages) == ["evaluate", "prep"]  # prep's output is unchanged, so train is reused
-    code = await code_of(session, stages["prep"]["stage_run_id"])
+    code = await code_of(legacy_session, stages["prep"]["stage_run_id"])
     assert code["scope"] == "modules_tree"
     assert code["fallback_reason"] == (
         "modules/prep.py: line 3: importlib.import_module() with a computed module name"

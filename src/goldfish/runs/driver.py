@@ -26,6 +26,7 @@ from goldfish.pipelines.models import PipelineDef, StageDef
 from goldfish.pipelines.validator import load_pipeline
 from goldfish.runs.executor import StageExecutor
 from goldfish.states import ACTIVE, FailureKind, PipelineState, StageState
+from goldfish.timeutil import parse_iso
 from goldfish.workspaces.files import VersionFiles
 
 log = logging.getLogger("goldfish.driver")
@@ -86,7 +87,9 @@ class PipelineDriver:
             except Exception as exc:  # one broken stage must not stall the whole pipeline
                 log.exception("stage run %s failed inside the driver", run.id)
                 self._fail_unexpected(run, exc)
-        return self._maybe_finish()
+        finished = self._maybe_finish()
+        self.executor.clock.flush(runs, self.run_id)
+        return finished
 
     def _fail_unexpected(self, run: StageRunRow, exc: Exception) -> None:
         fresh = self.context.runs.stage_run(run.id)
@@ -157,6 +160,10 @@ class PipelineDriver:
             ]
             final, error = PipelineState.FAILED, "; ".join(failed)[:4000] or None
         self.context.runs.finish_pipeline(self.run_id, final, error)
+        last_end = max(
+            (parse_iso(run.finished_at).timestamp() for run in stage_runs if run.finished_at), default=None
+        )
+        self.executor.clock.mark("finish", None if last_end is None else (time.time() - last_end) * 1000)
         self.context.refresh_state()
         return True
 
@@ -171,6 +178,8 @@ class PipelineDriver:
                     if not runs.take_lease(self.run_id, self.owner, LEASE_SECONDS, os.getpid()):
                         log.info("pipeline run %s is driven elsewhere; stopping", self.run_id)
                         return
+                    if not renewed:
+                        self.executor.clock.mark("driver_start")
                     renewed = now
                 before = self._snapshot()
                 if self.step():

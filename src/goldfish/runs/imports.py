@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from goldfish.workspaces.dev_repo import DevRepo
 
@@ -42,6 +42,7 @@ _OPAQUE_CALLS = frozenset(
 _PATH_CHANGES = frozenset({"append", "insert", "extend"})
 # Parsed files kept per process (by content id: a version never changes).
 _PARSED_LIMIT = 4096
+_TREES_LIMIT = 8
 
 
 @dataclass(frozen=True)
@@ -93,17 +94,22 @@ class CodeScope:
 class CodeScopes:
     """Works out :class:`CodeScope` s of saved versions, reading each version's listing once."""
 
+    # Both are content-addressed (a version and a file never change), so every executor of the
+    # process shares them: a long-lived server parses each file once.
+    _trees: ClassVar[dict[str, dict[str, str]]] = {}
+    _parsed: ClassVar[dict[str, ParsedFile]] = {}
+
     def __init__(self, repo: DevRepo):
         self._repo = repo
-        self._trees: dict[str, dict[str, str]] = {}
-        self._parsed: dict[str, ParsedFile] = {}
 
     def of(self, commit: str, module: str) -> CodeScope:
         """The code scope of stage module ``module`` in version ``commit``."""
         tree = self._trees.get(commit)
         if tree is None:
             tree = self._repo.tree_blobs(commit)
-            self._trees = {commit: tree}  # a driver runs one version; keep only the latest
+            if len(self._trees) >= _TREES_LIMIT:
+                self._trees.clear()
+            self._trees[commit] = tree
         return follow(tree, module, self._parse_all, self._modules_tree(commit, tree))
 
     def _modules_tree(self, commit: str, tree: Mapping[str, str]) -> Callable[[], str | None]:

@@ -13,6 +13,7 @@ from goldfish.db.runs import PipelineRunRow, RunRepository, StageRunRow
 from goldfish.errors import InvalidArgumentError
 from goldfish.runs.models import LineageEdge, LogChunk, MetricSeries, PipelineRunInfo, StageRunInfo
 from goldfish.runs.service import RunNotFoundError
+from goldfish.runs.timeline import stage_timeline, timeline
 from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.storage.paths import RunPaths
 from goldfish.storage.protocol import Storage
@@ -102,7 +103,11 @@ class RunQueries:
     def inspect(self, run_id: str, include: list[str]) -> dict[str, Any]:
         """State, timings, error, reason, handle and the extras asked for in ``include``."""
         if isinstance(run_id, str) and run_id.startswith("prun-"):
-            return {"pipeline_run": self.pipeline_info(self.pipeline_run(run_id)).model_dump()}
+            pipeline_run = self.pipeline_run(run_id)
+            found: dict[str, Any] = {"pipeline_run": self.pipeline_info(pipeline_run).model_dump()}
+            if "timings" in include:
+                found["timeline"] = timeline(self._runs, pipeline_run)
+            return found
         row = self.stage_run(run_id)
         parent = self.pipeline_run(row.pipeline_run_id)
         result: dict[str, Any] = {
@@ -126,6 +131,8 @@ class RunQueries:
             result["manifest"] = self.manifest(row.id)
         if "metrics" in include:
             result["metrics"] = [m.model_dump() for m in self.metrics(row.id, None, True, 0)]
+        if "timings" in include:
+            result["timeline"] = stage_timeline(self._runs, row)
         return result
 
     def manifest(self, run_id: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from goldfish.runs.requests import (
     select_stages,
 )
 from goldfish.runs.stage_config import load_stage_config, stage_override
+from goldfish.runs.timeline import StepClock
 from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.timeutil import now_iso
 from goldfish.validation import pipeline_name
@@ -133,9 +135,11 @@ class RunService:
 
     def submit(self, request: RunRequest) -> RunSubmission:
         """Version the workspace, record the pipeline run and its stages, and start driving it."""
+        clock = StepClock()
         ws = self._core.workspace_or_slot(request.workspace)
         mount = self._core.rows.mount_of_workspace(ws.id)
-        planned = self.plan(self._core.files_of(ws), request)
+        with clock.step("plan"):
+            planned = self.plan(self._core.files_of(ws), request)
         if request.dry_run:
             return RunSubmission(
                 pipeline_run_id=None,
@@ -158,12 +162,20 @@ class RunService:
                 ],
             )
         self._gate(ws.name)
-        version_num, created = self._version_for_run(ws, mount.slot if mount else None, request)
-        run_id = self._record(ws, version_num, request, planned)
-        finished = self._settle(run_id)
-        if not finished:
-            self._spawn(run_id)
+        with clock.step("version_save"):
+            version_num, created = self._version_for_run(ws, mount.slot if mount else None, request)
+        run_id = self._record(ws, version_num, request, planned, clock=clock)
+        self._start(run_id, clock)
         return self.submission(run_id, created)
+
+    def _start(self, run_id: str, clock: StepClock) -> None:
+        """Settle what needs no process inline, else hand the run to a detached driver."""
+        with clock.step("settle"):
+            finished = self._settle(run_id)
+        if not finished:
+            with clock.step("driver_spawn"):
+                self._spawn(run_id)
+        clock.flush(self._runs, run_id)
 
     def plan(self, files: FileReader, request: RunRequest) -> list[_PlannedStage]:
         """Validate the pipeline and stage configs among ``files`` and plan the selected stages.
@@ -213,8 +225,11 @@ class RunService:
         request: RunRequest,
         planned: list[_PlannedStage],
         resumed_from: str | None = None,
+        clock: StepClock | None = None,
     ) -> str:
+        clock = clock or StepClock()
         run_id = new_pipeline_run_id()
+        started = time.perf_counter()
         now = now_iso()
         with self._core.db.transaction() as conn:
             self._runs.insert_pipeline_run(
@@ -272,6 +287,9 @@ class RunService:
                         "created_at": now,
                     },
                 )
+            clock.mark("record", (time.perf_counter() - started) * 1000)
+            self._runs.add_timeline(run_id, clock.steps, conn)
+            clock.steps = []
         return run_id
 
     def submission(self, pipeline_run_id: str, version_created: bool) -> RunSubmission:
@@ -346,9 +364,11 @@ class RunService:
             profile=original.profile,
         )
         planned = [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
-        run_id = self._record(ws, original.version_num, request, planned, resumed_from=original.id)
-        if not self._settle(run_id):
-            self._spawn(run_id)
+        clock = StepClock()
+        run_id = self._record(
+            ws, original.version_num, request, planned, resumed_from=original.id, clock=clock
+        )
+        self._start(run_id, clock)
         return self.submission(run_id, False)
 
 

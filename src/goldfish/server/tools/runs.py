@@ -157,7 +157,11 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
             str, Field(description="A stage run id (stage-...) or pipeline run id (prun-...).")
         ],
         include: Annotated[
-            list[Literal["metadata", "manifest", "provenance", "attempts", "svs", "metrics", "thoughts"]]
+            list[
+                Literal[
+                    "metadata", "manifest", "provenance", "attempts", "svs", "metrics", "thoughts", "timings"
+                ]
+            ]
             | None,
             Field(description="Extras to include."),
         ] = None,
@@ -165,7 +169,9 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
         """State, timings, exit code, error, reason and backend handle of a run.
 
         With include: manifest/provenance (inputs and outputs with hashes), attempts and
-        transitions, metrics summary. A pipeline run id (prun-...) shows all its stages.
+        transitions, metrics summary, timings (a timeline: the run's fixed costs and each stage's
+        queued/started/finished times and phases, in ms). A pipeline run id (prun-...) shows all
+        its stages.
         """
         return InspectRunResult(
             inspect=reg.app.context.run_queries.inspect(run_id, list(include or ["metadata"]))
