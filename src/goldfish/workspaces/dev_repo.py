@@ -12,8 +12,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import git
+from typing import Any
 
 from goldfish.errors import GoldfishError, InternalError, disk_fault_at, disk_fault_in
 
@@ -28,6 +27,13 @@ _IDENTITY = {
     "GIT_TERMINAL_PROMPT": "0",
 }
 DEFAULT_EXCLUDES = "__pycache__/\n*.pyc\n.DS_Store\n.ipynb_checkpoints/\n"
+
+
+def _git() -> Any:
+    """GitPython (imported by the first :class:`DevRepo`)."""
+    import git  # noqa: PLC0415
+
+    return git
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class DevRepo:
     """
 
     def __init__(self, path: Path):
+        import git  # noqa: PLC0415 - GitPython loads when a project opens, not with the server's tools
+
         self.path = path
         self._git = git.Git(str(path.parent if path.parent.exists() else Path.cwd()))
 
@@ -81,7 +89,7 @@ class DevRepo:
             prefix += ["-c", f"core.excludesFile={excludes}"]
         try:
             out = self._git.execute([*prefix, *args], env=env, strip_newline_in_stdout=strip)
-        except git.GitCommandError as exc:
+        except _git().GitCommandError as exc:
             stderr = str(exc.stderr).strip()[-2000:]
             raise self._failure(f"Version store operation failed: {' '.join(args[:2])}.", stderr) from None
         return str(out)
@@ -99,8 +107,8 @@ class DevRepo:
         if not (self.path / "HEAD").exists():
             self.path.mkdir(parents=True, exist_ok=True)
             try:
-                git.Repo.init(str(self.path), bare=True, initial_branch=BASE_BRANCH)
-            except git.GitError as exc:
+                _git().Repo.init(str(self.path), bare=True, initial_branch=BASE_BRANCH)
+            except _git().GitError as exc:
                 raise InternalError(f"Cannot create the version store at {self.path}: {exc}") from None
             (self.path / "info").mkdir(exist_ok=True)
             (self.path / "info" / "exclude").write_text(DEFAULT_EXCLUDES, encoding="utf-8")
@@ -120,7 +128,7 @@ class DevRepo:
                 ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
                 env={"GIT_DIR": str(self.path)},
             )
-        except git.GitCommandError:
+        except _git().GitCommandError:
             return None
         return str(out).strip() or None
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import Field
 
-from goldfish.context import ServerContext
 from goldfish.memory.compare import RunComparer, RunComparison
 from goldfish.memory.plots import MetricPlot, MetricPlotter
 from goldfish.server.toolkit import ToolRegistry, ToolResult
+
+if TYPE_CHECKING:
+    from goldfish.context import ServerContext
 
 
 class CompareRunsResult(ToolResult):
