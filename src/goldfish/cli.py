@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from goldfish.states import StageState
 
 if TYPE_CHECKING:
     from goldfish.context import ServerContext
+    from goldfish.runs.driver import DriverFork
     from goldfish.runs.models import RunSubmission
     from goldfish.runs.service import RunRequest
 
@@ -96,6 +98,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _driver_fork(project: str | None) -> DriverFork | None:
+    """A fork standing by to drive the run (before any database is opened; see ``DriverFork``)."""
+    import threading  # noqa: PLC0415
+
+    # Imported before the fork, once for both processes (the stage backend too).
+    import goldfish.backends.process  # noqa: PLC0415, F401
+    from goldfish.context import ServerContext  # noqa: PLC0415, F401
+    from goldfish.paths import STATE_DIR  # noqa: PLC0415
+    from goldfish.project import discover_project  # noqa: PLC0415
+    from goldfish.runs.driver import DriverFork  # noqa: PLC0415
+
+    if threading.active_count() != 1 or not hasattr(os, "fork"):
+        return None
+    try:
+        root = discover_project(project)
+    except GoldfishError:
+        return None  # _open reports it
+    return DriverFork(root, root.resolve() / STATE_DIR / "logs")
+
+
 def _open(project: str | None) -> ServerContext:
     from goldfish.context import ServerContext  # noqa: PLC0415
     from goldfish.project import discover_project  # noqa: PLC0415
@@ -155,14 +177,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run a workspace's pipeline (or a folder's, imported as a workspace); with --wait, until it ends."""
     from goldfish import cli_runs  # noqa: PLC0415
 
-    context = _open(args.project)
+    fork = _driver_fork(args.project) if not args.dry_run else None
     try:
-        submission = _submit(context, args)
-        if args.wait and not submission.finished:
-            progress = cli_runs.make_progress(sys.stderr if args.json else sys.stdout)
-            submission = cli_runs.wait_for(context, submission, args.timeout, progress)
+        context = _open(args.project)
+        context.driver_fork = fork
+        try:
+            submission = _submit(context, args)
+            if args.wait and not submission.finished:
+                progress = cli_runs.make_progress(sys.stderr if args.json else sys.stdout)
+                submission = cli_runs.wait_for(context, submission, args.timeout, progress)
+        finally:
+            context.close()
     finally:
-        context.close()
+        if fork is not None:
+            fork.close()
     if args.json:
         print(submission.model_dump_json(indent=2))
     else:

@@ -52,6 +52,7 @@ SKIPPED_NAMES = frozenset({".git", "__pycache__", ".goldfish"})
 IMPORTS_FILE = "imports.json"
 IMPORT_WAIT_SECONDS = 300.0
 POLL_SECONDS = 0.25
+CHANGE_POLL_SECONDS = 0.005
 DRIVER_CHECK_SECONDS = 30.0
 FINISH_GRACE_SECONDS = 5.0
 MAX_ACTIVE_SHOWN = 50
@@ -410,7 +411,10 @@ def make_progress(out: TextIO) -> Progress:
 def wait_for(
     context: ServerContext, submission: RunSubmission, timeout: float, progress: Progress
 ) -> RunSubmission:
-    """Poll the pipeline run until every stage is terminal or ``timeout`` seconds pass.
+    """Follow the pipeline run until every stage is terminal or ``timeout`` seconds pass.
+
+    The picture is re-read when the database changes (see :func:`wait_for_change`), at the
+    latest every :data:`POLL_SECONDS`.
 
     Every :data:`DRIVER_CHECK_SECONDS` it makes sure a driver holds the run (one is started
     if the previous one died), as any server process would.
@@ -423,13 +427,16 @@ def wait_for(
     finished_at: float | None = None
     current = submission
     progress.update(current)
+    seen = context.db.data_version()
     while time.monotonic() - start < timeout:
         if current.finished:
             finished_at = finished_at or time.monotonic()
             # Stages are done; the driver marks the pipeline run itself a moment later.
             if current.state != "running" or time.monotonic() - finished_at > FINISH_GRACE_SECONDS:
                 break
-        time.sleep(POLL_SECONDS)
+        seen = wait_for_change(
+            context, seen, min(POLL_SECONDS, max(0.0, timeout - (time.monotonic() - start)))
+        )
         if time.monotonic() - driver_checked > DRIVER_CHECK_SECONDS:
             context.ensure_driver(run_id)
             driver_checked = time.monotonic()
@@ -437,6 +444,20 @@ def wait_for(
         progress.update(current)
     progress.close()
     return current
+
+
+def wait_for_change(context: ServerContext, seen: int, seconds: float) -> int:
+    """Return as soon as another process commits to the project's database, or after ``seconds``.
+
+    Polls SQLite's data version every :data:`CHANGE_POLL_SECONDS` (no rows are read), so the
+    end of a run is noticed within milliseconds instead of a full :data:`POLL_SECONDS`.
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        version = context.db.data_version()
+        if version != seen or time.monotonic() >= deadline:
+            return version
+        time.sleep(CHANGE_POLL_SECONDS)
 
 
 def exit_code(submission: RunSubmission) -> int:

@@ -93,6 +93,14 @@ class Database:
     def _writable(self) -> bool:
         return os.access(self.path, os.W_OK)
 
+    def data_version(self) -> int:
+        """A number that changes whenever another connection (any process) commits a change.
+
+        Cheap enough to poll every few milliseconds: a waiting process notices a commit at once
+        without re-reading its rows.
+        """
+        return int(self.connection.execute("PRAGMA data_version").fetchone()[0])
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A short write transaction (``BEGIN IMMEDIATE``): committed on success, rolled back on error.
