@@ -23,7 +23,7 @@ from mcp.server.context import CallNext, ServerMiddleware, ServerRequestContext
 from mcp.server.context import HandlerResult as MiddlewareResult
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from goldfish.errors import (
     GoldfishError,
@@ -54,6 +54,9 @@ JsonMapping = dict[str, str | int | float | bool | list[Any] | dict[str, Any] | 
 
 class ToolResult(BaseModel):
     """Base of every successful tool result."""
+
+    # Each result model's validator is built at its tool's first call, not at server start.
+    model_config = ConfigDict(defer_build=True)
 
     success: bool = Field(True, description="True: the call did what it says.")
 
