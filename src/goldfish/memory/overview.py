@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from goldfish.db.audit import AuditRepository, AuditRow
 from goldfish.db.records import RecordRow
 from goldfish.db.runs import RunRepository, StageRunRow
 from goldfish.db.warm_pool import WarmPoolRepository
+from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.runs.models import StageRunInfo
 from goldfish.timeutil import age
 from goldfish.workspaces.core import WorkspaceCore

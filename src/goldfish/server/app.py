@@ -31,6 +31,8 @@ Every state-changing tool takes a reason: one sentence saying why. Errors come b
 
 # Load the project this long after start-up at the latest, even if no client request came.
 WARM_UP_AFTER_SECONDS = 2.0
+# ... and this long after the first answered request, so that its reply is sent first.
+REPLY_FIRST_SECONDS = 0.05
 
 
 class WarmUp:
@@ -54,9 +56,11 @@ class WarmUp:
             self._started = True
         threading.Thread(target=self._app.warm_up, name="goldfish-warm-up", daemon=True).start()
 
-    def start_later(self) -> None:
-        """Start loading after :data:`WARM_UP_AFTER_SECONDS` unless a request started it first."""
-        timer = threading.Timer(WARM_UP_AFTER_SECONDS, self.start)
+    def start_after(self, seconds: float) -> None:
+        """Start loading after ``seconds`` unless something started it first."""
+        if self._started:
+            return
+        timer = threading.Timer(seconds, self.start)
         timer.daemon = True
         timer.start()
 
@@ -66,7 +70,7 @@ class WarmUp:
         async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> MiddlewareResult:
             result = await call_next(ctx)
             if ctx.method != "initialize":
-                self.start()
+                self.start_after(REPLY_FIRST_SECONDS)
             return result
 
         return middleware
@@ -80,7 +84,7 @@ def build_server(app: GoldfishApp) -> MCPServer[GoldfishApp]:
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[GoldfishApp]) -> AsyncIterator[GoldfishApp]:
-        warm_up.start_later()
+        warm_up.start_after(WARM_UP_AFTER_SECONDS)
         # No close here: with streamable HTTP several sessions share the app; the CLI closes it at exit.
         yield app
 

@@ -11,6 +11,8 @@ output schemas, 33.9 KB. So:
   (the default) and ``$defs``/``$ref`` (each definition is inlined where it is used, which also
   suits clients that do not resolve references); an optional parameter (``X | None = None``) is
   published as plain ``X``: leave it out for "none" (the server still accepts an explicit null);
+- tool modules do not use ``from __future__ import annotations``: the SDK reads every tool's
+  signature several times at start-up, and string annotations would be evaluated each time;
 - no output schema is published. Agent CLIs do not show output schemas to their model, the
   tool descriptions say what comes back, and the full list of tools in the spec (about 50) must
   fit the same 40 KB. Every success still carries its result as structured content (and the
@@ -68,7 +70,9 @@ def result_model(fn: Callable[..., Any]) -> type[BaseModel] | None:
     That is its return type, or ``M`` of ``Annotated[CallToolResult, M]``; None for anything else
     (left to the SDK).
     """
-    hint = inspect.signature(fn, eval_str=True).return_annotation
+    hint = fn.__annotations__.get("return")
+    if isinstance(hint, str):  # a module with postponed annotations (tools/ modules avoid them: see below)
+        hint = inspect.signature(fn, eval_str=True).return_annotation
     if get_origin(hint) is Annotated:
         base, *extra = get_args(hint)
         hint = extra[0] if isinstance(base, type) and issubclass(base, CallToolResult) and extra else None

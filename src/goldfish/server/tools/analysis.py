@@ -1,7 +1,5 @@
 """Analysis tools: compare_runs, plot_metrics."""
 
-from __future__ import annotations
-
 import base64
 import json
 from typing import TYPE_CHECKING, Annotated
@@ -29,12 +27,12 @@ class PlotMetricsResult(ToolResult):
     plot: MetricPlot
 
 
-def comparer(context: ServerContext) -> RunComparer:
+def comparer(context: "ServerContext") -> RunComparer:
     """The comparison service over a project's context."""
     return RunComparer(context.core, context.runs, context.metrics, context.records)
 
 
-def plotter(context: ServerContext) -> MetricPlotter:
+def plotter(context: "ServerContext") -> MetricPlotter:
     """The plotting service over a project's context."""
     return MetricPlotter(context.run_queries, context.metrics)
 

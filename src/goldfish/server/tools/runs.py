@@ -1,7 +1,5 @@
 """Execution tools: run, inspect_run, logs, cancel, list_runs, resume_pipeline, get_lineage, get_metrics."""
 
-from __future__ import annotations
-
 import time
 from typing import Annotated, Any, Literal
 
