@@ -123,3 +123,26 @@ async def test_stage_with_a_computed_import_falls_back_to_the_modules_tree_and_i
     assert code["fallback_reason"] == (
         "modules/prep.py: line 3: importlib.import_module() with a computed module name"
     )
+
+
+@pytest.mark.anyio
+async def test_dry_run_plan_shows_each_stage_code_scope_and_a_fallback_with_its_reason(
+    legacy_session: Client,
+) -> None:
+    slot = await workspace_in_slot(legacy_session, "alpha")
+    write_pipeline(slot)
+    (slot / "modules" / "scoring.py").write_text("WEIGHT = 1\n", encoding="utf-8")
+    (slot / "modules" / "evaluate.py").write_text(EVALUATE, encoding="utf-8")
+    (slot / "modules" / "prep.py").write_text(DYNAMIC_PREP, encoding="utf-8")
+
+    plan = by_stage((await start_run(legacy_session, dry_run=True))["stages"])
+
+    assert plan["evaluate"]["code"] == {
+        "scope": "imports",
+        "files": ["modules/evaluate.py", "modules/scoring.py", "modules/stagekit.py"],
+        "fallback_reason": None,
+    }
+    assert plan["prep"]["code"]["scope"] == "modules_tree"
+    assert plan["prep"]["code"]["fallback_reason"].startswith(
+        "modules/prep.py: line 3: importlib.import_module()"
+    )

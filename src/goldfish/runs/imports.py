@@ -20,8 +20,9 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
+from goldfish.errors import GoldfishError
 from goldfish.workspaces.dev_repo import DevRepo
 
 MODULES = "modules"
@@ -129,6 +130,37 @@ class CodeScopes:
                 self._parsed[oid] = parse_source(data)
         unreadable = ParsedFile((), "it could not be read from the saved version")
         return {path: self._parsed.get(oid, unreadable) for path, oid in files.items()}
+
+
+class WorkspaceFiles(Protocol):
+    """What :func:`plan_scopes` reads: a slot's or a version's files."""
+
+    def all_files(self) -> list[str]:
+        """Every file path, sorted."""
+
+    def read_text(self, rel: str) -> str | None:
+        """Text of ``rel``, or None."""
+
+
+def plan_scopes(files: WorkspaceFiles) -> Callable[[str], CodeScope]:
+    """Code scopes of stage modules among ``files`` before they are saved (a dry run's plan).
+
+    Only which files (and any fallback) are meaningful here: content ids are left empty.
+    """
+    tree = dict.fromkeys(files.all_files(), "")
+
+    def parse(batch: Mapping[str, str]) -> dict[str, ParsedFile]:
+        return {path: _parse_file(files, path) for path in batch}
+
+    return lambda module: follow(tree, module, parse, lambda: None)
+
+
+def _parse_file(files: WorkspaceFiles, path: str) -> ParsedFile:
+    try:
+        text = files.read_text(path)
+    except GoldfishError as exc:  # too large, or a link out of the slot
+        return ParsedFile((), f"it could not be read ({exc.code})")
+    return parse_source((text or "").encode())
 
 
 def follow(

@@ -19,6 +19,7 @@ from goldfish.ids import new_pipeline_run_id, new_record_id, new_stage_run_id
 from goldfish.pipelines.graph import dependencies, downstream_closure, topological_order
 from goldfish.pipelines.models import PipelineDef
 from goldfish.pipelines.validator import FileReader, load_pipeline
+from goldfish.runs.imports import plan_scopes
 from goldfish.runs.models import RunSubmission, StageRunInfo
 from goldfish.runs.requests import (
     check_config_override,
@@ -141,6 +142,7 @@ class RunService:
         with clock.step("plan"):
             planned = self.plan(self._core.files_of(ws), request)
         if request.dry_run:
+            code_scope = plan_scopes(self._core.files_of(ws))
             return RunSubmission(
                 pipeline_run_id=None,
                 workspace=ws.name,
@@ -157,6 +159,7 @@ class RunService:
                         "profile": p.profile,
                         "timeout_seconds": p.timeout,
                         "config": p.config,
+                        "code": code_scope(p.module).describe(),
                     }
                     for p in planned
                 ],
