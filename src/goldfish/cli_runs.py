@@ -52,7 +52,6 @@ SKIPPED_NAMES = frozenset({".git", "__pycache__", ".goldfish"})
 IMPORTS_FILE = "imports.json"
 IMPORT_WAIT_SECONDS = 300.0
 POLL_SECONDS = 0.25
-CHANGE_POLL_SECONDS = 0.005
 DRIVER_CHECK_SECONDS = 30.0
 FINISH_GRACE_SECONDS = 5.0
 MAX_ACTIVE_SHOWN = 50
@@ -413,8 +412,8 @@ def wait_for(
 ) -> RunSubmission:
     """Follow the pipeline run until every stage is terminal or ``timeout`` seconds pass.
 
-    The picture is re-read when the database changes (see :func:`wait_for_change`), at the
-    latest every :data:`POLL_SECONDS`.
+    The picture is re-read as soon as the database changes (``Database.wait_for_change``), at
+    the latest every :data:`POLL_SECONDS`.
 
     Every :data:`DRIVER_CHECK_SECONDS` it makes sure a driver holds the run (one is started
     if the previous one died), as any server process would.
@@ -434,8 +433,8 @@ def wait_for(
             # Stages are done; the driver marks the pipeline run itself a moment later.
             if current.state != "running" or time.monotonic() - finished_at > FINISH_GRACE_SECONDS:
                 break
-        seen = wait_for_change(
-            context, seen, min(POLL_SECONDS, max(0.0, timeout - (time.monotonic() - start)))
+        seen = context.db.wait_for_change(
+            seen, min(POLL_SECONDS, max(0.0, timeout - (time.monotonic() - start)))
         )
         if time.monotonic() - driver_checked > DRIVER_CHECK_SECONDS:
             context.ensure_driver(run_id)
@@ -444,20 +443,6 @@ def wait_for(
         progress.update(current)
     progress.close()
     return current
-
-
-def wait_for_change(context: ServerContext, seen: int, seconds: float) -> int:
-    """Return as soon as another process commits to the project's database, or after ``seconds``.
-
-    Polls SQLite's data version every :data:`CHANGE_POLL_SECONDS` (no rows are read), so the
-    end of a run is noticed within milliseconds instead of a full :data:`POLL_SECONDS`.
-    """
-    deadline = time.monotonic() + seconds
-    while True:
-        version = context.db.data_version()
-        if version != seen or time.monotonic() >= deadline:
-            return version
-        time.sleep(CHANGE_POLL_SECONDS)
 
 
 def exit_code(submission: RunSubmission) -> int:

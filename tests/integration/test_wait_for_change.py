@@ -1,10 +1,9 @@
-"""`goldfish run --wait` notices a commit of another process through SQLite's data version."""
+"""Waiting for a run (`goldfish run --wait`, `run(wait=true)`) notices another process's commit."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from goldfish.cli_runs import wait_for_change
 from goldfish.context import ServerContext
 from goldfish.db.database import Database
 
@@ -17,8 +16,8 @@ def test_wait_for_change_returns_a_new_version_once_another_connection_commits(p
         with other.transaction() as conn:
             conn.execute("INSERT INTO thoughts (thought, at) VALUES ('noted', '2026-01-01T00:00:00Z')")
 
-        changed = wait_for_change(context, seen, 60.0)
-        unchanged = wait_for_change(context, changed, 0.02)
+        changed = context.db.wait_for_change(seen, 60.0)
+        unchanged = context.db.wait_for_change(changed, 0.02)
     finally:
         other.close()
         context.close()

@@ -139,6 +139,7 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
             return RunResult(run=submission, still_running=not submission.finished)
         run_id = submission.pipeline_run_id
         deadline = time.monotonic() + wait_seconds
+        seen = context.db.data_version()
         while True:
             current = await anyio.to_thread.run_sync(
                 context.run_service.submission, run_id, submission.version_created
@@ -147,7 +148,8 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
             await ctx.report_progress(done, len(current.stages), _progress_message(current))
             if current.finished or time.monotonic() > deadline:
                 return RunResult(run=current, still_running=not current.finished)
-            await anyio.sleep(PROGRESS_EVERY_SECONDS)
+            # Progress at least every second; the end as soon as it is committed.
+            seen = await anyio.to_thread.run_sync(context.db.wait_for_change, seen, PROGRESS_EVERY_SECONDS)
 
     @reg.tool(read_only=True, idempotent=True, title="Inspect run")
     def inspect_run(
