@@ -143,7 +143,7 @@ def plan(p: Prepared) -> list[ToolCall]:
             "inspect_run",
             {"run_id": UNKNOWN_STAGE_RUN},
             "RUN_NOT_FOUND",
-            {"run_id": p.train, "include": ["metadata", "manifest", "attempts", "metrics"]},
+            {"run_id": p.train, "include": ["metadata", "manifest", "attempts", "metrics", "timings"]},
         ),
         ("logs", {"run_id": p.train, "tail": 0}, "INVALID_ARGUMENT", {"run_id": p.train, "stream": "both"}),
         (
