@@ -19,7 +19,6 @@ from goldfish.ids import new_pipeline_run_id, new_record_id, new_stage_run_id
 from goldfish.pipelines.graph import dependencies, downstream_closure, topological_order
 from goldfish.pipelines.models import PipelineDef
 from goldfish.pipelines.validator import FileReader, load_pipeline
-from goldfish.runs.imports import plan_scopes
 from goldfish.runs.models import RunSubmission, StageRunInfo
 from goldfish.runs.requests import (
     check_config_override,
@@ -142,6 +141,8 @@ class RunService:
         with clock.step("plan"):
             planned = self.plan(self._core.files_of(ws), request)
         if request.dry_run:
+            from goldfish.runs.imports import plan_scopes  # noqa: PLC0415 - the AST work is for plans only
+
             code_scope = plan_scopes(self._core.files_of(ws))
             return RunSubmission(
                 pipeline_run_id=None,
