@@ -100,7 +100,7 @@ def timeline(runs: RunRepository, pipeline_run: PipelineRunRow) -> dict[str, Any
                 "ended_at_ms": _offset(s.at, origin),
                 "what": STEP_MEANINGS.get(s.step),
             }
-            for s in steps
+            for s in sorted(steps, key=lambda step: step.at)  # written by several processes
             if s.stage_run_id is None
         ],
         "stages": [stage_timeline(runs, stage, steps, origin) for stage in stages],
