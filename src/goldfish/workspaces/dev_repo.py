@@ -1,4 +1,4 @@
-"""The hidden git dev repo (GitPython adapter).
+"""The hidden git dev repo (git run as plain subprocesses).
 
 Each workspace is a branch; each saved version a tag ``<workspace>-vN``. A mounted slot is a
 plain folder with no ``.git``: git sees it through ``GIT_WORK_TREE`` together with a private
@@ -9,10 +9,10 @@ follows the changed files, not the slot size. Git exceptions never leave this mo
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from goldfish.errors import GoldfishError, InternalError, disk_fault_at, disk_fault_in
 
@@ -29,11 +29,12 @@ _IDENTITY = {
 DEFAULT_EXCLUDES = "__pycache__/\n*.pyc\n.DS_Store\n.ipynb_checkpoints/\n"
 
 
-def _git() -> Any:
-    """GitPython (imported by the first :class:`DevRepo`)."""
-    import git  # noqa: PLC0415
+class GitFailed(Exception):
+    """A git command failed (never leaves this module: callers turn it into a GoldfishError)."""
 
-    return git
+    def __init__(self, stderr: str):
+        super().__init__(stderr)
+        self.stderr = stderr
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,33 @@ class DevRepo:
     """
 
     def __init__(self, path: Path):
-        import git  # noqa: PLC0415 - GitPython loads when a project opens, not with the server's tools
-
         self.path = path
-        self._git = git.Git(str(path.parent if path.parent.exists() else Path.cwd()))
+        self._cwd = path.parent if path.parent.exists() else Path.cwd()
+
+    def _execute(self, argv: Sequence[str], env: dict[str, str], *, strip: bool = True) -> str:
+        """Run git; its stdout (one trailing newline dropped when ``strip``).
+
+        A plain subprocess (C locale, so messages read the same everywhere): importing GitPython
+        for this cost every goldfish process ~40 ms.
+
+        Raises:
+            GitFailed: git exited non-zero or could not start.
+        """
+        try:
+            done = subprocess.run(
+                list(argv),
+                env={**os.environ, "LC_ALL": "C", "LANGUAGE": "C", **env},
+                cwd=self._cwd,
+                stdin=subprocess.DEVNULL,  # never the caller's stdin (the MCP channel of `serve`)
+                capture_output=True,
+                check=False,
+            )
+        except OSError as exc:
+            raise GitFailed(str(exc)) from None
+        if done.returncode != 0:
+            raise GitFailed(done.stderr.decode("utf-8", errors="replace"))
+        out = done.stdout.decode("utf-8", errors="surrogateescape")
+        return out[:-1] if strip and out.endswith("\n") else out
 
     # -- plumbing ---------------------------------------------------------------------------
     def _run(
@@ -88,11 +112,10 @@ class DevRepo:
         if excludes is not None:
             prefix += ["-c", f"core.excludesFile={excludes}"]
         try:
-            out = self._git.execute([*prefix, *args], env=env, strip_newline_in_stdout=strip)
-        except _git().GitCommandError as exc:
-            stderr = str(exc.stderr).strip()[-2000:]
+            return self._execute([*prefix, *args], env, strip=strip)
+        except GitFailed as exc:
+            stderr = exc.stderr.strip()[-2000:]
             raise self._failure(f"Version store operation failed: {' '.join(args[:2])}.", stderr) from None
-        return str(out)
 
     def _failure(self, message: str, stderr: str) -> GoldfishError:
         """What a failed git command means: a full or read-only disk by name, else an internal error."""
@@ -107,9 +130,14 @@ class DevRepo:
         if not (self.path / "HEAD").exists():
             self.path.mkdir(parents=True, exist_ok=True)
             try:
-                _git().Repo.init(str(self.path), bare=True, initial_branch=BASE_BRANCH)
-            except _git().GitError as exc:
-                raise InternalError(f"Cannot create the version store at {self.path}: {exc}") from None
+                self._execute(
+                    ["git", "init", "--quiet", "--bare", f"--initial-branch={BASE_BRANCH}", str(self.path)],
+                    {},
+                )
+            except GitFailed as exc:
+                raise InternalError(
+                    f"Cannot create the version store at {self.path}: {exc.stderr.strip()}"
+                ) from None
             (self.path / "info").mkdir(exist_ok=True)
             (self.path / "info" / "exclude").write_text(DEFAULT_EXCLUDES, encoding="utf-8")
         # The base commit's empty tree is an object like any other: write it, or `git fsck`
@@ -124,13 +152,12 @@ class DevRepo:
     def resolve(self, ref: str) -> str | None:
         """The commit a ref points at, or None."""
         try:
-            out = self._git.execute(
-                ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-                env={"GIT_DIR": str(self.path)},
+            out = self._execute(
+                ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], {"GIT_DIR": str(self.path)}
             )
-        except _git().GitCommandError:
+        except GitFailed:
             return None
-        return str(out).strip() or None
+        return out.strip() or None
 
     def tree_of(self, commit: str) -> str:
         """The tree id of a commit."""
@@ -185,8 +212,6 @@ class DevRepo:
             self._stdin_run(["update-ref", "--stdin"], "\n".join(commands) + "\n")
 
     def _stdin_run(self, args: Sequence[str], stdin: str) -> None:
-        import subprocess  # noqa: PLC0415 - only this rare path pipes stdin
-
         env = {**os.environ, **_IDENTITY, "GIT_DIR": str(self.path)}
         result = subprocess.run(
             ["git", *args], input=stdin, text=True, capture_output=True, env=env, check=False
@@ -335,8 +360,6 @@ class DevRepo:
 
     def read_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
         """Contents of the blobs ``blob_ids`` (missing ones left out), in one call."""
-        import subprocess  # noqa: PLC0415 - a batch read pipes its ids through stdin
-
         wanted = list(dict.fromkeys(blob_ids))
         if not wanted:
             return {}
