@@ -15,7 +15,11 @@ from goldfish.context import ServerContext
 from goldfish.project import initialize_project
 from goldfish.server.app import server_for
 
-pytest_plugins = ["tests.fakes.gcs_emulator", "tests.fakes.gce_simulator"]
+pytest_plugins = [
+    "tests.fakes.gcs_emulator",
+    "tests.fakes.gce_simulator",
+    "tests.integration.pipeline_fixtures",  # legacy_session, reaping_stray_processes
+]
 
 LONG_REASON = "exercising this behaviour in an automated test"
 

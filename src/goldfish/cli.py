@@ -29,6 +29,7 @@ from goldfish.states import StageState
 
 if TYPE_CHECKING:
     from goldfish.context import ServerContext
+    from goldfish.runs.driver import DriverFork
     from goldfish.runs.models import RunSubmission
     from goldfish.runs.service import RunRequest
 
@@ -137,6 +138,26 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def _driver_fork(project: str | None) -> DriverFork | None:
+    """A fork standing by to drive the run (before any database is opened; see ``DriverFork``)."""
+    import threading  # noqa: PLC0415
+
+    # Imported before the fork, once for both processes (the stage backend too).
+    import goldfish.backends.process  # noqa: PLC0415, F401
+    from goldfish.context import ServerContext  # noqa: PLC0415, F401
+    from goldfish.paths import STATE_DIR  # noqa: PLC0415
+    from goldfish.project import discover_project  # noqa: PLC0415
+    from goldfish.runs.driver import DriverFork  # noqa: PLC0415
+
+    if threading.active_count() != 1 or not hasattr(os, "fork"):
+        return None
+    try:
+        root = discover_project(project)
+    except GoldfishError:
+        return None  # _open reports it
+    return DriverFork(root, root.resolve() / STATE_DIR / "logs")
+
+
 def _open(project: str | None) -> ServerContext:
     from goldfish.context import ServerContext  # noqa: PLC0415
     from goldfish.project import discover_project  # noqa: PLC0415
@@ -205,21 +226,27 @@ def cmd_run(args: argparse.Namespace) -> int:
             details={"field": "--finalize"},
             remedy="Add --wait, or finalize later with `goldfish finalize RUN --value V`.",
         )
-    context = _open(args.project)
     finalized = None
+    fork = _driver_fork(args.project) if not args.dry_run else None
     try:
-        submission = _submit(context, args)
-        if args.wait and not submission.finished:
-            progress = cli_runs.make_progress(sys.stderr)
-            submission = cli_runs.wait_for(context, submission, args.timeout, progress)
-        code = cli_runs.exit_code(submission) if args.wait or submission.finished else cli_runs.EXIT_OK
-        ended = code in (cli_runs.EXIT_OK, cli_runs.EXIT_FAILED)
-        if args.finalize and ended and submission.pipeline_run_id and not args.dry_run:
-            finalized = cli_memory.finalize_auto(
-                context, submission.pipeline_run_id, succeeded=code == cli_runs.EXIT_OK
-            )
+        context = _open(args.project)
+        context.driver_fork = fork
+        try:
+            submission = _submit(context, args)
+            if args.wait and not submission.finished:
+                progress = cli_runs.make_progress(sys.stderr)
+                submission = cli_runs.wait_for(context, submission, args.timeout, progress)
+            code = cli_runs.exit_code(submission) if args.wait or submission.finished else cli_runs.EXIT_OK
+            ended = code in (cli_runs.EXIT_OK, cli_runs.EXIT_FAILED)
+            if args.finalize and ended and submission.pipeline_run_id and not args.dry_run:
+                finalized = cli_memory.finalize_auto(
+                    context, submission.pipeline_run_id, succeeded=code == cli_runs.EXIT_OK
+                )
+        finally:
+            context.close()
     finally:
-        context.close()
+        if fork is not None:
+            fork.close()
     if args.json:
         payload = json.loads(submission.model_dump_json())
         if finalized is not None:

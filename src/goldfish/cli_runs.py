@@ -410,7 +410,10 @@ def make_progress(out: TextIO) -> Progress:
 def wait_for(
     context: ServerContext, submission: RunSubmission, timeout: float, progress: Progress
 ) -> RunSubmission:
-    """Poll the pipeline run until every stage is terminal or ``timeout`` seconds pass.
+    """Follow the pipeline run until every stage is terminal or ``timeout`` seconds pass.
+
+    The picture is re-read as soon as the database changes (``Database.wait_for_change``), at
+    the latest every :data:`POLL_SECONDS`.
 
     Every :data:`DRIVER_CHECK_SECONDS` it makes sure a driver holds the run (one is started
     if the previous one died), as any server process would.
@@ -423,13 +426,16 @@ def wait_for(
     finished_at: float | None = None
     current = submission
     progress.update(current)
+    seen = context.db.data_version()
     while time.monotonic() - start < timeout:
         if current.finished:
             finished_at = finished_at or time.monotonic()
             # Stages are done; the driver marks the pipeline run itself a moment later.
             if current.state != "running" or time.monotonic() - finished_at > FINISH_GRACE_SECONDS:
                 break
-        time.sleep(POLL_SECONDS)
+        seen = context.db.wait_for_change(
+            seen, min(POLL_SECONDS, max(0.0, timeout - (time.monotonic() - start)))
+        )
         if time.monotonic() - driver_checked > DRIVER_CHECK_SECONDS:
             context.ensure_driver(run_id)
             driver_checked = time.monotonic()

@@ -50,6 +50,7 @@ from goldfish.workspaces.versions import VersionService
 if TYPE_CHECKING:
     from goldfish.backends.gce.backend import GceBackend
     from goldfish.backends.gce.warm_pool import WarmPoolService
+    from goldfish.runs.driver import DriverFork
 
 log = logging.getLogger("goldfish")
 
@@ -99,6 +100,8 @@ class ServerContext:
     svs: SvsService = field(init=False)
     secrets: SecretResolver = field(init=False)
     secret_service: SecretService = field(init=False)
+    # Set by `goldfish run`: a fork standing by to drive its run (see runs.driver.DriverFork).
+    driver_fork: DriverFork | None = field(init=False, default=None)
 
     @classmethod
     def open(cls, root: Path) -> ServerContext:
@@ -231,10 +234,13 @@ class ServerContext:
             self.runs.release_lease(pipeline_run_id, driver.owner)
 
     def spawn_driver(self, pipeline_run_id: str) -> None:
-        """Start a detached driver for a pipeline run."""
+        """Start a detached driver for a pipeline run (the standing-by ``driver_fork`` when there is one)."""
         from goldfish.runs.driver import spawn_driver  # noqa: PLC0415
 
-        spawn_driver(self.paths.root, pipeline_run_id, self.paths.logs)
+        if self.driver_fork is not None and self.driver_fork.available:
+            self.driver_fork.start(pipeline_run_id)
+        else:
+            spawn_driver(self.paths.root, pipeline_run_id, self.paths.logs)
 
     def ensure_driver(self, pipeline_run_id: str) -> None:
         """Start a driver unless a live one holds the run's lease."""

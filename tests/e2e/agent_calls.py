@@ -146,7 +146,7 @@ def plan(p: Prepared) -> list[ToolCall]:
             "inspect_run",
             {"run_id": UNKNOWN_STAGE_RUN},
             "RUN_NOT_FOUND",
-            {"run_id": p.train, "include": ["metadata", "manifest", "attempts", "metrics", "svs"]},
+            {"run_id": p.train, "include": ["metadata", "manifest", "attempts", "metrics", "svs", "timings"]},
         ),
         ("get_svs_findings", {"run_id": UNKNOWN_STAGE_RUN}, "RUN_NOT_FOUND", {"run_id": p.pipeline_run}),
         ("review_pipeline", {"workspace": "nowhere"}, "WORKSPACE_NOT_FOUND", {"workspace": "baseline"}),

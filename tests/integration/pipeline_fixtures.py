@@ -25,14 +25,16 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import pytest
 import yaml
 from mcp import Client
 
+from goldfish.server.app import server_for
 from goldfish.yamlfile import load_yaml
 from tests.conftest import LONG_REASON, call
 
@@ -357,3 +359,17 @@ def reaped_at_exit(root: Path) -> Iterator[None]:
         for pid in run_pids(root):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def reaping_stray_processes(project_root: Path) -> Iterator[None]:
+    """Kill whatever driver or stage a failing test leaves behind (``pytest.mark.usefixtures``)."""
+    with reaped_at_exit(project_root):
+        yield
+
+
+@pytest.fixture
+async def legacy_session(project_root: Path) -> AsyncIterator[Client]:
+    """One in-memory session (handshake era) on the test project."""
+    async with Client(server_for(project_root), mode="legacy") as client:
+        yield client

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from goldfish.backends.docker_images import (
     BaseImageMissingError,
@@ -31,6 +31,7 @@ from goldfish.backends.docker_images import (
 from goldfish.config import Docker as DockerSettings
 from goldfish.db.images import ImageBuildRepository, ImageBuildRow
 from goldfish.errors import GoldfishError, InvalidArgumentError
+from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 
 DEFAULT_BASE_FROM = "goldfish-debian-python:bookworm"
 

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import sys
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -288,6 +287,8 @@ def stage_image_tag(base_image_id: str, runtime: dict[str, bytes], requirements:
 
 def context_tar(files: dict[str, bytes]) -> io.BytesIO:
     """A build context in memory, with fixed metadata so unchanged files hit the layer cache."""
+    import tarfile  # noqa: PLC0415 - only image builds need it
+
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in sorted(files.items()):

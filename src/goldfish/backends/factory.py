@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from goldfish.backends.docker import DockerBackend
-from goldfish.backends.docker_images import DockerUnavailableError, docker_readiness, docker_ready
 from goldfish.backends.gce.config_check import GceNotConfiguredError, missing_gce_settings
-from goldfish.backends.process import ProcessBackend
 from goldfish.backends.protocol import BackendSettings, RunBackend
 from goldfish.config import GoldfishConfig
 from goldfish.errors import InvalidArgumentError, suggestion_suffix
+
+# Each backend's module loads when a stage first uses it (the MCP server's start-up loads none).
+
+
+def _process(settings: BackendSettings) -> RunBackend:
+    from goldfish.backends.process import ProcessBackend  # noqa: PLC0415
+
+    return ProcessBackend(settings)
+
+
+def _docker(settings: BackendSettings) -> RunBackend:
+    from goldfish.backends.docker import DockerBackend  # noqa: PLC0415
+
+    return DockerBackend(settings)
 
 
 def _gce(settings: BackendSettings) -> RunBackend:
@@ -20,8 +31,8 @@ def _gce(settings: BackendSettings) -> RunBackend:
 
 
 _FACTORIES: dict[str, Callable[[BackendSettings], RunBackend]] = {
-    "process": ProcessBackend,
-    "docker": DockerBackend,
+    "process": _process,
+    "docker": _docker,
     "gce": _gce,
 }
 _NEEDS_ENGINE = {"docker"}
@@ -49,6 +60,12 @@ def resolve_backend_name(requested: str | None, default: str, config: GoldfishCo
     (checked once per process, see ``docker_ready``), else process. An explicit ``docker`` or
     ``gce`` that cannot work here is refused at once instead of failing every stage.
     """
+    from goldfish.backends.docker_images import (  # noqa: PLC0415 - see _FACTORIES
+        DockerUnavailableError,
+        docker_readiness,
+        docker_ready,
+    )
+
     docker_base_image = config.docker.base_image
     name = requested or default
     if name == "auto":

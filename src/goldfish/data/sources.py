@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlparse
 
-from pydantic import BaseModel
-
 from goldfish.db.sources import SourceRepository, SourceRow
 from goldfish.errors import GoldfishError, InvalidArgumentError, InvalidPathError, suggestion_suffix
 from goldfish.hashing import hash_path
+from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.timeutil import now_iso
 from goldfish.validation import text
 

@@ -11,6 +11,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from pathlib import Path
 from goldfish.errors import DiskReadOnlyError, disk_fault
 
 BUSY_TIMEOUT_MS = 30_000
+CHANGE_POLL_SECONDS = 0.005
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -57,6 +59,8 @@ class Database:
         # Weak: a worker thread's connection is closed when the thread (and its locals) go away.
         self._all: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
+        self._watch: sqlite3.Connection | None = None
+        self._watch_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.migrate()
 
@@ -92,6 +96,30 @@ class Database:
 
     def _writable(self) -> bool:
         return os.access(self.path, os.W_OK)
+
+    def data_version(self) -> int:
+        """A number that changes whenever another connection (any process) commits a change.
+
+        Read on one connection kept for this (numbers of different connections do not compare),
+        from any thread. Cheap enough to poll every few milliseconds.
+        """
+        with self._watch_lock:
+            if self._watch is None:
+                self._watch = self._open()
+            return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
+
+    def wait_for_change(self, seen: int, seconds: float) -> int:
+        """Return as soon as :meth:`data_version` differs from ``seen``, or after ``seconds``.
+
+        A waiter notices another process's commit (a stage or a run ending) within
+        :data:`CHANGE_POLL_SECONDS` without re-reading any rows; returns the version last read.
+        """
+        deadline = time.monotonic() + seconds
+        while True:
+            version = self.data_version()
+            if version != seen or time.monotonic() >= deadline:
+                return version
+            time.sleep(CHANGE_POLL_SECONDS)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -191,6 +219,8 @@ class Database:
                 conn.close()
             self._all = weakref.WeakSet()
         self._local = threading.local()
+        with self._watch_lock:
+            self._watch = None
 
 
 def _split_sql(script: str) -> list[str]:

@@ -76,11 +76,22 @@ class StageRunRow:
     secrets: list[str] = field(default_factory=list)
     gpus: int = 0
     gpu_ids: list[int] | None = None
+    code_scope: dict[str, Any] | None = None
 
     @property
     def terminal(self) -> bool:
         """True once the run can no longer change state."""
         return StageState(self.state) in TERMINAL
+
+
+@dataclass(frozen=True)
+class TimelineStep:
+    """One fixed-cost step of a pipeline run: when it ended (epoch seconds) and how long it took."""
+
+    step: str
+    at: float
+    ms: float | None = None
+    stage_run_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,7 @@ def _stage(row: sqlite3.Row) -> StageRunRow:
     data["gpu_ids"] = json.loads(data["gpu_ids"]) if data["gpu_ids"] else None
     data["cache_hit"] = bool(data["cache_hit"])
     data["cancel_requested"] = bool(data["cancel_requested"])
+    data["code_scope"] = json.loads(data["code_scope"]) if data.get("code_scope") else None
     return StageRunRow(**data)
 
 
@@ -243,6 +255,35 @@ class RunRepository:
         query = f"SELECT * FROM stage_runs {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?"  # noqa: S608
         rows = conn.execute(query, [*params, limit, offset])
         return [_stage(row) for row in rows], int(total)
+
+    def add_timeline(
+        self, pipeline_run_id: str, steps: list[TimelineStep], conn: sqlite3.Connection | None = None
+    ) -> None:
+        """Record fixed-cost steps of a pipeline run (inside ``conn``'s transaction when given)."""
+        rows = [(pipeline_run_id, s.stage_run_id, s.step, s.at, s.ms) for s in steps]
+        sql = "INSERT INTO run_timeline (pipeline_run_id, stage_run_id, step, at, ms) VALUES (?, ?, ?, ?, ?)"
+        if conn is not None:
+            conn.executemany(sql, rows)
+            return
+        with self._db.transaction() as own:
+            own.executemany(sql, rows)
+
+    def timeline(self, pipeline_run_id: str) -> list[TimelineStep]:
+        """The recorded steps of a pipeline run, in the order they were written."""
+        rows = self._db.connection.execute(
+            "SELECT step, at, ms, stage_run_id FROM run_timeline WHERE pipeline_run_id = ? ORDER BY id",
+            (pipeline_run_id,),
+        )
+        return [TimelineStep(row["step"], row["at"], row["ms"], row["stage_run_id"]) for row in rows]
+
+    def transitions_of_pipeline(self, pipeline_run_id: str) -> list[dict[str, Any]]:
+        """State changes of every stage of a pipeline run, oldest first."""
+        rows = self._db.connection.execute(
+            "SELECT t.stage_run_id, t.from_state, t.to_state, t.event, t.at FROM stage_state_transitions t"
+            " JOIN stage_runs s ON s.id = t.stage_run_id WHERE s.pipeline_run_id = ? ORDER BY t.id",
+            (pipeline_run_id,),
+        )
+        return [dict(row) for row in rows]
 
     def transitions(self, stage_run_id: str) -> list[dict[str, Any]]:
         """State history of a stage run."""

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from goldfish.db.metrics import MetricRepository, MetricSummary
 from goldfish.db.records import RecordRow
@@ -23,6 +23,7 @@ from goldfish.db.runs import LineageRow, PipelineRunRow, RunRepository, StageRun
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.ids import PIPELINE_RUN_ID, STAGE_RUN_ID
 from goldfish.memory.records import RecordService
+from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.runs.service import RunNotFoundError
 from goldfish.workspaces.core import WorkspaceCore
 

@@ -6,13 +6,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from goldfish.db.audit import AuditRepository, AuditRow
 from goldfish.db.records import RecordRow
 from goldfish.db.runs import RunRepository, StageRunRow
 from goldfish.db.svs import SvsRepository
 from goldfish.db.warm_pool import WarmPoolRepository
+from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.runs.models import StageRunInfo
 from goldfish.svs.pattern_service import PatternService
 from goldfish.timeutil import age

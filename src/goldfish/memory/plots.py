@@ -12,12 +12,13 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from goldfish.db.metrics import MetricRepository
 from goldfish.db.runs import StageRunRow
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.ids import PIPELINE_RUN_ID
+from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.runs.queries import RunQueries
 
 MAX_RUNS = 8

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from goldfish.db.thoughts import ThoughtRepository, ThoughtRow
+from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.timeutil import age
 from goldfish.validation import text
 from goldfish.workspaces.core import WorkspaceCore

@@ -26,12 +26,14 @@ from goldfish.pipelines.models import PipelineDef, StageDef
 from goldfish.pipelines.validator import load_pipeline
 from goldfish.runs.executor import StageExecutor
 from goldfish.states import ACTIVE, FailureKind, PipelineState, StageState
+from goldfish.timeutil import parse_iso
 from goldfish.workspaces.files import VersionFiles
 
 log = logging.getLogger("goldfish.driver")
 
 LEASE_SECONDS = 15.0
 POLL_SECONDS = 0.05
+EXIT_CHECK_SECONDS = 0.003
 _FAILED = {StageState.FAILED, StageState.CANCELED, StageState.TIMED_OUT, StageState.SKIPPED}
 
 
@@ -45,6 +47,7 @@ class PipelineDriver:
         self.executor = StageExecutor(context.executor_deps())
         self._pipeline: PipelineDef | None = None
         self._commit: str | None = None
+        self._exit_files: list[Path] = []
 
     def _load(self, run: PipelineRunRow) -> tuple[PipelineDef, str]:
         if self._pipeline is None or self._commit is None:
@@ -71,6 +74,7 @@ class PipelineDriver:
         stage_defs = {stage.name: stage for stage in pipeline.stages}
         deps = dependencies(pipeline)
         stage_runs = runs.stages_of(self.run_id)
+        self._exit_files = _exit_files(stage_runs)
         by_stage = {run.stage: run for run in stage_runs}
         running = sum(1 for run in stage_runs if StageState(run.state) in ACTIVE - {StageState.PENDING})
         for run in stage_runs:
@@ -86,7 +90,9 @@ class PipelineDriver:
             except Exception as exc:  # one broken stage must not stall the whole pipeline
                 log.exception("stage run %s failed inside the driver", run.id)
                 self._fail_unexpected(run, exc)
-        return self._maybe_finish()
+        finished = self._maybe_finish()
+        self.executor.clock.flush(runs, self.run_id)
+        return finished
 
     def _fail_unexpected(self, run: StageRunRow, exc: Exception) -> None:
         fresh = self.context.runs.stage_run(run.id)
@@ -157,6 +163,10 @@ class PipelineDriver:
             ]
             final, error = PipelineState.FAILED, "; ".join(failed)[:4000] or None
         self.context.runs.finish_pipeline(self.run_id, final, error)
+        last_end = max(
+            (parse_iso(run.finished_at).timestamp() for run in stage_runs if run.finished_at), default=None
+        )
+        self.executor.clock.mark("finish", None if last_end is None else (time.time() - last_end) * 1000)
         self.context.refresh_state()
         return True
 
@@ -171,14 +181,39 @@ class PipelineDriver:
                     if not runs.take_lease(self.run_id, self.owner, LEASE_SECONDS, os.getpid()):
                         log.info("pipeline run %s is driven elsewhere; stopping", self.run_id)
                         return
+                    if not renewed:
+                        self.executor.clock.mark("driver_start")
                     renewed = now
                 before = self._snapshot()
                 if self.step():
                     return
                 if self._snapshot() == before:  # something moved: go again at once (e.g. start its consumer)
-                    time.sleep(poll_seconds)
+                    wait_for_exit(self._exit_files, poll_seconds)
         finally:
             runs.release_lease(self.run_id, self.owner)
+
+
+def _exit_files(stage_runs: list[StageRunRow]) -> list[Path]:
+    """Where the running stages that write one locally will leave their exit code."""
+    return [
+        Path(run.backend_handle["logs_dir"]) / "exit_code.txt"
+        for run in stage_runs
+        if run.state == StageState.RUNNING and run.backend_handle and run.backend_handle.get("logs_dir")
+    ]
+
+
+def wait_for_exit(exit_files: list[Path], seconds: float) -> None:
+    """Sleep up to ``seconds``, but return within a few ms once one of ``exit_files`` appears.
+
+    A stage that ends is then collected (and its consumer started) at once rather than at the
+    next poll; the stage wrapper writes the file as its process ends.
+    """
+    pending = [path for path in exit_files if not path.exists()]  # one already there: no busy loop
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(EXIT_CHECK_SECONDS if pending else seconds)
+        if any(path.exists() for path in pending):
+            return
 
 
 def spawn_driver(project_root: Path, pipeline_run_id: str, log_dir: Path) -> int:
@@ -202,6 +237,76 @@ def spawn_driver(project_root: Path, pipeline_run_id: str, log_dir: Path) -> int
             cwd=project_root,
         )
     return proc.pid
+
+
+class DriverFork:
+    """A forked process standing by to become the driver of one pipeline run (``goldfish run``).
+
+    Forked before this process opens the project's database (SQLite state must never cross a
+    fork), after the driver's modules are imported: when :meth:`start` hands it a run, it drives
+    at once, with no interpreter start and no imports (the largest fixed cost of a short run).
+    It runs detached (its own session, stdio on the driver log, double fork: nobody waits for
+    it) and leaves with ``os._exit``. Unused, it exits when :meth:`close` closes its pipe (or
+    this process ends). Only for a process with a single thread: a fork copies no other thread.
+    """
+
+    def __init__(self, project_root: Path, log_dir: Path):
+        log_dir.mkdir(parents=True, exist_ok=True)
+        read_end, self._pipe = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                os.close(self._pipe)
+                code = _stand_by(read_end, project_root, log_dir)
+            finally:
+                os._exit(code)
+        os.close(read_end)
+        self._used = False
+
+    @property
+    def available(self) -> bool:
+        """True until a run was handed over or the fork was closed."""
+        return not self._used
+
+    def start(self, pipeline_run_id: str) -> None:
+        """Hand ``pipeline_run_id`` to the standing-by process: it becomes its detached driver."""
+        self._used = True
+        try:
+            os.write(self._pipe, pipeline_run_id.encode())
+        finally:
+            self._finish()
+
+    def close(self) -> None:
+        """Let an unused fork go."""
+        if not self._used:
+            self._used = True
+            self._finish()
+
+    def _finish(self) -> None:
+        os.close(self._pipe)
+        os.waitpid(self.pid, 0)  # it exits at once (its driver is a grandchild): no zombie left
+
+
+def _stand_by(pipe: int, project_root: Path, log_dir: Path) -> int:
+    """In the fork: wait for a run id; with one, fork the detached driver and return."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # never hold the caller's stdout open (a CI job reads it to the end)
+        os.dup2(null, fd)
+    chunks = []
+    while chunk := os.read(pipe, 256):
+        chunks.append(chunk)
+    run_id = b"".join(chunks).decode()
+    if not run_id:
+        return 0
+    os.setsid()
+    if os.fork() != 0:
+        return 0
+    log_file = os.open(log_dir / f"driver-{run_id}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log_file, 1)
+    os.dup2(log_file, 2)
+    os.chdir(project_root)
+    return main(["--project", str(project_root), "--pipeline-run", run_id])
 
 
 def main(argv: list[str] | None = None) -> int:

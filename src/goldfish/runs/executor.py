@@ -38,8 +38,10 @@ from goldfish.fileops import link_tree
 from goldfish.io.masking import Masker, mask_file_in_place
 from goldfish.pipelines.models import StageDef
 from goldfish.runs.collector import collect_outputs, remove_scratch, store_logs
+from goldfish.runs.imports import CodeScopes
 from goldfish.runs.metrics import ingest_file
 from goldfish.runs.planner import InputResolver, ResolvedInput, cache_key
+from goldfish.runs.timeline import StepClock
 from goldfish.secrets.resolver import SecretResolver
 from goldfish.states import FailureKind, StageState
 from goldfish.storage.presence import present
@@ -49,7 +51,7 @@ from goldfish.svs.pattern_service import PatternService
 from goldfish.svs.rules import Finding
 from goldfish.timeutil import now_iso, parse_iso
 from goldfish.workspaces.code_cache import CodeCache
-from goldfish.workspaces.dev_repo import EMPTY_TREE, DevRepo
+from goldfish.workspaces.dev_repo import DevRepo
 
 log = logging.getLogger("goldfish.runs")
 LAUNCH_GRACE_SECONDS = 60
@@ -118,6 +120,8 @@ class StageExecutor:
         self.resolver = InputResolver(deps.runs, deps.sources, deps.storage)
         self._host: tuple[float, HostGpus] | None = None
         self._masks: dict[str, list[str]] = {}
+        self.code_scopes = CodeScopes(deps.repo)
+        self.clock = StepClock()  # timeline steps; the driver writes them after each pass
 
     def run_dir(self, run: StageRunRow) -> Path:
         """Scratch folder of a stage run (code, inputs, outputs, logs)."""
@@ -139,41 +143,45 @@ class StageExecutor:
         Returns:
             True when the stage left ``pending`` (cache hit, launched or failed).
         """
-        try:
-            inputs = self.resolver.resolve(stage, pipeline_run, siblings)
-        except GoldfishError as exc:
-            self.machine.fail(
-                run,
-                FailureKind.INFRA_ERROR if exc.code == "INTERNAL" else FailureKind.STAGE_ERROR,
-                exc.message,
-                event="plan_failed",
+        with self.clock.step("stage_plan", run.id):
+            try:
+                inputs = self.resolver.resolve(stage, pipeline_run, siblings)
+            except GoldfishError as exc:
+                self.machine.fail(
+                    run,
+                    FailureKind.INFRA_ERROR if exc.code == "INTERNAL" else FailureKind.STAGE_ERROR,
+                    exc.message,
+                    event="plan_failed",
+                )
+                return True
+            repo = self.deps.repo
+            scope = self.code_scopes.of(commit, run.module)
+            key = cache_key(
+                code=scope.key_material(),
+                module=run.module,
+                config=run.config,
+                inputs=inputs,
+                environment=environment_key(repo.object_id(commit, "requirements.txt")),
+                profile=run.profile,
+                backend=run.backend,
+                env=run.env,
+                secret_names=run.secrets,
             )
-            return True
-        repo = self.deps.repo
-        key = cache_key(
-            modules_tree=repo.object_id(commit, "modules") or EMPTY_TREE,
-            module=run.module,
-            config=run.config,
-            inputs=inputs,
-            environment=environment_key(repo.object_id(commit, "requirements.txt")),
-            profile=run.profile,
-            backend=run.backend,
-            env=run.env,
-            secret_names=run.secrets,
-        )
-        if pipeline_run.use_cache and self._reuse(run, stage, key, inputs):
-            return True
+            code_scope = json.dumps(scope.describe())
+            if pipeline_run.use_cache and self._reuse(run, stage, key, inputs, code_scope):
+                return True
         if not launch:
             return False
         if run.gpus and run.backend in LOCAL_GPU_BACKENDS and not self._claim_gpus(run):
             return self._reload(run).state != StageState.PENDING.value  # failed: too few GPUs
         run_dir = self.run_dir(run)
-        self.deps.code.materialize(commit, run_dir / "code")
-        self.deps.runs.update_stage(run.id, cache_key=key, run_dir=str(run_dir))
-        self.deps.runs.add_lineage([_input_row(run.id, item) for item in inputs])
-        for item in inputs:
-            if item.source_name:
-                self.deps.sources.record_use(item.source_name, run.id, item.name)
+        with self.clock.step("stage_files", run.id):
+            self.deps.code.materialize(commit, run_dir / "code")
+            self.deps.runs.update_stage(run.id, cache_key=key, code_scope=code_scope, run_dir=str(run_dir))
+            self.deps.runs.add_lineage([_input_row(run.id, item) for item in inputs])
+            for item in inputs:
+                if item.source_name:
+                    self.deps.sources.record_use(item.source_name, run.id, item.name)
         self._launch(self._reload(run), stage, inputs, run_dir)
         return True
 
@@ -195,7 +203,9 @@ class StageExecutor:
             return False
         return True
 
-    def _reuse(self, run: StageRunRow, stage: StageDef, key: str, inputs: list[ResolvedInput]) -> bool:
+    def _reuse(
+        self, run: StageRunRow, stage: StageDef, key: str, inputs: list[ResolvedInput], code_scope: str
+    ) -> bool:
         hit = self.deps.runs.cached(run.workspace, run.stage, key)
         if hit is None:
             return False
@@ -224,6 +234,7 @@ class StageExecutor:
             "cache_hit",
             f"reused outputs of {hit.cached_from or hit.id}",
             cache_key=key,
+            code_scope=code_scope,
             cache_hit=1,
             cached_from=hit.cached_from or hit.id,
             exit_code=0,
@@ -235,7 +246,8 @@ class StageExecutor:
 
     def _launch(self, run: StageRunRow, stage: StageDef, inputs: list[ResolvedInput], run_dir: Path) -> None:
         try:
-            spec = self._prepare(run, stage, inputs, run_dir)
+            with self.clock.step("stage_prepare", run.id):
+                spec = self._prepare(run, stage, inputs, run_dir)
         except GoldfishError as exc:
             self._keep_logs(run)
             self.machine.fail(
@@ -256,7 +268,8 @@ class StageExecutor:
         for _ in range(self.deps.max_attempts):  # starting may fail for infra reasons this often
             self.deps.runs.start_attempt(run.id, attempt, None)
             try:
-                handle = backend.launch(replace(spec, attempt=attempt))
+                with self.clock.step("stage_launch", run.id):
+                    handle = backend.launch(replace(spec, attempt=attempt))
             except OSError as exc:  # infra trouble: another attempt may succeed
                 error = f"could not start the stage: {exc}"
                 self.deps.runs.finish_attempt(
@@ -461,6 +474,7 @@ class StageExecutor:
             self.machine.fail(run, FailureKind.LOST, message)
             self._wrap_up(run)
             return
+        self._mark_exit(run, handle)
         code = int(status.exit_code if status.exit_code is not None else -1)
         self._ingest(run, handle)
         if code != 0:
@@ -527,7 +541,19 @@ class StageExecutor:
             )
         return inputs
 
+    def _mark_exit(self, run: StageRunRow, handle: Handle) -> None:
+        """Timeline: when the stage's process ended (its exit file) and how late that was noticed."""
+        try:
+            ended = (Path(handle["logs_dir"]) / "exit_code.txt").stat().st_mtime
+        except (OSError, KeyError, TypeError):
+            return
+        self.clock.mark("stage_exit", max(0.0, (time.time() - ended) * 1000), run.id, at=ended)
+
     def _collect(self, run: StageRunRow, stage: StageDef) -> None:
+        with self.clock.step("stage_collect", run.id):
+            self._collect_outputs(run, stage)
+
+    def _collect_outputs(self, run: StageRunRow, stage: StageDef) -> None:
         if not self.machine.move(run, StageState.COLLECTING, "collect", exit_code=0):
             return
         run = self._reload(run)

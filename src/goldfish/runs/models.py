@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from goldfish.db.runs import StageRunRow
+from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.timeutil import age, parse_iso
 
 

@@ -130,7 +130,7 @@ class InputResolver:
 
 def cache_key(
     *,
-    modules_tree: str,
+    code: dict[str, Any],
     module: str,
     config: dict[str, Any],
     inputs: list[ResolvedInput],
@@ -140,12 +140,13 @@ def cache_key(
     env: dict[str, str] | None = None,
     secret_names: list[str] | None = None,
 ) -> str:
-    """Hash of everything a stage's outputs depend on (secret *names*, never their values).
+    """Hash of everything a stage's outputs depend on (``code``: :meth:`CodeScope.key_material`).
 
-    Env and secret names join the hash only when a stage has them, so older keys stay valid.
+    Secret *names* join it, never their values; env and secret names join only when a stage has
+    them, so older keys stay valid.
     """
     parts: dict[str, Any] = {
-        "modules": modules_tree,
+        "code": code,
         "module": module,
         "config": config,
         "inputs": {item.name: item.content_hash for item in inputs},

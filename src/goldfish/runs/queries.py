@@ -13,6 +13,7 @@ from goldfish.db.runs import PipelineRunRow, RunRepository, StageRunRow
 from goldfish.errors import InvalidArgumentError
 from goldfish.runs.models import LineageEdge, LogChunk, MetricSeries, PipelineRunInfo, StageRunInfo
 from goldfish.runs.service import RunNotFoundError
+from goldfish.runs.timeline import stage_timeline, timeline
 from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.storage.paths import RunPaths
 from goldfish.storage.presence import present
@@ -105,7 +106,10 @@ class RunQueries:
     def inspect(self, run_id: str, include: list[str]) -> dict[str, Any]:
         """State, timings, error, reason, handle and the extras asked for in ``include``."""
         if isinstance(run_id, str) and run_id.startswith("prun-"):
-            found = {"pipeline_run": self.pipeline_info(self.pipeline_run(run_id)).model_dump()}
+            pipeline_run = self.pipeline_run(run_id)
+            found: dict[str, Any] = {"pipeline_run": self.pipeline_info(pipeline_run).model_dump()}
+            if "timings" in include:
+                found["timeline"] = timeline(self._runs, pipeline_run)
             if "svs" in include and self._svs is not None:
                 found["svs"] = self._svs(run_id)
             return found
@@ -125,6 +129,7 @@ class RunQueries:
                 "gpus": row.gpus,
                 "timeout_seconds": row.timeout_seconds,
                 "cache_key": row.cache_key,
+                "code": row.code_scope,
                 "experiment_group": parent.experiment_group,
             }
         if "attempts" in include:
@@ -136,6 +141,8 @@ class RunQueries:
             result["metrics"] = [m.model_dump() for m in self.metrics(row.id, None, True, 0)]
         if "svs" in include and self._svs is not None:
             result["svs"] = self._svs(row.id)
+        if "timings" in include:
+            result["timeline"] = stage_timeline(self._runs, row)
         return result
 
     def manifest(self, run_id: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from goldfish.runs.requests import (
     select_stages,
 )
 from goldfish.runs.stage_config import load_stage_settings, refuse_secret_keys, stage_override
+from goldfish.runs.timeline import StepClock
 from goldfish.secrets.resolver import SecretResolver
 from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.svs.review import ModelReviewer, PreRunReview, pre_run_review, review_files, unified_diff
@@ -203,10 +205,15 @@ class RunService:
         Raises:
             ReviewBlockedError: when the pre-run review found an error and ``svs.block_on`` is error.
         """
-        ws, slot, planned, review = self._reviewed(request, reviewers)
+        clock = StepClock()
+        with clock.step("plan"):
+            ws, slot, planned, review = self._reviewed(request, reviewers)
         if review is not None and review.blocked:
             raise ReviewBlockedError(review)
         if request.dry_run:
+            from goldfish.runs.imports import plan_scopes  # noqa: PLC0415 - the AST work is for plans only
+
+            code_scope = plan_scopes(self._core.files_of(ws))
             return RunSubmission(
                 pipeline_run_id=None,
                 workspace=ws.name,
@@ -226,23 +233,32 @@ class RunService:
                         "env": p.env,
                         "secrets": p.secrets,
                         "gpus": p.gpus,
+                        "code": code_scope(p.module).describe(),
                     }
                     for p in planned
                 ],
                 review=review.as_json() if review is not None else None,
             )
         self._gate(ws.name)
-        version_num, created = self._version_for_run(ws, slot, request)
-        run_id = self._record(ws, version_num, request, planned)
+        with clock.step("version_save"):
+            version_num, created = self._version_for_run(ws, slot, request)
+        run_id = self._record(ws, version_num, request, planned, clock=clock)
         if review is not None and self._svs_store is not None:
             found = [f.as_json() for f in review.findings]
             self._svs_store.save_review(
                 run_id, review.reviewed_by, review.why, found, review.model_text, False
             )
-        finished = self._settle(run_id)
-        if not finished:
-            self._spawn(run_id)
+        self._start(run_id, clock)
         return self.submission(run_id, created)
+
+    def _start(self, run_id: str, clock: StepClock) -> None:
+        """Settle what needs no process inline, else hand the run to a detached driver."""
+        with clock.step("settle"):
+            finished = self._settle(run_id)
+        if not finished:
+            with clock.step("driver_spawn"):
+                self._spawn(run_id)
+        clock.flush(self._runs, run_id)
 
     def plan(self, files: FileReader, request: RunRequest) -> list[_PlannedStage]:
         """Validate the pipeline and stage configs among ``files`` and plan the selected stages.
@@ -322,8 +338,11 @@ class RunService:
         request: RunRequest,
         planned: list[_PlannedStage],
         resumed_from: str | None = None,
+        clock: StepClock | None = None,
     ) -> str:
+        clock = clock or StepClock()
         run_id = new_pipeline_run_id()
+        started = time.perf_counter()
         now = now_iso()
         with self._core.db.transaction() as conn:
             self._runs.insert_pipeline_run(
@@ -384,6 +403,9 @@ class RunService:
                         "created_at": now,
                     },
                 )
+            clock.mark("record", (time.perf_counter() - started) * 1000)
+            self._runs.add_timeline(run_id, clock.steps, conn)
+            clock.steps = []
         return run_id
 
     def submission(self, pipeline_run_id: str, version_created: bool) -> RunSubmission:
@@ -461,10 +483,12 @@ class RunService:
         )
         planned = [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
         self._preflight(planned)
-        run_id = self._record(ws, original.version_num, request, planned, resumed_from=original.id)
+        clock = StepClock()
+        run_id = self._record(
+            ws, original.version_num, request, planned, resumed_from=original.id, clock=clock
+        )
         self._carry_review(original.id, run_id)
-        if not self._settle(run_id):
-            self._spawn(run_id)
+        self._start(run_id, clock)
         return self.submission(run_id, False)
 
     def _carry_review(self, original: str, resumed: str) -> None:

@@ -7,7 +7,10 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+from mcp.server.context import CallNext, ServerMiddleware, ServerRequestContext
+from mcp.server.context import HandlerResult as MiddlewareResult
 from mcp.server.mcpserver import MCPServer
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -28,17 +31,62 @@ Every state-changing tool takes a reason: one sentence saying why. Errors come b
 {"success": false, "error": {"code", "message", "details", "remedy"}}: follow the remedy."""
 
 
+# Load the project this long after start-up at the latest, even if no client request came.
+WARM_UP_AFTER_SECONDS = 2.0
+# ... and this long after the first answered request, so that its reply is sent first.
+REPLY_FIRST_SECONDS = 0.05
+
+
+class WarmUp:
+    """Loads (and reconciles) the project once, after the client's first request past initialize.
+
+    Loading is CPU work that would compete with answering the handshake and tools/list (one
+    interpreter lock), so it starts when the first such request has been answered, or after
+    :data:`WARM_UP_AFTER_SECONDS`; a tool call that comes before it is done waits for it.
+    """
+
+    def __init__(self, app: GoldfishApp):
+        self._app = app
+        self._lock = threading.Lock()
+        self._started = False
+
+    def start(self) -> None:
+        """Start loading in a daemon thread (once)."""
+        with self._lock:
+            if self._started or self._app.root is None:
+                return
+            self._started = True
+        threading.Thread(target=self._app.warm_up, name="goldfish-warm-up", daemon=True).start()
+
+    def start_after(self, seconds: float) -> None:
+        """Start loading after ``seconds`` unless something started it first."""
+        if self._started:
+            return
+        timer = threading.Timer(seconds, self.start)
+        timer.daemon = True
+        timer.start()
+
+    def middleware(self) -> ServerMiddleware[Any]:
+        """MCP middleware that starts loading once a request other than initialize is answered."""
+
+        async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> MiddlewareResult:
+            result = await call_next(ctx)
+            if ctx.method != "initialize":
+                self.start_after(REPLY_FIRST_SECONDS)
+            return result
+
+        return middleware
+
+
 def build_server(app: GoldfishApp) -> MCPServer[GoldfishApp]:
     """Create the MCP server for ``app`` (a project root, or none yet)."""
     registry = ToolRegistry(app)
     register_all(registry)
+    warm_up = WarmUp(app)
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[GoldfishApp]) -> AsyncIterator[GoldfishApp]:
-        if app.root is not None:
-            # Load (and reconcile) the project beside the handshake, not before it: the first tool
-            # call waits for it if it is not done yet.
-            threading.Thread(target=app.warm_up, name="goldfish-warm-up", daemon=True).start()
+        warm_up.start_after(WARM_UP_AFTER_SECONDS)
         # No close here: with streamable HTTP several sessions share the app; the CLI closes it at exit.
         yield app
 
@@ -49,7 +97,7 @@ def build_server(app: GoldfishApp) -> MCPServer[GoldfishApp]:
         instructions=INSTRUCTIONS,
         tools=list(registry.tools.values()),
         lifespan=lifespan,
-        middleware=[registry.call_middleware()],
+        middleware=[warm_up.middleware(), registry.call_middleware()],
     )
     register_resources(server, app)
     register_prompts(server)

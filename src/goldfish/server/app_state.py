@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from goldfish.context import ServerContext
 from goldfish.errors import GoldfishError, InvalidPathError, ProjectExistsError, ProjectNotFoundError
 from goldfish.project import InitResult, initialize_project
+
+if TYPE_CHECKING:
+    from goldfish.context import ServerContext
 
 log = logging.getLogger("goldfish.server")
 
@@ -37,6 +40,8 @@ class GoldfishApp:
             if self._context is None:
                 if self.root is None:
                     raise ProjectNotFoundError("This server is not attached to a Goldfish project yet.")
+                from goldfish.context import ServerContext  # noqa: PLC0415 - loaded beside the handshake
+
                 self._context = ServerContext.open(self.root)
                 self._context.startup()
             return self._context
@@ -79,6 +84,8 @@ class GoldfishApp:
         """Re-read goldfish.yaml; the old context stays in use if the new config is invalid."""
         if self.root is None:
             raise ProjectNotFoundError("This server is not attached to a Goldfish project yet.")
+        from goldfish.context import ServerContext  # noqa: PLC0415 - see context
+
         fresh = ServerContext.open(self.root)
         with self._lock:
             # The old context is not closed: a call on another thread may still be using it.

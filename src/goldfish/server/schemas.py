@@ -11,6 +11,8 @@ output schemas, 33.9 KB. So:
   (the default) and ``$defs``/``$ref`` (each definition is inlined where it is used, which also
   suits clients that do not resolve references); an optional parameter (``X | None = None``) is
   published as plain ``X``: leave it out for "none" (the server still accepts an explicit null);
+- tool modules do not use ``from __future__ import annotations``: the SDK reads every tool's
+  signature several times at start-up, and string annotations would be evaluated each time;
 - no output schema is published. Agent CLIs do not show output schemas to their model, the
   tool descriptions say what comes back, and the full list of tools in the spec (about 50) must
   fit the same 40 KB. Every success still carries its result as structured content (and the
@@ -19,9 +21,14 @@ output schemas, 33.9 KB. So:
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, get_args, get_origin
 
 from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
+from mcp.types import CallToolResult
+from pydantic import BaseModel
 
 _REF_PREFIX = "#/$defs/"
 _DROPPED = {"title"}
@@ -34,6 +41,42 @@ class PublishedTool(Tool):
     def output_schema(self) -> dict[str, Any] | None:
         """None: see the module docstring."""
         return None
+
+
+# Stands in for the output schema that is never published: with it set, the SDK checks results
+# against the result model as before but does not derive a JSON schema for it at start-up (that
+# derivation was half of building the server; see bench/mcp_cold_start.py).
+UNPUBLISHED_OUTPUT: dict[str, Any] = {"type": "object"}
+
+
+def published_tool(fn: Callable[..., Any], wrapped: Callable[..., Any], **options: Any) -> Tool:
+    """The tool for ``wrapped`` (the boundary around ``fn``) as tools/list shows it.
+
+    Its input schema is compacted; its results are checked against ``fn``'s result model.
+    """
+    model = result_model(fn)
+    tool = PublishedTool.from_function(wrapped, structured_output=False if model else None, **options)
+    if model is not None:
+        tool.fn_metadata = FuncMetadata(
+            arg_model=tool.fn_metadata.arg_model, output_model=model, output_schema=UNPUBLISHED_OUTPUT
+        )
+    tool.parameters = compact_input(tool.parameters)
+    return tool
+
+
+def result_model(fn: Callable[..., Any]) -> type[BaseModel] | None:
+    """The model ``fn``'s structured result is checked against.
+
+    That is its return type, or ``M`` of ``Annotated[CallToolResult, M]``; None for anything else
+    (left to the SDK).
+    """
+    hint = fn.__annotations__.get("return")
+    if isinstance(hint, str):  # a module with postponed annotations (tools/ modules avoid them: see below)
+        hint = inspect.signature(fn, eval_str=True).return_annotation
+    if get_origin(hint) is Annotated:
+        base, *extra = get_args(hint)
+        hint = extra[0] if isinstance(base, type) and issubclass(base, CallToolResult) and extra else None
+    return hint if isinstance(hint, type) and issubclass(hint, BaseModel) else None
 
 
 def compact_input(schema: dict[str, Any]) -> dict[str, Any]:

@@ -17,15 +17,14 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
 from mcp.server.context import CallNext, ServerMiddleware, ServerRequestContext
 from mcp.server.context import HandlerResult as MiddlewareResult
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from goldfish.context import ServerContext
 from goldfish.errors import (
     GoldfishError,
     InternalError,
@@ -36,8 +35,11 @@ from goldfish.errors import (
     suggestion_suffix,
 )
 from goldfish.server.app_state import GoldfishApp
-from goldfish.server.schemas import PublishedTool, compact_input
+from goldfish.server.schemas import published_tool
 from goldfish.validation import redact
+
+if TYPE_CHECKING:
+    from goldfish.context import ServerContext
 
 log = logging.getLogger("goldfish.server")
 
@@ -52,6 +54,9 @@ JsonMapping = dict[str, str | int | float | bool | list[Any] | dict[str, Any] | 
 
 class ToolResult(BaseModel):
     """Base of every successful tool result."""
+
+    # Each result model's validator is built at its tool's first call, not at server start.
+    model_config = ConfigDict(defer_build=True)
 
     success: bool = Field(True, description="True: the call did what it says.")
 
@@ -154,14 +159,14 @@ class ToolRegistry:
                 idempotent_hint=idempotent,
                 open_world_hint=open_world,
             )
-            tool = PublishedTool.from_function(
+            tool = published_tool(
+                fn,
                 wrapped,
                 name=fn.__name__,
                 title=title,
                 description=inspect.cleandoc(fn.__doc__ or ""),
                 annotations=annotations,
             )
-            tool.parameters = compact_input(tool.parameters)
             self.tools[fn.__name__] = tool
             if audit:
                 self.audited.add(fn.__name__)

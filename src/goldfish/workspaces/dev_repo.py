@@ -1,4 +1,4 @@
-"""The hidden git dev repo (GitPython adapter).
+"""The hidden git dev repo (git run as plain subprocesses).
 
 Each workspace is a branch; each saved version a tag ``<workspace>-vN``. A mounted slot is a
 plain folder with no ``.git``: git sees it through ``GIT_WORK_TREE`` together with a private
@@ -9,11 +9,10 @@ follows the changed files, not the slot size. Git exceptions never leave this mo
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import git
 
 from goldfish.errors import GoldfishError, InternalError, disk_fault_at, disk_fault_in
 
@@ -28,6 +27,14 @@ _IDENTITY = {
     "GIT_TERMINAL_PROMPT": "0",
 }
 DEFAULT_EXCLUDES = "__pycache__/\n*.pyc\n.DS_Store\n.ipynb_checkpoints/\n"
+
+
+class GitFailed(Exception):
+    """A git command failed (never leaves this module: callers turn it into a GoldfishError)."""
+
+    def __init__(self, stderr: str):
+        super().__init__(stderr)
+        self.stderr = stderr
 
 
 @dataclass(frozen=True)
@@ -57,7 +64,32 @@ class DevRepo:
 
     def __init__(self, path: Path):
         self.path = path
-        self._git = git.Git(str(path.parent if path.parent.exists() else Path.cwd()))
+        self._cwd = path.parent if path.parent.exists() else Path.cwd()
+
+    def _execute(self, argv: Sequence[str], env: dict[str, str], *, strip: bool = True) -> str:
+        """Run git; its stdout (one trailing newline dropped when ``strip``).
+
+        A plain subprocess (C locale, so messages read the same everywhere): importing GitPython
+        for this cost every goldfish process ~40 ms.
+
+        Raises:
+            GitFailed: git exited non-zero or could not start.
+        """
+        try:
+            done = subprocess.run(
+                list(argv),
+                env={**os.environ, "LC_ALL": "C", "LANGUAGE": "C", **env},
+                cwd=self._cwd,
+                stdin=subprocess.DEVNULL,  # never the caller's stdin (the MCP channel of `serve`)
+                capture_output=True,
+                check=False,
+            )
+        except OSError as exc:
+            raise GitFailed(str(exc)) from None
+        if done.returncode != 0:
+            raise GitFailed(done.stderr.decode("utf-8", errors="replace"))
+        out = done.stdout.decode("utf-8", errors="surrogateescape")
+        return out[:-1] if strip and out.endswith("\n") else out
 
     # -- plumbing ---------------------------------------------------------------------------
     def _run(
@@ -80,11 +112,10 @@ class DevRepo:
         if excludes is not None:
             prefix += ["-c", f"core.excludesFile={excludes}"]
         try:
-            out = self._git.execute([*prefix, *args], env=env, strip_newline_in_stdout=strip)
-        except git.GitCommandError as exc:
-            stderr = str(exc.stderr).strip()[-2000:]
+            return self._execute([*prefix, *args], env, strip=strip)
+        except GitFailed as exc:
+            stderr = exc.stderr.strip()[-2000:]
             raise self._failure(f"Version store operation failed: {' '.join(args[:2])}.", stderr) from None
-        return str(out)
 
     def _failure(self, message: str, stderr: str) -> GoldfishError:
         """What a failed git command means: a full or read-only disk by name, else an internal error."""
@@ -99,9 +130,14 @@ class DevRepo:
         if not (self.path / "HEAD").exists():
             self.path.mkdir(parents=True, exist_ok=True)
             try:
-                git.Repo.init(str(self.path), bare=True, initial_branch=BASE_BRANCH)
-            except git.GitError as exc:
-                raise InternalError(f"Cannot create the version store at {self.path}: {exc}") from None
+                self._execute(
+                    ["git", "init", "--quiet", "--bare", f"--initial-branch={BASE_BRANCH}", str(self.path)],
+                    {},
+                )
+            except GitFailed as exc:
+                raise InternalError(
+                    f"Cannot create the version store at {self.path}: {exc.stderr.strip()}"
+                ) from None
             (self.path / "info").mkdir(exist_ok=True)
             (self.path / "info" / "exclude").write_text(DEFAULT_EXCLUDES, encoding="utf-8")
         # The base commit's empty tree is an object like any other: write it, or `git fsck`
@@ -116,13 +152,12 @@ class DevRepo:
     def resolve(self, ref: str) -> str | None:
         """The commit a ref points at, or None."""
         try:
-            out = self._git.execute(
-                ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
-                env={"GIT_DIR": str(self.path)},
+            out = self._execute(
+                ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], {"GIT_DIR": str(self.path)}
             )
-        except git.GitCommandError:
+        except GitFailed:
             return None
-        return str(out).strip() or None
+        return out.strip() or None
 
     def tree_of(self, commit: str) -> str:
         """The tree id of a commit."""
@@ -201,8 +236,6 @@ class DevRepo:
         return []
 
     def _stdin_run(self, args: Sequence[str], stdin: str) -> None:
-        import subprocess  # noqa: PLC0415 - only this rare path pipes stdin
-
         env = {**os.environ, **_IDENTITY, "GIT_DIR": str(self.path)}
         result = subprocess.run(
             ["git", *args], input=stdin, text=True, capture_output=True, env=env, check=False
@@ -338,6 +371,34 @@ class DevRepo:
         out = self._run(["ls-tree", "-r", "-z", "--name-only", tree_or_commit], strip=False)
         return [path for path in out.split("\0") if path]
 
+    def tree_blobs(self, commit: str) -> dict[str, str]:
+        """Every file of ``commit`` with its content id (path -> blob id), in one call."""
+        out = self._run(["ls-tree", "-r", "-z", "--full-tree", commit], strip=False)
+        blobs: dict[str, str] = {}
+        for entry in out.split("\0"):
+            meta, _, path = entry.partition("\t")
+            parts = meta.split(" ")
+            if path and len(parts) == 3 and parts[1] == "blob":
+                blobs[path] = parts[2]
+        return blobs
+
+    def read_blobs(self, blob_ids: Sequence[str]) -> dict[str, bytes]:
+        """Contents of the blobs ``blob_ids`` (missing ones left out), in one call."""
+        wanted = list(dict.fromkeys(blob_ids))
+        if not wanted:
+            return {}
+        env = {**os.environ, **_IDENTITY, "GIT_DIR": str(self.path)}
+        result = subprocess.run(
+            ["git", "cat-file", "--batch"],
+            input="".join(f"{oid}\n" for oid in wanted).encode(),
+            capture_output=True,
+            env=env,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise self._failure("Version store read failed.", result.stderr.decode(errors="replace")[-2000:])
+        return _parse_batch(result.stdout)
+
     def read_file(self, commit: str, path: str) -> str | None:
         """Text of a file at a commit, or None when absent."""
         try:
@@ -359,3 +420,19 @@ def _parse_numstat(out: str) -> dict[str, tuple[int | None, int | None]]:
                 int(removed) if removed.isdigit() else None,
             )
     return counts
+
+
+def _parse_batch(out: bytes) -> dict[str, bytes]:
+    """``git cat-file --batch`` output as blob id -> content (``<id> missing`` lines skipped)."""
+    found: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(out):
+        end = out.index(b"\n", pos)
+        header = out[pos:end].decode().split(" ")
+        pos = end + 1
+        if len(header) != 3:
+            continue
+        size = int(header[2])
+        found[header[0]] = out[pos : pos + size]
+        pos += size + 1
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from goldfish.errors import InvalidPathError, SlotTooLargeError, UnsafeSymlinkError
@@ -55,6 +56,17 @@ class SlotFiles:
         path = self._path(rel)
         return path.is_file() and not path.is_symlink()
 
+    def all_files(self) -> list[str]:
+        """Slot-relative paths of every regular file (links and ``__pycache__`` left out), sorted."""
+        found = []
+        for folder, dirs, files in os.walk(self.root):
+            here = Path(folder)
+            dirs[:] = [d for d in dirs if d != "__pycache__" and not (here / d).is_symlink()]
+            found += [
+                (here / f).relative_to(self.root).as_posix() for f in files if not (here / f).is_symlink()
+            ]
+        return sorted(found)
+
     def names(self, folder: str, suffix: str) -> list[str]:
         """Slot-relative names of the files directly in ``folder`` ending in ``suffix``, sorted."""
         path = self._path(folder)
@@ -84,6 +96,12 @@ class VersionFiles:
         if self._files is None:
             self._files = set(self.repo.list_files(self.commit))
         return rel in self._files
+
+    def all_files(self) -> list[str]:
+        """Every file path of the version, sorted."""
+        if self._files is None:
+            self._files = set(self.repo.list_files(self.commit))
+        return sorted(self._files)
 
     def names(self, folder: str, suffix: str) -> list[str]:
         """Names of the version's files directly in ``folder`` ending in ``suffix``, sorted."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from goldfish.db.workspaces import VersionRow
+from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.timeutil import age
 
 

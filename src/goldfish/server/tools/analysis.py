@@ -1,18 +1,18 @@
 """Analysis tools: compare_runs, plot_metrics."""
 
-from __future__ import annotations
-
 import base64
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import Field
 
-from goldfish.context import ServerContext
 from goldfish.memory.compare import RunComparer, RunComparison
 from goldfish.memory.plots import MetricPlot, MetricPlotter
 from goldfish.server.toolkit import ToolRegistry, ToolResult
+
+if TYPE_CHECKING:
+    from goldfish.context import ServerContext
 
 
 class CompareRunsResult(ToolResult):
@@ -27,12 +27,12 @@ class PlotMetricsResult(ToolResult):
     plot: MetricPlot
 
 
-def comparer(context: ServerContext) -> RunComparer:
+def comparer(context: "ServerContext") -> RunComparer:
     """The comparison service over a project's context."""
     return RunComparer(context.core, context.runs, context.metrics, context.records)
 
 
-def plotter(context: ServerContext) -> MetricPlotter:
+def plotter(context: "ServerContext") -> MetricPlotter:
     """The plotting service over a project's context."""
     return MetricPlotter(context.run_queries, context.metrics)
 

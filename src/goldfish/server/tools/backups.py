@@ -1,7 +1,5 @@
 """Backup tools: create_backup, list_backups, restore_backup."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import anyio

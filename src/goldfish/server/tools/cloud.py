@@ -1,7 +1,5 @@
 """Cloud tools: warm_pool_status, warm_pool_cleanup."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import anyio

@@ -1,7 +1,5 @@
 """Data tools: register_source, manage_sources, promote_artifact, list_profiles."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import Field

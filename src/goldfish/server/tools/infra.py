@@ -1,7 +1,5 @@
 """Infrastructure tools: manage_base_images, get_build_status."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal
 
 import anyio

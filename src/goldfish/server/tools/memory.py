@@ -1,7 +1,5 @@
 """Memory tools: log_thought, get_workspace_thoughts, get_audit_log."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import Field

@@ -1,7 +1,5 @@
 """Orientation tools: status, dashboard, goldfish_version."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from pydantic import Field

@@ -1,7 +1,5 @@
 """Project and config tools: initialize_project, validate_config, reload_config."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from pydantic import Field

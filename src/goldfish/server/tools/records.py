@@ -3,8 +3,6 @@
 Also tag_record, list_unfinalized_runs and get_experiment_context.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Literal
 
 from pydantic import Field

@@ -1,7 +1,5 @@
 """Execution tools: run, inspect_run, logs, cancel, list_runs, resume_pipeline, get_lineage, get_metrics."""
 
-from __future__ import annotations
-
 import time
 from typing import Annotated, Any, Literal
 
@@ -143,6 +141,7 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
             return RunResult(run=submission, still_running=not submission.finished)
         run_id = submission.pipeline_run_id
         deadline = time.monotonic() + wait_seconds
+        seen = context.db.data_version()
         while True:
             current = await anyio.to_thread.run_sync(
                 context.run_service.submission, run_id, submission.version_created
@@ -151,7 +150,8 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
             await ctx.report_progress(done, len(current.stages), _progress_message(current))
             if current.finished or time.monotonic() > deadline:
                 return RunResult(run=current, still_running=not current.finished)
-            await anyio.sleep(PROGRESS_EVERY_SECONDS)
+            # Progress at least every second; the end as soon as it is committed.
+            seen = await anyio.to_thread.run_sync(context.db.wait_for_change, seen, PROGRESS_EVERY_SECONDS)
 
     @reg.tool(read_only=True, idempotent=True, title="Inspect run")
     def inspect_run(
@@ -159,7 +159,11 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
             str, Field(description="A stage run id (stage-...) or pipeline run id (prun-...).")
         ],
         include: Annotated[
-            list[Literal["metadata", "manifest", "provenance", "attempts", "svs", "metrics", "thoughts"]]
+            list[
+                Literal[
+                    "metadata", "manifest", "provenance", "attempts", "svs", "metrics", "thoughts", "timings"
+                ]
+            ]
             | None,
             Field(description="Extras to include."),
         ] = None,
@@ -167,8 +171,9 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
         """State, timings, exit code, error, reason and backend handle of a run.
 
         With include: manifest/provenance (inputs and outputs with hashes), attempts and
-        transitions, metrics summary, svs (output statistics and rule findings). A pipeline run
-        id (prun-...) shows all its stages.
+        transitions, metrics summary, svs (output statistics and rule findings), timings (a
+        timeline: fixed costs and each stage's queued/started/finished times and phases, in ms). A
+        pipeline run id (prun-...) shows all its stages.
         """
         return InspectRunResult(
             inspect=reg.app.context.run_queries.inspect(run_id, list(include or ["metadata"]))

@@ -1,7 +1,5 @@
 """Secret tools: list_secrets (names only; values are set by a person with `goldfish secrets set`)."""
 
-from __future__ import annotations
-
 from goldfish.secrets.service import SecretInfo
 from goldfish.server.toolkit import ToolRegistry, ToolResult
 

@@ -1,7 +1,5 @@
 """Validation (SVS) tools: get_svs_findings, review_pipeline, manage_patterns."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import anyio

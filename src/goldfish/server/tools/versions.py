@@ -1,7 +1,5 @@
 """Version tools: save_version, rollback, diff, manage_versions."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import Field

@@ -1,7 +1,5 @@
 """Workspace tools: create, list, mount, hibernate, inspect, delete."""
 
-from __future__ import annotations
-
 from typing import Annotated, Literal
 
 from pydantic import Field
