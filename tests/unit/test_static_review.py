@@ -127,3 +127,16 @@ def test_keyword_names_count_and_hand_built_output_paths_are_not_second_guessed(
         "error",
         "declared output 'labels' is never saved (no save_output/get_output_path('labels'))",
     ) in (_review(_slot(tmp_path, keyword_only)))
+
+
+def test_module_that_imports_its_code_by_a_computed_name_is_not_said_to_skip_its_outputs(
+    tmp_path: Path,
+) -> None:
+    # The helper that saves every output is loaded at run time: reading the files proves nothing.
+    module = "import importlib\n\nkit = importlib.import_module('modules.' + 'kit')\nkit.main()\n"
+    helper = (
+        "from goldfish.io import load_input, save_output\n\ndef main():\n"
+        "    for name in ('raw', 'extra'):\n        load_input(name)\n"
+        "    save_output('features', [1.0])\n    save_output('labels', [{'a': 1}])\n"
+    )
+    assert _review(_slot(tmp_path, module, **{"modules/kit.py": helper})) == []

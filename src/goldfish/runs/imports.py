@@ -266,6 +266,13 @@ def parse_source(data: bytes) -> ParsedFile:
     return ParsedFile(tuple(visitor.imports), visitor.opaque)
 
 
+def opaque_reason(tree: ast.AST) -> str | None:
+    """Why a parsed file's imports cannot all be followed statically (None: they can)."""
+    visitor = _ImportVisitor()
+    visitor.visit(tree)
+    return visitor.opaque
+
+
 class _ImportVisitor(ast.NodeVisitor):
     def __init__(self) -> None:
         self.imports: list[ImportRef] = []

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from goldfish.pipelines.models import PipelineDef, StageDef
 from goldfish.pipelines.validator import FileReader, module_path
+from goldfish.runs.imports import opaque_reason
 
 Level = Literal["error", "warning"]
 SAVERS = frozenset({"save_output", "get_output_path"})
@@ -152,6 +153,8 @@ class _StageReader:
                 self.findings.append(ReviewFinding("error", stage.name, message, rel, exc.lineno))
                 return None if rel == module_path(stage) else usage
             _scan(tree, rel, usage)
+            if opaque_reason(tree) is not None:
+                usage.dynamic = True  # code it loads at run time may save or load the signals
             for dotted in list(usage.imports):
                 local = _local_module(self.files, dotted)
                 if local is not None:
