@@ -19,24 +19,8 @@ from goldfish.ids import new_record_id
 from goldfish.states import StageState
 from goldfish.storage.paths import RunPaths
 from goldfish.timeutil import now_iso
+from tests.integration.pipeline_fixtures import THREE_STAGES
 
-PIPELINE = """\
-name: three
-stages:
-  - name: prep
-    outputs:
-      features: {type: npy}
-  - name: train
-    inputs:
-      features: {type: npy, from_stage: prep}
-    outputs:
-      model: {type: directory}
-  - name: evaluate
-    inputs:
-      model: {type: directory, from_stage: train}
-    outputs:
-      report: {type: file}
-"""
 STAGES = ("prep", "train", "evaluate")
 WORKSPACES = ("baseline", "wider-net")
 REASON = {"why": "does a wider hidden layer lower the validation loss?"}
@@ -58,7 +42,7 @@ class DashboardProject:
 def _save(context: ServerContext, workspace: str, slot: str, hidden: int, message: str) -> None:
     folder = context.paths.slot(slot)
     (folder / "modules").mkdir(parents=True, exist_ok=True)
-    (folder / "pipeline.yaml").write_text(PIPELINE, encoding="utf-8")
+    (folder / "pipeline.yaml").write_text(THREE_STAGES, encoding="utf-8")
     for stage in STAGES:
         (folder / "modules" / f"{stage}.py").write_text(
             f"HIDDEN = {hidden}\nprint('{stage}')\n", encoding="utf-8"
