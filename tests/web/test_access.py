@@ -15,6 +15,8 @@ from goldfish.context import ServerContext
 from goldfish.server.app import http_app
 from goldfish.server.app_state import GoldfishApp
 from goldfish.web.serving import ThreadedServer
+from tests.e2e.gce_support import wait_for
+from tests.integration.pipeline_fixtures import reaped_at_exit
 from tests.web.conftest import Served
 from tests.web.project import DashboardProject
 
@@ -99,9 +101,10 @@ def test_ui_refuses_a_non_loopback_address_without_a_token(
 def http_server(dashboard_project: DashboardProject) -> Iterator[str]:
     """``goldfish serve --http``'s app on a free loopback port."""
     app = GoldfishApp(dashboard_project.root)
-    with ThreadedServer(http_app(app, "127.0.0.1", None)) as server:
+    # Loading the project starts drivers for its unfinished (made-up) runs: none may outlive the test.
+    with reaped_at_exit(dashboard_project.root), ThreadedServer(http_app(app, "127.0.0.1", None)) as server:
         yield server.url
-    app.close()
+        app.close()
 
 
 def test_serve_http_serves_the_pages_at_root_beside_mcp(
@@ -119,3 +122,23 @@ def test_serve_http_on_all_interfaces_without_a_token_serves_only_mcp(tmp_path: 
     app = http_app(GoldfishApp(None), "0.0.0.0", None)  # noqa: S104
     paths = [getattr(route, "path", None) for route in app.router.routes]
     assert paths == ["/mcp"]
+
+
+def test_a_stage_marked_running_with_no_recorded_process_ends_lost_once_a_driver_takes_its_run(
+    dashboard_project: DashboardProject,
+) -> None:
+    context = ServerContext.open(dashboard_project.root)
+    try:
+        with reaped_at_exit(dashboard_project.root):
+            context.startup()  # resumes a driver for every unfinished run
+
+            def ended() -> bool:
+                row = context.runs.stage_run(dashboard_project.live_train)
+                return row is not None and row.state == "failed"
+
+            wait_for(ended, 60, "the driver to settle the stage with no process")
+        row = context.runs.stage_run(dashboard_project.live_train)
+    finally:
+        context.close()
+    assert row is not None and row.failure_kind == "lost"
+    assert "no recorded process" in (row.error or "")

@@ -421,7 +421,12 @@ class StageExecutor:
                 )
                 self._wrap_up(run)
             return
-        if handle is None or StageState(run.state) != StageState.RUNNING:
+        if StageState(run.state) != StageState.RUNNING:
+            return
+        if handle is None:  # the state machine never records this; a driver must not wait on it forever
+            self._keep_logs(run)
+            self.machine.fail(run, FailureKind.LOST, "the stage was marked running with no recorded process")
+            self._wrap_up(run)
             return
         backend = self.deps.backends.get(run.backend)
         self._ingest(run, handle)
