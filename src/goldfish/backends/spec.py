@@ -28,15 +28,13 @@ from goldfish.validation import SECRET_REMEDY, env_name_problem, env_problem, lo
 # same interpreter (``$1``) summarises the outputs in place (SVS statistics, ``goldfish.io.stats``):
 # the data is read where it lies and only a small JSON travels; a failure there never fails the stage.
 # A stage with secrets or telemetry runs under ``goldfish.io.runner`` (same interpreter, "$1"),
-# which masks secret values in its output, samples telemetry and (in place of the wrapper)
-# summarises the outputs; without secrets it runs the module in its own interpreter.
+# which masks secret values in its output and samples telemetry.
 STAGE_WRAPPER = (
-    'exec >>"$GOLDFISH_LOGS_DIR/stdout.log" 2>>"$GOLDFISH_LOGS_DIR/stderr.log"; runner=; '
+    'exec >>"$GOLDFISH_LOGS_DIR/stdout.log" 2>>"$GOLDFISH_LOGS_DIR/stderr.log"; '
     'if [ -n "$GOLDFISH_SECRET_NAMES$GOLDFISH_TELEMETRY_INTERVAL" ]; then '
-    'set -- "$1" -m goldfish.io.runner "$@"; runner=1; fi; '
+    'set -- "$1" -m goldfish.io.runner "$@"; fi; '
     'trap "" TERM INT; (trap - TERM INT; exec "$@"); code=$?; '
-    'if [ "$code" = 0 ] && [ -z "$runner" ]; then '
-    '(trap - TERM INT; exec "$1" -m goldfish.io.stats) || true; fi; '
+    'if [ "$code" = 0 ]; then (trap - TERM INT; exec "$1" -m goldfish.io.stats) || true; fi; '
     'printf "%s" "$code" > "$GOLDFISH_EXIT_FILE.tmp" && mv "$GOLDFISH_EXIT_FILE.tmp" "$GOLDFISH_EXIT_FILE"; '
     "exit $code"
 )

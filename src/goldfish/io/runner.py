@@ -3,17 +3,12 @@
 The stage wrapper (``backends/spec.py``) starts the stage through this runner when the stage has
 secrets or telemetry is on. The runner
 
-* runs a ``-m MODULE`` stage that has no secrets in its own interpreter (``runpy``), with the
-  telemetry sampler on a thread: one interpreter per stage, not two;
-* otherwise starts the stage as a child and passes its stdout/stderr through a
-  :class:`~goldfish.io.masking.Masker`, so a secret's value is stored as ``***`` (the log files are
-  written by the wrapper's redirections, on every backend and on the VM before anything is
-  uploaded), ignoring TERM/INT itself (the stage, in the same process group, gets them) so it keeps
-  draining the stage's output until the stage exits; it exits with the stage's code (128 + N for a
-  signal);
+* passes the stage's stdout/stderr through a :class:`~goldfish.io.masking.Masker`, so a secret's
+  value is stored as ``***`` (the log files are written by the wrapper's redirections, on every
+  backend and on the VM before anything is uploaded);
 * samples telemetry while the stage runs (:mod:`goldfish.io.telemetry`);
-* after a stage that exited 0, summarises its outputs in the same interpreter
-  (:mod:`goldfish.io.stats`; the wrapper does that itself for a stage it starts without the runner).
+* ignores TERM/INT itself (the stage, in the same process group, gets them) so it keeps draining
+  the stage's output until the stage exits, and exits with the stage's code (128 + N for a signal).
 
 Standard library only.
 """
@@ -21,14 +16,12 @@ Standard library only.
 from __future__ import annotations
 
 import os
-import runpy
 import signal
 import subprocess
 import sys
 import threading
 from typing import IO
 
-from goldfish.io import stats
 from goldfish.io.masking import Masker, secret_values
 from goldfish.io.telemetry import Sampler, TelemetrySettings
 
@@ -59,44 +52,8 @@ def _ignore(signum: int, frame: object) -> None:
     """A handler (not SIG_IGN): exec resets it, so the stage itself gets default signal handling."""
 
 
-def run_in_process(module: str, args: list[str]) -> int:
-    """Run ``module`` as ``__main__`` here, as ``python -m`` would; return its exit status.
-
-    An exception other than ``SystemExit`` propagates, so the interpreter reports it (traceback on
-    stderr, status 1) exactly as it does for a plain ``python -m``.
-    """
-    sampler = Sampler(os.getpid(), TelemetrySettings.from_environment())
-    sampler.start()
-    sys.argv = [module, *args]
-    try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-    except SystemExit as exc:
-        return _exit_status(exc.code)
-    finally:
-        sampler.stop()
-    return 0
-
-
-def _exit_status(code: object) -> int:
-    """The status ``sys.exit(code)`` gives a process."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    print(code, file=sys.stderr)
-    return 1
-
-
-def summarise_outputs() -> None:
-    """The SVS statistics of the stage's outputs; a failure here never fails the stage."""
-    try:
-        stats.main()
-    except Exception as exc:  # any failure of the summary is reported, never raised
-        print(f"goldfish: output statistics failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-
-
 def run(argv: list[str]) -> int:
-    """Run ``argv`` as the stage in a child process; return its exit code."""
+    """Run ``argv`` as the stage; return its exit code."""
     signal.signal(signal.SIGTERM, _ignore)
     signal.signal(signal.SIGINT, _ignore)
     values = secret_values()
@@ -119,19 +76,12 @@ def run(argv: list[str]) -> int:
 
 
 def main() -> None:
-    """Entry point: the stage's argv follows the module name (its first item is this interpreter)."""
-    argv = sys.argv[1:]
-    if len(argv) < 2:
+    """Entry point: the stage's argv follows the module name."""
+    if len(sys.argv) < 2:
         print("usage: python -m goldfish.io.runner ARGV...", file=sys.stderr)
         sys.exit(2)
-    if argv[1] == "-m" and len(argv) >= 3 and not secret_values():
-        code = run_in_process(argv[2], argv[3:])
-    else:
-        sys.stdout.flush()
-        code = run(argv)
-    if code == 0:
-        summarise_outputs()
-    sys.exit(code)
+    sys.stdout.flush()
+    os._exit(run(sys.argv[1:]))
 
 
 if __name__ == "__main__":
