@@ -68,6 +68,19 @@ async def project_with_history(client: Client) -> Path:
     return slot
 
 
+async def backed_up_and_restored(
+    client: Client, target: Path
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """Give the project some history, back it up, list the backups and restore into ``target``."""
+    await project_with_history(client)
+    backup = await ok(client, "create_backup", reason=LONG_REASON)
+    listed = (await ok(client, "list_backups"))["backups"]
+    restored = await ok(
+        client, "restore_backup", backup_id=backup["backup_id"], target=str(target), reason=LONG_REASON
+    )
+    return backup, listed, restored
+
+
 async def picture(root: Path) -> dict[str, Any]:
     """What a person sees of a project: workspaces, versions with tags, runs, records."""
     async with Client(server_for(root), mode="legacy") as client:
@@ -107,17 +120,8 @@ async def test_restore_into_an_empty_folder_shows_the_same_workspaces_versions_t
     project_root: Path, tmp_path: Path
 ) -> None:
     async with Client(server_for(project_root), mode="legacy") as client:
-        await project_with_history(client)
-        backup = await ok(client, "create_backup", reason=LONG_REASON)
-        listed = (await ok(client, "list_backups"))["backups"]
         target = tmp_path / "restored"
-        restored = await ok(
-            client,
-            "restore_backup",
-            backup_id=backup["backup_id"],
-            target=str(target),
-            reason=LONG_REASON,
-        )
+        backup, listed, restored = await backed_up_and_restored(client, target)
 
     assert [item["backup_id"] for item in listed] == [backup["backup_id"]]
     assert backup["counts"] == {
@@ -292,17 +296,8 @@ async def test_backup_to_a_gcs_destination_lists_and_restores(
 ) -> None:
     configure_backup(project_root, destination=f"gs://{gcs_bucket.name}/team/backups")
     async with Client(server_for(project_root), mode="legacy") as client:
-        await project_with_history(client)
-        backup = await ok(client, "create_backup", reason=LONG_REASON)
-        listed = (await ok(client, "list_backups"))["backups"]
         target = tmp_path / "from-gcs"
-        restored = await ok(
-            client,
-            "restore_backup",
-            backup_id=backup["backup_id"],
-            target=str(target),
-            reason=LONG_REASON,
-        )
+        backup, listed, restored = await backed_up_and_restored(client, target)
 
     assert backup["location"] == f"gs://{gcs_bucket.name}/team/backups/{backup['backup_id']}"
     assert [item["backup_id"] for item in listed] == [backup["backup_id"]]
