@@ -203,14 +203,14 @@ def _submit(context: ServerContext, args: argparse.Namespace) -> RunSubmission:
         )
 
     spec = cli_runs.results_spec(context, None, args.results_spec, required=False)
-    folder = cli_runs.folder_to_import(context, args.workspace)
+    folder = context.folder_imports.folder_to_import(args.workspace)
     if folder is not None:
         # Everything is checked against the folder itself before it becomes a workspace.
         files = SlotFiles(folder)
         if spec is None:
             spec = cli_runs.spec_in(files, required=not args.dry_run)
         context.run_service.plan(files, request(args.workspace, spec))
-    with cli_runs.workspace_to_run(context, args.workspace) as workspace:
+    with context.folder_imports.workspace_to_run(args.workspace) as workspace:
         if spec is None:
             spec = cli_runs.results_spec(context, workspace, None, required=not args.dry_run)
         return context.run_service.submit(request(workspace, spec))

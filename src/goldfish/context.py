@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -51,6 +52,8 @@ if TYPE_CHECKING:
     from goldfish.backends.gce.backend import GceBackend
     from goldfish.backends.gce.warm_pool import WarmPoolService
     from goldfish.runs.driver import DriverFork
+    from goldfish.runs.folder_import import FolderImporter
+    from goldfish.runs.watch import RunWatcher
 
 log = logging.getLogger("goldfish")
 
@@ -291,3 +294,18 @@ class ServerContext:
         self._reaper_stop.set()
         self.backups.wait_auto()
         self.db.close()
+
+    # -- Services the faces (tools, CLI) call, built on first use ---------------------------------
+    @cached_property
+    def folder_imports(self) -> FolderImporter:
+        """``goldfish run DIR``: a plain folder run as a workspace."""
+        from goldfish.runs.folder_import import FolderImporter  # noqa: PLC0415 - only `goldfish run` needs it
+
+        return FolderImporter(self.config, self.paths, self.core, self.workspaces)
+
+    @cached_property
+    def run_watch(self) -> RunWatcher:
+        """Following a pipeline run until it ends (run(wait=true), ``goldfish run --wait``)."""
+        from goldfish.runs.watch import RunWatcher  # noqa: PLC0415 - only waits need it
+
+        return RunWatcher(self.db, self.run_service.submission, self.ensure_driver)

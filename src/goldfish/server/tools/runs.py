@@ -1,6 +1,5 @@
 """Execution tools: run, inspect_run, logs, cancel, list_runs, resume_pipeline, get_lineage, get_metrics."""
 
-import time
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -139,19 +138,14 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
         submission = await anyio.to_thread.run_sync(context.run_service.submit, request, reviewers)
         if not wait or submission.finished or submission.pipeline_run_id is None:
             return RunResult(run=submission, still_running=not submission.finished)
-        run_id = submission.pipeline_run_id
-        deadline = time.monotonic() + wait_seconds
-        seen = context.db.data_version()
-        while True:
-            current = await anyio.to_thread.run_sync(
-                context.run_service.submission, run_id, submission.version_created
-            )
+        # Progress at least every second; the end as soon as it is committed.
+        pictures = context.run_watch.follow(submission, wait_seconds, PROGRESS_EVERY_SECONDS)
+        current = submission
+        while (picture := await anyio.to_thread.run_sync(next, pictures, None)) is not None:
+            current = picture
             done = sum(1 for s in current.stages if isinstance(s, StageRunInfo) and s.finished_at)
             await ctx.report_progress(done, len(current.stages), _progress_message(current))
-            if current.finished or time.monotonic() > deadline:
-                return RunResult(run=current, still_running=not current.finished)
-            # Progress at least every second; the end as soon as it is committed.
-            seen = await anyio.to_thread.run_sync(context.db.wait_for_change, seen, PROGRESS_EVERY_SECONDS)
+        return RunResult(run=current, still_running=not current.finished)
 
     @reg.tool(read_only=True, idempotent=True, title="Inspect run")
     def inspect_run(
