@@ -51,6 +51,7 @@ from goldfish.workspaces.versions import VersionService
 if TYPE_CHECKING:
     from goldfish.backends.gce.backend import GceBackend
     from goldfish.backends.gce.warm_pool import WarmPoolService
+    from goldfish.data.promotion import OutputPromoter
     from goldfish.runs.driver import DriverFork
     from goldfish.runs.folder_import import FolderImporter
     from goldfish.runs.watch import RunWatcher
@@ -309,3 +310,10 @@ class ServerContext:
         from goldfish.runs.watch import RunWatcher  # noqa: PLC0415 - only waits need it
 
         return RunWatcher(self.db, self.run_service.submission, self.ensure_driver)
+
+    @cached_property
+    def promotions(self) -> OutputPromoter:
+        """``promote_artifact``: a run's stored output registered as a source."""
+        from goldfish.data.promotion import OutputPromoter  # noqa: PLC0415 - only promote_artifact needs it
+
+        return OutputPromoter(self.run_queries.stage_run, self.runs, self.storage, self.sources)

@@ -6,9 +6,7 @@ from pydantic import Field
 
 from goldfish.backends.profiles import Profile, all_profiles
 from goldfish.data.sources import SourceAction, SourceInfo
-from goldfish.errors import InvalidArgumentError
 from goldfish.server.toolkit import JsonMapping, ToolRegistry, ToolResult
-from goldfish.storage.paths import RunPaths
 from goldfish.validation import DEFAULT_LIMIT, page
 from goldfish.validation import reason as check_reason
 
@@ -87,21 +85,8 @@ def register(reg: ToolRegistry) -> None:
     ) -> SourceResult:
         """Make a run's output a registered source (e.g. a cleaned dataset), keeping its lineage."""
         check_reason(reason)
-        context = reg.app.context
-        row = context.run_queries.stage_run(run_id)
-        outputs = {item.signal: item for item in context.runs.lineage(row.id, "output")}
-        if row.state != "completed" or output_name not in outputs:
-            raise InvalidArgumentError(
-                f"Run {row.id} has no stored output '{output_name}'.",
-                details={"run_id": row.id, "state": row.state, "outputs": sorted(outputs)},
-            )
-        item = outputs[output_name]
-        origin = item.producer_run_id or row.id
-        uri = context.storage.uri(RunPaths(origin).output(output_name))
-        source = context.sources.promote(
-            source_name, uri, item.content_hash, item.size_bytes, row.id, output_name, metadata
-        )
-        return SourceResult(source=source)
+        promoted = reg.app.context.promotions.promote(run_id, output_name, source_name, metadata)
+        return SourceResult(source=promoted)
 
     @reg.tool(read_only=True, idempotent=True, title="List profiles")
     def list_profiles() -> ProfilesResult:
