@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from goldfish.context import ServerContext
     from goldfish.runs.models import RunSubmission
-    from goldfish.runs.service import RunRequest
+    from goldfish.runs.requests import RunRequest
 
 REASON = "benchmarking how fast goldfish runs a pipeline"
 RESULTS_SPEC = {"primary_metric": "score", "direction": "maximize"}

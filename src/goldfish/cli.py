@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from goldfish.context import ServerContext
     from goldfish.runs.driver import DriverFork
     from goldfish.runs.models import RunSubmission
-    from goldfish.runs.service import RunRequest
+    from goldfish.runs.requests import RunRequest
 
 log = logging.getLogger("goldfish")
 

@@ -15,10 +15,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from goldfish.context import ServerContext
-from goldfish.db.records import HistoryFilter, RecordRow
+from goldfish.db.records import RecordRow
 from goldfish.db.runs import PipelineRunRow, StageRunRow
 from goldfish.errors import GoldfishError, InvalidArgumentError
-from goldfish.memory.compare import RunComparer, RunComparison
+from goldfish.memory.compare import RunComparer
+from goldfish.memory.compare_models import RunComparison
 from goldfish.memory.overview import DashboardInfo
 from goldfish.memory.record_models import RecordInfo
 from goldfish.memory.thoughts import ThoughtInfo
@@ -589,9 +590,7 @@ class DashboardData:
         context = self._context
         detail = context.workspaces.inspect(name, 100, 0, [])
         workspace = detail.workspace.name
-        history, history_total = context.records.history(
-            HistoryFilter(workspace=workspace), "created", True, 50, 0
-        )
+        history, history_total = context.records.history(workspace, limit=50)
         thoughts, thoughts_total = context.thoughts.list(workspace, 50, 0)
         rows, runs_total = context.runs.page_pipeline_runs(workspace, None, 10, 0)
         runs, _ = self.run_rows(rows)

@@ -6,7 +6,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
-from goldfish.memory.compare import RunComparison
+from goldfish.memory.compare_models import RunComparison
 from goldfish.memory.overview import RunBrief
 from goldfish.runs.models import MetricSeries
 from goldfish.web import dag

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import Field
 
-from goldfish.memory.compare import RunComparer, RunComparison
+from goldfish.memory.compare import RunComparer
+from goldfish.memory.compare_models import RunComparison
 from goldfish.memory.plots import MetricPlot, MetricPlotter
 from goldfish.server.toolkit import ToolRegistry, ToolResult
 
