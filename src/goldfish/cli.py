@@ -219,6 +219,7 @@ def _submit(context: ServerContext, args: argparse.Namespace) -> RunSubmission:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a workspace's pipeline (or a folder's, imported as a workspace); with --wait, until it ends."""
     from goldfish import cli_memory, cli_runs  # noqa: PLC0415
+    from goldfish.memory.auto_results import finalize_auto  # noqa: PLC0415
 
     if args.finalize and not args.wait:
         raise InvalidArgumentError(
@@ -239,8 +240,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             code = cli_runs.exit_code(submission) if args.wait or submission.finished else cli_runs.EXIT_OK
             ended = code in (cli_runs.EXIT_OK, cli_runs.EXIT_FAILED)
             if args.finalize and ended and submission.pipeline_run_id and not args.dry_run:
-                finalized = cli_memory.finalize_auto(
-                    context, submission.pipeline_run_id, succeeded=code == cli_runs.EXIT_OK
+                finalized = finalize_auto(
+                    context.records, submission.pipeline_run_id, succeeded=code == cli_runs.EXIT_OK
                 )
         finally:
             context.close()
