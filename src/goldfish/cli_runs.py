@@ -30,7 +30,6 @@ from goldfish.yamlfile import load_yaml
 
 RESULTS_SPEC_FILES = ("results_spec.yaml", "results_spec.yml", "results_spec.json")
 POLL_SECONDS = 0.25
-MAX_ACTIVE_SHOWN = 50
 
 EXIT_OK = 0
 EXIT_FAILED = 1
