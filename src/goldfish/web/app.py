@@ -30,7 +30,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from goldfish.context import ServerContext
-from goldfish.errors import GoldfishError, InvalidArgumentError
+from goldfish.errors import GoldfishError, InvalidArgumentError, ProjectNotFoundError
 from goldfish.web import pages
 from goldfish.web.data import DashboardData
 
@@ -72,8 +72,15 @@ class _Data:
             return self._built
 
 
+class DashboardTokenError(GoldfishError):
+    """A request to a dashboard that has a token came without it (or with another one)."""
+
+    code = "UNAUTHORIZED"
+    default_remedy = "Send the token the dashboard was started with (--token or GOLDFISH_UI_TOKEN)."
+
+
 def _status(error: GoldfishError) -> int:
-    return 404 if error.code.endswith("NOT_FOUND") or error.code == "PROJECT_NOT_INITIALIZED" else 400
+    return 404 if error.code.endswith("NOT_FOUND") or isinstance(error, ProjectNotFoundError) else 400
 
 
 def _query(request: Request, name: str) -> str | None:
@@ -267,18 +274,12 @@ class Guard:
             response = RedirectResponse(target, status_code=303)
             response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
             return response
-        message = (
+        error = DashboardTokenError(
             "This dashboard needs its token: Authorization: Bearer <token>, or open it with ?token=<token>."
         )
         if request.url.path.startswith("/api/"):
-            error: dict[str, object] = {
-                "code": "UNAUTHORIZED",
-                "message": message,
-                "details": {},
-                "remedy": None,
-            }
-            return JSONResponse({"success": False, "error": error}, status_code=401)
-        return PlainTextResponse(message, status_code=401)
+            return JSONResponse({"success": False, "error": error.to_dict()}, status_code=401)
+        return PlainTextResponse(error.message, status_code=401)
 
     def _carries_token(self, request: Request) -> bool:
         assert self.token is not None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from collections.abc import Sequence
 
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.errors import (
+    ConflictError,
     GoldfishError,
     InvalidArgumentError,
     SlotOccupiedError,
@@ -70,7 +70,7 @@ class WorkspaceService:
                 with core.db.transaction() as conn:
                     core.rows.insert(conn, name, goal.strip(), base, parent_name, parent_version)
                     core.repo.create_branch(name, base)
-            except sqlite3.IntegrityError:
+            except ConflictError:
                 raise WorkspaceExistsError(
                     f"Workspace '{name}' already exists.", details={"workspace": name}
                 ) from None
@@ -123,7 +123,7 @@ class WorkspaceService:
         try:
             with core.db.transaction() as conn:
                 core.rows.insert_mount(conn, slot, workspace_id)
-        except sqlite3.IntegrityError:
+        except ConflictError:
             raise SlotOccupiedError(f"Slot '{slot}' was just taken.", details={"slot": slot}) from None
 
     def _release_slot(self, slot: str) -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import Literal
 
 from goldfish.db.workspaces import WorkspaceRow
 from goldfish.errors import (
+    ConflictError,
     InvalidArgumentError,
     TagExistsError,
     TagNotFoundError,
@@ -251,7 +251,7 @@ class VersionService:
         try:
             with core.db.transaction() as conn:
                 core.rows.add_tag(conn, ws.id, row.id, tag)
-        except sqlite3.IntegrityError:
+        except ConflictError:
             raise TagExistsError(f"Tag '{tag}' was just used.", details={"tag": tag}) from None
         return [row.version]
 
