@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from goldfish.context import ServerContext
 from goldfish.errors import GoldfishError, InvalidArgumentError, ProjectNotFoundError
-from goldfish.web import pages
+from goldfish.web import compare_page, pages, run_page
 from goldfish.web.data import DashboardData
 
 STATIC = Path(__file__).parent / "static"
@@ -149,12 +149,12 @@ class _Endpoints:
     def compare_page(self, request: Request) -> Response:
         refs = _ids(request, "runs")
         if not refs:
-            return HTMLResponse(pages.compare_empty(self.project_name()))
+            return HTMLResponse(compare_page.compare_empty(self.project_name()))
         try:
             context, model = self.data.get()
-            return HTMLResponse(pages.compare(model.compare(refs), context.config.project_name))
+            return HTMLResponse(compare_page.compare(model.compare(refs), context.config.project_name))
         except GoldfishError as exc:
-            body = pages.compare_empty(self.project_name(), ",".join(refs), exc.message)
+            body = compare_page.compare_empty(self.project_name(), ",".join(refs), exc.message)
             return HTMLResponse(body, status_code=_status(exc))
 
 
@@ -183,7 +183,7 @@ def build_dashboard(
         Route("/runs", page(lambda m, p, r: pages.runs(m.runs(*_runs_query(r)), p))),
         Route(
             "/runs/{run_id}",
-            page(lambda m, p, r: pages.run(m.run(r.path_params["run_id"], _query(r, "stage")), p)),
+            page(lambda m, p, r: run_page.run(m.run(r.path_params["run_id"], _query(r, "stage")), p)),
         ),
         Route("/compare", ends.compare_page),
         Route(
