@@ -27,7 +27,7 @@ import pytest
 from mcp import Client
 
 from goldfish.backends.container import Limits, container_invocation, docker_run_argv
-from goldfish.backends.docker import project_label
+from goldfish.backends.docker.backend import project_label
 from goldfish.backends.spec import RunSpec
 from goldfish.context import ServerContext
 from goldfish.project import initialize_project
