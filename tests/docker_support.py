@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from goldfish.backends.container import project_label
 from goldfish.backends.docker.adaptor import DockerUnavailableError, connect
-from goldfish.backends.docker.backend import project_label
 from goldfish.backends.docker.images import image_info
 
 BASE_IMAGE = "goldfish-base:latest"

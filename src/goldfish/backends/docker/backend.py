@@ -19,7 +19,6 @@ The docker SDK comes from ``adaptor`` on first use: importing this module is che
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from goldfish.backends.container import (
+    CONTAINER_UID,
     CONTROL_DIR,
     INTERPRETER,
     LOGS_DIR,
@@ -37,6 +37,7 @@ from goldfish.backends.container import (
     Limits,
     container_invocation,
     memory_bytes,
+    project_label,
 )
 from goldfish.backends.docker.adaptor import DockerUnavailableError, connect, sdk, short_error
 from goldfish.backends.docker.images import StageImageRequest, ensure_stage_image
@@ -46,14 +47,8 @@ from goldfish.config import Docker
 from goldfish.errors import GoldfishError
 
 log = logging.getLogger("goldfish.backends.docker")
-CONTAINER_UID = 1000  # the base image's ``goldfish`` user, used when the server runs as root
 _ALIVE = {"created", "running", "restarting", "paused"}
 RECHECK_SECONDS = 1.0  # while a container runs, ask the engine about it at most this often
-
-
-def project_label(root: Path) -> str:
-    """A short, stable name of the project for container labels."""
-    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
 
 
 def sdk_create_arguments(invocation: ContainerInvocation) -> dict[str, Any]:

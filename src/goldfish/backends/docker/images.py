@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import goldfish
-from goldfish.backends.container import RUNTIME_DIR
+from goldfish.backends.container import IMAGE_REF, RUNTIME_DIR
 from goldfish.backends.docker.adaptor import DockerUnavailableError, sdk, short_error
 from goldfish.db.images import BuildKind, ImageBuildRepository
 from goldfish.errors import GoldfishError, InvalidArgumentError
@@ -35,7 +35,6 @@ STAGE_REPOSITORY = "goldfish-stage"
 DEFAULT_BASE_FROM = "goldfish-debian-python:bookworm"
 BUILD_TIMEOUT_SECONDS = 1800
 PROGRESS_EVERY_SECONDS = 0.5
-IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$")
 
 _RUNTIME_INIT = '"""Goldfish stage runtime: only ``goldfish.io`` is installed in stage images."""\n'
 _STAGE_DOCKERFILE = """\
