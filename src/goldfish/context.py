@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
-from goldfish.backends.docker_base import ImageService
+from goldfish.backends.docker.base_image import ImageService
 from goldfish.backends.factory import BackendRegistry
 from goldfish.backends.gpus import discover
 from goldfish.backends.protocol import BackendSettings

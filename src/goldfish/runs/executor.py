@@ -25,8 +25,8 @@ from goldfish.backends.gpus import (
     require,
     wait_ready,
 )
+from goldfish.backends.process.python_env import environment_key
 from goldfish.backends.protocol import BackendStatus, Handle
-from goldfish.backends.python_env import environment_key
 from goldfish.backends.spec import RunSpec
 from goldfish.config import Svs
 from goldfish.data.sources import SourceService
