@@ -31,7 +31,7 @@ from goldfish.memory.records import RecordService
 from goldfish.memory.state_md import StateWriter
 from goldfish.memory.thoughts import ThoughtService
 from goldfish.paths import ProjectPaths
-from goldfish.runs.executor import ExecutorDeps, StageRuntime
+from goldfish.runs.deps import ExecutorDeps, StageRuntime
 from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
 from goldfish.secrets.resolver import CloudLookup, SecretResolver
