@@ -16,7 +16,6 @@ every exception becomes a failed check: the doctor never prints a traceback.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -26,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from goldfish.backends.gce import adaptor
 from goldfish.backends.gce.config_check import missing_gce_settings
 from goldfish.config import GoldfishConfig
 
@@ -38,7 +38,7 @@ RPC_TIMEOUT = 8.0
 PROBE_FOLDER = "goldfish-doctor"
 """The tiny folder (under storage.gcs.prefix) the bucket check lists; it need not exist."""
 LIBRARIES = ("google.cloud.compute_v1", "google.cloud.storage")
-INSTALL_FIX = "pip install 'goldfish-mcp[gce]'"
+INSTALL_FIX = adaptor.INSTALL_HINT
 ADC_FIX = (
     "Run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a "
     "service-account key file."
@@ -124,10 +124,8 @@ class _Probe:
 
 def _local_endpoints(config: GoldfishConfig) -> list[str]:
     """The overrides pointing at local simulators (then credentials are anonymous)."""
-    from goldfish.backends.gce.compute import is_local_endpoint  # noqa: PLC0415
-
     found = []
-    if is_local_endpoint(config.gce.api_endpoint):
+    if adaptor.is_local_endpoint(config.gce.api_endpoint):
         found.append(f"gce.api_endpoint={config.gce.api_endpoint}")
     if os.environ.get(_EMULATOR_ENV):
         found.append(f"{_EMULATOR_ENV}={os.environ[_EMULATOR_ENV]}")
@@ -170,11 +168,11 @@ def library_checks() -> tuple[list[Check], set[str]]:
     checks: list[Check] = []
     present: set[str] = set()
     for module in LIBRARIES:
-        try:
-            importlib.import_module(module)
-        except Exception as error:
-            detail = f"cannot import {module}: {_short(error)}"
-            checks.append(_check(f"library {module}", False, detail, INSTALL_FIX))
+        problem = adaptor.missing_library(module)
+        if problem is not None:
+            checks.append(
+                _check(f"library {module}", False, f"cannot import {module}: {problem}", INSTALL_FIX)
+            )
             continue
         present.add(module)
         checks.append(_check(f"library {module}", True, "importable"))
@@ -206,14 +204,9 @@ def _adc_fix() -> str:
 
 def _credentials_call(config: GoldfishConfig) -> Callable[[], Check]:
     def call() -> Check:
-        import google.auth  # noqa: PLC0415
-        from google.auth import exceptions as auth_exc  # noqa: PLC0415
-
         try:
-            credentials, project = google.auth.default(
-                scopes=["https://www.googleapis.com/auth/cloud-platform"]
-            )
-        except auth_exc.DefaultCredentialsError as error:
+            credentials, project = adaptor.default_credentials()
+        except adaptor.auth_exceptions().DefaultCredentialsError as error:
             return _check("credentials", False, f"no credentials found: {_short(error)}", _adc_fix())
         return _check("credentials", True, _describe_credentials(credentials, project, config))
 
