@@ -29,7 +29,7 @@ from goldfish.states import StageState
 
 if TYPE_CHECKING:
     from goldfish.context import ServerContext
-    from goldfish.runs.driver import DriverFork
+    from goldfish.driver_entry import DriverFork
     from goldfish.runs.models import RunSubmission
     from goldfish.runs.service import RunRequest
 
@@ -144,10 +144,9 @@ def _driver_fork(project: str | None) -> DriverFork | None:
 
     # Imported before the fork, once for both processes (the stage backend too).
     import goldfish.backends.process  # noqa: PLC0415, F401
-    from goldfish.context import ServerContext  # noqa: PLC0415, F401
+    from goldfish.driver_entry import DriverFork  # noqa: PLC0415 - with the context and the driver
     from goldfish.paths import STATE_DIR  # noqa: PLC0415
     from goldfish.project import discover_project  # noqa: PLC0415
-    from goldfish.runs.driver import DriverFork  # noqa: PLC0415
 
     if threading.active_count() != 1 or not hasattr(os, "fork"):
         return None

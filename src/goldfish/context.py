@@ -31,6 +31,7 @@ from goldfish.memory.records import RecordService
 from goldfish.memory.state_md import StateWriter
 from goldfish.memory.thoughts import ThoughtService
 from goldfish.paths import ProjectPaths
+from goldfish.runs.driver import DriverDeps, DriverHandOff, PipelineDriver, spawn_driver
 from goldfish.runs.executor import ExecutorDeps, StageRuntime
 from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
@@ -50,7 +51,6 @@ from goldfish.workspaces.versions import VersionService
 if TYPE_CHECKING:
     from goldfish.backends.gce.backend import GceBackend
     from goldfish.backends.gce.warm_pool import WarmPoolService
-    from goldfish.runs.driver import DriverFork
 
 log = logging.getLogger("goldfish")
 
@@ -100,8 +100,8 @@ class ServerContext:
     svs: SvsService = field(init=False)
     secrets: SecretResolver = field(init=False)
     secret_service: SecretService = field(init=False)
-    # Set by `goldfish run`: a fork standing by to drive its run (see runs.driver.DriverFork).
-    driver_fork: DriverFork | None = field(init=False, default=None)
+    # Set by `goldfish run`: a fork standing by to drive its run (see driver_entry.DriverFork).
+    driver_fork: DriverHandOff | None = field(init=False, default=None)
 
     @classmethod
     def open(cls, root: Path) -> ServerContext:
@@ -219,13 +219,22 @@ class ServerContext:
             ),
         )
 
+    def driver_deps(self) -> DriverDeps:
+        """What a pipeline driver needs (inline here, or in a detached driver process)."""
+        return DriverDeps(
+            runs=self.runs,
+            workspaces=self.core.rows,
+            repo=self.core.repo,
+            executor=self.executor_deps(),
+            max_parallel_stages=self.config.defaults.max_parallel_stages,
+            on_finish=self.refresh_state,
+        )
+
     def settle(self, pipeline_run_id: str) -> bool:
         """Do inline what needs no backend (cache hits, skips); True when the run is then finished."""
-        from goldfish.runs.driver import PipelineDriver  # noqa: PLC0415 - the driver imports this module
-
         # Every run submission passes here: the place to see whether an automatic backup is due.
         self.backups.schedule_auto()
-        driver = PipelineDriver(self, pipeline_run_id)
+        driver = PipelineDriver(self.driver_deps(), pipeline_run_id)
         if not self.runs.take_lease(pipeline_run_id, driver.owner, 30.0, 0):
             return False
         try:
@@ -235,8 +244,6 @@ class ServerContext:
 
     def spawn_driver(self, pipeline_run_id: str) -> None:
         """Start a detached driver for a pipeline run (the standing-by ``driver_fork`` when there is one)."""
-        from goldfish.runs.driver import spawn_driver  # noqa: PLC0415
-
         if self.driver_fork is not None and self.driver_fork.available:
             self.driver_fork.start(pipeline_run_id)
         else:

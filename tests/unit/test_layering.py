@@ -1,6 +1,14 @@
 """Import layering: who may import what, checked over the source with ``ast``.
 
-The rules are data: a new layer or adapter is one more row in ``RULES`` or ``STDLIB_ONLY``.
+The rules are data: a new layer or adapter is one more row in ``RULES``, ``DIRECTIONS`` or
+``STDLIB_ONLY``. On top of them the package's modules must not import each other in a circle.
+
+Which imports count: ``RULES``, ``DIRECTIONS`` and the cycle check see every import in the
+source, at module level, inside functions and under ``if TYPE_CHECKING``. A lazy import defers
+a dependency, it does not remove it (the one circle this check was written for, context <->
+runs.driver, was a pair of function-level imports), and a type named from a layer above is
+still knowledge of that layer. Only the stdlib-only check looks at load-time imports alone,
+since what it guards is what a stage container can import.
 """
 
 from __future__ import annotations
@@ -51,6 +59,67 @@ RULES = (
         ("goldfish.web",),
         ("goldfish/web/*", "goldfish/server/*", "goldfish/cli.py"),
         "the dashboard sits above the services: only the entry points that serve it import it",
+    ),
+)
+
+# The domain: services and their models, above the adapters (backends, storage, db, io).
+DOMAIN = (
+    "goldfish.workspaces",
+    "goldfish.pipelines",
+    "goldfish.runs",
+    "goldfish.memory",
+    "goldfish.data",
+    "goldfish.svs",
+    "goldfish.secrets",
+    "goldfish.backups",
+)
+# Above the domain: the composition root and the faces/entry points built on it.
+TOP = (
+    "goldfish.context",
+    "goldfish.server",
+    "goldfish.web",
+    "goldfish.cli*",
+    "goldfish.demo",
+    "goldfish.driver_entry",
+    "goldfish.__main__",
+)
+
+
+@dataclass(frozen=True)
+class Direction:
+    """Files matching ``importers`` must not import modules under ``forbidden`` (but ``allowed``).
+
+    ``importers`` are ``fnmatch`` globs over paths relative to ``src/``; ``forbidden`` and
+    ``allowed`` are module globs, each also covering the submodules of what it names.
+    """
+
+    importers: tuple[str, ...]
+    forbidden: tuple[str, ...]
+    why: str
+    allowed: tuple[str, ...] = ()
+
+
+DIRECTIONS = (
+    Direction(
+        ("goldfish/db/*",),
+        (*DOMAIN, *TOP, "goldfish.backends", "goldfish.storage"),
+        "the database layer imports nothing above it",
+    ),
+    Direction(
+        ("goldfish/backends/*",),
+        (*DOMAIN, *TOP),
+        "a backend is driven by the services and knows neither them nor the server",
+    ),
+    Direction(
+        ("goldfish/storage/*",),
+        (*DOMAIN, *TOP, "goldfish.backends"),
+        "storage sits below the backends (they use it, never the other way)",
+    ),
+    Direction(
+        ("goldfish/io/*",),
+        ("goldfish",),
+        "the in-stage runtime runs in stage containers: nothing of the server, not even lazily",
+        allowed=("goldfish.io",),
     ),
 )
 
@@ -138,6 +207,68 @@ def rule_violations(relative: str, imports: list[Import], rules: tuple[Rule, ...
     ]
 
 
+def _matches(module: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch(module, pattern) or fnmatch(module, pattern + ".*") for pattern in patterns)
+
+
+def direction_violations(
+    relative: str, imports: list[Import], directions: tuple[Direction, ...]
+) -> list[str]:
+    """Lines naming each import of the file ``relative`` that goes a forbidden direction."""
+    return [
+        f"{relative}:{imp.line} imports {imp.module}: {direction.why}"
+        for direction in directions
+        if any(fnmatch(relative, pattern) for pattern in direction.importers)
+        for imp in imports
+        if _matches(imp.module, direction.forbidden) and not _matches(imp.module, direction.allowed)
+    ]
+
+
+def import_graph(sources: dict[str, str]) -> dict[str, set[str]]:
+    """Module -> the modules of ``sources`` it imports (any import, see the module docstring).
+
+    ``sources`` maps paths relative to ``src/`` to their text. ``from pkg import name`` counts
+    as importing ``pkg`` and, when it is one, the submodule ``pkg.name``.
+    """
+    modules = {module_name(Path(relative)): relative for relative in sources}
+    return {
+        module: {
+            imp.module
+            for imp in imports_of(sources[relative], module, is_package=relative.endswith("__init__.py"))
+            if imp.module in modules and imp.module != module
+        }
+        for module, relative in modules.items()
+    }
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import circles of ``graph``: each group of modules that reach one another, sorted."""
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        order[module] = low[module] = len(order)
+        stack.append(module)
+        for target in sorted(graph.get(module, ())):
+            if target not in order:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], order[target])
+        if low[module] == order[module]:
+            group = stack[stack.index(module) :]
+            del stack[stack.index(module) :]
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in order:
+            visit(module)
+    return sorted(found)
+
+
 def stdlib_violations(relative: str, package: str, imports: list[Import]) -> list[str]:
     """Load-time imports of ``relative`` that are neither the standard library nor ``package``."""
     return [
@@ -192,6 +323,21 @@ def test_stdlib_only_package_when_loaded_imports_only_the_standard_library(packa
     assert problems == []
 
 
+@pytest.mark.parametrize("direction", DIRECTIONS, ids=lambda direction: direction.importers[0])
+def test_source_when_scanned_imports_nothing_in_a_forbidden_direction(direction: Direction) -> None:
+    problems = [
+        problem
+        for relative in source_files()
+        for problem in direction_violations(relative.as_posix(), parsed(relative), (direction,))
+    ]
+    assert problems == []
+
+
+def test_source_when_scanned_has_no_import_cycle() -> None:
+    sources = {path.as_posix(): (SRC / path).read_text(encoding="utf-8") for path in source_files()}
+    assert cycles(import_graph(sources)) == []
+
+
 # The checker itself: a rule that silently matched nothing would pass forever.
 
 HOSTILE_SOURCE = textwrap.dedent(
@@ -241,6 +387,106 @@ def test_stdlib_check_when_a_package_imports_third_party_at_load_reports_only_th
         "goldfish.server",
         "goldfish.server.app",
     }
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: "+".join(rule.imported))
+def test_rule_check_when_a_domain_module_imports_a_guarded_module_lazily_reports_it(rule: Rule) -> None:
+    source = f"def lazy():\n    import {rule.imported[0]}.planted\n"
+    imports = imports_of(source, "goldfish.runs.service")
+    assert rule_violations("goldfish/runs/service.py", imports, (rule,)) == [
+        f"goldfish/runs/service.py:2 imports {rule.imported[0]}.planted: {rule.why}"
+    ]
+
+
+# (importing file, module it imports inside a function, whether a direction forbids it)
+DIRECTION_CASES = (
+    ("goldfish/db/runs.py", "goldfish.runs.service", True),
+    ("goldfish/db/runs.py", "goldfish.backends.factory", True),
+    ("goldfish/db/runs.py", "goldfish.errors", False),
+    ("goldfish/backends/docker/backend.py", "goldfish.runs.executor", True),
+    ("goldfish/backends/gce/backend.py", "goldfish.server.app", True),
+    ("goldfish/backends/process.py", "goldfish.context", True),
+    ("goldfish/backends/process.py", "goldfish.cli_runs", True),
+    ("goldfish/backends/process.py", "goldfish.storage.paths", False),
+    ("goldfish/storage/gcs.py", "goldfish.backends.gce.compute", True),
+    ("goldfish/storage/gcs.py", "goldfish.config", False),
+    ("goldfish/io/__init__.py", "goldfish.server.toolkit", True),
+    ("goldfish/io/runner.py", "goldfish.config", True),
+    ("goldfish/io/runner.py", "goldfish.io.masking", False),
+)
+
+
+@pytest.mark.parametrize(("relative", "module", "forbidden"), DIRECTION_CASES)
+def test_direction_check_when_a_planted_import_goes_up_reports_it_and_only_then(
+    relative: str, module: str, forbidden: bool
+) -> None:
+    imports = imports_of(f"def lazy():\n    from {module} import thing\n", module_name(Path(relative)))
+    problems = direction_violations(relative, imports, DIRECTIONS)
+    assert bool(problems) is forbidden, problems
+
+
+def test_direction_rows_when_listed_each_catch_a_planted_case() -> None:
+    caught = {
+        direction
+        for relative, module, forbidden in DIRECTION_CASES
+        if forbidden
+        for direction in DIRECTIONS
+        if direction_violations(relative, imports_of(f"import {module}", "x"), (direction,))
+    }
+    assert caught == set(DIRECTIONS)
+
+
+# The circle this check was written for: the context imported the driver inside functions.
+PLANTED_CIRCLE = {
+    "goldfish/__init__.py": "",
+    "goldfish/context.py": textwrap.dedent(
+        """
+        from goldfish.db.runs import RunRepository
+
+        def settle():
+            from goldfish.runs.driver import PipelineDriver
+        """
+    ),
+    "goldfish/runs/__init__.py": "",
+    "goldfish/runs/driver.py": "from goldfish.context import ServerContext\n",
+    "goldfish/db/__init__.py": "",
+    "goldfish/db/runs.py": "import sqlite3\n",
+}
+
+
+def test_cycle_check_when_a_function_level_import_closes_a_circle_reports_it() -> None:
+    assert cycles(import_graph(PLANTED_CIRCLE)) == [["goldfish.context", "goldfish.runs.driver"]]
+
+
+def test_cycle_check_when_a_type_checking_import_closes_a_circle_reports_it() -> None:
+    sources = {
+        **PLANTED_CIRCLE,
+        "goldfish/context.py": "from goldfish.runs.driver import PipelineDriver\n",
+        "goldfish/runs/driver.py": textwrap.dedent(
+            """
+            from typing import TYPE_CHECKING
+            if TYPE_CHECKING:
+                from ..context import ServerContext
+            """
+        ),
+    }
+    assert cycles(import_graph(sources)) == [["goldfish.context", "goldfish.runs.driver"]]
+
+
+def test_cycle_check_when_three_modules_form_a_ring_reports_the_three_and_not_their_callee() -> None:
+    sources = {
+        **PLANTED_CIRCLE,
+        "goldfish/context.py": "from goldfish.runs import driver\n",
+        "goldfish/runs/driver.py": "from goldfish.db.runs import RunRepository\n",
+        "goldfish/db/runs.py": "from goldfish import errors\n\ndef late():\n    import goldfish.context\n",
+        "goldfish/errors.py": "",
+    }
+    assert cycles(import_graph(sources)) == [["goldfish.context", "goldfish.db.runs", "goldfish.runs.driver"]]
+
+
+def test_cycle_check_when_imports_only_go_down_reports_nothing() -> None:
+    sources = {**PLANTED_CIRCLE, "goldfish/runs/driver.py": "from goldfish.db.runs import RunRepository\n"}
+    assert cycles(import_graph(sources)) == []
 
 
 # Runtime: what importing an entry point actually loads, in a fresh interpreter.
