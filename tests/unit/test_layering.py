@@ -60,6 +60,17 @@ RULES = (
         ("goldfish/web/*", "goldfish/server/*", "goldfish/cli.py"),
         "the dashboard sits above the services: only the entry points that serve it import it",
     ),
+    Rule(
+        ("goldfish.context",),
+        (
+            "goldfish/server/*",
+            "goldfish/web/*",
+            "goldfish/cli*.py",
+            "goldfish/demo.py",
+            "goldfish/driver_entry.py",
+        ),
+        "the composition root wires the layers below it; only the faces and entry points above it open it",
+    ),
 )
 
 # The domain: services and their models, above the adapters (backends, storage, db, io).
