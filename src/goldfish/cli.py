@@ -296,12 +296,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Draw one metric of 1 to 8 stage runs into a PNG file (needs the plot extra)."""
-    from goldfish.memory.plots import MetricPlotter  # noqa: PLC0415
-
     output = Path(args.output)
     context = _open(args.project)
     try:
-        rendered = MetricPlotter(context.run_queries, context.metrics).plot(args.run_ids, args.metric)
+        rendered = context.plotter.plot(args.run_ids, args.metric)
     finally:
         context.close()
     try:

@@ -26,7 +26,9 @@ from goldfish.db.sources import SourceRepository
 from goldfish.db.svs import PatternRepository, SvsRepository
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.db.warm_pool import WarmPoolRepository
+from goldfish.memory.compare import RunComparer
 from goldfish.memory.overview import OverviewService
+from goldfish.memory.plots import MetricPlotter
 from goldfish.memory.records import RecordService
 from goldfish.memory.state_md import StateWriter
 from goldfish.memory.thoughts import ThoughtService
@@ -96,6 +98,8 @@ class ServerContext:
     records: RecordService = field(init=False)
     run_service: RunService = field(init=False)
     run_queries: RunQueries = field(init=False)
+    comparer: RunComparer = field(init=False)
+    plotter: MetricPlotter = field(init=False)
     backups: BackupService = field(init=False)
     svs: SvsService = field(init=False)
     secrets: SecretResolver = field(init=False)
@@ -187,6 +191,8 @@ class ServerContext:
         context.run_queries = RunQueries(
             runs, metrics, storage, backends, context.ensure_driver, context.svs.findings
         )
+        context.comparer = RunComparer(runs, metrics, context.records, core.records, core.rows, repo)
+        context.plotter = MetricPlotter(context.run_queries, metrics)
         return context
 
     def warm_pool(self) -> WarmPoolService:

@@ -18,7 +18,7 @@ from goldfish.context import ServerContext
 from goldfish.db.records import HistoryFilter, RecordRow
 from goldfish.db.runs import PipelineRunRow, StageRunRow
 from goldfish.errors import GoldfishError, InvalidArgumentError
-from goldfish.memory.compare import RunComparer, RunComparison
+from goldfish.memory.compare import RunComparison
 from goldfish.memory.overview import DashboardInfo
 from goldfish.memory.record_models import RecordInfo
 from goldfish.memory.thoughts import ThoughtInfo
@@ -289,7 +289,7 @@ class DashboardData:
 
     def __init__(self, context: ServerContext):
         self._context = context
-        self._comparer = RunComparer(context.core, context.runs, context.metrics, context.records)
+        self._comparer = context.comparer
         # Stage dependencies per (workspace, version, pipeline): a saved version never changes.
         self._graphs: dict[tuple[str, int, str | None], dict[str, list[str]]] = {}
         self._graphs_lock = threading.Lock()
