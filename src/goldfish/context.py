@@ -21,11 +21,13 @@ from goldfish.db.audit import AuditRepository
 from goldfish.db.database import Database
 from goldfish.db.images import ImageBuildRepository
 from goldfish.db.metrics import MetricRepository
+from goldfish.db.records import RecordRepository
 from goldfish.db.runs import RunRepository
 from goldfish.db.sources import SourceRepository
 from goldfish.db.svs import PatternRepository, SvsRepository
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.db.warm_pool import WarmPoolRepository
+from goldfish.db.workspaces import WorkspaceRepository
 from goldfish.memory.compare import RunComparer
 from goldfish.memory.overview import OverviewService
 from goldfish.memory.plots import MetricPlotter
@@ -48,6 +50,7 @@ from goldfish.workspaces.code_cache import CodeCache
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.dev_repo import DevRepo
 from goldfish.workspaces.service import WorkspaceService
+from goldfish.workspaces.sync import SlotSync
 from goldfish.workspaces.versions import VersionService
 
 if TYPE_CHECKING:
@@ -79,6 +82,9 @@ class ServerContext:
     config: GoldfishConfig
     paths: ProjectPaths
     db: Database
+    repo: DevRepo
+    workspace_rows: WorkspaceRepository
+    record_rows: RecordRepository
     core: WorkspaceCore
     workspaces: WorkspaceService
     versions: VersionService
@@ -115,14 +121,17 @@ class ServerContext:
         db = Database(paths.database)
         repo = DevRepo(paths.dev_repo)
         repo.initialize()
-        core = WorkspaceCore(config, paths, db, repo)
+        rows = WorkspaceRepository(db)
+        record_rows = RecordRepository(db)
+        runs = RunRepository(db)
+        sync = SlotSync(db, repo, rows, record_rows, config.max_file_size_mb * 1024 * 1024)
+        core = WorkspaceCore(config, paths, repo, rows, record_rows, runs, sync)
         thought_rows = ThoughtRepository(db)
         svs_store = SvsRepository(db)
         patterns = PatternService(PatternRepository(db))
         audit = AuditRepository(db)
-        workspaces = WorkspaceService(core, thought_rows)
-        versions = VersionService(core)
-        runs = core.runs
+        workspaces = WorkspaceService(core, db, rows, repo, sync, record_rows, thought_rows)
+        versions = VersionService(core, db, rows, repo, sync)
         metrics = MetricRepository(db)
         roots = [paths.data, *(Path(p) for p in config.data_roots)]
         sources = SourceService(SourceRepository(db), roots, paths.root)
@@ -144,17 +153,22 @@ class ServerContext:
             config=config,
             paths=paths,
             db=db,
+            repo=repo,
+            workspace_rows=rows,
+            record_rows=record_rows,
             core=core,
             workspaces=workspaces,
             versions=versions,
             thoughts=ThoughtService(core, thought_rows),
             audit=audit,
-            state=StateWriter(core, thought_rows, runs, svs_store),
+            state=StateWriter(core, rows, record_rows, thought_rows, runs, svs_store),
             overview=OverviewService(
                 core,
                 workspaces,
                 audit,
                 runs,
+                rows,
+                record_rows,
                 warm_pool,
                 svs_store,
                 patterns,
@@ -171,16 +185,19 @@ class ServerContext:
         context.images = ImageService(config.docker, builds)
         context.backups = BackupService(config, paths, db, repo, runs, storage)
         context.secrets = SecretResolver(SecretStore(paths.state_dir), cloud=_secret_manager(config))
-        context.secret_service = SecretService(context.secrets, config, core)
+        context.secret_service = SecretService(context.secrets, config, core, rows)
         # Wired after construction: both call back into the context (settle, spawn a driver).
-        context.records = RecordService(config, core, core.records, runs, metrics)
+        context.records = RecordService(config, core, db, rows, record_rows, runs, metrics)
         context.run_service = RunService(
             config,
             core,
+            db,
+            rows,
+            repo,
             versions,
             runs,
             sources,
-            core.records,
+            record_rows,
             context.records.check_gate,
             context.settle,
             context.spawn_driver,
@@ -191,7 +208,7 @@ class ServerContext:
         context.run_queries = RunQueries(
             runs, metrics, storage, backends, context.ensure_driver, context.svs.findings
         )
-        context.comparer = RunComparer(runs, metrics, context.records, core.records, core.rows, repo)
+        context.comparer = RunComparer(runs, metrics, context.records, record_rows, rows, repo)
         context.plotter = MetricPlotter(context.run_queries, metrics)
         return context
 
@@ -207,10 +224,10 @@ class ServerContext:
             metrics=self.metrics,
             sources=self.sources,
             storage=self.storage,
-            repo=self.core.repo,
+            repo=self.repo,
             backends=self.backends,
             scratch=self.paths.scratch,
-            code=CodeCache(self.core.repo, self.paths.code_cache),
+            code=CodeCache(self.repo, self.paths.code_cache),
             max_attempts=self.config.defaults.max_attempts,
             contracts=_contract_mode(self.config),
             svs=self.config.svs,
@@ -229,8 +246,8 @@ class ServerContext:
         """What a pipeline driver needs (inline here, or in a detached driver process)."""
         return DriverDeps(
             runs=self.runs,
-            workspaces=self.core.rows,
-            repo=self.core.repo,
+            workspaces=self.workspace_rows,
+            repo=self.repo,
             executor=self.executor_deps(),
             max_parallel_stages=self.config.defaults.max_parallel_stages,
             on_finish=self.refresh_state,

@@ -329,7 +329,7 @@ class DashboardData:
             workspace=workspace,
             state=state,
             config_columns=columns,
-            workspaces=context.core.rows.names(),
+            workspaces=context.workspace_rows.names(),
             states=list(RUN_STATES),
         )
 
@@ -337,7 +337,7 @@ class DashboardData:
         """Table rows for ``rows`` (three queries in all) and the config columns that differ."""
         ids = [row.id for row in rows]
         stages = self._context.runs.stages_of_many(ids)
-        records = self._context.core.records.of_pipeline_runs(ids)
+        records = self._context.record_rows.of_pipeline_runs(ids)
         configs = {run_id: _run_config(stages[run_id]) for run_id in ids}
         columns = differing_columns(list(configs.values()))
         table = [
@@ -369,7 +369,7 @@ class DashboardData:
         pipeline, chosen = self._resolve(run_id)
         stages = self._context.runs.stages_of(pipeline.id)
         selected = _pick(stages, chosen, stage)
-        record = self._context.core.records.of_pipeline_run(pipeline.id)
+        record = self._context.record_rows.of_pipeline_run(pipeline.id)
         return RunDetail(
             pipeline_run_id=pipeline.id,
             workspace=pipeline.workspace,
@@ -521,12 +521,13 @@ class DashboardData:
         return found
 
     def _definition_graph(self, pipeline: PipelineRunRow) -> dict[str, list[str]]:
-        core = self._context.core
-        version = core.rows.version(pipeline.workspace_id, pipeline.version_num)
+        context = self._context
+        version = context.workspace_rows.version(pipeline.workspace_id, pipeline.version_num)
         if version is None:
             return {}
         try:
-            definition = load_pipeline(VersionFiles(core.repo, version.commit_sha), pipeline.pipeline, None)
+            files = VersionFiles(context.repo, version.commit_sha)
+            definition = load_pipeline(files, pipeline.pipeline, None)
         except GoldfishError:
             return {}
         return dependencies(definition)
