@@ -143,7 +143,7 @@ def _driver_fork(project: str | None) -> DriverFork | None:
     import threading  # noqa: PLC0415
 
     # Imported before the fork, once for both processes (the stage backend too).
-    import goldfish.backends.process  # noqa: PLC0415, F401
+    import goldfish.backends.process.backend  # noqa: PLC0415, F401
     from goldfish.driver_entry import DriverFork  # noqa: PLC0415 - with the context and the driver
     from goldfish.paths import STATE_DIR  # noqa: PLC0415
     from goldfish.project import discover_project  # noqa: PLC0415

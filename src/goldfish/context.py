@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
-from goldfish.backends.docker_base import ImageService
+from goldfish.backends.docker.base_image import ImageService
 from goldfish.backends.factory import BackendRegistry
 from goldfish.backends.gpus import discover
 from goldfish.backends.protocol import BackendSettings
@@ -35,8 +35,8 @@ from goldfish.memory.records import RecordService
 from goldfish.memory.state_md import StateWriter
 from goldfish.memory.thoughts import ThoughtService
 from goldfish.paths import ProjectPaths
+from goldfish.runs.deps import ExecutorDeps, StageRuntime
 from goldfish.runs.driver import DriverDeps, DriverHandOff, PipelineDriver, spawn_driver
-from goldfish.runs.executor import ExecutorDeps, StageRuntime
 from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
 from goldfish.secrets.resolver import CloudLookup, SecretResolver

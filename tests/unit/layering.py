@@ -47,11 +47,15 @@ RULES = (
         ("goldfish/server/*", "goldfish/cli*.py", "goldfish/demo.py"),
         "the domain knows nothing of MCP; only the server layer and the entry points do",
     ),
-    Rule(("docker",), ("goldfish/backends/docker*",), "the docker SDK lives in its backend adapter"),
+    Rule(
+        ("docker",),
+        ("goldfish/backends/docker/adaptor.py",),
+        "the docker SDK is imported in one place: the docker backend's adaptor",
+    ),
     Rule(
         ("google",),
-        ("goldfish/backends/gce*", "goldfish/storage/gcs*"),
-        "Google clients live in the GCE backend and GCS storage adapters",
+        ("goldfish/backends/gce/*", "goldfish/storage/gcs_adaptor.py"),
+        "Google clients live in the GCE backend and the GCS storage adaptor",
     ),
     Rule(
         ("goldfish.web",),

@@ -49,8 +49,15 @@ def test_rule_check_when_a_file_breaks_rules_reports_every_forbidden_import() ->
 
 def test_rule_check_when_the_file_is_in_the_allowed_layer_reports_nothing() -> None:
     imports = imports_of("import docker\nfrom google.cloud import compute_v1\n", "goldfish.backends.x")
-    assert rule_violations("goldfish/backends/docker.py", imports, RULES[1:2]) == []
+    assert rule_violations("goldfish/backends/docker/adaptor.py", imports, RULES[1:2]) == []
     assert rule_violations("goldfish/backends/gce/compute.py", imports, RULES[2:3]) == []
+
+
+def test_rule_check_when_another_module_of_the_backend_imports_the_sdk_reports_it() -> None:
+    imports = imports_of("import docker\n", "goldfish.backends.docker.backend")
+    assert len(rule_violations("goldfish/backends/docker/backend.py", imports, RULES[1:2])) == 1
+    imports = imports_of("import google.cloud.storage\n", "goldfish.storage.gcs")
+    assert len(rule_violations("goldfish/storage/gcs.py", imports, RULES[2:3])) == 1
 
 
 def test_stdlib_check_when_a_package_imports_third_party_at_load_reports_only_those() -> None:

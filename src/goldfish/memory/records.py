@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sqlite3
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -21,7 +20,13 @@ from goldfish.db.metrics import MetricRepository
 from goldfish.db.records import HistoryFilter, RecordRepository, RecordRow
 from goldfish.db.runs import RunRepository
 from goldfish.db.workspaces import WorkspaceRepository
-from goldfish.errors import GoldfishError, InvalidArgumentError, TagExistsError, suggestion_suffix
+from goldfish.errors import (
+    ConflictError,
+    GoldfishError,
+    InvalidArgumentError,
+    TagExistsError,
+    suggestion_suffix,
+)
 from goldfish.ids import PIPELINE_RUN_ID, RECORD_ID, STAGE_RUN_ID
 from goldfish.memory.record_models import (
     AlreadyFinalizedError,
@@ -336,7 +341,7 @@ class RecordService:
                     self._records.add_tag(conn, row.id, row.workspace, tag)
                     if version is not None and tag_version:
                         self._rows.add_tag(conn, row.workspace_id, version.id, tag)
-            except sqlite3.IntegrityError:
+            except ConflictError:
                 raise TagExistsError(f"Tag '{tag}' was just used.", details={"tag": tag}) from None
         return TagInfo(
             record=RecordInfo.of(self._records.get(row.id) or row),

@@ -27,8 +27,9 @@ from goldfish.db.workspaces import WorkspaceRepository
 from goldfish.pipelines.graph import dependencies
 from goldfish.pipelines.models import PipelineDef, StageDef
 from goldfish.pipelines.validator import load_pipeline
-from goldfish.runs.executor import ExecutorDeps, StageExecutor
-from goldfish.states import ACTIVE, FailureKind, PipelineState, StageState
+from goldfish.runs.deps import ExecutorDeps
+from goldfish.runs.executor import StageExecutor
+from goldfish.states import ACTIVE, DID_NOT_COMPLETE, FailureKind, PipelineState, StageState, pipeline_end
 from goldfish.timeutil import parse_iso
 from goldfish.workspaces.dev_repo import DevRepo
 from goldfish.workspaces.files import VersionFiles
@@ -38,7 +39,6 @@ log = logging.getLogger("goldfish.driver")
 LEASE_SECONDS = 15.0
 POLL_SECONDS = 0.05
 EXIT_CHECK_SECONDS = 0.003
-_FAILED = {StageState.FAILED, StageState.CANCELED, StageState.TIMED_OUT, StageState.SKIPPED}
 # The module a detached driver process runs (named, not imported: it sits above the context).
 ENTRY_MODULE = "goldfish.driver_entry"
 
@@ -138,7 +138,10 @@ class PipelineDriver:
     def _fail_unexpected(self, run: StageRunRow, exc: Exception) -> None:
         fresh = self.runs.stage_run(run.id)
         if fresh is not None and not fresh.terminal:
-            self.executor.machine.fail(fresh, FailureKind.INFRA_ERROR, f"internal error: {exc}"[:500])
+            # forced: no hooks, since one of them may be what failed
+            self.executor.machine.fail(
+                fresh, FailureKind.INFRA_ERROR, f"internal error: {exc}"[:500], force=True
+            )
 
     def settle(self) -> bool:
         """Step without launching until nothing more changes; True when the run is finished."""
@@ -167,7 +170,7 @@ class PipelineDriver:
         if run.cancel_requested:
             self.executor.machine.move(run, StageState.CANCELED, "cancel", "canceled before it started")
             return 0
-        blocked = [up.stage for up in upstream if StageState(up.state) in _FAILED]
+        blocked = [up.stage for up in upstream if StageState(up.state) in DID_NOT_COMPLETE]
         if blocked:
             self.executor.machine.move(
                 run,
@@ -189,20 +192,16 @@ class PipelineDriver:
 
     def _maybe_finish(self) -> bool:
         stage_runs = self.runs.stages_of(self.run_id)
-        if any(StageState(run.state) in ACTIVE for run in stage_runs):
+        final = pipeline_end(StageState(run.state) for run in stage_runs)
+        if final is None:
             return False
-        states = {StageState(run.state) for run in stage_runs}
-        if states <= {StageState.COMPLETED}:
-            final, error = PipelineState.COMPLETED, None
-        elif StageState.CANCELED in states and not states & {StageState.FAILED, StageState.TIMED_OUT}:
-            final, error = PipelineState.CANCELED, "canceled"
-        else:
-            failed = [
-                f"{run.stage}: {run.error or run.state}"
-                for run in stage_runs
-                if StageState(run.state) in {StageState.FAILED, StageState.TIMED_OUT}
-            ]
-            final, error = PipelineState.FAILED, "; ".join(failed)[:4000] or None
+        failed = [
+            f"{run.stage}: {run.error or run.state}"
+            for run in stage_runs
+            if StageState(run.state) in {StageState.FAILED, StageState.TIMED_OUT}
+        ]
+        errors = {PipelineState.CANCELED: "canceled", PipelineState.FAILED: "; ".join(failed)[:4000] or None}
+        error = errors.get(final)
         self.runs.finish_pipeline(self.run_id, final, error)
         last_end = max(
             (parse_iso(run.finished_at).timestamp() for run in stage_runs if run.finished_at), default=None

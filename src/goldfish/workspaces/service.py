@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from collections.abc import Sequence
 
 from goldfish.db.database import Database
@@ -11,6 +10,7 @@ from goldfish.db.records import RecordRepository
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.db.workspaces import WorkspaceRepository
 from goldfish.errors import (
+    ConflictError,
     GoldfishError,
     InvalidArgumentError,
     SlotOccupiedError,
@@ -88,7 +88,7 @@ class WorkspaceService:
                 with self._db.transaction() as conn:
                     self._rows.insert(conn, name, goal.strip(), base, parent_name, parent_version)
                     self._repo.create_branch(name, base)
-            except sqlite3.IntegrityError:
+            except ConflictError:
                 raise WorkspaceExistsError(
                     f"Workspace '{name}' already exists.", details={"workspace": name}
                 ) from None
@@ -141,7 +141,7 @@ class WorkspaceService:
         try:
             with self._db.transaction() as conn:
                 self._rows.insert_mount(conn, slot, workspace_id)
-        except sqlite3.IntegrityError:
+        except ConflictError:
             raise SlotOccupiedError(f"Slot '{slot}' was just taken.", details={"slot": slot}) from None
 
     def _release_slot(self, slot: str) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import Literal
 
 from goldfish.db.database import Database
 from goldfish.db.workspaces import WorkspaceRepository, WorkspaceRow
 from goldfish.errors import (
+    ConflictError,
     InvalidArgumentError,
     TagExistsError,
     TagNotFoundError,
@@ -260,7 +260,7 @@ class VersionService:
         try:
             with self._db.transaction() as conn:
                 self._rows.add_tag(conn, ws.id, row.id, tag)
-        except sqlite3.IntegrityError:
+        except ConflictError:
             raise TagExistsError(f"Tag '{tag}' was just used.", details={"tag": tag}) from None
         return [row.version]
 

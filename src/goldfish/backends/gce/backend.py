@@ -21,9 +21,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from goldfish.backends.container import Limits
-from goldfish.backends.docker import CONTAINER_UID, project_label
-from goldfish.backends.docker_images import StageImageRequest, connect, ensure_stage_image, push_image
+from goldfish.backends.container import CONTAINER_UID, Limits, project_label
+from goldfish.backends.docker.adaptor import connect
+from goldfish.backends.docker.images import StageImageRequest, ensure_stage_image, push_image
 from goldfish.backends.gce.config_check import GceNotConfiguredError, missing_gce_settings
 from goldfish.backends.gce.instances import (
     InstanceBody,

@@ -296,7 +296,7 @@ def _compute_fix(failure: Any, project: str, zone: str) -> str:
 
 def _compute_call(config: GoldfishConfig, project_root: Path | None) -> Callable[[], Check]:
     def call() -> Check:
-        from goldfish.backends.docker import project_label  # noqa: PLC0415
+        from goldfish.backends.container import project_label  # noqa: PLC0415
         from goldfish.backends.gce.compute import ComputeApi  # noqa: PLC0415
         from goldfish.backends.gce.failures import LaunchFailure  # noqa: PLC0415
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from goldfish.errors import GoldfishError
 
@@ -45,6 +45,9 @@ _REMEDIES: dict[str, str] = {
 class LaunchFailure(GoldfishError):
     """A Compute API call failed; ``category`` says what kind of failure it is.
 
+    Its ``code`` is its category's, ``GCE_<CATEGORY>`` (``GCE_CAPACITY``, ...); ``GCE_LAUNCH_FAILED``
+    is :class:`goldfish.backends.gce.launcher.LaunchError`'s, raised when no zone gave an instance.
+
     Attributes:
         category: ``capacity``, ``quota``, ``credentials``, ``invalid_request``, ``network``,
             ``not_found``, ``conflict`` or ``unknown``.
@@ -56,7 +59,7 @@ class LaunchFailure(GoldfishError):
             disk type is not offered there): another zone may accept the same body.
     """
 
-    code = "GCE_LAUNCH_FAILED"
+    instance_codes = tuple(f"GCE_{category.upper()}" for category in get_args(Category))
 
     def __init__(
         self,
