@@ -85,6 +85,7 @@ class ServerContext:
     repo: DevRepo
     workspace_rows: WorkspaceRepository
     record_rows: RecordRepository
+    sync: SlotSync
     core: WorkspaceCore
     workspaces: WorkspaceService
     versions: VersionService
@@ -156,6 +157,7 @@ class ServerContext:
             repo=repo,
             workspace_rows=rows,
             record_rows=record_rows,
+            sync=sync,
             core=core,
             workspaces=workspaces,
             versions=versions,
@@ -289,7 +291,7 @@ class ServerContext:
 
     def startup(self) -> None:
         """Repair what an interrupted process left behind and refresh STATE.md."""
-        self.core.sync.reconcile_all()
+        self.sync.reconcile_all()
         for run in self.runs.active_pipeline_runs():
             self.ensure_driver(run.id)
         self.state.write()
