@@ -14,7 +14,7 @@ from goldfish.context import ServerContext
 from goldfish.db.records import HistoryFilter
 from goldfish.db.runs import PipelineRunRow, StageRunRow
 from goldfish.errors import InvalidArgumentError
-from goldfish.memory.compare import RunComparer, RunComparison
+from goldfish.memory.compare import RunComparison
 from goldfish.runs.models import MetricSeries, StageRunInfo
 from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.web.models import (
@@ -82,7 +82,7 @@ class DashboardData:
 
     def __init__(self, context: ServerContext):
         self._context = context
-        self._comparer = RunComparer(context.core, context.runs, context.metrics, context.records)
+        self._comparer = context.comparer
         self._graphs = StageGraphs(context)
 
     # -- overview ---------------------------------------------------------------------------
@@ -120,7 +120,7 @@ class DashboardData:
             workspace=workspace,
             state=state,
             config_columns=columns,
-            workspaces=context.core.rows.names(),
+            workspaces=context.workspace_rows.names(),
             states=list(RUN_STATES),
         )
 
@@ -128,7 +128,7 @@ class DashboardData:
         """Table rows for ``rows`` (three queries in all) and the config columns that differ."""
         ids = [row.id for row in rows]
         stages = self._context.runs.stages_of_many(ids)
-        records = self._context.core.records.of_pipeline_runs(ids)
+        records = self._context.record_rows.of_pipeline_runs(ids)
         configs = {run_id: _run_config(stages[run_id]) for run_id in ids}
         columns = differing_columns(list(configs.values()))
         table = [
@@ -160,7 +160,7 @@ class DashboardData:
         pipeline, chosen = self._resolve(run_id)
         stages = self._context.runs.stages_of(pipeline.id)
         selected = _pick(stages, chosen, stage)
-        record = self._context.core.records.of_pipeline_run(pipeline.id)
+        record = self._context.record_rows.of_pipeline_run(pipeline.id)
         return RunDetail(
             pipeline_run_id=pipeline.id,
             workspace=pipeline.workspace,

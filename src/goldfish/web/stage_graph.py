@@ -56,12 +56,13 @@ class StageGraphs:
         return found
 
     def _definition_graph(self, pipeline: PipelineRunRow) -> dict[str, list[str]]:
-        core = self._context.core
-        version = core.rows.version(pipeline.workspace_id, pipeline.version_num)
+        context = self._context
+        version = context.workspace_rows.version(pipeline.workspace_id, pipeline.version_num)
         if version is None:
             return {}
         try:
-            definition = load_pipeline(VersionFiles(core.repo, version.commit_sha), pipeline.pipeline, None)
+            files = VersionFiles(context.repo, version.commit_sha)
+            definition = load_pipeline(files, pipeline.pipeline, None)
         except GoldfishError:
             return {}
         return dependencies(definition)
