@@ -1,6 +1,6 @@
 # The stage base image: python3 + pip + a non-root user (uid 1000). The docker backend builds
 # each stage image on top of it (goldfish runtime + a requirements.txt layer, see
-# src/goldfish/backends/docker_images.py); stages run as a non-root user with their inputs
+# src/goldfish/backends/docker/images.py); stages run as a non-root user with their inputs
 # read-only. Nothing here needs the network or the build context:
 #   docker build --build-arg BASE=goldfish-debian-python:bookworm -t goldfish-base:latest - < Dockerfile
 # BASE is any local image with python3 and pip (Debian's python3-pip, python:3.x-slim, ...);

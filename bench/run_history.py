@@ -159,7 +159,7 @@ def add_runs(
                 context.runs.insert_stage_run(conn, _stage_row(index, position, name, version, failed))
             record_id = new_record_id()
             records.append((index, record_id))
-            context.core.records.insert(
+            context.record_rows.insert(
                 conn,
                 {
                     "id": record_id,
@@ -181,7 +181,7 @@ def add_runs(
                 "value": 0.5 + (index % 97) / 200,
                 "direction": "maximize",
             }
-            context.core.records.finalize(record_id, results, None, None)
+            context.record_rows.finalize(record_id, results, None, None)
     points = _points(history.points_per_run)
     stored = 0
     for index in range(start, stop):

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from goldfish.backends.docker import project_label
-from goldfish.backends.docker_images import DockerUnavailableError, connect, image_info
+from goldfish.backends.container import project_label
+from goldfish.backends.docker.adaptor import DockerUnavailableError, connect
+from goldfish.backends.docker.images import image_info
 
 BASE_IMAGE = "goldfish-base:latest"
 SETUP_HINT = "run `bash scripts/ensure-docker.sh` as root (what `make test` does)"

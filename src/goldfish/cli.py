@@ -29,7 +29,7 @@ from goldfish.states import StageState
 
 if TYPE_CHECKING:
     from goldfish.context import ServerContext
-    from goldfish.runs.driver import DriverFork
+    from goldfish.driver_entry import DriverFork
     from goldfish.runs.models import RunSubmission
     from goldfish.runs.requests import RunRequest
 
@@ -143,11 +143,10 @@ def _driver_fork(project: str | None) -> DriverFork | None:
     import threading  # noqa: PLC0415
 
     # Imported before the fork, once for both processes (the stage backend too).
-    import goldfish.backends.process  # noqa: PLC0415, F401
-    from goldfish.context import ServerContext  # noqa: PLC0415, F401
+    import goldfish.backends.process.backend  # noqa: PLC0415, F401
+    from goldfish.driver_entry import DriverFork  # noqa: PLC0415 - with the context and the driver
     from goldfish.paths import STATE_DIR  # noqa: PLC0415
     from goldfish.project import discover_project  # noqa: PLC0415
-    from goldfish.runs.driver import DriverFork  # noqa: PLC0415
 
     if threading.active_count() != 1 or not hasattr(os, "fork"):
         return None
@@ -298,12 +297,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Draw one metric of 1 to 8 stage runs into a PNG file (needs the plot extra)."""
-    from goldfish.memory.plots import MetricPlotter  # noqa: PLC0415
-
     output = Path(args.output)
     context = _open(args.project)
     try:
-        rendered = MetricPlotter(context.run_queries, context.metrics).plot(args.run_ids, args.metric)
+        rendered = context.plotter.plot(args.run_ids, args.metric)
     finally:
         context.close()
     try:

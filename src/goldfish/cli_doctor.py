@@ -1,13 +1,16 @@
 """``goldfish doctor``: is this machine ready to run stages, and on which backend?
 
 It reports the Python and Goldfish versions, the project (when one is found), the local GPUs
-stages can ask for with ``compute.gpus`` (nvidia-smi / CUDA_VISIBLE_DEVICES), whether the
-Docker engine answers, which base images exist there, which piece the docker backend lacks
-(the ``docker`` package, the engine or the base image) with the one command that fixes it,
-what ``defaults.backend: auto`` picks, and, when the project uses GCE or GCS, every cloud check of
-:func:`goldfish.backends.gce.doctor.diagnose_cloud` with the fix for each failure. Nothing is
-built or changed. The exit code is 1 when the project asks for the docker backend explicitly
-and it cannot work here, or when it uses GCE/GCS and a cloud check fails.
+stages can ask for with ``compute.gpus`` (nvidia-smi / CUDA_VISIBLE_DEVICES), and what each
+backend's doctor finds: the process backend's interpreter and pip
+(:mod:`goldfish.backends.process.doctor`); whether the Docker engine answers, which base images
+exist there, which piece the docker backend lacks (the ``docker`` package, the engine or the
+base image) with the one command that fixes it (:mod:`goldfish.backends.docker.doctor`); what
+``defaults.backend: auto`` picks; and, when the project uses GCE or GCS, every cloud check of
+:func:`goldfish.backends.gce.doctor.diagnose_cloud` with the fix for each failure. This module
+only parses and renders; nothing is built or changed. The exit code is 1 when the project asks
+for the docker backend explicitly and it cannot work here, or when it uses GCE/GCS and a cloud
+check fails.
 """
 
 from __future__ import annotations
@@ -31,12 +34,12 @@ def add_doctor_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def diagnose(project: str | None) -> dict[str, Any]:
-    """Everything ``goldfish doctor`` reports, as data."""
-    from goldfish.backends.docker_base import ImageService  # noqa: PLC0415 - loads lazily
-    from goldfish.backends.docker_images import docker_readiness  # noqa: PLC0415
+    """Everything ``goldfish doctor`` reports, as data: each backend's doctor, side by side."""
+    from goldfish.backends.docker import doctor as docker_doctor  # noqa: PLC0415 - loads lazily
     from goldfish.backends.factory import available_backends  # noqa: PLC0415
     from goldfish.backends.gce.doctor import diagnose_cloud  # noqa: PLC0415
     from goldfish.backends.gpus import discover  # noqa: PLC0415
+    from goldfish.backends.process import doctor as process_doctor  # noqa: PLC0415
     from goldfish.config import GoldfishConfig, load_config  # noqa: PLC0415
     from goldfish.errors import GoldfishError  # noqa: PLC0415
     from goldfish.project import discover_project  # noqa: PLC0415
@@ -55,19 +58,20 @@ def diagnose(project: str | None) -> dict[str, Any]:
         config = GoldfishConfig(project_name="none")
         report["project"] = None
         report["project_problem"] = exc.message
-    engine, images = ImageService(config.docker, None).base_images()
-    readiness = docker_readiness(config.docker.base_image)
-    report["docker"] = {**engine, "missing": readiness.missing, "fix": readiness.fix}
-    report["base_images"] = [image.model_dump(exclude_none=True) for image in images]
-    docker_ok = readiness.ready
+    report["process"] = process_doctor.diagnose()
+    docker = docker_doctor.diagnose(config.docker)
+    readiness = docker.readiness
+    report["docker"] = {**docker.engine, "missing": readiness.missing, "fix": readiness.fix}
+    report["base_images"] = docker.base_images
     report["default_backend"] = config.defaults.backend
-    report["auto_picks"] = "docker" if docker_ok else "process"
-    if not docker_ok:
+    report["auto_picks"] = "docker" if readiness.ready else "process"
+    if not readiness.ready:
         report["auto_reason"] = readiness.detail
     report["gpus"] = discover().describe()
     cloud = diagnose_cloud(config, root)
     report["cloud"] = cloud
-    report["ok"] = (docker_ok or config.defaults.backend != "docker") and (cloud["ok"] or not cloud["needed"])
+    docker_ok = readiness.ready or config.defaults.backend != "docker"
+    report["ok"] = docker_ok and (cloud["ok"] or not cloud["needed"])
     return report
 
 
@@ -108,6 +112,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     backends = ", ".join(report["backends"])
     print(f"goldfish {report['goldfish']} (Python {report['python']}); backends: {backends}")
     print(f"project: {report['project'] or 'none found (' + report.get('project_problem', '') + ')'}")
+    print(process_line(report["process"]))
     docker = report["docker"]
     if docker.get("reachable"):
         print(
@@ -138,3 +143,10 @@ def gpu_line(gpus: dict[str, Any]) -> str:
         for gpu in gpus["gpus"]
     )
     return f"gpus: {gpus['count']} via {gpus['source']}: {each}"
+
+
+def process_line(process: dict[str, Any]) -> str:
+    """The process backend as one line: its interpreter and where a requirements venv's pip comes from."""
+    where = {"server": "the server's pip", "ensurepip": "pip from ensurepip"}.get(process["pip"] or "")
+    pip = f"requirements.txt venvs use {where}" if where else f"no pip for requirements.txt: {process['fix']}"
+    return f"process: python {process['python']} ({process['interpreter']}); {pip}"

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
-from goldfish.backends.docker_base import ImageService
+from goldfish.backends.docker.base_image import ImageService
 from goldfish.backends.factory import BackendRegistry
 from goldfish.backends.gpus import discover
 from goldfish.backends.protocol import BackendSettings
@@ -22,17 +22,22 @@ from goldfish.db.audit import AuditRepository
 from goldfish.db.database import Database
 from goldfish.db.images import ImageBuildRepository
 from goldfish.db.metrics import MetricRepository
+from goldfish.db.records import RecordRepository
 from goldfish.db.runs import RunRepository
 from goldfish.db.sources import SourceRepository
 from goldfish.db.svs import PatternRepository, SvsRepository
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.db.warm_pool import WarmPoolRepository
+from goldfish.db.workspaces import WorkspaceRepository
+from goldfish.memory.compare import RunComparer
 from goldfish.memory.overview import OverviewService
+from goldfish.memory.plots import MetricPlotter
 from goldfish.memory.records import RecordService
 from goldfish.memory.state_md import StateWriter
 from goldfish.memory.thoughts import ThoughtService
 from goldfish.paths import ProjectPaths
-from goldfish.runs.executor import ExecutorDeps, StageRuntime
+from goldfish.runs.deps import ExecutorDeps, StageRuntime
+from goldfish.runs.driver import DriverDeps, DriverHandOff, PipelineDriver, spawn_driver
 from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
 from goldfish.secrets.resolver import CloudLookup, SecretResolver
@@ -46,13 +51,13 @@ from goldfish.workspaces.code_cache import CodeCache
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.dev_repo import DevRepo
 from goldfish.workspaces.service import WorkspaceService
+from goldfish.workspaces.sync import SlotSync
 from goldfish.workspaces.versions import VersionService
 
 if TYPE_CHECKING:
     from goldfish.backends.gce.backend import GceBackend
     from goldfish.backends.gce.warm_pool import WarmPoolService
     from goldfish.data.promotion import OutputPromoter
-    from goldfish.runs.driver import DriverFork
     from goldfish.runs.folder_import import FolderImporter
     from goldfish.runs.watch import RunWatcher
 
@@ -81,6 +86,10 @@ class ServerContext:
     config: GoldfishConfig
     paths: ProjectPaths
     db: Database
+    repo: DevRepo
+    workspace_rows: WorkspaceRepository
+    record_rows: RecordRepository
+    sync: SlotSync
     core: WorkspaceCore
     workspaces: WorkspaceService
     versions: VersionService
@@ -100,12 +109,14 @@ class ServerContext:
     records: RecordService = field(init=False)
     run_service: RunService = field(init=False)
     run_queries: RunQueries = field(init=False)
+    comparer: RunComparer = field(init=False)
+    plotter: MetricPlotter = field(init=False)
     backups: BackupService = field(init=False)
     svs: SvsService = field(init=False)
     secrets: SecretResolver = field(init=False)
     secret_service: SecretService = field(init=False)
-    # Set by `goldfish run`: a fork standing by to drive its run (see runs.driver.DriverFork).
-    driver_fork: DriverFork | None = field(init=False, default=None)
+    # Set by `goldfish run`: a fork standing by to drive its run (see driver_entry.DriverFork).
+    driver_fork: DriverHandOff | None = field(init=False, default=None)
 
     @classmethod
     def open(cls, root: Path) -> ServerContext:
@@ -115,14 +126,17 @@ class ServerContext:
         db = Database(paths.database)
         repo = DevRepo(paths.dev_repo)
         repo.initialize()
-        core = WorkspaceCore(config, paths, db, repo)
+        rows = WorkspaceRepository(db)
+        record_rows = RecordRepository(db)
+        runs = RunRepository(db)
+        sync = SlotSync(db, repo, rows, record_rows, config.max_file_size_mb * 1024 * 1024)
+        core = WorkspaceCore(config, paths, repo, rows, record_rows, runs, sync)
         thought_rows = ThoughtRepository(db)
         svs_store = SvsRepository(db)
         patterns = PatternService(PatternRepository(db))
         audit = AuditRepository(db)
-        workspaces = WorkspaceService(core, thought_rows)
-        versions = VersionService(core)
-        runs = core.runs
+        workspaces = WorkspaceService(core, db, rows, repo, sync, record_rows, thought_rows)
+        versions = VersionService(core, db, rows, repo, sync)
         metrics = MetricRepository(db)
         roots = [paths.data, *(Path(p) for p in config.data_roots)]
         sources = SourceService(SourceRepository(db), roots, paths.root)
@@ -144,17 +158,23 @@ class ServerContext:
             config=config,
             paths=paths,
             db=db,
+            repo=repo,
+            workspace_rows=rows,
+            record_rows=record_rows,
+            sync=sync,
             core=core,
             workspaces=workspaces,
             versions=versions,
             thoughts=ThoughtService(core, thought_rows),
             audit=audit,
-            state=StateWriter(core, thought_rows, runs, svs_store),
+            state=StateWriter(core, rows, record_rows, thought_rows, runs, svs_store),
             overview=OverviewService(
                 core,
                 workspaces,
                 audit,
                 runs,
+                rows,
+                record_rows,
                 warm_pool,
                 svs_store,
                 patterns,
@@ -171,16 +191,19 @@ class ServerContext:
         context.images = ImageService(config.docker, builds)
         context.backups = BackupService(config, paths, db, repo, runs, storage)
         context.secrets = SecretResolver(SecretStore(paths.state_dir), cloud=_secret_manager(config))
-        context.secret_service = SecretService(context.secrets, config, core)
+        context.secret_service = SecretService(context.secrets, config, core, rows)
         # Wired after construction: both call back into the context (settle, spawn a driver).
-        context.records = RecordService(config, core, core.records, runs, metrics)
+        context.records = RecordService(config, core, db, rows, record_rows, runs, metrics)
         context.run_service = RunService(
             config,
             core,
+            db,
+            rows,
+            repo,
             versions,
             runs,
             sources,
-            core.records,
+            record_rows,
             context.records.check_gate,
             context.settle,
             context.spawn_driver,
@@ -191,6 +214,8 @@ class ServerContext:
         context.run_queries = RunQueries(
             runs, metrics, storage, backends, context.ensure_driver, context.svs.findings
         )
+        context.comparer = RunComparer(runs, metrics, context.records, record_rows, rows, repo)
+        context.plotter = MetricPlotter(context.run_queries, metrics)
         return context
 
     def warm_pool(self) -> WarmPoolService:
@@ -205,10 +230,10 @@ class ServerContext:
             metrics=self.metrics,
             sources=self.sources,
             storage=self.storage,
-            repo=self.core.repo,
+            repo=self.repo,
             backends=self.backends,
             scratch=self.paths.scratch,
-            code=CodeCache(self.core.repo, self.paths.code_cache),
+            code=CodeCache(self.repo, self.paths.code_cache),
             max_attempts=self.config.defaults.max_attempts,
             contracts=_contract_mode(self.config),
             svs=self.config.svs,
@@ -223,13 +248,22 @@ class ServerContext:
             ),
         )
 
+    def driver_deps(self) -> DriverDeps:
+        """What a pipeline driver needs (inline here, or in a detached driver process)."""
+        return DriverDeps(
+            runs=self.runs,
+            workspaces=self.workspace_rows,
+            repo=self.repo,
+            executor=self.executor_deps(),
+            max_parallel_stages=self.config.defaults.max_parallel_stages,
+            on_finish=self.refresh_state,
+        )
+
     def settle(self, pipeline_run_id: str) -> bool:
         """Do inline what needs no backend (cache hits, skips); True when the run is then finished."""
-        from goldfish.runs.driver import PipelineDriver  # noqa: PLC0415 - the driver imports this module
-
         # Every run submission passes here: the place to see whether an automatic backup is due.
         self.backups.schedule_auto()
-        driver = PipelineDriver(self, pipeline_run_id)
+        driver = PipelineDriver(self.driver_deps(), pipeline_run_id)
         if not self.runs.take_lease(pipeline_run_id, driver.owner, 30.0, 0):
             return False
         try:
@@ -239,8 +273,6 @@ class ServerContext:
 
     def spawn_driver(self, pipeline_run_id: str) -> None:
         """Start a detached driver for a pipeline run (the standing-by ``driver_fork`` when there is one)."""
-        from goldfish.runs.driver import spawn_driver  # noqa: PLC0415
-
         if self.driver_fork is not None and self.driver_fork.available:
             self.driver_fork.start(pipeline_run_id)
         else:
@@ -263,7 +295,7 @@ class ServerContext:
 
     def startup(self) -> None:
         """Repair what an interrupted process left behind and refresh STATE.md."""
-        self.core.sync.reconcile_all()
+        self.sync.reconcile_all()
         for run in self.runs.active_pipeline_runs():
             self.ensure_driver(run.id)
         self.state.write()
@@ -302,7 +334,7 @@ class ServerContext:
         """``goldfish run DIR``: a plain folder run as a workspace."""
         from goldfish.runs.folder_import import FolderImporter  # noqa: PLC0415 - only `goldfish run` needs it
 
-        return FolderImporter(self.config, self.paths, self.core, self.workspaces)
+        return FolderImporter(self.config, self.paths, self.core, self.workspace_rows, self.workspaces)
 
     @cached_property
     def run_watch(self) -> RunWatcher:

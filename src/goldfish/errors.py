@@ -1,9 +1,15 @@
-"""The one error hierarchy of Goldfish.
+"""The one error hierarchy of Goldfish, and the catalogue of its codes.
 
 Every error a user can cause is a :class:`GoldfishError` with a stable upper-snake ``code``,
 a human message, structured ``details`` and a one-sentence ``remedy``. Adapters translate
-git, docker and cloud exceptions into these at their boundary, so no library jargon reaches
-agents.
+git, docker, cloud and SQLite exceptions into these at their boundary, so no library jargon
+reaches agents.
+
+The errors every layer raises are defined here; an error only one domain raises is defined
+beside it (``backups/models.py``, ``backends/gpus.py``, ...). Either way its code is listed in
+:data:`CODES`, the one place that says which class owns which code;
+``tests/unit/test_error_codes.py`` imports every module and checks each code has exactly one
+owner.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ import difflib
 import errno
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar, Final
 
 
 class GoldfishError(Exception):
@@ -25,9 +32,12 @@ class GoldfishError(Exception):
         message: What went wrong, in plain words.
         details: Structured context (names, paths, limits) for programs.
         remedy: One sentence telling the caller what to do instead.
+        instance_codes: Set by a class whose errors each carry one of several codes (chosen
+            when raised) instead of the class's ``code``; every one is listed in :data:`CODES`.
     """
 
     code = "GOLDFISH_ERROR"
+    instance_codes: ClassVar[tuple[str, ...]] = ()
     default_remedy = ""
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None, remedy: str | None = None):
@@ -196,6 +206,17 @@ class StorageError(GoldfishError):
     default_remedy = "Check storage.gcs in goldfish.yaml, the bucket and the credentials, then call again."
 
 
+class ConflictError(GoldfishError):
+    """Another call stored the same unique thing (a name, a tag, a slot's workspace) at the same moment.
+
+    The database layer raises it for a unique key that is already taken; a service that knows
+    what the key means catches it and raises its own error (``WORKSPACE_EXISTS``, ``TAG_EXISTS``).
+    """
+
+    code = "CONFLICT"
+    default_remedy = "Another call changed the same thing just now: read the current state, then call again."
+
+
 class UnknownToolError(GoldfishError):
     """A tools/call named a tool this server does not have."""
 
@@ -278,6 +299,89 @@ class InternalError(GoldfishError):
 
     code = "INTERNAL"
     default_remedy = "Look at the server log under .goldfish/logs; report it if it repeats."
+
+
+# Every code an agent or script can see, and the one class that owns it (by class name: the
+# classes live in errors.py or beside the one domain that raises them). A new code gets its line
+# here; tests/unit/test_error_codes.py fails on a code with no line, two owners, or no owner.
+CODES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        # any layer (errors.py)
+        "GOLDFISH_ERROR": "GoldfishError",
+        "INVALID_ARGUMENT": "InvalidArgumentError",
+        "INVALID_PATH": "InvalidPathError",
+        "REASON_REQUIRED": "ReasonRequiredError",
+        "PROJECT_NOT_INITIALIZED": "ProjectNotFoundError",
+        "PROJECT_EXISTS": "ProjectExistsError",
+        "CONFIG_INVALID": "ConfigError",
+        "PIPELINE_INVALID": "PipelineInvalidError",
+        "WORKSPACE_NOT_FOUND": "WorkspaceNotFoundError",
+        "WORKSPACE_EXISTS": "WorkspaceExistsError",
+        "SLOT_NOT_FOUND": "SlotNotFoundError",
+        "SLOT_OCCUPIED": "SlotOccupiedError",
+        "SLOT_EMPTY": "SlotEmptyError",
+        "WORKSPACE_MOUNTED": "WorkspaceMountedError",
+        "WORKSPACE_BUSY": "WorkspaceBusyError",
+        "VERSION_NOT_FOUND": "VersionNotFoundError",
+        "TAG_EXISTS": "TagExistsError",
+        "TAG_NOT_FOUND": "TagNotFoundError",
+        "VERSION_TAGGED": "VersionTaggedError",
+        "UNSAFE_SYMLINK": "UnsafeSymlinkError",
+        "FILE_TOO_LARGE": "SlotTooLargeError",
+        "STORAGE_UNAVAILABLE": "StorageError",
+        "CONFLICT": "ConflictError",
+        "UNKNOWN_TOOL": "UnknownToolError",
+        "DISK_FULL": "DiskFullError",
+        "DISK_READ_ONLY": "DiskReadOnlyError",
+        "INTERNAL": "InternalError",
+        # files and config (yamlfile.py)
+        "YAML_TOO_COMPLEX": "YamlTooComplexError",
+        "DUPLICATE_KEY": "DuplicateKeyError",
+        # runs (runs/)
+        "RUN_NOT_FOUND": "RunNotFoundError",
+        "REVIEW_BLOCKED": "ReviewBlockedError",
+        "INPUT_UNAVAILABLE": "InputUnavailableError",
+        # experiment memory (memory/)
+        "RECORD_NOT_FOUND": "RecordNotFoundError",
+        "ALREADY_FINALIZED": "AlreadyFinalizedError",
+        "RUN_NOT_FINISHED": "RunNotFinishedError",
+        "FINALIZATION_REQUIRED": "FinalizationRequiredError",
+        "PLOT_UNAVAILABLE": "PlotUnavailableError",
+        "METRIC_NOT_FOUND": "MetricNotFoundError",
+        # data sources (data/sources.py), stage validation (svs/), secrets (secrets/)
+        "SOURCE_NOT_FOUND": "SourceNotFoundError",
+        "SOURCE_EXISTS": "SourceExistsError",
+        "SOURCE_CHANGED": "SourceChangedError",
+        "PATTERN_NOT_FOUND": "PatternNotFoundError",
+        "SECRET_NOT_SET": "SecretNotSetError",
+        # backups (backups/models.py)
+        "BACKUP_NOT_FOUND": "BackupNotFoundError",
+        "BACKUP_CORRUPT": "BackupCorruptError",
+        "RUNS_ACTIVE": "RunsActiveError",
+        # local backends (backends/)
+        "GPU_UNAVAILABLE": "GpuUnavailableError",
+        "GPU_NOT_READY": "GpuNotReadyError",
+        "ENVIRONMENT_BUILD_FAILED": "EnvironmentBuildError",
+        "DOCKER_UNAVAILABLE": "DockerUnavailableError",
+        "BASE_IMAGE_MISSING": "BaseImageMissingError",
+        "IMAGE_BUILD_FAILED": "ImageBuildError",
+        "BUILD_NOT_FOUND": "BuildNotFoundError",
+        # GCE (backends/gce/): a failed Compute call carries its category's code
+        "GCE_NOT_CONFIGURED": "GceNotConfiguredError",
+        "GCE_LAUNCH_FAILED": "LaunchError",
+        "GCE_CAPACITY": "LaunchFailure",
+        "GCE_QUOTA": "LaunchFailure",
+        "GCE_CREDENTIALS": "LaunchFailure",
+        "GCE_INVALID_REQUEST": "LaunchFailure",
+        "GCE_NETWORK": "LaunchFailure",
+        "GCE_NOT_FOUND": "LaunchFailure",
+        "GCE_CONFLICT": "LaunchFailure",
+        "GCE_UNKNOWN": "LaunchFailure",
+        "SECRET_MANAGER_FAILED": "SecretManagerError",
+        # the dashboard (web/app.py)
+        "UNAUTHORIZED": "DashboardTokenError",
+    }
+)
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:

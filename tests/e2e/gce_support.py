@@ -114,6 +114,21 @@ async def run_to_end(client: Client, world: GceWorld, **arguments: Any) -> dict[
         pytest.fail(f"the run did not finish; consoles:\n{world.consoles()}")
 
 
+async def start_until_heartbeat(
+    client: Client, world: GceWorld, **arguments: Any
+) -> tuple[dict[str, Any], str]:
+    """Run workspace ``w1`` and wait until its first stage's VM sends a heartbeat (the job started).
+
+    Returns:
+        The run submission and that stage run's id.
+    """
+    submission = await start_run(client, "w1", **arguments)
+    run_id = str(submission["stages"][0]["stage_run_id"])
+    storage = world.storage()
+    wait_for(lambda: storage.read_bytes(f"runs/{run_id}/heartbeat.json"), RUN_TIMEOUT, "the first heartbeat")
+    return submission, run_id
+
+
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll ``condition`` until truthy; fail naming ``what``."""
     deadline = time.monotonic() + timeout

@@ -119,7 +119,7 @@ def nothing_imported(project: Path) -> bool:
     """True when no workspace, version or slot file exists: a refused `goldfish run DIR` wrote nothing."""
     context = ServerContext.open(project)
     try:
-        workspaces = context.core.rows.names()
+        workspaces = context.workspace_rows.names()
         versions = context.db.connection.execute("SELECT count(*) FROM workspace_versions").fetchone()[0]
     finally:
         context.close()
@@ -247,7 +247,7 @@ def test_rerun_of_an_edited_folder_saves_a_new_version_of_the_same_workspace(tmp
     assert logs.stdout.splitlines() == ["total=21.0"]
     context = ServerContext.open(project)
     try:
-        files = context.core.repo.list_files(context.core.repo.branch_head("experiment"))
+        files = context.repo.list_files(context.repo.branch_head("experiment"))
         workspaces = [info.name for info in context.workspaces.list(20, 0)[0]]
     finally:
         context.close()

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from goldfish.backends.gce import doctor as cloud_doctor
+from goldfish.backends.gce import doctor_checks
 from goldfish.config import load_config
 from goldfish.project import initialize_project
 from goldfish.yamlfile import load_yaml
@@ -238,7 +239,7 @@ def test_doctor_when_the_compute_api_never_answers_reports_it_within_the_bound(
     tmp_path: Path, gcs_bucket: GcsBucket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = new_project(tmp_path)
-    monkeypatch.setattr(cloud_doctor, "CHECK_TIMEOUT", 0.5)
+    monkeypatch.setattr(doctor_checks, "CHECK_TIMEOUT", 0.5)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # accepts connections, never answers a request

@@ -33,11 +33,11 @@ from tests.e2e.gce_support import (
     GceWorld,
     gce_config,
     run_to_end,
+    start_until_heartbeat,
     wait_for,
 )
 from tests.integration.pipeline_fixtures import (
     ok,
-    start_run,
     wait_for_pipeline,
     workspace_in_slot,
     write_pipeline,
@@ -178,12 +178,7 @@ async def test_server_restart_when_a_vm_run_is_in_flight_reconciles_it_from_gcs(
     async with Client(server_for(world.root), mode="legacy") as client:
         slot = await workspace_in_slot(client, "w1")
         write_pipeline(slot, ONE_STAGE, {"train": gce_config(sleep=6)})
-        submission = await start_run(client, "w1")
-    run_id = submission["stages"][0]["stage_run_id"]
-    storage = world.storage()
-    wait_for(
-        lambda: storage.read_bytes(f"runs/{run_id}/heartbeat.json"), RUN_TIMEOUT, "the VM to start the job"
-    )
+        submission, run_id = await start_until_heartbeat(client, world)
     driver = _pipeline_row(world, submission["pipeline_run_id"])["driver_pid"]
     os.kill(int(driver), signal.SIGKILL)  # the server side dies; the VM does not notice
     with contextlib.suppress(ChildProcessError):
@@ -221,10 +216,7 @@ async def test_cancel_when_a_vm_run_is_in_flight_deletes_the_vm_and_marks_the_st
     async with Client(server_for(world.root), mode="legacy") as client:
         slot = await workspace_in_slot(client, "w1")
         write_pipeline(slot, ONE_STAGE, {"train": gce_config(sleep=60)})
-        submission = await start_run(client, "w1")
-        run_id = submission["stages"][0]["stage_run_id"]
-        storage = world.storage()
-        wait_for(lambda: storage.read_bytes(f"runs/{run_id}/heartbeat.json"), RUN_TIMEOUT, "the job to start")
+        submission, run_id = await start_until_heartbeat(client, world)
         # The agent that never got a handle recorded is found again by its labels.
         context = ServerContext.open(world.root)
         try:

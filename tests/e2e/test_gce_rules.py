@@ -14,10 +14,16 @@ from mcp import Client
 
 from goldfish.server.app import server_for
 from goldfish.yamlfile import load_yaml
-from tests.e2e.gce_support import ONE_STAGE, RUN_TIMEOUT, GceWorld, gce_config, run_to_end, wait_for
+from tests.e2e.gce_support import (
+    ONE_STAGE,
+    RUN_TIMEOUT,
+    GceWorld,
+    gce_config,
+    run_to_end,
+    start_until_heartbeat,
+)
 from tests.integration.pipeline_fixtures import (
     ok,
-    start_run,
     wait_for_pipeline,
     workspace_in_slot,
     write_pipeline,
@@ -85,12 +91,7 @@ async def test_host_maintenance_when_it_stops_a_running_vm_retries_the_stage(wor
     async with Client(server_for(world.root), mode="legacy") as client:
         slot = await workspace_in_slot(client, "w1")
         write_pipeline(slot, ONE_STAGE, {"train": gce_config(sleep=10)})
-        submission = await start_run(client, "w1")
-        run_id = submission["stages"][0]["stage_run_id"]
-        storage = world.storage()
-        wait_for(
-            lambda: storage.read_bytes(f"runs/{run_id}/heartbeat.json"), RUN_TIMEOUT, "the first heartbeat"
-        )
+        submission, _ = await start_until_heartbeat(client, world)
         first = next(iter(world.compute.instances.values()))
         world.compute.host_maintenance(first.name)
         info = await wait_for_pipeline(client, submission["pipeline_run_id"], timeout=RUN_TIMEOUT)

@@ -27,6 +27,7 @@ from tests.e2e.gce_support import (
     GceWorld,
     gce_config,
     run_to_end,
+    start_until_heartbeat,
     wait_for,
 )
 from tests.integration.pipeline_fixtures import (
@@ -132,10 +133,7 @@ async def test_preemption_when_spot_vm_is_reclaimed_retries_in_another_zone(
 ) -> None:
     slot = await workspace_in_slot(gce_client, "w1")
     write_pipeline(slot, ONE_STAGE, {"train": gce_config(sleep=30)})
-    submission = await start_run(gce_client, "w1")
-    run_id = submission["stages"][0]["stage_run_id"]
-    storage = world.storage()
-    wait_for(lambda: storage.read_bytes(f"runs/{run_id}/heartbeat.json"), RUN_TIMEOUT, "the first heartbeat")
+    submission, run_id = await start_until_heartbeat(gce_client, world)
     first = next(iter(world.compute.instances.values()))
     world.compute.preempt(first.name, grace_seconds=3)
     # The retry must be able to finish quickly: only the first attempt sleeps for long.

@@ -91,7 +91,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from goldfish.backends.gce.vm.agent import job_dir
+from goldfish.backends.gce.vm.layout import job_dir
 from tests.fakes.fake_metadata import NUMERIC_PROJECT_ID, FakeMetadataServer
 from tests.fakes.http_support import QuietLoopbackServer
 from tests.fakes.sandbox import Sandbox
@@ -106,6 +106,8 @@ LABEL_KEY_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 LABEL_VALUE_RE = re.compile(r"[a-z0-9_-]{0,63}")
 METADATA_KEY_RE = re.compile(r"[a-zA-Z0-9_-]{1,128}")
 ZONE_RE = re.compile(r"[a-z]+-[a-z]+[0-9]+-[a-z]")
+# Source: REST reference, Metadata.items[]: a value's "size must be less than or equal to 262144
+# bytes (256 KiB)"; "The total size of all keys and values must be less than 512 KB".
 MAX_METADATA_VALUE = 256 * 1024
 MAX_METADATA_TOTAL = 512 * 1024
 HTTP_TEXT = {
@@ -376,7 +378,7 @@ def _check_metadata_items(items: Any, field_name: str) -> dict[str, str]:
         if len(value.encode()) > MAX_METADATA_VALUE:
             raise ApiError(400, "invalid", f"Value for metadata key '{key}' exceeds 256 KB.")
         result[key] = value
-    if sum(len(k) + len(v.encode()) for k, v in result.items()) > MAX_METADATA_TOTAL:
+    if sum(len(k) + len(v.encode()) for k, v in result.items()) >= MAX_METADATA_TOTAL:
         raise ApiError(400, "invalid", "Metadata exceeds the total size limit of 512 KB.")
     return result
 

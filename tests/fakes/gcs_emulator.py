@@ -28,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from goldfish.storage.gcs import EMULATOR_ENV, GcsStorage
+from goldfish.storage.gcs import GcsStorage
+from goldfish.storage.gcs_adaptor import EMULATOR_ENV
 
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0

@@ -24,7 +24,7 @@ def test_code_cache_when_a_version_changes_one_file_links_the_rest_and_keeps_the
         (slot / "gone.txt").unlink()
         (slot / "new.txt").write_text("added\n")
         v2 = context.versions.save("w1", "second")
-        repo = context.core.repo
+        repo = context.repo
         c1 = repo.resolve("refs/tags/cc-v1")
         c2 = repo.resolve("refs/tags/cc-v2")
         assert v1.version is not None and v2.version is not None and c1 and c2

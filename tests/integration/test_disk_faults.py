@@ -196,8 +196,7 @@ def test_save_when_database_refuses_the_version_row_leaves_no_version_in_the_sto
 
     assert store_versions(root, "ws") == database_versions(root, "ws") == [1]
     assert (
-        context.core.repo.branch_head("ws")
-        == context.core.version(context.core.workspace("ws"), "v1").commit_sha
+        context.repo.branch_head("ws") == context.core.version(context.core.workspace("ws"), "v1").commit_sha
     )
     saved = context.versions.save("w1", "the second learning rate")
     assert saved.created is True

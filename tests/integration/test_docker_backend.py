@@ -26,8 +26,7 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from goldfish.backends.container import Limits, container_invocation, docker_run_argv
-from goldfish.backends.docker import project_label
+from goldfish.backends.container import Limits, container_invocation, docker_run_argv, project_label
 from goldfish.backends.spec import RunSpec
 from goldfish.context import ServerContext
 from goldfish.project import initialize_project

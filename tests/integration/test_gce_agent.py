@@ -28,15 +28,16 @@ from typing import Any
 import pytest
 
 from goldfish.backends.container import Limits, container_invocation, docker_run_argv
-from goldfish.backends.gce.vm import agent
+from goldfish.backends.gce.startup import agent_archive, startup_files
+from goldfish.backends.gce.vm import errors, layout
+from goldfish.backends.gce.vm import storage as agent_storage
 from goldfish.backends.spec import RunSpec
 from goldfish.storage.gcs import GcsStorage
 from tests.fakes.fake_metadata import FakeMetadataServer
 from tests.fakes.gcs_emulator import GcsBucket, GcsEmulator
 from tests.fakes.nvidia_smi import default_gpus, install_fake_nvidia_smi
 
-AGENT = Path(agent.__file__)
-STARTUP = AGENT.parent / "startup.sh"
+STARTUP = Path(layout.__file__).parent / "startup.sh"
 AGENT_PYTHON = os.environ.get("GOLDFISH_TEST_AGENT_PYTHON") or sys.executable
 INSTANCE = "goldfish-vm-1"
 ZONE = "us-central1-a"
@@ -331,7 +332,7 @@ class Vm:
             {
                 "GCE_METADATA_HOST": self.metadata.host,
                 "STORAGE_EMULATOR_HOST": self.bucket.host,
-                agent.JOB_ROOT_ENV: str(self.root),
+                layout.JOB_ROOT_ENV: str(self.root),
                 "FAKE_DOCKER_DIR": str(self.docker_dir),
                 "FAKE_POWER_LOG": str(self.power_log),
                 "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -342,10 +343,12 @@ class Vm:
 
     def start(self, *, via_startup_script: bool = False) -> None:
         if via_startup_script:
-            self.metadata.set_attribute("goldfish-agent", AGENT.read_text(encoding="utf-8"))
+            self.metadata.set_attribute("goldfish-agent", startup_files().agent)
             argv = ["bash", str(STARTUP)]
         else:
-            argv = [AGENT_PYTHON, str(AGENT)]
+            archive = self.tmp / "agent.pyz"
+            archive.write_bytes(agent_archive())
+            argv = [AGENT_PYTHON, str(archive)]
         with self.console.open("ab") as console:
             self.process = subprocess.Popen(
                 argv,
@@ -488,7 +491,7 @@ def test_cold_job_when_started_by_the_startup_script_streams_logs_uploads_output
     assert calls[2]["argv"] == vm.read_json(f"runs/{run_id}/job.json")["docker_run"]
     assert calls[2]["api_token"] == SECRET_VALUE
     assert vm.power_calls() == ["poweroff "]
-    assert (tmp_path / "agent-home" / "agent.py").read_bytes() == AGENT.read_bytes()
+    assert (tmp_path / "agent-home" / "agent.pyz").read_bytes() == agent_archive()
 
 
 def test_warm_vm_when_jobs_arrive_runs_each_with_its_own_image_on_its_own_paths(vm: Vm) -> None:
@@ -607,9 +610,9 @@ def test_gpu_job_when_no_gpu_appears_fails_as_infra_error_without_running(vm: Vm
 def test_agent_storage_when_files_are_large_or_empty_uploads_them_resumably(
     gcs_bucket: GcsBucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(agent, "RESUMABLE_THRESHOLD", 64 * 1024)
-    monkeypatch.setattr(agent, "RESUMABLE_CHUNK", 256 * 1024)
-    storage = agent.Storage(None, gcs_bucket.host)
+    monkeypatch.setattr(agent_storage, "RESUMABLE_THRESHOLD", 64 * 1024)
+    monkeypatch.setattr(agent_storage, "RESUMABLE_CHUNK", 256 * 1024)
+    storage = agent_storage.Storage(None, gcs_bucket.host)
     store = GcsStorage(gcs_bucket.name)
     data = os.urandom(600 * 1024)
     big = tmp_path / "big.bin"
@@ -629,13 +632,13 @@ def test_agent_storage_when_files_are_large_or_empty_uploads_them_resumably(
     back = tmp_path / "back.bin"
     storage.download_to(f"gs://{gcs_bucket.name}/runs/r/big.bin", str(back))
     assert back.read_bytes() == data
-    with pytest.raises(agent.HttpError) as caught:
+    with pytest.raises(errors.HttpError) as caught:
         storage.read_bytes(f"gs://{gcs_bucket.name}/runs/r/missing")
     assert caught.value.status == 404
 
 
-def test_startup_script_when_the_agent_is_not_in_metadata_fails_without_running_anything(vm: Vm) -> None:
-    done = subprocess.run(
+def _run_startup_script(vm: Vm) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         ["bash", str(STARTUP)],
         env=vm.environment(),
         capture_output=True,
@@ -643,9 +646,31 @@ def test_startup_script_when_the_agent_is_not_in_metadata_fails_without_running_
         timeout=WAIT_SECONDS,
         check=False,
     )
+
+
+def test_startup_script_when_the_agent_is_not_in_metadata_fails_without_running_anything(vm: Vm) -> None:
+    done = _run_startup_script(vm)
     assert done.returncode != 0
     assert "goldfish-agent metadata value is missing" in done.stderr
-    assert not (vm.tmp / "agent-home" / "agent.py").exists()
+    assert not (vm.tmp / "agent-home" / "agent.pyz").exists()
+    assert vm.docker_calls() == [] and vm.power_calls() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("print('not an archive')", "not base64"),
+        ("bm90IGEgemlwIGFyY2hpdmU=", "not a zip application"),  # base64 of "not a zip archive"
+    ],
+)
+def test_startup_script_when_the_agent_value_is_not_an_archive_fails_without_running_anything(
+    vm: Vm, value: str, said: str
+) -> None:
+    vm.metadata.set_attribute("goldfish-agent", value)
+    done = _run_startup_script(vm)
+    assert done.returncode != 0
+    assert said in done.stderr
+    assert not (vm.tmp / "agent-home" / "agent.pyz").exists()
     assert vm.docker_calls() == [] and vm.power_calls() == []
 
 

@@ -185,6 +185,24 @@ def test_set_metadata_with_a_stale_fingerprint_is_refused_and_a_current_one_appl
     assert [call["ok"] for call in fake_compute.set_metadata_calls] == [False, True]
 
 
+@pytest.mark.parametrize(
+    ("metadata", "said"),
+    [
+        ({"goldfish-agent": "a" * (256 * 1024 + 1)}, "exceeds 256 KB"),
+        ({"one": "a" * (200 * 1024), "two": "b" * (200 * 1024), "three": "c" * (112 * 1024)}, "512 KB"),
+    ],
+    ids=["one-value-over-256KiB", "all-values-512KB"],
+)
+def test_insert_when_metadata_is_over_gce_limits_is_refused_and_leaves_no_instance(
+    client: compute_v1.InstancesClient, fake_compute: FakeCompute, metadata: dict[str, str], said: str
+) -> None:
+    with pytest.raises(exceptions.BadRequest) as refused:
+        _insert(client, _instance("vm-big", metadata=metadata))
+
+    assert said in str(refused.value)
+    assert "vm-big" not in fake_compute.instances
+
+
 def test_capacity_fault_is_a_done_operation_with_the_gce_code_and_leaves_no_instance(
     client: compute_v1.InstancesClient, fake_compute: FakeCompute
 ) -> None:

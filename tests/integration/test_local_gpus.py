@@ -13,7 +13,7 @@ import yaml
 from mcp import Client
 
 from goldfish.backends.container import container_invocation
-from goldfish.backends.docker import sdk_create_arguments, stage_limits
+from goldfish.backends.docker.backend import sdk_create_arguments, stage_limits
 from goldfish.backends.gpus import GpuNotReadyError, discover, wait_ready
 from goldfish.config import Docker
 from goldfish.server.app import server_for

@@ -10,7 +10,7 @@ import idna
 import pytest
 
 import goldfish
-from goldfish.backends.python_env import interpreter_for
+from goldfish.backends.process.python_env import interpreter_for
 
 pytestmark = pytest.mark.slow
 

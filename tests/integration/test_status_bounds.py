@@ -26,7 +26,7 @@ def _fill_history(context: ServerContext, workspaces: int, runs_per_workspace: i
         row = context.core.workspace(ws.name)
         with context.db.transaction() as conn:
             for number in range(1, 4):
-                context.core.rows.insert_version(conn, row.id, number, "0" * 40, LONG, "save", 3)
+                context.workspace_rows.insert_version(conn, row.id, number, "0" * 40, LONG, "save", 3)
             for r in range(runs_per_workspace):
                 run_id, now = new_pipeline_run_id(), now_iso()
                 state = "failed" if r % 3 == 0 else "completed"
@@ -61,7 +61,7 @@ def _fill_history(context: ServerContext, workspaces: int, runs_per_workspace: i
                         "finished_at": now,
                     },
                 )
-                context.core.records.insert(
+                context.record_rows.insert(
                     conn,
                     {
                         "id": new_record_id(),

@@ -56,7 +56,7 @@ def version_rows(context: ServerContext, workspace: str) -> list[tuple[int, str,
 
 def crash_between_tag_and_row(context: ServerContext, workspace: str, slot: str, number: int) -> str:
     """Do what a save does up to the tag, then 'die': commit and tag vN, insert no row."""
-    repo = context.core.repo
+    repo = context.repo
     index = context.paths.slot_index(slot)
     repo.stage_slot(context.core.slot_path(slot), index)
     head = repo.branch_head(workspace)
@@ -67,7 +67,7 @@ def crash_between_tag_and_row(context: ServerContext, workspace: str, slot: str,
 
 def tag_numbers(context: ServerContext, workspace: str) -> list[int]:
     prefix = f"{workspace}-v"
-    return sorted(int(name[len(prefix) :]) for name in context.core.repo.tags_with_prefix(prefix))
+    return sorted(int(name[len(prefix) :]) for name in context.repo.tags_with_prefix(prefix))
 
 
 # -- a tag without a row ---------------------------------------------------------------------
@@ -103,8 +103,8 @@ def test_save_when_orphan_tag_points_at_the_head_still_gives_unique_numbers(cont
     slot = mounted_workspace(context)
     (slot / "a.txt").write_text("1\n", encoding="utf-8")
     context.versions.save("w1", "first")
-    head = context.core.repo.branch_head("baseline")
-    context.core.repo.tag(version_tag("baseline", 2), head)
+    head = context.repo.branch_head("baseline")
+    context.repo.tag(version_tag("baseline", 2), head)
 
     (slot / "a.txt").write_text("2\n", encoding="utf-8")
     saved = context.versions.save("w1", "second")
@@ -123,7 +123,7 @@ def test_save_when_an_earlier_save_moved_the_workspace_but_never_tagged_it_creat
     (slot / "train.py").write_text("lr = 0.1\n", encoding="utf-8")
     context.versions.save("w1", "first")
     (slot / "train.py").write_text("lr = 0.2\n", encoding="utf-8")
-    repo, index = context.core.repo, context.paths.slot_index("w1")
+    repo, index = context.repo, context.paths.slot_index("w1")
     repo.stage_slot(slot, index)
     repo.commit("baseline", repo.write_tree(index), repo.branch_head("baseline"), "a save cut short")
 
@@ -134,7 +134,7 @@ def test_save_when_an_earlier_save_moved_the_workspace_but_never_tagged_it_creat
     assert (saved.version.version, saved.version.message) == ("v2", "the second learning rate")
     assert saved.changed_files == ["train.py"]
     assert tag_numbers(context, "baseline") == [1, 2]
-    assert context.core.repo.branch_head("baseline").startswith(saved.version.commit)
+    assert context.repo.branch_head("baseline").startswith(saved.version.commit)
 
 
 def test_startup_when_tag_exists_without_row_inserts_the_row(project_root: Path) -> None:
@@ -213,12 +213,12 @@ def test_startup_while_another_process_is_mid_save_does_not_duplicate_its_row(
         try:
             ws = context.core.workspace("baseline")
             with context.db.transaction() as conn:
-                number = context.core.rows.next_version_num(conn, ws.id)
-                commit = context.core.repo.branch_head("baseline")
-                context.core.repo.tag(version_tag("baseline", number), commit)
+                number = context.workspace_rows.next_version_num(conn, ws.id)
+                commit = context.repo.branch_head("baseline")
+                context.repo.tag(version_tag("baseline", number), commit)
                 tagged.set()
                 release.wait(10)
-                context.core.rows.insert_version(conn, ws.id, number, commit, "slow", "save", 1)
+                context.workspace_rows.insert_version(conn, ws.id, number, commit, "slow", "save", 1)
         except BaseException as exc:  # pragma: no cover - reported below
             failures.append(exc)
             tagged.set()
@@ -288,9 +288,9 @@ def test_save_when_two_threads_save_the_same_slot_gives_distinct_version_numbers
     assert tag_numbers(context, "baseline") == numbers
     # The last version holds both threads' final files, and the slot is clean.
     assert context.versions.diff("w1", None).files == []
-    head = context.core.repo.branch_head("baseline")
-    assert context.core.repo.read_file(head, "left.txt") == f"left {rounds - 1}\n"
-    assert context.core.repo.read_file(head, "right.txt") == f"right {rounds - 1}\n"
+    head = context.repo.branch_head("baseline")
+    assert context.repo.read_file(head, "left.txt") == f"left {rounds - 1}\n"
+    assert context.repo.read_file(head, "right.txt") == f"right {rounds - 1}\n"
 
 
 WORKER = textwrap.dedent(
@@ -380,8 +380,8 @@ def test_two_processes_saving_different_slots_lose_no_rows_and_keep_the_database
         thoughts, total = context.thoughts.list(name, 200, 0)
         assert total == count
         assert sorted(t.thought for t in thoughts) == sorted(f"{name} thought {i}" for i in range(count))
-        head = context.core.repo.branch_head(name)
-        assert context.core.repo.read_file(head, "step.txt") == f"{name} {count - 1}\n"
+        head = context.repo.branch_head(name)
+        assert context.repo.read_file(head, "step.txt") == f"{name} {count - 1}\n"
 
     assert context.db.integrity_ok()
     with sqlite3.connect(project_root / ".goldfish" / "goldfish.db") as raw:

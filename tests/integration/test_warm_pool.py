@@ -173,4 +173,6 @@ def test_cleanup_when_forced_deletes_busy_vms_too(repo: WarmPoolRepository, tmp_
     assert repo.get("vm-busy").state == "busy"  # type: ignore[union-attr]
     assert pool.cleanup(force=True) == ["vm-busy"]
     assert [row.name for row in repo.live()] == []
-    assert repo.move("vm-busy", "deleted", "idle", "resurrect") is False  # deleted is final
+    refused = repo.move("vm-busy", "deleted", "idle", "resurrect")
+    assert not refused.accepted
+    assert refused.reason == "deleted is final: it never moves"

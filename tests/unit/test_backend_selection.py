@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from goldfish.backends.docker_images import DockerUnavailableError, docker_ready
-from goldfish.backends.factory import BackendRegistry, available_backends, resolve_backend_name
+from goldfish.backends.docker.adaptor import DockerUnavailableError
+from goldfish.backends.docker.doctor import docker_ready
+from goldfish.backends.factory import BackendRegistry, available_backends, backend_class, resolve_backend_name
 from goldfish.backends.gce.config_check import GceNotConfiguredError
 from goldfish.backends.protocol import BackendSettings
 from goldfish.config import GoldfishConfig
@@ -31,6 +32,11 @@ def no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> GoldfishConfig
 
 def test_available_backends_when_listed_include_process_and_docker() -> None:
     assert {"process", "docker"} <= set(available_backends())
+
+
+@pytest.mark.parametrize("name", available_backends())
+def test_backend_table_when_each_name_is_loaded_gives_the_class_of_that_name(name: str) -> None:
+    assert getattr(backend_class(name), "name", None) == name
 
 
 def test_auto_when_no_engine_answers_picks_process(no_engine: GoldfishConfig) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from goldfish.backends.docker_images import DockerUnavailableError, docker_readiness
+from goldfish.backends.docker.adaptor import DockerUnavailableError
+from goldfish.backends.docker.doctor import docker_readiness
 from goldfish.backends.factory import resolve_backend_name
 from goldfish.config import GoldfishConfig
 from tests.docker_support import require_docker
@@ -81,7 +82,7 @@ def test_explicit_docker_backend_when_the_package_is_missing_says_so_with_the_pi
 
 
 def test_engine_problem_when_the_socket_refuses_this_user_says_join_the_docker_group() -> None:
-    from goldfish.backends.docker_images import _engine_problem
+    from goldfish.backends.docker.adaptor import _engine_problem
 
     refused = OSError("('Connection aborted.', PermissionError(13, 'Permission denied'))")
 

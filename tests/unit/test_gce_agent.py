@@ -6,7 +6,6 @@ in ``tests/integration/test_gce_agent.py``.
 
 from __future__ import annotations
 
-import ast
 import io
 import json
 import re
@@ -17,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from goldfish.backends.gce.vm import agent
+from goldfish.backends.gce.vm import docker_cli, errors, files, gpus, job_spec, layout, storage
 
 ROOT = "/var/lib/goldfish/jobs"
 RUN_ID = "stage-0123456789ab"
@@ -93,8 +92,8 @@ def job(**overrides: Any) -> dict[str, Any]:
 
 
 def refusal(raw: object, root: str = ROOT) -> str:
-    with pytest.raises(agent.JobRefused) as caught:
-        agent.validate_job(raw, root)
+    with pytest.raises(errors.JobRefused) as caught:
+        job_spec.validate_job(raw, root)
     return caught.value.reason
 
 
@@ -102,9 +101,9 @@ def refusal(raw: object, root: str = ROOT) -> str:
 
 
 def test_validate_job_when_every_field_is_valid_returns_the_job() -> None:
-    checked = agent.validate_job(job(), ROOT)
+    checked = job_spec.validate_job(job(), ROOT)
     assert checked.stage_run_id == RUN_ID
-    assert checked.job_dir == agent.job_dir(RUN_ID, 1) == JOB_DIR
+    assert checked.job_dir == layout.job_dir(RUN_ID, 1) == JOB_DIR
     assert checked.docker_run == tuple(docker_run())
     assert [spec.kind for spec in checked.inputs] == ["dir", "file"]
     assert checked.outputs == ("model", "score")
@@ -113,7 +112,7 @@ def test_validate_job_when_every_field_is_valid_returns_the_job() -> None:
 
 
 def test_validate_job_when_outputs_uri_lacks_its_slash_adds_it() -> None:
-    checked = agent.validate_job(job(outputs_uri=f"{BUCKET}/runs/{RUN_ID}/outputs"), ROOT)
+    checked = job_spec.validate_job(job(outputs_uri=f"{BUCKET}/runs/{RUN_ID}/outputs"), ROOT)
     assert checked.outputs_uri.endswith("/outputs/")
 
 
@@ -187,7 +186,7 @@ def test_validate_job_when_a_sandbox_root_is_given_accepts_job_dirs_only_there(t
     root = str(tmp_path / "jobs")
     directory = f"{root}/{RUN_ID}/a1"
     sandboxed = job(job_dir=directory, docker_run=docker_run(job_dir=directory))
-    assert agent.validate_job(sandboxed, root).job_dir == directory
+    assert job_spec.validate_job(sandboxed, root).job_dir == directory
     assert "job_dir" in refusal(job(), root)
 
 
@@ -254,13 +253,13 @@ def test_validate_job_when_not_an_object_refuses() -> None:
 
 def test_failure_uri_when_the_job_is_invalid_but_its_failure_uri_is_valid_returns_it() -> None:
     broken = job(docker_run=["sh", "-c", "reboot"])
-    assert agent.failure_uri(broken) == f"{BUCKET}/runs/{RUN_ID}/failure.json"
-    assert agent.failure_uri({"logs": {"failure": "http://x/y"}}) is None
-    assert agent.failure_uri("nonsense") is None
+    assert job_spec.failure_uri(broken) == f"{BUCKET}/runs/{RUN_ID}/failure.json"
+    assert job_spec.failure_uri({"logs": {"failure": "http://x/y"}}) is None
+    assert job_spec.failure_uri("nonsense") is None
 
 
 def test_parse_job_pointer_when_valid_returns_its_key_and_refuses_hostile_values() -> None:
-    pointer = agent.parse_job_pointer(
+    pointer = job_spec.parse_job_pointer(
         json.dumps({"stage_run_id": RUN_ID, "attempt": 2, "job_uri": f"{BUCKET}/j"})
     )
     assert pointer.key == (RUN_ID, 2)
@@ -269,25 +268,25 @@ def test_parse_job_pointer_when_valid_returns_its_key_and_refuses_hostile_values
         "[]",
         json.dumps({"stage_run_id": "$(reboot)", "attempt": 1, "job_uri": "gs://b/j"}),
     ):
-        with pytest.raises(agent.JobRefused):
-            agent.parse_job_pointer(text)
+        with pytest.raises(errors.JobRefused):
+            job_spec.parse_job_pointer(text)
 
 
 def test_parse_warm_config_when_absent_is_cold_and_when_valid_is_warm() -> None:
-    assert agent.parse_warm_config(None) is None
-    warm = agent.parse_warm_config(
+    assert job_spec.parse_warm_config(None) is None
+    warm = job_spec.parse_warm_config(
         json.dumps({"idle_timeout_seconds": 600, "state_uri": "gs://bkt/warm/vm/state.json"})
     )
-    assert warm == agent.WarmConfig(600.0, "gs://bkt/warm/vm/state.json")
-    with pytest.raises(agent.JobRefused):
-        agent.parse_warm_config(json.dumps({"idle_timeout_seconds": "soon"}))
+    assert warm == job_spec.WarmConfig(600.0, "gs://bkt/warm/vm/state.json")
+    with pytest.raises(errors.JobRefused):
+        job_spec.parse_warm_config(json.dumps({"idle_timeout_seconds": "soon"}))
 
 
 def test_parse_secrets_when_bad_never_echoes_the_values() -> None:
-    assert agent.parse_secrets(b'{"API_TOKEN": "abc"}') == {"API_TOKEN": "abc"}
+    assert job_spec.parse_secrets(b'{"API_TOKEN": "abc"}') == {"API_TOKEN": "abc"}
     for data in (b'{"API_TOKEN": 5}', b'{"bad name": "hunter2-value"}', b"hunter2-value"):
-        with pytest.raises(agent.AgentFailure) as caught:
-            agent.parse_secrets(data)
+        with pytest.raises(errors.AgentFailure) as caught:
+            job_spec.parse_secrets(data)
         assert "hunter2" not in caught.value.reason
 
 
@@ -322,7 +321,7 @@ def test_safe_extract_when_the_bundle_is_clean_extracts_code_and_config(tmp_path
         {"code/modules/train.py": b"print(1)\n", "./config/config.json": b"{}"},
     )
     destination = tmp_path / "job"
-    assert agent.safe_extract(str(archive), str(destination)) == 2
+    assert files.safe_extract(str(archive), str(destination)) == 2
     assert (destination / "code/modules/train.py").read_bytes() == b"print(1)\n"
     assert (destination / "code/modules/train.py").stat().st_mode & 0o777 == 0o755
     assert (destination / "config/config.json").read_bytes() == b"{}"
@@ -367,8 +366,8 @@ def test_safe_extract_when_a_member_is_hostile_refuses_and_extracts_nothing(
     archive = tar_gz(tmp_path / "b.tar.gz", [first, member], {"code/ok.py": b"x", member.name: b"evil"})
     destination = tmp_path / "job"
     destination.mkdir()
-    with pytest.raises(agent.AgentFailure) as caught:
-        agent.safe_extract(str(archive), str(destination))
+    with pytest.raises(errors.AgentFailure) as caught:
+        files.safe_extract(str(archive), str(destination))
     assert problem in caught.value.reason
     assert list(destination.iterdir()) == []
     assert not (tmp_path / "escape.txt").exists()
@@ -377,16 +376,16 @@ def test_safe_extract_when_a_member_is_hostile_refuses_and_extracts_nothing(
 def test_safe_extract_when_the_archive_is_not_a_tar_gz_fails_as_infra_error(tmp_path: Path) -> None:
     archive = tmp_path / "b.tar.gz"
     archive.write_bytes(b"not a tarball")
-    with pytest.raises(agent.AgentFailure, match="cannot be extracted"):
-        agent.safe_extract(str(archive), str(tmp_path / "job"))
+    with pytest.raises(errors.AgentFailure, match="cannot be extracted"):
+        files.safe_extract(str(archive), str(tmp_path / "job"))
 
 
 def test_relative_object_path_when_a_name_climbs_out_refuses() -> None:
-    assert agent.relative_object_path("runs/x/features/a/b.txt", "runs/x/features/") == "a/b.txt"
-    assert agent.relative_object_path("runs/x/features/", "runs/x/features/") == ""
+    assert files.relative_object_path("runs/x/features/a/b.txt", "runs/x/features/") == "a/b.txt"
+    assert files.relative_object_path("runs/x/features/", "runs/x/features/") == ""
     for name in ("runs/x/features/../../../etc/passwd", "runs/x/features//abs", "runs/x/features/./a"):
-        with pytest.raises(agent.AgentFailure):
-            agent.relative_object_path(name, "runs/x/features/")
+        with pytest.raises(errors.AgentFailure):
+            files.relative_object_path(name, "runs/x/features/")
 
 
 def test_output_files_when_an_output_holds_a_symlink_refuses(tmp_path: Path) -> None:
@@ -394,27 +393,27 @@ def test_output_files_when_an_output_holds_a_symlink_refuses(tmp_path: Path) -> 
     (model / "sub").mkdir(parents=True)
     (model / "sub" / "w.bin").write_bytes(b"w")
     (model / "a.txt").write_text("a")
-    assert [name for name, _ in agent.output_files(str(model))] == ["a.txt", "sub/w.bin"]
+    assert [name for name, _ in files.output_files(str(model))] == ["a.txt", "sub/w.bin"]
     (tmp_path / "score").write_text("1")
-    assert [name for name, _ in agent.output_files(str(tmp_path / "score"))] == ["score"]
+    assert [name for name, _ in files.output_files(str(tmp_path / "score"))] == ["score"]
     (model / "sub" / "leak").symlink_to("/etc/passwd")
-    with pytest.raises(agent.UnsafeFile):
-        agent.output_files(str(model))
+    with pytest.raises(errors.UnsafeFile):
+        files.output_files(str(model))
     (tmp_path / "linked").symlink_to(model)
-    with pytest.raises(agent.UnsafeFile):
-        agent.output_files(str(tmp_path / "linked"))
+    with pytest.raises(errors.UnsafeFile):
+        files.output_files(str(tmp_path / "linked"))
 
 
 def test_read_exit_code_when_the_file_is_a_link_or_garbage_returns_none(tmp_path: Path) -> None:
-    assert agent.read_exit_code(str(tmp_path)) is None
+    assert files.read_exit_code(str(tmp_path)) is None
     (tmp_path / "exit_code.txt").write_text("3")
-    assert agent.read_exit_code(str(tmp_path)) == 3
+    assert files.read_exit_code(str(tmp_path)) == 3
     (tmp_path / "exit_code.txt").write_text("three")
-    assert agent.read_exit_code(str(tmp_path)) is None
+    assert files.read_exit_code(str(tmp_path)) is None
     (tmp_path / "exit_code.txt").unlink()
     (tmp_path / "real").write_text("0")
     (tmp_path / "exit_code.txt").symlink_to(tmp_path / "real")
-    assert agent.read_exit_code(str(tmp_path)) is None
+    assert files.read_exit_code(str(tmp_path)) is None
 
 
 def test_open_regular_when_given_a_fifo_refuses_without_blocking(tmp_path: Path) -> None:
@@ -422,33 +421,33 @@ def test_open_regular_when_given_a_fifo_refuses_without_blocking(tmp_path: Path)
     import os
 
     os.mkfifo(fifo)
-    with pytest.raises(agent.UnsafeFile):
-        agent.open_regular(str(fifo))
+    with pytest.raises(errors.UnsafeFile):
+        files.open_regular(str(fifo))
 
 
 # -- small parsers -----------------------------------------------------------------------------
 
 
 def test_iso_utc_when_formatting_is_utc_iso8601_with_z() -> None:
-    assert agent.iso_utc(0) == "1970-01-01T00:00:00Z"
-    assert ISO_UTC.fullmatch(agent.iso_utc())
+    assert layout.iso_utc(0) == "1970-01-01T00:00:00Z"
+    assert ISO_UTC.fullmatch(layout.iso_utc())
 
 
 def test_job_dir_when_built_is_under_the_job_root() -> None:
-    assert agent.JOB_ROOT == "/var/lib/goldfish/jobs"
-    assert agent.SCHEMA_VERSION == 1
-    assert agent.job_dir("stage-abcdef", 3) == "/var/lib/goldfish/jobs/stage-abcdef/a3"
+    assert layout.JOB_ROOT == "/var/lib/goldfish/jobs"
+    assert layout.SCHEMA_VERSION == 1
+    assert layout.job_dir("stage-abcdef", 3) == "/var/lib/goldfish/jobs/stage-abcdef/a3"
 
 
 def test_gpus_with_free_memory_when_parsing_nvidia_smi_counts_gpus_with_free_memory() -> None:
-    assert agent.gpus_with_free_memory("80000\n81000\n") == 2
-    assert agent.gpus_with_free_memory("0\n[N/A]\n\n") == 0
-    assert agent.gpus_with_free_memory("80000\n559\n", min_free_mb=1000) == 1
+    assert gpus.gpus_with_free_memory("80000\n81000\n") == 2
+    assert gpus.gpus_with_free_memory("0\n[N/A]\n\n") == 0
+    assert gpus.gpus_with_free_memory("80000\n559\n", min_free_mb=1000) == 1
 
 
 def test_range_end_when_parsing_a_308_gives_the_next_offset() -> None:
-    assert agent._range_end("bytes=0-262143") == 262144
-    assert agent._range_end("") == 0
+    assert storage._range_end("bytes=0-262143") == 262144
+    assert storage._range_end("") == 0
 
 
 def _fake_tool(folder: Path, name: str, body: str) -> None:
@@ -464,9 +463,9 @@ def test_docker_pull_when_every_try_fails_reports_what_docker_said(
         tmp_path, "docker", "import sys\nprint('manifest unknown: nope', file=sys.stderr)\nsys.exit(1)\n"
     )
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
-    monkeypatch.setattr(agent, "PULL_RETRY_DELAYS", (0.0,))
-    with pytest.raises(agent.AgentFailure) as caught:
-        agent.docker_pull(IMAGE)
+    monkeypatch.setattr(docker_cli, "PULL_RETRY_DELAYS", (0.0,))
+    with pytest.raises(errors.AgentFailure) as caught:
+        docker_cli.docker_pull(IMAGE)
     assert "manifest unknown" in caught.value.reason
 
 
@@ -475,48 +474,20 @@ def test_wait_for_gpus_when_none_appear_fails_with_what_nvidia_smi_said(
 ) -> None:
     _fake_tool(tmp_path, "nvidia-smi", "print('0')\n")
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
-    with pytest.raises(agent.AgentFailure) as caught:
-        agent.wait_for_gpus(1, 0)
+    with pytest.raises(errors.AgentFailure) as caught:
+        gpus.wait_for_gpus(1, 0)
     assert "nvidia-smi shows 0 GPU(s)" in caught.value.reason
     _fake_tool(tmp_path, "nvidia-smi", "print('81000')\n")
-    agent.wait_for_gpus(1, 0)
-
-
-# -- the source itself -------------------------------------------------------------------------
-
-
-def test_agent_source_when_parsed_as_python_39_is_valid_and_self_contained() -> None:
-    source = Path(agent.__file__).read_text(encoding="utf-8")
-    tree = ast.parse(source, feature_version=(3, 9))
-    imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in (node.names if isinstance(node, ast.Import) else [ast.alias(node.module or "")])
-    }
-    assert "goldfish" not in imported
-    assert imported <= set(sys.stdlib_module_names) | {"__future__"}
-    assert "from __future__ import annotations" in source
-    assert 'if __name__ == "__main__":' in source
-
-
-def test_startup_script_when_read_is_strict_bash_that_never_evals_metadata() -> None:
-    script = (Path(agent.__file__).parent / "startup.sh").read_text(encoding="utf-8")
-    assert script.startswith("#!/bin/bash\n")
-    assert "set -euo pipefail" in script
-    assert "<<'PYTHON'" in script  # a quoted heredoc: the shell expands nothing in it
-    code = [line for line in script.splitlines() if not line.lstrip().startswith("#")]
-    assert not [line for line in code if re.search(r"\b(eval|curl|source)\b", line)]
-    assert 'exec python3 "$agent_home/agent.py"' in script
+    gpus.wait_for_gpus(1, 0)
 
 
 def test_mask_file_when_a_value_straddles_two_chunks_still_masks_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(agent, "COPY_CHUNK", 7)
+    monkeypatch.setattr(files, "COPY_CHUNK", 7)
     source, target = tmp_path / "stdout.log", tmp_path / "masked"
     source.write_bytes(b"line one s3cr3t-value here\nand s3cr3t-value again\n")
 
-    agent.mask_file(str(source), str(target), ["s3cr3t-value"])
+    files.mask_file(str(source), str(target), ["s3cr3t-value"])
 
     assert target.read_bytes() == b"line one *** here\nand *** again\n"

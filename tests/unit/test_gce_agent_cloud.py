@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from goldfish.backends.gce.vm import agent
+from goldfish.backends.gce.vm import docker_cli, errors, job_run, job_spec, metadata
 from tests.unit.test_gce_agent import RUN_ID, docker_run, job
 
 WAIT = 10.0  # bound on every wait below (never a sleep)
@@ -79,12 +79,12 @@ class VmAgent:
         self.zone = "us-central1-a"
 
 
-def _job_run(tmp_path: Path, metadata: dict[str, str], **overrides: Any) -> tuple[agent.JobRun, Bucket]:
+def _job_run(tmp_path: Path, metadata: dict[str, str], **overrides: Any) -> tuple[job_run.JobRun, Bucket]:
     root = str(tmp_path / "jobs")
     directory = f"{root}/{RUN_ID}/a1"
     raw = job(job_dir=directory, docker_run=docker_run(directory), **overrides)
     bucket = Bucket()
-    run = agent.JobRun(VmAgent(MetadataServer(metadata), bucket), agent.validate_job(raw, root))  # type: ignore[arg-type]
+    run = job_run.JobRun(VmAgent(MetadataServer(metadata), bucket), job_spec.validate_job(raw, root))  # type: ignore[arg-type]
     Path(directory, "logs").mkdir(parents=True)
     return run, bucket
 
@@ -103,14 +103,14 @@ def _calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         calls.append({"args": list(args), "env": dict(env or {}), "stdin": stdin_text})
         return subprocess.CompletedProcess(["docker", *args], 0, "Login Succeeded", "")
 
-    monkeypatch.setattr(agent, "docker", fake_docker)
+    monkeypatch.setattr(docker_cli, "docker", fake_docker)
     return calls
 
 
 def test_preemption_notice_when_it_arrives_writes_preempted_json_before_anything_else(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run, bucket = _job_run(tmp_path, {agent.PREEMPTED_KEY: "TRUE"})
+    run, bucket = _job_run(tmp_path, {metadata.PREEMPTED_KEY: "TRUE"})
     calls = _calls(monkeypatch)
     Path(run.path("logs", "stdout.log")).write_text("epoch 1\n")
 
@@ -124,9 +124,9 @@ def test_preemption_notice_when_it_arrives_writes_preempted_json_before_anything
 def test_preemption_notice_when_a_long_log_upload_holds_the_sync_still_ends_within_the_grace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run, bucket = _job_run(tmp_path, {agent.PREEMPTED_KEY: "TRUE"})
+    run, bucket = _job_run(tmp_path, {metadata.PREEMPTED_KEY: "TRUE"})
     _calls(monkeypatch)
-    monkeypatch.setattr(agent, "PREEMPT_SYNC_WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(job_run, "PREEMPT_SYNC_WAIT_SECONDS", 0.05)
     Path(run.path("logs", "stdout.log")).write_text("a big log\n")
     bucket.hold_uploads.set()
     syncing = threading.Thread(target=run.sync_logs)  # the sync thread, stuck in an upload
@@ -145,10 +145,10 @@ def test_preemption_notice_when_a_long_log_upload_holds_the_sync_still_ends_with
 def test_finish_when_the_shutdown_of_a_preemption_killed_the_container_reports_preempted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run, bucket = _job_run(tmp_path, {agent.PREEMPTED_KEY: "TRUE"}, outputs=[])
+    run, bucket = _job_run(tmp_path, {metadata.PREEMPTED_KEY: "TRUE"}, outputs=[])
     _calls(monkeypatch)
 
-    with pytest.raises(agent.Preempted):
+    with pytest.raises(errors.Preempted):
         run._finish(143)  # docker was stopped by the guest's shutdown before the watcher looked
 
     assert run.job.logs["preempted"] in bucket.objects
@@ -158,7 +158,7 @@ def test_finish_when_the_shutdown_of_a_preemption_killed_the_container_reports_p
 def test_finish_when_no_preemption_was_announced_writes_the_exit_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run, bucket = _job_run(tmp_path, {agent.PREEMPTED_KEY: "FALSE"}, outputs=[])
+    run, bucket = _job_run(tmp_path, {metadata.PREEMPTED_KEY: "FALSE"}, outputs=[])
     _calls(monkeypatch)
 
     assert run._finish(3) == "exited"
@@ -170,7 +170,7 @@ def test_finish_when_no_preemption_was_announced_writes_the_exit_code(
 def test_heartbeat_when_a_log_upload_hangs_keeps_beating(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run, bucket = _job_run(tmp_path, {agent.PREEMPTED_KEY: "FALSE"}, log_sync_interval=0.1)
+    run, bucket = _job_run(tmp_path, {metadata.PREEMPTED_KEY: "FALSE"}, log_sync_interval=0.1)
     _calls(monkeypatch)
     Path(run.path("logs", "stdout.log")).write_text("a log that takes forever to upload\n")
     bucket.hold_uploads.set()
@@ -188,11 +188,11 @@ def test_pull_when_the_job_names_a_registry_logs_in_with_the_vm_token_first(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = json.dumps({"access_token": "ya29.secret-token", "expires_in": 3599})
-    run, _bucket = _job_run(tmp_path, {agent.TOKEN_KEY: token}, registry_login=HOST)
+    run, _bucket = _job_run(tmp_path, {metadata.TOKEN_KEY: token}, registry_login=HOST)
     calls = _calls(monkeypatch)
 
     env = run._registry_env()
-    agent.docker_pull(run.job.image, env)
+    docker_cli.docker_pull(run.job.image, env)
 
     login, pull = calls
     assert login["args"] == ["login", "--username", "oauth2accesstoken", "--password-stdin", HOST]
@@ -210,7 +210,7 @@ def test_pull_when_the_vm_has_no_service_account_fails_saying_so(
     run, _bucket = _job_run(tmp_path, {}, registry_login=HOST)
     calls = _calls(monkeypatch)
 
-    with pytest.raises(agent.AgentFailure) as info:
+    with pytest.raises(errors.AgentFailure) as info:
         run._registry_env()
 
     assert "no service account" in info.value.reason
@@ -225,5 +225,5 @@ def test_pull_when_the_job_names_no_registry_runs_docker_as_it_is(tmp_path: Path
 
 @pytest.mark.parametrize("host", ["evil host", "-oProxyCommand", "a/b", "", 5])
 def test_validate_job_when_registry_login_is_not_a_host_refuses(host: object) -> None:
-    with pytest.raises(agent.JobRefused):
-        agent.validate_job(job(registry_login=host))
+    with pytest.raises(errors.JobRefused):
+        job_spec.validate_job(job(registry_login=host))

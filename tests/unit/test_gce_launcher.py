@@ -16,7 +16,8 @@ import requests
 from google.api_core import exceptions as _core_exc
 from google.auth import exceptions as _auth_exc
 
-from goldfish.backends.gce.compute import ComputeApi, InstanceInfo, is_local_endpoint
+from goldfish.backends.gce.adaptor import is_local_endpoint
+from goldfish.backends.gce.compute import ComputeApi, InstanceInfo
 from goldfish.backends.gce.failures import Category, LaunchFailure, classify
 from goldfish.backends.gce.instances import (
     NAME_RE,

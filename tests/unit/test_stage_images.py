@@ -5,8 +5,13 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from goldfish.backends.docker_base import base_dockerfile, dockerfile_default_base
-from goldfish.backends.docker_images import runtime_files, stage_context, stage_image_tag
+from goldfish.backends.docker.images import (
+    base_dockerfile,
+    dockerfile_default_base,
+    runtime_files,
+    stage_context,
+    stage_image_tag,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 

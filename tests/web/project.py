@@ -109,7 +109,7 @@ class _Writer:
                         "created_at": now,
                     },
                 )
-            context.core.records.insert(
+            context.record_rows.insert(
                 conn,
                 {
                     "id": new_record_id(),
@@ -245,7 +245,7 @@ def build(root: Path) -> DashboardProject:
         other = writer.run("wider-net", 2, ("completed", "completed", "completed"), 256)
         failed = writer.run("wider-net", 1, ("completed", "failed", "skipped"), 512)
         live = writer.run("baseline", 2, ("completed", "running", "pending"), 128)
-        record = context.core.records.of_pipeline_run(done[0])
+        record = context.record_rows.of_pipeline_run(done[0])
         assert record is not None
         results = {
             "primary_metric": "val_loss",
@@ -253,7 +253,7 @@ def build(root: Path) -> DashboardProject:
             "direction": "minimize",
             "ml_outcome": "success",
         }
-        context.core.records.finalize(record.id, results, None, None)
+        context.record_rows.finalize(record.id, results, None, None)
     finally:
         context.close()
     return DashboardProject(root, done[0], other[0], failed[0], live[0], live[2])

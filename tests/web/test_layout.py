@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from goldfish.web.dag import depths, render
-from goldfish.web.data import StageNode, differing_columns
+from goldfish.web.data import differing_columns
 from goldfish.web.html import e
+from goldfish.web.models import StageNode
 
 
 def _node(stage: str, *deps: str, status: str = "pending") -> StageNode:

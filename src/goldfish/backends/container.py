@@ -26,11 +26,12 @@ The goldfish runtime (``goldfish.io``) is part of the stage image, at :data:`RUN
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from goldfish.backends.spec import RunSpec, StageLocations, stage_environment, wrapped_command
 from goldfish.errors import InvalidArgumentError
@@ -47,6 +48,7 @@ INTERPRETER = "python3"
 LABEL_PREFIX = "goldfish."
 STAGE_RUN_LABEL = "goldfish.stage_run_id"
 PROJECT_LABEL = "goldfish.project"
+CONTAINER_UID = 1000  # the base image's ``goldfish`` user, used when the server runs as root
 
 CONTAINER_LOCATIONS = StageLocations(
     code_dir=CODE_DIR,
@@ -62,9 +64,15 @@ CONTAINER_LOCATIONS = StageLocations(
     stop_file=f"{CONTROL_DIR}/stop",
 )
 
-_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$")
+IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$")
+"""An image reference we pass on: no options, no whitespace."""
 _USER = re.compile(r"^[0-9]{1,10}(:[0-9]{1,10})?$")
 _MEMORY = re.compile(r"^[1-9][0-9]*[kmgKMG]?$")
+
+
+def project_label(root: Path) -> str:
+    """A short, stable name of the project for the ``goldfish.project`` container label."""
+    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -174,7 +182,7 @@ def container_invocation(
 
 
 def _check(image: str, user: str, limits: Limits) -> None:
-    if not _IMAGE.fullmatch(image):
+    if not IMAGE_REF.fullmatch(image):
         raise InvalidArgumentError(
             f"Image name {image[:100]!r} is not allowed.",
             details={"field": "image", "image": image[:100]},

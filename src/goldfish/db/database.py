@@ -18,11 +18,12 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from goldfish.errors import DiskReadOnlyError, disk_fault
+from goldfish.errors import ConflictError, DiskReadOnlyError, disk_fault
 
 BUSY_TIMEOUT_MS = 30_000
 CHANGE_POLL_SECONDS = 0.005
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_DUPLICATE_KEY_ERRORS = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -127,9 +128,11 @@ class Database:
 
         Raises:
             DiskFullError, DiskReadOnlyError: SQLite could not write because of the disk.
+            ConflictError: a unique key (a name, a tag) was already taken; services that know
+                what the key means catch it and raise their own error.
         """
         conn = self.connection
-        with self._disk_faults_named():
+        with self._sqlite_errors_translated():
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -146,12 +149,16 @@ class Database:
                 raise
 
     @contextmanager
-    def _disk_faults_named(self) -> Iterator[None]:
-        """Turn SQLite's "disk is full" and "readonly database" into the errors that name the cause."""
+    def _sqlite_errors_translated(self) -> Iterator[None]:
+        """Turn the SQLite errors a user can cause into Goldfish errors that name the cause.
+
+        "disk is full" and "readonly database" become the disk errors; a unique key already
+        taken becomes :class:`ConflictError`. Other errors (a failed CHECK: a bug) stay as they are.
+        """
         try:
             yield
         except sqlite3.Error as exc:
-            fault = disk_fault(exc)
+            fault = disk_fault(exc) or _conflict(exc)
             if fault is None:
                 raise
             if isinstance(fault, DiskReadOnlyError):
@@ -221,6 +228,17 @@ class Database:
         self._local = threading.local()
         with self._watch_lock:
             self._watch = None
+
+
+def _conflict(exc: sqlite3.Error) -> ConflictError | None:
+    """The :class:`ConflictError` for a unique (or primary) key already taken, else None."""
+    if getattr(exc, "sqlite_errorname", "") not in _DUPLICATE_KEY_ERRORS:
+        return None
+    _, _, key = str(exc).partition(": ")
+    return ConflictError(
+        "Another call stored an entry with the same key at the same moment; this change was not saved.",
+        details={"key": key},
+    )
 
 
 def _split_sql(script: str) -> list[str]:

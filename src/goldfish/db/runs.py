@@ -1,16 +1,18 @@
-"""Pipeline runs, stage runs, attempts, state transitions and signal lineage."""
+"""Pipeline runs, stage runs, attempts, state transitions and signal lineage: rows and reads.
+
+The writes that move runs along (transitions, attempts, leases) are in ``db/run_moves.py``.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from goldfish.db.database import Database
-from goldfish.states import TERMINAL, PipelineState, StageState, allowed
-from goldfish.timeutil import now_iso
+from goldfish.db.run_moves import RunMoves
+from goldfish.states import ACTIVE, STAGE, TERMINAL, PipelineState, StageState
 
 
 @dataclass(frozen=True)
@@ -134,20 +136,15 @@ def _stage(row: sqlite3.Row) -> StageRunRow:
     return StageRunRow(**data)
 
 
-def _held_gpus(conn: sqlite3.Connection) -> dict[str, list[int]]:
-    """Stage run id → the GPUs it holds, for every live stage run holding some."""
-    rows = conn.execute(
-        "SELECT id, gpu_ids FROM stage_runs WHERE gpu_ids IS NOT NULL"
-        " AND state IN ('pending', 'building', 'launching', 'running')"
-    ).fetchall()
-    return {row[0]: json.loads(row[1]) for row in rows}
+_ACTIVE = STAGE.names(ACTIVE)
+_ACTIVE_MARKS = ", ".join("?" for _ in _ACTIVE)
 
 
-class RunRepository:
-    """SQL for runs; every state change is a compare-and-set plus a transition row."""
+class RunRepository(RunMoves):
+    """SQL for runs: creation, reads and lineage here, state changes inherited from :class:`RunMoves`."""
 
     def __init__(self, db: Database):
-        self._db = db
+        super().__init__(db)
 
     # -- creation -------------------------------------------------------------------------
     def insert_pipeline_run(self, conn: sqlite3.Connection, row: dict[str, Any]) -> None:
@@ -190,24 +187,24 @@ class RunRepository:
 
     def active_pipeline_runs(self) -> list[PipelineRunRow]:
         """Pipeline runs that have not finished."""
-        rows = self._db.connection.execute("SELECT * FROM pipeline_runs WHERE state = 'running'")
+        rows = self._db.connection.execute(
+            "SELECT * FROM pipeline_runs WHERE state = ?", (PipelineState.RUNNING.value,)
+        )
         return [_pipeline(row) for row in rows]
 
     def active_stage_runs(self, limit: int = 200) -> list[StageRunRow]:
         """Stage runs that are not terminal, oldest first."""
         rows = self._db.connection.execute(
-            "SELECT * FROM stage_runs"
-            " WHERE state IN ('pending', 'building', 'launching', 'running', 'collecting')"
-            " ORDER BY created_at LIMIT ?",
-            (limit,),
+            f"SELECT * FROM stage_runs WHERE state IN ({_ACTIVE_MARKS}) ORDER BY created_at LIMIT ?",  # noqa: S608
+            (*_ACTIVE, limit),
         )
         return [_stage(row) for row in rows]
 
     def count_active_stage_runs(self) -> int:
         """How many stage runs are not terminal."""
         row = self._db.connection.execute(
-            "SELECT COUNT(*) FROM stage_runs"
-            " WHERE state IN ('pending', 'building', 'launching', 'running', 'collecting')"
+            f"SELECT COUNT(*) FROM stage_runs WHERE state IN ({_ACTIVE_MARKS})",  # noqa: S608
+            _ACTIVE,
         ).fetchone()
         return int(row[0])
 
@@ -302,167 +299,6 @@ class RunRepository:
             (stage_run_id,),
         )
         return [dict(row) for row in rows]
-
-    # -- state machine ----------------------------------------------------------------------
-    def transition(
-        self,
-        run_id: str,
-        source: StageState,
-        target: StageState,
-        event: str,
-        detail: str | None = None,
-        **fields: Any,
-    ) -> bool:
-        """Move ``run_id`` from ``source`` to ``target`` if it is still in ``source``.
-
-        Returns:
-            True when this call moved it; False when another process got there first (or the
-            move is illegal): the caller re-reads instead of raising.
-        """
-        if not allowed(source, target):
-            return False
-        updates = {"state": target.value, **fields}
-        if target in TERMINAL:
-            updates.setdefault("finished_at", now_iso())
-        assignments = ", ".join(f"{key} = ?" for key in updates)
-        values = [
-            json.dumps(v) if key == "backend_handle" and v is not None else v for key, v in updates.items()
-        ]
-        with self._db.transaction() as conn:
-            cursor = conn.execute(
-                f"UPDATE stage_runs SET {assignments} WHERE id = ? AND state = ?",  # noqa: S608
-                [*values, run_id, source.value],
-            )
-            if cursor.rowcount != 1:
-                return False
-            conn.execute(
-                "INSERT INTO stage_state_transitions (stage_run_id, from_state, to_state, event, at, detail)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, source.value, target.value, event, now_iso(), detail),
-            )
-        return True
-
-    def claim_gpus(self, run_id: str, wanted: int, devices: list[int]) -> list[int] | None:
-        """Give ``run_id`` ``wanted`` of ``devices`` no live stage run holds; None while too few are free.
-
-        One BEGIN IMMEDIATE transaction, so two drivers never hand out the same GPU. A run that
-        already holds GPUs (a retried attempt) keeps them.
-        """
-        with self._db.transaction() as conn:
-            held = _held_gpus(conn)
-            if run_id in held:
-                return list(held.pop(run_id))
-            busy = {device for ids in held.values() for device in ids}
-            free = [device for device in devices if device not in busy]
-            if len(free) < wanted:
-                return None
-            chosen = free[:wanted]
-            conn.execute("UPDATE stage_runs SET gpu_ids = ? WHERE id = ?", (json.dumps(chosen), run_id))
-            return chosen
-
-    def held_gpus(self) -> dict[int, str]:
-        """Local GPU index → the live stage run holding it."""
-        held = _held_gpus(self._db.connection)
-        return {device: run_id for run_id, devices in held.items() for device in devices}
-
-    def update_stage(self, run_id: str, **fields: Any) -> None:
-        """Set non-state columns (handle, heartbeat, metrics offset, cancel flag)."""
-        assignments = ", ".join(f"{key} = ?" for key in fields)
-        values = [
-            json.dumps(v) if key == "backend_handle" and v is not None else v for key, v in fields.items()
-        ]
-        with self._db.transaction() as conn:
-            conn.execute(f"UPDATE stage_runs SET {assignments} WHERE id = ?", [*values, run_id])  # noqa: S608
-
-    def start_attempt(self, run_id: str, attempt: int, handle: dict[str, Any] | None) -> None:
-        """Record a new attempt and make it the run's current one."""
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO stage_attempts (stage_run_id, attempt, backend_handle, state, started_at)"
-                " VALUES (?, ?, ?, 'running', ?)",
-                (run_id, attempt, json.dumps(handle) if handle else None, now_iso()),
-            )
-            conn.execute("UPDATE stage_runs SET attempt = ? WHERE id = ?", (attempt, run_id))
-
-    def finish_attempt(
-        self,
-        run_id: str,
-        attempt: int,
-        state: str,
-        failure_kind: str | None,
-        error: str | None,
-        exit_code: int | None,
-    ) -> None:
-        """Close an attempt with its outcome."""
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE stage_attempts"
-                " SET state = ?, failure_kind = ?, error = ?, exit_code = ?, finished_at = ?"
-                " WHERE stage_run_id = ? AND attempt = ? AND finished_at IS NULL",
-                (state, failure_kind, error, exit_code, now_iso(), run_id, attempt),
-            )
-
-    def set_attempt_zone(self, run_id: str, attempt: int, zone: str | None) -> None:
-        """Record where an attempt was tried (GCE zone)."""
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE stage_attempts SET zone = ? WHERE stage_run_id = ? AND attempt = ?",
-                (zone, run_id, attempt),
-            )
-
-    def set_attempt_handle(self, run_id: str, attempt: int, handle: dict[str, Any]) -> None:
-        """Store the backend handle of an attempt (and of the run), and its zone when it has one."""
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE stage_attempts SET backend_handle = ?, zone = ?"
-                " WHERE stage_run_id = ? AND attempt = ?",
-                (json.dumps(handle), handle.get("zone"), run_id, attempt),
-            )
-            conn.execute(
-                "UPDATE stage_runs SET backend_handle = ? WHERE id = ?", (json.dumps(handle), run_id)
-            )
-
-    def request_cancel(self, pipeline_run_id: str | None, stage_run_id: str | None) -> None:
-        """Flag runs for cancellation; the driver acts on the flag."""
-        with self._db.transaction() as conn:
-            if stage_run_id is not None:
-                conn.execute("UPDATE stage_runs SET cancel_requested = 1 WHERE id = ?", (stage_run_id,))
-            if pipeline_run_id is not None:
-                conn.execute(
-                    "UPDATE stage_runs SET cancel_requested = 1 WHERE pipeline_run_id = ?", (pipeline_run_id,)
-                )
-
-    # -- pipeline runs ----------------------------------------------------------------------
-    def finish_pipeline(self, run_id: str, state: PipelineState, error: str | None) -> bool:
-        """Mark a pipeline run terminal (compare-and-set from running)."""
-        with self._db.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE pipeline_runs SET state = ?, error = ?, finished_at = ?, lease_owner = NULL"
-                " WHERE id = ? AND state = 'running'",
-                (state.value, error, now_iso(), run_id),
-            )
-        return cursor.rowcount == 1
-
-    def take_lease(self, run_id: str, owner: str, seconds: float, pid: int) -> bool:
-        """Become the driver of a pipeline run if nobody holds a live lease."""
-        now = time.time()
-        with self._db.transaction() as conn:
-            cursor = conn.execute(
-                "UPDATE pipeline_runs SET lease_owner = ?, lease_expires_at = ?, driver_pid = ?"
-                " WHERE id = ? AND state = 'running'"
-                " AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)",
-                (owner, now + seconds, pid, run_id, owner, now),
-            )
-        return cursor.rowcount == 1
-
-    def release_lease(self, run_id: str, owner: str) -> None:
-        """Give up the lease (the run is finished or the driver is stopping)."""
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE pipeline_runs SET lease_owner = NULL, lease_expires_at = NULL"
-                " WHERE id = ? AND lease_owner = ?",
-                (run_id, owner),
-            )
 
     def list_pipeline_runs(self, workspace: str | None, limit: int) -> list[PipelineRunRow]:
         """Newest pipeline runs, optionally of one workspace."""

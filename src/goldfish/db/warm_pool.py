@@ -1,13 +1,7 @@
 """The warm pool of reusable GCE VMs: one row per instance, every state change a compare-and-set.
 
-States and the moves between them (anything else is refused)::
-
-    launching -> busy | deleting        a fresh VM registered for its first job
-    busy      -> idle | draining | deleting
-    idle      -> claimed | deleting     a run claims it, or it is reaped / cleaned up
-    claimed   -> busy | deleting        the VM acked the handed-over job, or never did
-    draining  -> deleting
-    deleting  -> deleted
+The states and the moves between them are the ``WARM`` table in ``states.py``; anything else is
+refused with the reason.
 """
 
 from __future__ import annotations
@@ -15,22 +9,13 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from goldfish.db.database import Database
+from goldfish.states import WARM, WARM_LIVE, WARM_NEW, Outcome, WarmState
 from goldfish.timeutil import now_iso, parse_iso
 
-WarmState = Literal["launching", "busy", "idle", "claimed", "draining", "deleting", "deleted"]
-LIVE_STATES: tuple[WarmState, ...] = ("launching", "busy", "idle", "claimed", "draining", "deleting")
-MOVES: dict[str, frozenset[str]] = {
-    "launching": frozenset({"busy", "deleting"}),
-    "busy": frozenset({"idle", "draining", "deleting"}),
-    "idle": frozenset({"claimed", "deleting"}),
-    "claimed": frozenset({"busy", "deleting"}),
-    "draining": frozenset({"deleting"}),
-    "deleting": frozenset({"deleted"}),
-    "deleted": frozenset(),
-}
+LIVE_STATES = WARM.names(WARM_LIVE)
 _COLUMNS = (
     "name, zone, profile, spot, state, current_run, image, jobs_run, idle_since, idle_deadline,"
     " created_at, updated_at, last_error"
@@ -94,32 +79,38 @@ class WarmPoolRepository:
                 return False
             conn.execute(
                 "INSERT INTO warm_instances (name, zone, profile, spot, state, current_run, image,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, 'launching', ?, ?, ?, ?)",
-                (name, zone, profile, int(spot), run_id, image, now, now),
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (name, zone, profile, int(spot), WarmState.LAUNCHING.value, run_id, image, now, now),
             )
-            _log(conn, name, "new", "launching", "register", f"for {run_id}", now)
+            _log(conn, name, WARM_NEW, WarmState.LAUNCHING, "register", f"for {run_id}", now)
         return True
 
     def move(
-        self, name: str, source: str, target: WarmState, event: str, detail: str | None = None, **fields: Any
-    ) -> bool:
-        """Move ``name`` from ``source`` to ``target`` if it is still there; False otherwise."""
-        if target not in MOVES.get(source, frozenset()):
-            return False
+        self, name: str, source: str, target: str, event: str, detail: str | None = None, **fields: Any
+    ) -> Outcome:
+        """Move ``name`` from ``source`` to ``target`` if the table allows it and it is still there.
+
+        Returns:
+            Accepted when this call moved it; rejected with the reason otherwise.
+        """
+        verdict = WARM.check(source, target)
+        if not verdict:
+            return verdict
         unknown = set(fields) - _UPDATABLE
         if unknown:
             raise ValueError(f"not a warm instance column: {sorted(unknown)}")
         now = now_iso()
-        updates = {"state": target, "updated_at": now, **fields}
+        updates = {"state": WarmState(target).value, "updated_at": now, **fields}
         assignments = ", ".join(f"{key} = ?" for key in updates)
         with self._db.transaction() as conn:
             moved = conn.execute(
                 f"UPDATE warm_instances SET {assignments} WHERE name = ? AND state = ?",  # noqa: S608
                 (*updates.values(), name, source),
             ).rowcount
-            if moved:
-                _log(conn, name, source, target, event, detail, now)
-        return bool(moved)
+            if not moved:
+                return Outcome(False, f"another process moved it first (it is no longer {source})")
+            _log(conn, name, WarmState(source), WarmState(target), event, detail, now)
+        return verdict
 
     def claim(self, profile: str, run_id: str, margin_seconds: float = 30.0) -> WarmInstanceRow | None:
         """Take one idle VM of ``profile`` for ``run_id`` (one compare-and-set); None when there is none.
@@ -130,20 +121,20 @@ class WarmPoolRepository:
         now = now_iso()
         with self._db.transaction() as conn:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM warm_instances WHERE state = 'idle' AND profile = ?"  # noqa: S608
+                f"SELECT {_COLUMNS} FROM warm_instances WHERE state = ? AND profile = ?"  # noqa: S608
                 " AND (idle_deadline IS NULL OR idle_deadline > ?) ORDER BY idle_since DESC LIMIT 1",
-                (profile, deadline_after(margin_seconds)),
+                (WarmState.IDLE.value, profile, deadline_after(margin_seconds)),
             ).fetchone()
             if row is None:
                 return None
             moved = conn.execute(
-                "UPDATE warm_instances SET state = 'claimed', current_run = ?, updated_at = ?"
-                " WHERE name = ? AND state = 'idle'",
-                (run_id, now, row["name"]),
+                "UPDATE warm_instances SET state = ?, current_run = ?, updated_at = ?"
+                " WHERE name = ? AND state = ?",
+                (WarmState.CLAIMED.value, run_id, now, row["name"], WarmState.IDLE.value),
             ).rowcount
             if not moved:
                 return None
-            _log(conn, row["name"], "idle", "claimed", "claim", f"for {run_id}", now)
+            _log(conn, row["name"], WarmState.IDLE, WarmState.CLAIMED, "claim", f"for {run_id}", now)
         return self.get(row["name"])
 
     def get(self, name: str) -> WarmInstanceRow | None:
@@ -177,8 +168,8 @@ class WarmPoolRepository:
     def expired_idle(self) -> list[WarmInstanceRow]:
         """Idle VMs whose idle deadline has passed (the reaper deletes them)."""
         rows = self._db.connection.execute(
-            f"SELECT {_COLUMNS} FROM warm_instances WHERE state = 'idle' AND idle_deadline <= ?",  # noqa: S608
-            (now_iso(),),
+            f"SELECT {_COLUMNS} FROM warm_instances WHERE state = ? AND idle_deadline <= ?",  # noqa: S608
+            (WarmState.IDLE.value, now_iso()),
         )
         return [_row(row) for row in rows]
 
@@ -198,5 +189,5 @@ def _log(
     conn.execute(
         "INSERT INTO warm_instance_transitions (name, from_state, to_state, event, at, detail)"
         " VALUES (?, ?, ?, ?, ?, ?)",
-        (name, source, target, event, at, detail),
+        (name, str(source), str(target), event, at, detail),
     )

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from goldfish.db.metrics import MetricRepository
-from goldfish.db.records import RecordRow
+from goldfish.db.records import RecordRepository, RecordRow
 from goldfish.db.runs import LineageRow, PipelineRunRow, RunRepository, StageRunRow
+from goldfish.db.workspaces import WorkspaceRepository
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.ids import PIPELINE_RUN_ID, STAGE_RUN_ID
 from goldfish.memory.compare_models import (
@@ -35,7 +36,7 @@ from goldfish.memory.compare_models import (
 )
 from goldfish.memory.records import RecordService
 from goldfish.runs.service import RunNotFoundError
-from goldfish.workspaces.core import WorkspaceCore
+from goldfish.workspaces.dev_repo import DevRepo
 
 MAX_CONFIG_CHANGES = 200
 MAX_CODE_FILES = 200
@@ -57,12 +58,20 @@ class RunComparer:
     """Compares two runs; reads runs, metrics, records and versions, changes nothing."""
 
     def __init__(
-        self, core: WorkspaceCore, runs: RunRepository, metrics: MetricRepository, records: RecordService
+        self,
+        runs: RunRepository,
+        metrics: MetricRepository,
+        records: RecordService,
+        record_rows: RecordRepository,
+        workspaces: WorkspaceRepository,
+        repo: DevRepo,
     ):
-        self._core = core
         self._runs = runs
         self._metrics = metrics
         self._records = records
+        self._record_rows = record_rows
+        self._workspaces = workspaces
+        self._repo = repo
 
     def compare(self, run_a: str, run_b: str, workspace: str | None = None) -> RunComparison:
         """Compare ``run_a`` with ``run_b`` (see the module docstring for the refs accepted)."""
@@ -198,8 +207,8 @@ class RunComparer:
     # -- code and results -------------------------------------------------------------------
     def _code(self, a: PipelineRunRow, b: PipelineRunRow) -> CodeDiffSummary:
         label_a, label_b = f"{a.workspace}@v{a.version_num}", f"{b.workspace}@v{b.version_num}"
-        version_a = self._core.rows.version(a.workspace_id, a.version_num)
-        version_b = self._core.rows.version(b.workspace_id, b.version_num)
+        version_a = self._workspaces.version(a.workspace_id, a.version_num)
+        version_b = self._workspaces.version(b.workspace_id, b.version_num)
         empty = CodeDiffSummary(
             version_a=label_a,
             version_b=label_b,
@@ -215,7 +224,7 @@ class RunComparer:
             return empty
         if version_a.commit_sha == version_b.commit_sha:
             return empty.model_copy(update={"same_version": True, "available": True})
-        repo = self._core.repo
+        repo = self._repo
         try:
             tree = repo.diff_trees(repo.tree_of(version_a.commit_sha), repo.tree_of(version_b.commit_sha), 0)
         except GoldfishError:
@@ -233,8 +242,8 @@ class RunComparer:
         )
 
     def _results(self, a: PipelineRunRow, b: PipelineRunRow) -> ResultsDelta:
-        side_a = self._results_side(self._core.records.of_pipeline_run(a.id))
-        side_b = self._results_side(self._core.records.of_pipeline_run(b.id))
+        side_a = self._results_side(self._record_rows.of_pipeline_run(a.id))
+        side_b = self._results_side(self._record_rows.of_pipeline_run(b.id))
         return results_delta(side_a, side_b)
 
     def _results_side(self, record: RecordRow | None) -> ResultsSide:
@@ -242,7 +251,7 @@ class RunComparer:
             return ResultsSide(record_id=None, finalized=False)
         if record.finalized_at is None:
             return ResultsSide(record_id=record.id, finalized=False)
-        current = [f for f in self._core.records.finalizations(record.id) if f["superseded_at"] is None]
+        current = [f for f in self._record_rows.finalizations(record.id) if f["superseded_at"] is None]
         results: dict[str, Any] = current[-1]["results"] if current else {}
         secondary = results.get("secondary") or {}
         return ResultsSide(

@@ -9,10 +9,11 @@ from typing import Any
 from pydantic import Field
 
 from goldfish.db.audit import AuditRepository, AuditRow
-from goldfish.db.records import RecordRow
+from goldfish.db.records import RecordRepository, RecordRow
 from goldfish.db.runs import RunRepository, StageRunRow
 from goldfish.db.svs import SvsRepository
 from goldfish.db.warm_pool import WarmPoolRepository
+from goldfish.db.workspaces import WorkspaceRepository
 from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.runs.models import StageRunInfo
 from goldfish.svs.pattern_service import PatternService
@@ -187,6 +188,8 @@ class OverviewService:
         workspaces: WorkspaceService,
         audit: AuditRepository,
         runs: RunRepository,
+        rows: WorkspaceRepository,
+        records: RecordRepository,
         warm_pool: WarmPoolRepository | None = None,
         svs: SvsRepository | None = None,
         patterns: PatternService | None = None,
@@ -196,6 +199,8 @@ class OverviewService:
         self._workspaces = workspaces
         self._audit = audit
         self._runs = runs
+        self._rows = rows
+        self._records = records
         self._warm_pool = warm_pool
         self._svs = svs
         self._patterns = patterns
@@ -208,13 +213,13 @@ class OverviewService:
             name=core.config.project_name,
             root=str(core.paths.root),
             goal=core.config.goal,
-            workspaces=core.rows.count(),
+            workspaces=self._rows.count(),
         )
 
     def slots(self) -> list[SlotState]:
         """Every configured slot with its workspace, dirtiness and last version."""
         core = self._core
-        mounts = {m.slot: m for m in core.rows.mounts()}
+        mounts = {m.slot: m for m in self._rows.mounts()}
         # Each dirty check is a couple of git processes; checking the slots side by side keeps
         # status as fast as checking one. The workers touch no database (no per-thread connection).
         with ThreadPoolExecutor(max_workers=max(1, len(mounts))) as pool:
@@ -223,7 +228,7 @@ class OverviewService:
         states = []
         for slot in core.config.slots:
             mount = mounts.get(slot)
-            latest = core.rows.latest_version(mount.workspace_id) if mount else None
+            latest = self._rows.latest_version(mount.workspace_id) if mount else None
             states.append(
                 SlotState(
                     slot=slot,
@@ -242,11 +247,11 @@ class OverviewService:
 
     def pending(self, limit: int) -> list[PendingBrief]:
         """Finished runs without a recorded outcome, oldest first."""
-        return [_pending(row) for row in self._core.records.unfinalized(None, limit)]
+        return [_pending(row) for row in self._records.unfinalized(None, limit)]
 
     def status(self, state_md: str) -> StatusInfo:
         """The one-call orientation."""
-        records = self._core.records
+        records = self._records
         return StatusInfo(
             project=self.project(),
             slots=self.slots(),
@@ -279,7 +284,7 @@ class OverviewService:
     def best_results(self) -> list[WorkspaceBest]:
         """The best finalized result of each recently active workspace."""
         found = []
-        for ws in self._core.rows.recently_active(MAX_BEST):
+        for ws in self._rows.recently_active(MAX_BEST):
             info = self._core.info(ws)
             if info.best_result is not None:
                 found.append(WorkspaceBest(workspace=ws.name, best=info.best_result))
@@ -337,7 +342,7 @@ class OverviewService:
             pending_finalizations_by_workspace=by_workspace,
             best_results=self.best_results(),
             slots=self.slots(),
-            workspaces_by_activity=[ws.name for ws in self._core.rows.recently_active(10)],
+            workspaces_by_activity=[ws.name for ws in self._rows.recently_active(10)],
         )
 
 

@@ -9,16 +9,23 @@ finalized blocks new runs of its workspace (``check_gate``; dry runs are never g
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from goldfish.config import GoldfishConfig
+from goldfish.db.database import Database
 from goldfish.db.metrics import MetricRepository
 from goldfish.db.records import HistoryFilter, RecordRepository, RecordRow
 from goldfish.db.runs import RunRepository
-from goldfish.errors import GoldfishError, InvalidArgumentError, TagExistsError, suggestion_suffix
+from goldfish.db.workspaces import WorkspaceRepository
+from goldfish.errors import (
+    ConflictError,
+    GoldfishError,
+    InvalidArgumentError,
+    TagExistsError,
+    suggestion_suffix,
+)
 from goldfish.ids import PIPELINE_RUN_ID, RECORD_ID, STAGE_RUN_ID
 from goldfish.memory.record_models import (
     AlreadyFinalizedError,
@@ -66,12 +73,16 @@ class RecordService:
         self,
         config: GoldfishConfig,
         core: WorkspaceCore,
+        db: Database,
+        rows: WorkspaceRepository,
         records: RecordRepository,
         runs: RunRepository,
         metrics: MetricRepository,
     ):
         self._config = config
         self._core = core
+        self._db = db
+        self._rows = rows
         self._records = records
         self._runs = runs
         self._metrics = metrics
@@ -112,7 +123,7 @@ class RecordService:
         ws = self._core.workspace_or_slot(workspace)
         row = self._records.by_tag(ws.name, tag)
         if row is None:
-            version_num = self._core.rows.tag_owner(ws.id, tag)
+            version_num = self._rows.tag_owner(ws.id, tag)
             row = self._records.of_version(ws.id, version_num) if version_num is not None else None
         return row
 
@@ -338,20 +349,20 @@ class RecordService:
                     details={"tag": tag, "record_id": owner},
                     remedy="Choose another tag; record tags are unique per workspace.",
                 )
-            version_owner = core.rows.tag_owner(row.workspace_id, tag)
+            version_owner = self._rows.tag_owner(row.workspace_id, tag)
             if version_owner is not None and version_owner != row.version_num:
                 raise TagExistsError(
                     f"Tag '{tag}' is already on v{version_owner} (the record is on v{row.version_num}).",
                     details={"tag": tag, "version": f"v{version_owner}"},
                 )
-            version = core.rows.version(row.workspace_id, row.version_num)
+            version = self._rows.version(row.workspace_id, row.version_num)
             tag_version = version is not None and version_owner is None
             try:
-                with core.db.transaction() as conn:
+                with self._db.transaction() as conn:
                     self._records.add_tag(conn, row.id, row.workspace, tag)
                     if version is not None and tag_version:
-                        core.rows.add_tag(conn, row.workspace_id, version.id, tag)
-            except sqlite3.IntegrityError:
+                        self._rows.add_tag(conn, row.workspace_id, version.id, tag)
+            except ConflictError:
                 raise TagExistsError(f"Tag '{tag}' was just used.", details={"tag": tag}) from None
         return TagInfo(
             record=RecordInfo.of(self._records.get(row.id) or row),

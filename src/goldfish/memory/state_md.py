@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from goldfish.db.records import RecordRepository
 from goldfish.db.runs import RunRepository
 from goldfish.db.svs import SvsRepository
 from goldfish.db.thoughts import ThoughtRepository
+from goldfish.db.workspaces import WorkspaceRepository
 from goldfish.fileops import write_text_atomic
 from goldfish.timeutil import age, now_iso
 from goldfish.workspaces.core import WorkspaceCore
@@ -35,11 +37,15 @@ class StateWriter:
     def __init__(
         self,
         core: WorkspaceCore,
+        rows: WorkspaceRepository,
+        records: RecordRepository,
         thoughts: ThoughtRepository,
         runs: RunRepository,
         svs: SvsRepository | None = None,
     ):
         self._core = core
+        self._rows = rows
+        self._records = records
         self._thoughts = thoughts
         self._runs = runs
         self._svs = svs
@@ -65,14 +71,14 @@ class StateWriter:
         return text
 
     def _slots(self) -> list[str]:
-        mounts = {m.slot: m.workspace for m in self._core.rows.mounts()}
+        mounts = {m.slot: m.workspace for m in self._rows.mounts()}
         lines = ["## Slots"]
         for slot in self._core.config.slots:
             lines.append(f"- {slot}: {mounts.get(slot, '(empty)')}")
         return [*lines, ""]
 
     def _pending(self) -> list[str]:
-        pending = self._core.records.unfinalized(None, MAX_PENDING + 1)
+        pending = self._records.unfinalized(None, MAX_PENDING + 1)
         if not pending:
             return []
         lines = ["## Waiting for finalize_run"]
@@ -111,10 +117,10 @@ class StateWriter:
 
     def _workspaces(self) -> list[str]:
         core = self._core
-        total = core.rows.count()
+        total = self._rows.count()
         lines = [f"## Workspaces ({total})"]
-        for ws in core.rows.recently_active(MAX_WORKSPACES):
-            versions, count = core.rows.versions(
+        for ws in self._rows.recently_active(MAX_WORKSPACES):
+            versions, count = self._rows.versions(
                 ws.id, include_pruned=False, limit=VERSIONS_PER_WORKSPACE, offset=0
             )
             lines.append(f"### {ws.name}" + (f": {_clip(ws.goal, GOAL_CHARS)}" if ws.goal else ""))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,14 +76,3 @@ def collect_outputs(
             )
         )
     return CollectResult(rows, [], [], violations)
-
-
-def store_logs(logs_dir: Path, stage_run_id: str, storage: Storage) -> None:
-    """Copy the attempt's logs to their storage keys (stdout, stderr, metrics, exit code)."""
-    if logs_dir.is_dir():
-        storage.put_dir(logs_dir, RunPaths(stage_run_id).logs)
-
-
-def remove_scratch(run_dir: Path) -> None:
-    """Delete a finished attempt's scratch folder."""
-    shutil.rmtree(run_dir, ignore_errors=True)

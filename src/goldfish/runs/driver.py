@@ -1,15 +1,15 @@
-"""The detached pipeline driver: one process per pipeline run, holding a lease in SQLite.
+"""The pipeline driver: advances one pipeline run while it holds the run's lease in SQLite.
 
 It starts ready stages (bounded parallelism), skips what depends on a failure, watches the
 active ones and finishes the pipeline run, with no agent connected. If it dies, any server
 process (or a new driver) takes the lease over once it expires and carries on.
 
-Run as ``python -m goldfish.runs.driver --project ROOT --pipeline-run ID``.
+Its dependencies come from the composition root (``ServerContext.driver_deps``); the detached
+process that runs it is ``goldfish.driver_entry`` (``spawn_driver`` starts one).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import socket
@@ -17,16 +17,21 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from goldfish.context import ServerContext
-from goldfish.db.runs import PipelineRunRow, StageRunRow
+from goldfish.db.runs import PipelineRunRow, RunRepository, StageRunRow
+from goldfish.db.workspaces import WorkspaceRepository
 from goldfish.pipelines.graph import dependencies
 from goldfish.pipelines.models import PipelineDef, StageDef
 from goldfish.pipelines.validator import load_pipeline
+from goldfish.runs.deps import ExecutorDeps
 from goldfish.runs.executor import StageExecutor
-from goldfish.states import ACTIVE, FailureKind, PipelineState, StageState
+from goldfish.states import ACTIVE, DID_NOT_COMPLETE, FailureKind, PipelineState, StageState, pipeline_end
 from goldfish.timeutil import parse_iso
+from goldfish.workspaces.dev_repo import DevRepo
 from goldfish.workspaces.files import VersionFiles
 
 log = logging.getLogger("goldfish.driver")
@@ -34,29 +39,65 @@ log = logging.getLogger("goldfish.driver")
 LEASE_SECONDS = 15.0
 POLL_SECONDS = 0.05
 EXIT_CHECK_SECONDS = 0.003
-_FAILED = {StageState.FAILED, StageState.CANCELED, StageState.TIMED_OUT, StageState.SKIPPED}
+# The module a detached driver process runs (named, not imported: it sits above the context).
+ENTRY_MODULE = "goldfish.driver_entry"
+
+
+@dataclass(frozen=True)
+class DriverDeps:
+    """What a pipeline driver needs, built once by the composition root.
+
+    Attributes:
+        runs: Pipeline and stage run rows (leases, states).
+        workspaces: Workspace and version rows (which saved files a run executes).
+        repo: The dev repository holding those files.
+        executor: What executing one stage needs.
+        max_parallel_stages: Stages of one run active at once.
+        on_finish: Called once the run has ended (the context refreshes STATE.md).
+    """
+
+    runs: RunRepository
+    workspaces: WorkspaceRepository
+    repo: DevRepo
+    executor: ExecutorDeps
+    max_parallel_stages: int
+    on_finish: Callable[[], None]
+
+
+class DriverHandOff(Protocol):
+    """A process standing by to become a run's driver (``goldfish run`` forks one early)."""
+
+    @property
+    def available(self) -> bool:
+        """True while it can still take a run."""
+        ...
+
+    def start(self, pipeline_run_id: str) -> None:
+        """Hand it the run to drive."""
+        ...
 
 
 class PipelineDriver:
     """Drives one pipeline run to a terminal state."""
 
-    def __init__(self, context: ServerContext, pipeline_run_id: str, owner: str | None = None):
-        self.context = context
+    def __init__(self, deps: DriverDeps, pipeline_run_id: str, owner: str | None = None):
+        self.deps = deps
+        self.runs = deps.runs
         self.run_id = pipeline_run_id
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self.executor = StageExecutor(context.executor_deps())
+        self.executor = StageExecutor(deps.executor)
         self._pipeline: PipelineDef | None = None
         self._commit: str | None = None
         self._exit_files: list[Path] = []
 
     def _load(self, run: PipelineRunRow) -> tuple[PipelineDef, str]:
         if self._pipeline is None or self._commit is None:
-            ws = self.context.core.rows.get(run.workspace)
-            version = self.context.core.rows.version(run.workspace_id, run.version_num)
+            ws = self.deps.workspaces.get(run.workspace)
+            version = self.deps.workspaces.version(run.workspace_id, run.version_num)
             if ws is None or version is None:
                 raise RuntimeError(f"pipeline run {run.id} refers to a missing workspace version")
             self._commit = version.commit_sha
-            files = VersionFiles(self.context.core.repo, version.commit_sha)
+            files = VersionFiles(self.deps.repo, version.commit_sha)
             self._pipeline = load_pipeline(files, run.pipeline, sources=None)
         return self._pipeline, self._commit
 
@@ -66,7 +107,7 @@ class PipelineDriver:
         With ``launch=False`` only what needs no backend happens (cache hits, skips, cancels):
         the server does that inline so an unchanged re-run finishes without a driver process.
         """
-        runs = self.context.runs
+        runs = self.runs
         pipeline_run = runs.pipeline_run(self.run_id)
         if pipeline_run is None or pipeline_run.state != PipelineState.RUNNING:
             return True
@@ -84,7 +125,7 @@ class PipelineDriver:
                     running += self._maybe_start(
                         run, stage_defs[run.stage], pipeline_run, commit, deps, by_stage, running, launch
                     )
-                    by_stage[run.stage] = self.context.runs.stage_run(run.id) or run
+                    by_stage[run.stage] = self.runs.stage_run(run.id) or run
                 elif state in ACTIVE and launch:
                     self.executor.poll(run, stage_defs[run.stage])
             except Exception as exc:  # one broken stage must not stall the whole pipeline
@@ -95,9 +136,12 @@ class PipelineDriver:
         return finished
 
     def _fail_unexpected(self, run: StageRunRow, exc: Exception) -> None:
-        fresh = self.context.runs.stage_run(run.id)
+        fresh = self.runs.stage_run(run.id)
         if fresh is not None and not fresh.terminal:
-            self.executor.machine.fail(fresh, FailureKind.INFRA_ERROR, f"internal error: {exc}"[:500])
+            # forced: no hooks, since one of them may be what failed
+            self.executor.machine.fail(
+                fresh, FailureKind.INFRA_ERROR, f"internal error: {exc}"[:500], force=True
+            )
 
     def settle(self) -> bool:
         """Step without launching until nothing more changes; True when the run is finished."""
@@ -109,7 +153,7 @@ class PipelineDriver:
                 return False
 
     def _snapshot(self) -> list[tuple[str, str]]:
-        return [(run.id, run.state) for run in self.context.runs.stages_of(self.run_id)]
+        return [(run.id, run.state) for run in self.runs.stages_of(self.run_id)]
 
     def _maybe_start(
         self,
@@ -126,7 +170,7 @@ class PipelineDriver:
         if run.cancel_requested:
             self.executor.machine.move(run, StageState.CANCELED, "cancel", "canceled before it started")
             return 0
-        blocked = [up.stage for up in upstream if StageState(up.state) in _FAILED]
+        blocked = [up.stage for up in upstream if StageState(up.state) in DID_NOT_COMPLETE]
         if blocked:
             self.executor.machine.move(
                 run,
@@ -138,41 +182,37 @@ class PipelineDriver:
             return 0
         if any(StageState(up.state) != StageState.COMPLETED for up in upstream):
             return 0
-        if running >= self.context.config.defaults.max_parallel_stages:
+        if running >= self.deps.max_parallel_stages:
             return 0
         self.executor.start(
             run, stage, pipeline_run, commit, {up.stage: up for up in upstream}, launch=launch
         )
-        fresh = self.context.runs.stage_run(run.id)
+        fresh = self.runs.stage_run(run.id)
         return 1 if fresh is not None and StageState(fresh.state) in ACTIVE - {StageState.PENDING} else 0
 
     def _maybe_finish(self) -> bool:
-        stage_runs = self.context.runs.stages_of(self.run_id)
-        if any(StageState(run.state) in ACTIVE for run in stage_runs):
+        stage_runs = self.runs.stages_of(self.run_id)
+        final = pipeline_end(StageState(run.state) for run in stage_runs)
+        if final is None:
             return False
-        states = {StageState(run.state) for run in stage_runs}
-        if states <= {StageState.COMPLETED}:
-            final, error = PipelineState.COMPLETED, None
-        elif StageState.CANCELED in states and not states & {StageState.FAILED, StageState.TIMED_OUT}:
-            final, error = PipelineState.CANCELED, "canceled"
-        else:
-            failed = [
-                f"{run.stage}: {run.error or run.state}"
-                for run in stage_runs
-                if StageState(run.state) in {StageState.FAILED, StageState.TIMED_OUT}
-            ]
-            final, error = PipelineState.FAILED, "; ".join(failed)[:4000] or None
-        self.context.runs.finish_pipeline(self.run_id, final, error)
+        failed = [
+            f"{run.stage}: {run.error or run.state}"
+            for run in stage_runs
+            if StageState(run.state) in {StageState.FAILED, StageState.TIMED_OUT}
+        ]
+        errors = {PipelineState.CANCELED: "canceled", PipelineState.FAILED: "; ".join(failed)[:4000] or None}
+        error = errors.get(final)
+        self.runs.finish_pipeline(self.run_id, final, error)
         last_end = max(
             (parse_iso(run.finished_at).timestamp() for run in stage_runs if run.finished_at), default=None
         )
         self.executor.clock.mark("finish", None if last_end is None else (time.time() - last_end) * 1000)
-        self.context.refresh_state()
+        self.deps.on_finish()
         return True
 
     def drive(self, poll_seconds: float = POLL_SECONDS) -> None:
         """Hold the lease and step until the pipeline run is finished (or the lease is lost)."""
-        runs = self.context.runs
+        runs = self.runs
         renewed = 0.0
         try:
             while True:
@@ -224,7 +264,7 @@ def spawn_driver(project_root: Path, pipeline_run_id: str, log_dir: Path) -> int
             [
                 sys.executable,
                 "-m",
-                "goldfish.runs.driver",
+                ENTRY_MODULE,
                 "--project",
                 str(project_root),
                 "--pipeline-run",
@@ -237,95 +277,3 @@ def spawn_driver(project_root: Path, pipeline_run_id: str, log_dir: Path) -> int
             cwd=project_root,
         )
     return proc.pid
-
-
-class DriverFork:
-    """A forked process standing by to become the driver of one pipeline run (``goldfish run``).
-
-    Forked before this process opens the project's database (SQLite state must never cross a
-    fork), after the driver's modules are imported: when :meth:`start` hands it a run, it drives
-    at once, with no interpreter start and no imports (the largest fixed cost of a short run).
-    It runs detached (its own session, stdio on the driver log, double fork: nobody waits for
-    it) and leaves with ``os._exit``. Unused, it exits when :meth:`close` closes its pipe (or
-    this process ends). Only for a process with a single thread: a fork copies no other thread.
-    """
-
-    def __init__(self, project_root: Path, log_dir: Path):
-        log_dir.mkdir(parents=True, exist_ok=True)
-        read_end, self._pipe = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:
-            code = 1
-            try:
-                os.close(self._pipe)
-                code = _stand_by(read_end, project_root, log_dir)
-            finally:
-                os._exit(code)
-        os.close(read_end)
-        self._used = False
-
-    @property
-    def available(self) -> bool:
-        """True until a run was handed over or the fork was closed."""
-        return not self._used
-
-    def start(self, pipeline_run_id: str) -> None:
-        """Hand ``pipeline_run_id`` to the standing-by process: it becomes its detached driver."""
-        self._used = True
-        try:
-            os.write(self._pipe, pipeline_run_id.encode())
-        finally:
-            self._finish()
-
-    def close(self) -> None:
-        """Let an unused fork go."""
-        if not self._used:
-            self._used = True
-            self._finish()
-
-    def _finish(self) -> None:
-        os.close(self._pipe)
-        os.waitpid(self.pid, 0)  # it exits at once (its driver is a grandchild): no zombie left
-
-
-def _stand_by(pipe: int, project_root: Path, log_dir: Path) -> int:
-    """In the fork: wait for a run id; with one, fork the detached driver and return."""
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):  # never hold the caller's stdout open (a CI job reads it to the end)
-        os.dup2(null, fd)
-    chunks = []
-    while chunk := os.read(pipe, 256):
-        chunks.append(chunk)
-    run_id = b"".join(chunks).decode()
-    if not run_id:
-        return 0
-    os.setsid()
-    if os.fork() != 0:
-        return 0
-    log_file = os.open(log_dir / f"driver-{run_id}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log_file, 1)
-    os.dup2(log_file, 2)
-    os.chdir(project_root)
-    return main(["--project", str(project_root), "--pipeline-run", run_id])
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the detached driver."""
-    parser = argparse.ArgumentParser(prog="goldfish-driver")
-    parser.add_argument("--project", required=True)
-    parser.add_argument("--pipeline-run", required=True)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    context = ServerContext.open(Path(args.project))
-    try:
-        PipelineDriver(context, args.pipeline_run).drive()
-    except Exception:
-        log.exception("driver of %s failed", args.pipeline_run)
-        return 1
-    finally:
-        context.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

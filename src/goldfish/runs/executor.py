@@ -1,114 +1,47 @@
 """One stage run's life on a backend: plan, stage inputs, launch, watch, collect.
 
-Every state change goes through :class:`StageMachine` (compare-and-set + transition row). The
-pipeline driver calls :meth:`StageExecutor.start` for ready stages and :meth:`StageExecutor.poll`
-for active ones; any process holding the pipeline's lease can pick this up where another left.
+Every state change goes through :class:`~goldfish.runs.machine.StageMachine` (compare-and-set +
+transition row), which also runs what ending a run implies (``runs/stage_end.py``, declared in
+``states.STAGE_HOOKS``). The pipeline driver calls :meth:`StageExecutor.start` for ready stages
+and :meth:`StageExecutor.poll` for active ones; any process holding the pipeline's lease can pick
+this up where another left.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from goldfish.backends.factory import BackendRegistry
-from goldfish.backends.gpus import (
-    LOCAL_GPU_BACKENDS,
-    GpuUnavailableError,
-    HostGpus,
-    discover,
-    require,
-    wait_ready,
-)
+from goldfish.backends.gpus import LOCAL_GPU_BACKENDS, GpuUnavailableError, HostGpus, require
+from goldfish.backends.process.python_env import environment_key
 from goldfish.backends.protocol import BackendStatus, Handle
-from goldfish.backends.python_env import environment_key
 from goldfish.backends.spec import RunSpec
-from goldfish.config import Svs
-from goldfish.data.sources import SourceService
-from goldfish.db.metrics import MetricRepository
-from goldfish.db.runs import LineageRow, PipelineRunRow, RunRepository, StageRunRow
-from goldfish.db.svs import SvsRepository
+from goldfish.db.runs import LineageRow, PipelineRunRow, StageRunRow
 from goldfish.errors import GoldfishError
-from goldfish.fileops import link_tree
-from goldfish.io.masking import Masker, mask_file_in_place
 from goldfish.pipelines.models import StageDef
-from goldfish.runs.collector import collect_outputs, remove_scratch, store_logs
+from goldfish.runs.collector import collect_outputs
+from goldfish.runs.deps import ExecutorDeps
 from goldfish.runs.imports import CodeScopes
+from goldfish.runs.machine import StageMachine
 from goldfish.runs.metrics import ingest_file
 from goldfish.runs.planner import InputResolver, ResolvedInput, cache_key
+from goldfish.runs.preparation import StagePreparer
+from goldfish.runs.stage_end import StageEnd
+from goldfish.runs.stage_secrets import StageSecrets
 from goldfish.runs.timeline import StepClock
-from goldfish.secrets.resolver import SecretResolver
-from goldfish.states import FailureKind, StageState
+from goldfish.states import AttemptState, FailureKind, StageState
 from goldfish.storage.presence import present
-from goldfish.storage.protocol import Storage
 from goldfish.svs import outputs as svs_outputs
-from goldfish.svs.pattern_service import PatternService
 from goldfish.svs.rules import Finding
 from goldfish.timeutil import now_iso, parse_iso
-from goldfish.workspaces.code_cache import CodeCache
-from goldfish.workspaces.dev_repo import DevRepo
 
 log = logging.getLogger("goldfish.runs")
 LAUNCH_GRACE_SECONDS = 60
 HOST_GPUS_TTL_SECONDS = 10.0  # a queued GPU stage asks for its GPUs on every driver step
-
-
-@dataclass(frozen=True)
-class StageRuntime:
-    """How stages run beyond their spec: GPU discovery and readiness, telemetry."""
-
-    host_gpus: Callable[[], HostGpus] = discover
-    gpu_min_free_mb: float = 1024
-    gpu_timeout_seconds: float = 300
-    telemetry_interval: float = 10
-    telemetry_max_points: int = 2000
-
-
-@dataclass
-class ExecutorDeps:
-    """What executing a stage needs (built from a ServerContext)."""
-
-    runs: RunRepository
-    metrics: MetricRepository
-    sources: SourceService
-    storage: Storage
-    repo: DevRepo
-    backends: BackendRegistry
-    scratch: Path
-    code: CodeCache
-    max_attempts: int
-    contracts: Literal["off", "warn", "block"] = "block"
-    svs: Svs = field(default_factory=Svs)
-    svs_store: SvsRepository | None = None
-    patterns: PatternService | None = None
-    secrets: SecretResolver | None = None
-    runtime: StageRuntime = field(default_factory=StageRuntime)
-
-
-class StageMachine:
-    """Legal, race-free state changes of stage runs."""
-
-    def __init__(self, runs: RunRepository):
-        self._runs = runs
-
-    def move(
-        self, run: StageRunRow, target: StageState, event: str, detail: str | None = None, **fields: Any
-    ) -> bool:
-        """Move ``run`` from the state it was read in; False when someone else moved it first."""
-        return self._runs.transition(run.id, StageState(run.state), target, event, detail, **fields)
-
-    def fail(
-        self, run: StageRunRow, kind: FailureKind, error: str, event: str = "failed", **fields: Any
-    ) -> bool:
-        """Move to failed with a failure kind and message."""
-        return self.move(
-            run, StageState.FAILED, event, error, failure_kind=kind.value, error=error[:4000], **fields
-        )
 
 
 class StageExecutor:
@@ -116,10 +49,12 @@ class StageExecutor:
 
     def __init__(self, deps: ExecutorDeps):
         self.deps = deps
-        self.machine = StageMachine(deps.runs)
+        self.secrets = StageSecrets(deps.secrets)
+        end = StageEnd(deps.runs, deps.backends, deps.storage, deps.scratch, self.secrets, deps.patterns)
+        self.machine = StageMachine(deps.runs, end.effects())
+        self.preparer = StagePreparer(deps, self.secrets, self.machine)
         self.resolver = InputResolver(deps.runs, deps.sources, deps.storage)
         self._host: tuple[float, HostGpus] | None = None
-        self._masks: dict[str, list[str]] = {}
         self.code_scopes = CodeScopes(deps.repo)
         self.clock = StepClock()  # timeline steps; the driver writes them after each pass
 
@@ -242,18 +177,16 @@ class StageExecutor:
         )
         if moved:
             self.deps.runs.add_lineage([_input_row(run.id, item) for item in inputs] + outputs)
-        return moved
+        return moved.accepted
 
     def _launch(self, run: StageRunRow, stage: StageDef, inputs: list[ResolvedInput], run_dir: Path) -> None:
         try:
             with self.clock.step("stage_prepare", run.id):
-                spec = self._prepare(run, stage, inputs, run_dir)
+                spec = self.preparer.prepare(run, stage, inputs, run_dir)
         except GoldfishError as exc:
-            self._keep_logs(run)
             self.machine.fail(
                 self._reload(run), FailureKind.INFRA_ERROR, _explain(exc), event="prepare_failed"
             )
-            self._wrap_up(run)
             return
         run = self._reload(run)
         if not self.machine.move(run, StageState.LAUNCHING, "launch", started_at=run.started_at or now_iso()):
@@ -272,18 +205,14 @@ class StageExecutor:
                     handle = backend.launch(replace(spec, attempt=attempt))
             except OSError as exc:  # infra trouble: another attempt may succeed
                 error = f"could not start the stage: {exc}"
-                self.deps.runs.finish_attempt(
-                    run.id, attempt, "failed", FailureKind.INFRA_ERROR.value, error, None
-                )
+                self._attempt_failed(run.id, attempt, error)
                 time.sleep(min(2.0, 0.2 * attempt))
                 attempt += 1
                 continue
             except GoldfishError as exc:  # refused (credentials, settings) or no capacity anywhere
                 attempt = self._record_tries(run.id, attempt, exc.details.get("tries") or [])
                 error = _explain(exc)
-                self.deps.runs.finish_attempt(
-                    run.id, attempt, "failed", FailureKind.INFRA_ERROR.value, error, None
-                )
+                self._attempt_failed(run.id, attempt, error)
                 break
             attempt = self._record_tries(run.id, attempt, handle.get("tries") or [])
             self.deps.runs.set_attempt_handle(run.id, attempt, handle)
@@ -291,119 +220,23 @@ class StageExecutor:
                 self._reload(run), StageState.RUNNING, "started", json.dumps(handle), backend_handle=handle
             )
             return
-        self._keep_logs(run)
         self.machine.fail(self._reload(run), FailureKind.INFRA_ERROR, error, event="launch_failed")
-        self._wrap_up(run)
+
+    def _attempt_failed(self, run_id: str, attempt: int, error: str) -> None:
+        """Close an attempt that could not start (an infra error)."""
+        self.deps.runs.finish_attempt(
+            run_id, attempt, AttemptState.FAILED, FailureKind.INFRA_ERROR.value, error[:4000], None
+        )
 
     def _record_tries(self, run_id: str, attempt: int, tries: list[dict[str, Any]]) -> int:
         """Close ``attempt`` once per failed launch try (zone, provisioning, why); the attempt now current."""
         for item in tries:
             where = f"{item.get('zone')} ({'spot' if item.get('spot') else 'on-demand'})"
-            message = f"{item.get('category')} in {where}: {item.get('error')}"
             self.deps.runs.set_attempt_zone(run_id, attempt, item.get("zone"))
-            self.deps.runs.finish_attempt(
-                run_id, attempt, "failed", FailureKind.INFRA_ERROR.value, message[:4000], None
-            )
+            self._attempt_failed(run_id, attempt, f"{item.get('category')} in {where}: {item.get('error')}")
             attempt += 1
             self.deps.runs.start_attempt(run_id, attempt, None)
         return attempt
-
-    def _prepare(
-        self, run: StageRunRow, stage: StageDef, inputs: list[ResolvedInput], run_dir: Path
-    ) -> RunSpec:
-        """Stage inputs read-only, write config and signal files, let the backend build its environment."""
-        inputs_dir = run_dir / "inputs"
-        inputs_dir.mkdir(parents=True, exist_ok=True)
-        backend = self.deps.backends.get(run.backend)
-        on_vm = backend.capabilities.isolation == "vm"
-        staged: dict[str, Path] = {}
-        for item in inputs:
-            if on_vm:  # the VM fetches its inputs itself; local ones are uploaded by the backend
-                if item.local_path is not None:
-                    staged[item.name] = item.local_path
-                continue
-            staged[item.name] = self._stage_input(item, inputs_dir / item.name)
-        for folder in ("outputs", "logs", "control", "work"):
-            (run_dir / folder).mkdir(parents=True, exist_ok=True)
-        config_file = run_dir / "config.json"
-        config_file.write_text(json.dumps(run.config, indent=2), encoding="utf-8")
-        signals_file = run_dir / "signals.json"
-        signals = {
-            "inputs": {n: s.model_dump(by_alias=True, exclude_none=True) for n, s in stage.inputs.items()},
-            "outputs": {n: s.model_dump(by_alias=True, exclude_none=True) for n, s in stage.outputs.items()},
-            "svs": svs_outputs.signals_settings(self.deps.svs),
-        }
-        signals_file.write_text(json.dumps(signals, indent=2), encoding="utf-8")
-        spec = RunSpec(
-            stage_run_id=run.id,
-            workspace=run.workspace,
-            stage=run.stage,
-            module=run.module,
-            code_dir=run_dir / "code",
-            run_dir=run_dir,
-            inputs=staged,
-            outputs_dir=run_dir / "outputs",
-            logs_dir=run_dir / "logs",
-            config_file=config_file,
-            signals_file=signals_file,
-            timeout_seconds=run.timeout_seconds,
-            python=sys.executable,
-            profile=run.profile,
-            input_uris={item.name: item.uri for item in inputs},
-            outputs=tuple(stage.outputs),
-            env=dict(run.env),
-            secrets=self._secret_values(run),
-            gpu_ids=tuple(run.gpu_ids or ()),
-            telemetry_interval=self.deps.runtime.telemetry_interval,
-            telemetry_max_points=self.deps.runtime.telemetry_max_points,
-        )
-
-        def on_build(detail: str) -> None:
-            if StageState(run.state) == StageState.PENDING:
-                self.machine.move(run, StageState.BUILDING, "build", detail)
-
-        prepared = backend.prepare(spec, on_build)
-        if prepared.gpu_ids:
-            seen = wait_ready(
-                list(prepared.gpu_ids),
-                self.deps.runtime.gpu_min_free_mb,
-                self.deps.runtime.gpu_timeout_seconds,
-            )
-            log.info("GPUs of %s ready: %s", run.id, seen)
-        return prepared
-
-    def _known_secrets(self, run: StageRunRow) -> list[str]:
-        """The stage's secret values as far as they are known (looked up once per run and process)."""
-        if not run.secrets or self.deps.secrets is None:
-            return []
-        if run.id not in self._masks:
-            found = self.deps.secrets.known_values(run.secrets, cloud=run.backend == "gce")
-            self._masks[run.id] = list(found.values())
-        return self._masks[run.id]
-
-    def _masker(self, run: StageRunRow) -> Callable[[str], str] | None:
-        """Masks the stage's secret values in metric names (a stage may bypass goldfish.io)."""
-        values = self._known_secrets(run)
-        return Masker(values).mask_text if values else None
-
-    def _secret_values(self, run: StageRunRow) -> dict[str, str]:
-        """The stage's secret values, looked up now (raises SECRET_NOT_SET when one has none)."""
-        if not run.secrets:
-            return {}
-        if self.deps.secrets is None:
-            raise GoldfishError("This server has no secret store to read the stage's secrets from.")
-        return self.deps.secrets.resolve(run.secrets, f"stage '{run.stage}'", cloud=run.backend == "gce")
-
-    def _stage_input(self, item: ResolvedInput, target: Path) -> Path:
-        """Expose one input under ``target``: hardlinks of a local file or folder, else a download."""
-        if item.local_path is not None:
-            link_tree(item.local_path, target)
-            return target
-        key = self.deps.storage.key_of(item.uri)
-        if key is None:
-            raise GoldfishError(f"Input '{item.name}' ({item.uri}) is not reachable from this machine.")
-        self.deps.storage.get_dir(key, target)
-        return target
 
     # -- watch ------------------------------------------------------------------------------
     def poll(self, run: StageRunRow, stage: StageDef) -> None:
@@ -415,35 +248,25 @@ class StageExecutor:
             if run.cancel_requested:
                 self.machine.move(run, StageState.CANCELED, "cancel", "canceled before it started")
             elif _age_seconds(run.started_at) > LAUNCH_GRACE_SECONDS:
-                self._keep_logs(run)
                 self.machine.fail(
                     run, FailureKind.LOST, "the launch was interrupted before the stage started"
                 )
-                self._wrap_up(run)
             return
         if StageState(run.state) != StageState.RUNNING:
             return
         if handle is None:  # the state machine never records this; a driver must not wait on it forever
-            self._keep_logs(run)
             self.machine.fail(run, FailureKind.LOST, "the stage was marked running with no recorded process")
-            self._wrap_up(run)
             return
         backend = self.deps.backends.get(run.backend)
         self._ingest(run, handle)
         if run.cancel_requested:
             backend.cancel(handle)
-            self._finish_attempt(run, StageState.CANCELED, None, "canceled", None)
-            self._keep_logs(run)
             self.machine.move(run, StageState.CANCELED, "cancel", "canceled on request")
-            self._wrap_up(run)
             return
         if _age_seconds(run.started_at) > run.timeout_seconds:
             backend.cancel(handle)
             message = f"exceeded its timeout of {run.timeout_seconds}s"
-            self._finish_attempt(run, StageState.TIMED_OUT, None, message, None)
-            self._keep_logs(run)
             self.machine.move(run, StageState.TIMED_OUT, "timeout", message, error=message)
-            self._wrap_up(run)
             return
         self._on_status(run, stage, backend.status(handle), handle)
 
@@ -463,7 +286,7 @@ class StageExecutor:
             "adopted",
             "found the started attempt by its labels",
             backend_handle=found,
-        )
+        ).accepted
 
     def _on_status(self, run: StageRunRow, stage: StageDef, status: BackendStatus, handle: Handle) -> None:
         if status.state == "running":
@@ -473,38 +296,29 @@ class StageExecutor:
             self._retry(run, stage, FailureKind(status.state), status.detail or status.state, handle)
             return
         if status.state == "lost":
-            message = status.detail or "the backend lost the stage"
-            self._finish_attempt(run, StageState.FAILED, FailureKind.LOST, message, None)
-            self._keep_logs(run)
-            self.machine.fail(run, FailureKind.LOST, message)
-            self._wrap_up(run)
+            self.machine.fail(run, FailureKind.LOST, status.detail or "the backend lost the stage")
             return
         self._mark_exit(run, handle)
         code = int(status.exit_code if status.exit_code is not None else -1)
         self._ingest(run, handle)
         if code != 0:
             message = f"the stage exited with code {code}; see logs(run_id, stream='stderr')"
-            self._finish_attempt(run, StageState.FAILED, FailureKind.STAGE_ERROR, message, code)
-            self._keep_logs(run)
             self.machine.fail(run, FailureKind.STAGE_ERROR, message, exit_code=code)
-            self._wrap_up(run)
             return
-        self._finish_attempt(run, StageState.COMPLETED, None, None, 0)
+        self.deps.runs.finish_attempt(run.id, run.attempt, AttemptState.COMPLETED, None, None, 0)
         self._collect(run, stage)
 
     def _retry(
         self, run: StageRunRow, stage: StageDef, kind: FailureKind, message: str, handle: Handle
     ) -> None:
         """End the attempt as ``kind``; launch the next one (elsewhere) while attempts remain."""
-        self._finish_attempt(run, StageState.FAILED, kind, message, None)
+        self.deps.runs.finish_attempt(run.id, run.attempt, AttemptState.FAILED, kind.value, message, None)
         self.deps.backends.get(run.backend).cleanup(handle)
         attempts = self.deps.runs.attempts(run.id)
         # Launch tries that found no capacity are attempts too, but only started ones use up retries.
         started = sum(1 for row in attempts if row["backend_handle"])
         if started >= self.deps.max_attempts:
-            self._keep_logs(run)
             self.machine.fail(run, kind, f"{message} (started {started} of {self.deps.max_attempts} times)")
-            self._wrap_up(run)
             return
         detail = f"attempt {run.attempt} ended ({kind.value}): {message}"
         if not self.machine.move(run, StageState.LAUNCHING, "retry", detail[:2000], backend_handle=None):
@@ -516,35 +330,11 @@ class StageExecutor:
             if row.get("zone") and row["failure_kind"] == FailureKind.PREEMPTED.value
         )
         try:
-            spec = self._prepare(run, stage, self._recorded_inputs(run), self.run_dir(run))
+            spec = self.preparer.prepare(run, stage, self.preparer.recorded_inputs(run), self.run_dir(run))
         except GoldfishError as exc:
-            self._keep_logs(run)
             self.machine.fail(run, FailureKind.INFRA_ERROR, _explain(exc), event="prepare_failed")
-            self._wrap_up(run)
             return
         self._launch_attempts(run, replace(spec, avoid_zones=avoid))
-
-    def _recorded_inputs(self, run: StageRunRow) -> list[ResolvedInput]:
-        """The inputs the first attempt resolved, from the run's lineage (a retry reads the same data)."""
-        inputs = []
-        for row in self.deps.runs.lineage(run.id, "input"):
-            key = self.deps.storage.key_of(row.uri)
-            local = self.deps.storage.local_path(key) if key is not None else None
-            if local is None and key is None and not row.uri.startswith("gs://"):
-                local = self.deps.sources.local_path(row.uri)  # a registered local source
-            inputs.append(
-                ResolvedInput(
-                    row.signal,
-                    row.type,
-                    row.uri,
-                    row.content_hash,
-                    row.size_bytes,
-                    row.producer_run_id,
-                    row.source_name,
-                    local,
-                )
-            )
-        return inputs
 
     def _mark_exit(self, run: StageRunRow, handle: Handle) -> None:
         """Timeline: when the stage's process ended (its exit file) and how late that was noticed."""
@@ -569,7 +359,6 @@ class StageExecutor:
             self.deps.storage,
             check_contracts=self.deps.contracts != "off",
         )
-        self._keep_logs(run)
         if result.missing or result.unsafe:
             problem = (
                 f"declared output(s) missing: {', '.join(result.missing)}"
@@ -577,15 +366,14 @@ class StageExecutor:
                 else f"outputs link outside the run folder: {', '.join(result.unsafe)}"
             )
             self.machine.fail(run, FailureKind.MISSING_OUTPUT, problem, event="collect_failed")
-        else:
-            stats = svs_outputs.read_stats(self.run_dir(run) / "logs")
-            rows, findings = svs_outputs.judge(stage, result.outputs, stats, self.deps.svs)
-            self.deps.runs.add_lineage(rows)
-            if self.deps.svs_store is not None:
-                schema = svs_outputs.contract_findings(result.violations, self.deps.contracts == "block")
-                self.deps.svs_store.add_findings(run.id, [f.as_json() for f in schema + findings])
-            self._complete_checked(run, result.violations, findings)
-        self._wrap_up(run)
+            return
+        stats = svs_outputs.read_stats(self.run_dir(run) / "logs")
+        rows, findings = svs_outputs.judge(stage, result.outputs, stats, self.deps.svs)
+        self.deps.runs.add_lineage(rows)
+        if self.deps.svs_store is not None:
+            schema = svs_outputs.contract_findings(result.violations, self.deps.contracts == "block")
+            self.deps.svs_store.add_findings(run.id, [f.as_json() for f in schema + findings])
+        self._complete_checked(run, result.violations, findings)
 
     def _complete_checked(self, run: StageRunRow, violations: list[str], findings: list[Finding]) -> None:
         """Complete, or fail when outputs break their schema (contract_violation) or a blocking rule."""
@@ -605,22 +393,12 @@ class StageExecutor:
         notes += [f"SVS warnings: {'; '.join(f.message for f in findings)}"] if findings else []
         self.machine.move(run, StageState.COMPLETED, "completed", " | ".join(notes)[:2000] or None)
 
-    def _finish_attempt(
-        self,
-        run: StageRunRow,
-        state: StageState,
-        kind: FailureKind | None,
-        error: str | None,
-        code: int | None,
-    ) -> None:
-        self.deps.runs.finish_attempt(
-            run.id, run.attempt, state.value, kind.value if kind else None, error, code
-        )
-
     def _ingest(self, run: StageRunRow, handle: Handle) -> None:
         """Store new metric points; the offset is re-read because each batch moves it."""
         path = Path(handle["logs_dir"]) / "metrics.jsonl"
-        ingest_file(self.deps.metrics, run.id, path, self._reload(run).metrics_offset, self._masker(run))
+        ingest_file(
+            self.deps.metrics, run.id, path, self._reload(run).metrics_offset, self.secrets.masker(run)
+        )
 
     def _heartbeat(self, run: StageRunRow, handle: Handle) -> None:
         path = Path(handle["logs_dir"]) / "heartbeat.json"
@@ -632,28 +410,6 @@ class StageExecutor:
             self.deps.runs.update_stage(
                 run.id, heartbeat_at=beat.get("at"), heartbeat_message=str(beat.get("message", ""))[:500]
             )
-
-    def _keep_logs(self, run: StageRunRow) -> None:
-        """Store the logs before the terminal move: whoever sees the end state finds them complete.
-
-        A VM writes its logs to storage itself; the local copy may lag, so it never overwrites them.
-        """
-        if self.deps.backends.get(run.backend).capabilities.isolation == "vm":
-            return
-        logs = self.run_dir(run) / "logs"
-        values = self._known_secrets(run)
-        for name in ("stdout.log", "stderr.log", "metrics.jsonl"):  # also what a stage wrote itself
-            mask_file_in_place(logs / name, values)
-        store_logs(logs, run.id, self.deps.storage)
-
-    def _wrap_up(self, run: StageRunRow) -> None:
-        """Learn from the outcome, release the backend, drop the scratch folder (after the move)."""
-        run_dir = self.run_dir(run)
-        if self.deps.patterns is not None:
-            self.deps.patterns.observe(self._reload(run), run_dir / "logs")
-        if run.backend_handle:
-            self.deps.backends.get(run.backend).cleanup(run.backend_handle)
-        remove_scratch(run_dir)
 
     def _reload(self, run: StageRunRow) -> StageRunRow:
         fresh = self.deps.runs.stage_run(run.id)

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from goldfish.config import GoldfishConfig
+from goldfish.db.workspaces import WorkspaceRepository
 from goldfish.errors import InvalidArgumentError, InvalidPathError, SlotOccupiedError
 from goldfish.fileops import write_text_atomic
 from goldfish.locks import file_lock
@@ -37,11 +38,17 @@ class FolderImporter:
     """Turns a folder given where a workspace is expected into a mounted workspace holding its files."""
 
     def __init__(
-        self, config: GoldfishConfig, paths: ProjectPaths, core: WorkspaceCore, workspaces: WorkspaceService
+        self,
+        config: GoldfishConfig,
+        paths: ProjectPaths,
+        core: WorkspaceCore,
+        rows: WorkspaceRepository,
+        workspaces: WorkspaceService,
     ):
         self._slots = config.slots
         self._paths = paths
         self._core = core
+        self._rows = rows
         self._workspaces = workspaces
 
     @contextmanager
@@ -90,7 +97,7 @@ class FolderImporter:
         return folder
 
     def _named(self, ref: str) -> bool:
-        return ref in self._slots or self._core.rows.get(ref) is not None
+        return ref in self._slots or self._rows.get(ref) is not None
 
     def _as_slot(self, ref: str) -> str:
         """``ref``, or the slot whose folder ``ref`` is."""
@@ -105,7 +112,7 @@ class FolderImporter:
         with file_lock(self._paths.locks / "imports.lock", "The list of imported folders"):
             imports = self._read_imports()
             name = imports.get(str(folder))
-            if name is None or self._core.rows.get(name) is None:
+            if name is None or self._rows.get(name) is None:
                 name = self._free_name(folder.name)
                 self._workspaces.create(name, f"Imported from {folder} by `goldfish run`.")
                 imports[str(folder)] = name
@@ -148,13 +155,13 @@ class FolderImporter:
         base = re.sub(r"[^A-Za-z0-9_-]+", "-", folder_name).strip("-_")[:56] or "imported"
         for number in itertools.count(1):
             candidate = base if number == 1 else f"{base}-{number}"
-            if candidate not in self._slots and self._core.rows.get(candidate) is None:
+            if candidate not in self._slots and self._rows.get(candidate) is None:
                 return candidate
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _mount_somewhere(self, name: str) -> tuple[str, bool]:
         """The slot holding workspace ``name`` and whether this call mounted it (in the first free slot)."""
-        rows = self._core.rows
+        rows = self._rows
         mount = rows.mount_of_workspace(self._core.workspace(name).id)
         if mount is not None:
             return mount.slot, False

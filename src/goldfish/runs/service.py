@@ -10,10 +10,11 @@ from goldfish.backends.gpus import LOCAL_GPU_BACKENDS, HostGpus, discover, requi
 from goldfish.backends.profiles import Profile, all_profiles, get_profile
 from goldfish.config import GoldfishConfig
 from goldfish.data.sources import SourceService
+from goldfish.db.database import Database
 from goldfish.db.records import RecordRepository
 from goldfish.db.runs import RunRepository
 from goldfish.db.svs import SvsRepository
-from goldfish.db.workspaces import WorkspaceRow
+from goldfish.db.workspaces import WorkspaceRepository, WorkspaceRow
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.pipelines.graph import dependencies, downstream_closure, topological_order
 from goldfish.pipelines.models import PipelineDef
@@ -35,6 +36,7 @@ from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.svs.review import ModelReviewer, PreRunReview, pre_run_review, review_files, unified_diff
 from goldfish.validation import pipeline_name
 from goldfish.workspaces.core import WorkspaceCore
+from goldfish.workspaces.dev_repo import DevRepo
 from goldfish.workspaces.files import VersionFiles
 from goldfish.workspaces.sync import version_tag
 from goldfish.workspaces.versions import VersionService
@@ -68,6 +70,9 @@ class RunService:
         self,
         config: GoldfishConfig,
         core: WorkspaceCore,
+        db: Database,
+        rows: WorkspaceRepository,
+        repo: DevRepo,
         versions: VersionService,
         runs: RunRepository,
         sources: SourceService,
@@ -81,6 +86,9 @@ class RunService:
     ):
         self._config = config
         self._core = core
+        self._db = db
+        self._rows = rows
+        self._repo = repo
         self._versions = versions
         self._runs = runs
         self._sources = sources
@@ -142,7 +150,7 @@ class RunService:
     ) -> tuple[WorkspaceRow, str | None, list[PlannedStage], PreRunReview | None]:
         """Load and plan the pipeline, then review it (execution.md steps 1, 3 and 3b)."""
         ws = self._core.workspace_or_slot(request.workspace)
-        mount = self._core.rows.mount_of_workspace(ws.id)
+        mount = self._rows.mount_of_workspace(ws.id)
         files = self._core.files_of(ws)
         pipeline, selected, planned = self._planned(files, request)
         configs = {p.name: p.config for p in planned}
@@ -162,10 +170,10 @@ class RunService:
         done = next((r for r in runs if r.state == PipelineState.COMPLETED.value), None)
         if done is None:
             return None
-        commit = self._core.repo.resolve(f"refs/tags/{version_tag(workspace, done.version_num)}")
+        commit = self._repo.resolve(f"refs/tags/{version_tag(workspace, done.version_num)}")
         if commit is None:
             return None
-        return unified_diff(VersionFiles(self._core.repo, commit), files, rels)
+        return unified_diff(VersionFiles(self._repo, commit), files, rels)
 
     def submit(self, request: RunRequest, reviewers: list[ModelReviewer] | None = None) -> RunSubmission:
         """Review, version the workspace, record the pipeline run and its stages, and start driving it.
@@ -210,7 +218,7 @@ class RunService:
         self._gate(ws.name)
         with clock.step("version_save"):
             version_num, created = self._version_for_run(ws, slot, request)
-        db, runs, records = self._core.db, self._runs, self._records
+        db, runs, records = self._db, self._runs, self._records
         run_id = record_run(db, runs, records, ws, version_num, request, planned, clock=clock)
         if review is not None and self._svs_store is not None:
             found = [f.as_json() for f in review.findings]
@@ -291,7 +299,7 @@ class RunService:
             saved = self._versions.save(slot, f"Run: {description}", source="run")
             if saved.version is not None:
                 return int(saved.version.version[1:]), saved.created
-        latest = self._core.rows.latest_version(ws.id)
+        latest = self._rows.latest_version(ws.id)
         if latest is None:
             raise InvalidArgumentError(
                 f"Workspace '{ws.name}' has no saved version to run.",
@@ -356,10 +364,10 @@ class RunService:
                 details={"pipeline_run_id": original.id},
             )
         ws = self._core.workspace(original.workspace)
-        version = self._core.rows.version(ws.id, original.version_num)
+        version = self._rows.version(ws.id, original.version_num)
         if version is None:
             raise RunNotFoundError(f"The version of {original.id} is gone.")
-        files = VersionFiles(self._core.repo, version.commit_sha)
+        files = VersionFiles(self._repo, version.commit_sha)
         pipeline = load_pipeline(files, original.pipeline, self._sources.names())
         deps = dependencies(pipeline)
         wanted = downstream_closure(deps, redo) & {s.stage for s in stages}
@@ -380,7 +388,7 @@ class RunService:
         planned = [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
         self._preflight(planned)
         clock = StepClock()
-        db, runs, records = self._core.db, self._runs, self._records
+        db, runs, records = self._db, self._runs, self._records
         run_id = record_run(db, runs, records, ws, original.version_num, request, planned, original.id, clock)
         self._carry_review(original.id, run_id)
         self._start(run_id, clock)

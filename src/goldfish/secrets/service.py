@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from goldfish.config import GoldfishConfig
+from goldfish.db.workspaces import WorkspaceRepository
 from goldfish.secrets.resolver import SecretResolver
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.files import SlotFiles
@@ -47,16 +48,23 @@ def _declared(text: str) -> list[str]:
 class SecretService:
     """Lists secret names from the store, goldfish.yaml and the mounted workspaces' stage configs."""
 
-    def __init__(self, resolver: SecretResolver, config: GoldfishConfig, core: WorkspaceCore | None):
+    def __init__(
+        self,
+        resolver: SecretResolver,
+        config: GoldfishConfig,
+        core: WorkspaceCore | None,
+        rows: WorkspaceRepository | None = None,
+    ):
         self._resolver = resolver
         self._config = config
         self._core = core
+        self._rows = rows
 
     def _uses(self) -> dict[str, list[str]]:
         uses: dict[str, list[str]] = {name: [EVERY_STAGE] for name in self._config.defaults.secrets}
-        if self._core is None:
+        if self._core is None or self._rows is None:
             return uses
-        for mount in self._core.rows.mounts():
+        for mount in self._rows.mounts():
             slot = self._core.slot_path(mount.slot)
             configs = slot / "configs"
             if configs.is_symlink() or not configs.is_dir():

@@ -96,12 +96,8 @@ class GoldfishApp:
     def refresh_state(self) -> None:
         """Regenerate STATE.md after a state change (never fails the call that caused it)."""
         context = self._context
-        if context is None:
-            return
-        try:
-            context.state.write()
-        except Exception:
-            log.exception("could not refresh STATE.md")
+        if context is not None:
+            context.refresh_state()
 
     def close(self) -> None:
         """Release the project's resources."""

@@ -304,9 +304,9 @@ class ToolRegistry:
             if context is None or key == "name" or label not in context.config.slots:
                 return label
             try:
-                if key == "workspace" and context.core.rows.get(label) is not None:
+                if key == "workspace" and context.workspace_rows.get(label) is not None:
                     return label
-                mount = context.core.rows.mount_of_slot(label)
+                mount = context.workspace_rows.mount_of_slot(label)
             except Exception:
                 log.exception("could not resolve slot %s for the audit row", label)
                 return label

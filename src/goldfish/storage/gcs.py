@@ -1,9 +1,10 @@
 """GCS storage: run artifacts in a Google Cloud Storage bucket, under an optional prefix.
 
-Objects are named ``<prefix>/<key>``; the Google client is imported on first use so that importing
-this module stays cheap (the server's cold start depends on it). ``STORAGE_EMULATOR_HOST`` points
-the client at a local emulator with anonymous credentials; otherwise application default
-credentials are used. Library exceptions become :class:`goldfish.errors.StorageError` here.
+Objects are named ``<prefix>/<key>``; the Google client comes from ``gcs_adaptor`` on first use,
+so importing this module stays cheap (the server's cold start depends on it).
+``STORAGE_EMULATOR_HOST`` points the client at a local emulator with anonymous credentials;
+otherwise application default credentials are used. Library exceptions become
+:class:`goldfish.errors.StorageError` here.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from goldfish.errors import GoldfishError, InvalidArgumentError, InvalidPathError, StorageError
+from goldfish.storage.gcs_adaptor import client as gcs_client
+from goldfish.storage.gcs_adaptor import client_errors, crc32c_extend
 
-EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
-EMULATOR_PROJECT = "goldfish-local"
 RESUMABLE_THRESHOLD = 8 * 1024 * 1024
 """Files larger than this (bytes) are sent as a chunked resumable upload."""
 UPLOAD_CHUNK_SIZE = 8 * 1024 * 1024
@@ -55,12 +56,10 @@ def clean_key(key: str) -> str:
 
 def crc32c_of(path: Path) -> str:
     """The CRC32C of a file as GCS reports it (base64 of the big-endian 4 bytes)."""
-    import google_crc32c  # noqa: PLC0415
-
     crc = 0
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(_HASH_BLOCK), b""):
-            crc = int(google_crc32c.extend(crc, block))
+            crc = crc32c_extend(crc, block)
     return base64.b64encode(crc.to_bytes(4, "big")).decode("ascii")
 
 
@@ -134,13 +133,10 @@ def _error(failure: _Failure, bucket: str, cause: str) -> StorageError:
 
 
 def _failures(bucket: str) -> list[tuple[tuple[type[BaseException], ...], _Failure]]:
-    import requests  # noqa: PLC0415
-    from google.api_core import exceptions as api  # noqa: PLC0415
-    from google.auth import exceptions as auth  # noqa: PLC0415
-
+    kinds = client_errors()
     return [
         (
-            (api.Forbidden, api.Unauthorized, auth.RefreshError),
+            kinds.access_denied,
             _Failure(
                 "access_denied",
                 f"Access to the GCS bucket '{bucket}' was refused.",
@@ -149,7 +145,7 @@ def _failures(bucket: str) -> list[tuple[tuple[type[BaseException], ...], _Failu
             ),
         ),
         (
-            (auth.DefaultCredentialsError,),
+            kinds.no_credentials,
             _Failure(
                 "no_credentials",
                 "No Google Cloud credentials were found to reach GCS storage.",
@@ -157,19 +153,9 @@ def _failures(bucket: str) -> list[tuple[tuple[type[BaseException], ...], _Failu
                 "and call again.",
             ),
         ),
+        (kinds.not_found, _bucket_not_found(bucket)),
         (
-            (api.NotFound,),
-            _bucket_not_found(bucket),
-        ),
-        (
-            (
-                api.ServerError,
-                api.RetryError,
-                api.TooManyRequests,
-                auth.TransportError,
-                requests.ConnectionError,
-                requests.Timeout,
-            ),
+            kinds.unreachable,
             _Failure(
                 "unreachable",
                 f"GCS could not be reached for the bucket '{bucket}'.",
@@ -220,15 +206,7 @@ class GcsStorage:
     @cached_property
     def client(self) -> Any:
         """The ``google.cloud.storage.Client``, created on first use (anonymous on an emulator)."""
-        import google.cloud.storage as gcs  # type: ignore[import-untyped]  # noqa: PLC0415
-
-        if os.environ.get(EMULATOR_ENV):
-            from google.auth.credentials import AnonymousCredentials  # noqa: PLC0415
-
-            project = self.project or EMULATOR_PROJECT
-            anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]
-            return gcs.Client(project=project, credentials=anonymous)
-        return gcs.Client(project=self.project)
+        return gcs_client(self.project)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
@@ -245,13 +223,11 @@ class GcsStorage:
 
     def _ensure_bucket(self) -> None:
         """Raise when the bucket is missing (checked once: a missing object and bucket both read 404)."""
-        from google.api_core.exceptions import Forbidden  # noqa: PLC0415
-
         if self._bucket_seen:
             return
         try:
             found = self._bucket().exists()
-        except Forbidden:
+        except client_errors().forbidden:
             found = True  # object access without bucket metadata access: the bucket is there
         if not found:
             raise _error(_bucket_not_found(self.bucket), self.bucket, "the bucket lookup found nothing")
@@ -363,17 +339,16 @@ class GcsStorage:
 
     def read_bytes(self, key: str, offset: int = 0) -> bytes | None:
         """The bytes of ``key`` from byte ``offset`` (a ranged download); None when it is missing."""
-        from google.api_core.exceptions import NotFound, RequestRangeNotSatisfiable  # noqa: PLC0415
-
         if offset < 0:
             raise InvalidArgumentError("offset must be zero or more", details={"offset": offset})
         name = self._name(key)
+        kinds = client_errors()
         with self._errors():
             try:
                 data: bytes = self._bucket().blob(name).download_as_bytes(start=offset or None)
-            except RequestRangeNotSatisfiable:
+            except kinds.range_not_satisfiable:
                 return b""
-            except NotFound:
+            except kinds.not_found:
                 self._ensure_bucket()
                 return None
             return bytes(data)
@@ -419,8 +394,6 @@ class GcsStorage:
 
     def _download(self, name: str, target: Path) -> bool:
         """Write object ``name`` to ``target`` via a temporary file; False when it is missing."""
-        from google.api_core.exceptions import NotFound  # noqa: PLC0415
-
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         temp = Path(temp_name)
@@ -429,7 +402,7 @@ class GcsStorage:
                 self._bucket().blob(name).download_to_file(stream)
             temp.chmod(0o644)
             os.replace(temp, target)
-        except NotFound:
+        except client_errors().not_found:
             self._ensure_bucket()
             return False
         finally:

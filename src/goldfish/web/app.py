@@ -30,8 +30,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from goldfish.context import ServerContext
-from goldfish.errors import GoldfishError, InvalidArgumentError
-from goldfish.web import pages
+from goldfish.errors import GoldfishError, InvalidArgumentError, ProjectNotFoundError
+from goldfish.web import compare_page, pages, run_page
 from goldfish.web.data import DashboardData
 
 STATIC = Path(__file__).parent / "static"
@@ -72,8 +72,15 @@ class _Data:
             return self._built
 
 
+class DashboardTokenError(GoldfishError):
+    """A request to a dashboard that has a token came without it (or with another one)."""
+
+    code = "UNAUTHORIZED"
+    default_remedy = "Send the token the dashboard was started with (--token or GOLDFISH_UI_TOKEN)."
+
+
 def _status(error: GoldfishError) -> int:
-    return 404 if error.code.endswith("NOT_FOUND") or error.code == "PROJECT_NOT_INITIALIZED" else 400
+    return 404 if error.code.endswith("NOT_FOUND") or isinstance(error, ProjectNotFoundError) else 400
 
 
 def _query(request: Request, name: str) -> str | None:
@@ -142,12 +149,12 @@ class _Endpoints:
     def compare_page(self, request: Request) -> Response:
         refs = _ids(request, "runs")
         if not refs:
-            return HTMLResponse(pages.compare_empty(self.project_name()))
+            return HTMLResponse(compare_page.compare_empty(self.project_name()))
         try:
             context, model = self.data.get()
-            return HTMLResponse(pages.compare(model.compare(refs), context.config.project_name))
+            return HTMLResponse(compare_page.compare(model.compare(refs), context.config.project_name))
         except GoldfishError as exc:
-            body = pages.compare_empty(self.project_name(), ",".join(refs), exc.message)
+            body = compare_page.compare_empty(self.project_name(), ",".join(refs), exc.message)
             return HTMLResponse(body, status_code=_status(exc))
 
 
@@ -176,7 +183,7 @@ def build_dashboard(
         Route("/runs", page(lambda m, p, r: pages.runs(m.runs(*_runs_query(r)), p))),
         Route(
             "/runs/{run_id}",
-            page(lambda m, p, r: pages.run(m.run(r.path_params["run_id"], _query(r, "stage")), p)),
+            page(lambda m, p, r: run_page.run(m.run(r.path_params["run_id"], _query(r, "stage")), p)),
         ),
         Route("/compare", ends.compare_page),
         Route(
@@ -267,18 +274,12 @@ class Guard:
             response = RedirectResponse(target, status_code=303)
             response.set_cookie(COOKIE, self.token, httponly=True, samesite="strict", path="/")
             return response
-        message = (
+        error = DashboardTokenError(
             "This dashboard needs its token: Authorization: Bearer <token>, or open it with ?token=<token>."
         )
         if request.url.path.startswith("/api/"):
-            error: dict[str, object] = {
-                "code": "UNAUTHORIZED",
-                "message": message,
-                "details": {},
-                "remedy": None,
-            }
-            return JSONResponse({"success": False, "error": error}, status_code=401)
-        return PlainTextResponse(message, status_code=401)
+            return JSONResponse({"success": False, "error": error.to_dict()}, status_code=401)
+        return PlainTextResponse(error.message, status_code=401)
 
     def _carries_token(self, request: Request) -> bool:
         assert self.token is not None

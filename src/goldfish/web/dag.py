@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from goldfish.web.data import StageNode
 from goldfish.web.html import duration, e, is_active, url
+from goldfish.web.models import StageNode
 
 NODE_W = 176
 NODE_H = 54

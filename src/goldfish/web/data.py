@@ -1,35 +1,43 @@
 """What the dashboard shows, read through the services: one model per page, served as JSON too.
 
-Every page of the dashboard and every ``/api/`` answer is built here, from the same services the
-MCP tools call (overview, run queries, records, comparisons, workspaces, thoughts). Nothing here
-writes; nothing here holds SQL.
+Every page model (:mod:`goldfish.web.models`) of the dashboard and every ``/api/`` answer is
+built here, from the same services the MCP tools call (overview, run queries, records,
+comparisons, workspaces, thoughts). Nothing here writes; nothing here holds SQL.
 """
 
 from __future__ import annotations
 
 import json
-import threading
-import time
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from goldfish.context import ServerContext
-from goldfish.db.records import RecordRow
 from goldfish.db.runs import PipelineRunRow, StageRunRow
-from goldfish.errors import GoldfishError, InvalidArgumentError
-from goldfish.memory.compare import RunComparer
+from goldfish.errors import InvalidArgumentError
 from goldfish.memory.compare_models import RunComparison
-from goldfish.memory.overview import DashboardInfo
-from goldfish.memory.record_models import RecordInfo
-from goldfish.memory.thoughts import ThoughtInfo
-from goldfish.pipelines.graph import dependencies
-from goldfish.pipelines.validator import load_pipeline
-from goldfish.runs.models import LogChunk, MetricSeries, StageRunInfo
+from goldfish.runs.models import MetricSeries, StageRunInfo
 from goldfish.states import TERMINAL, PipelineState, StageState
-from goldfish.timeutil import parse_iso
-from goldfish.workspaces.files import VersionFiles
-from goldfish.workspaces.models import WorkspaceDetail, WorkspaceInfo
+from goldfish.web.models import (
+    CompareRun,
+    CompareView,
+    Curve,
+    CurveSeries,
+    LiveRun,
+    LiveState,
+    OverviewView,
+    RunDetail,
+    RunOutcome,
+    RunRow,
+    RunsPage,
+    SignalView,
+    StageDetail,
+    SvsFinding,
+    SvsView,
+    WorkspaceView,
+    run_outcome,
+    seconds_between,
+    stage_node,
+)
+from goldfish.web.stage_graph import StageGraphs
 
 PAGE_SIZE = 50
 MAX_CONFIG_COLUMNS = 6
@@ -39,223 +47,6 @@ MAX_COMPARE = 4
 MAX_LIVE_IDS = 100
 MAX_OVERVIEW_WORKSPACES = 50
 RUN_STATES = tuple(state.value for state in PipelineState)
-
-
-class StageNode(BaseModel):
-    """A stage run as a node of the run's DAG."""
-
-    stage_run_id: str
-    stage: str
-    status: str
-    elapsed_seconds: float | None
-    attempt: int
-    cache_hit: bool
-    failure_kind: str | None
-    error: str | None
-    depends_on: list[str] = Field(description="Stages this one reads from.")
-
-
-class RunOutcome(BaseModel):
-    """The recorded result of a run() call."""
-
-    record_id: str | None
-    finalized: bool
-    primary_metric: str | None
-    value: float | None
-    outcome: str | None
-    direction: str | None
-
-
-class RunRow(BaseModel):
-    """One pipeline run in the runs table."""
-
-    pipeline_run_id: str
-    workspace: str
-    version: str
-    state: str
-    created_at: str
-    duration_seconds: float | None
-    stages: list[StageNode]
-    result: RunOutcome
-    config: dict[str, str] = Field(description="The config values that differ between the runs listed.")
-
-
-class RunsPage(BaseModel):
-    """A page of the runs table."""
-
-    runs: list[RunRow]
-    total: int
-    page: int
-    pages: int
-    workspace: str | None
-    state: str | None
-    config_columns: list[str]
-    workspaces: list[str]
-    states: list[str]
-
-
-class SignalView(BaseModel):
-    """An input or output of a stage run, with where it came from or went."""
-
-    signal: str
-    type: str
-    uri: str
-    content_hash: str | None
-    size_bytes: int | None
-    producer_run_id: str | None
-    source: str | None
-    consumers: list[str] = Field(default_factory=list, description="Stage runs that read this output.")
-
-
-class SvsFinding(BaseModel):
-    """One validation finding (a contract check or a rule)."""
-
-    severity: str
-    rule: str
-    message: str
-
-
-class SvsView(BaseModel):
-    """The SVS section of a stage: statistics and findings."""
-
-    enabled: bool
-    findings: list[SvsFinding]
-    statistics: dict[str, Any] = Field(default_factory=dict)
-
-
-class StageDetail(BaseModel):
-    """Everything the run page shows about one stage run."""
-
-    run: StageRunInfo
-    module: str | None
-    config: dict[str, Any]
-    cache_key: str | None
-    inputs: list[SignalView]
-    outputs: list[SignalView]
-    attempts: list[dict[str, Any]]
-    transitions: list[dict[str, Any]]
-    metrics: list[MetricSeries]
-    logs: LogChunk
-    svs: SvsView
-
-
-class RunDetail(BaseModel):
-    """The run page: a pipeline run, its stage DAG and the selected stage."""
-
-    pipeline_run_id: str
-    workspace: str
-    version: str
-    pipeline: str | None
-    state: str
-    reason: Any
-    created_at: str
-    finished_at: str | None
-    duration_seconds: float | None
-    error: str | None
-    result: RunOutcome
-    stages: list[StageNode]
-    selected: StageDetail | None
-
-
-class LiveRun(BaseModel):
-    """What changes on a run page while it is live (``cursor`` continues the log)."""
-
-    pipeline_run_id: str
-    state: str
-    active: bool
-    duration_seconds: float | None
-    stages: list[StageNode]
-    stage_run_id: str | None
-    logs: LogChunk | None
-    metric_counts: dict[str, int]
-
-
-class LiveState(BaseModel):
-    """The state of one run, for badges that update in place."""
-
-    state: str
-    active: bool
-    elapsed_seconds: float | None
-
-
-class CompareRun(BaseModel):
-    """One run of a comparison, as a column."""
-
-    ref: str
-    pipeline_run_id: str
-    workspace: str
-    version: str
-    state: str
-    result: RunOutcome
-
-
-class CurveSeries(BaseModel):
-    """One run's line on an overlaid chart."""
-
-    label: str
-    stage_run_id: str
-    points: list[tuple[int | None, float]]
-
-
-class Curve(BaseModel):
-    """One metric of one stage, overlaid across runs."""
-
-    stage: str
-    metric: str
-    series: list[CurveSeries]
-
-
-class CompareView(BaseModel):
-    """The compare page: the runs, their curves, and each one against the first."""
-
-    runs: list[CompareRun]
-    curves: list[Curve]
-    comparisons: list[RunComparison]
-
-
-class WorkspaceView(BaseModel):
-    """The workspace page."""
-
-    detail: WorkspaceDetail
-    history: list[RecordInfo]
-    history_total: int
-    thoughts: list[ThoughtInfo]
-    thoughts_total: int
-    runs: list[RunRow]
-    runs_total: int
-
-
-class OverviewView(BaseModel):
-    """The project page."""
-
-    dashboard: DashboardInfo
-    workspaces: list[WorkspaceInfo]
-    workspaces_total: int
-    active_runs: int
-    warm_pool: dict[str, int] | None
-
-
-def _seconds_between(start: str | None, end: str | None) -> float | None:
-    if start is None:
-        return None
-    finish = parse_iso(end).timestamp() if end else time.time()
-    return round(finish - parse_iso(start).timestamp(), 3)
-
-
-def _outcome(record: RecordRow | None) -> RunOutcome:
-    if record is None:
-        return RunOutcome(
-            record_id=None, finalized=False, primary_metric=None, value=None, outcome=None, direction=None
-        )
-    spec = record.results_spec or {}
-    return RunOutcome(
-        record_id=record.id,
-        finalized=record.finalized_at is not None,
-        primary_metric=record.primary_metric or spec.get("primary_metric"),
-        value=record.metric_value,
-        outcome=record.ml_outcome,
-        direction=record.direction or spec.get("direction"),
-    )
 
 
 def _flatten(config: dict[str, Any], prefix: str, into: dict[str, str]) -> None:
@@ -290,10 +81,8 @@ class DashboardData:
 
     def __init__(self, context: ServerContext):
         self._context = context
-        self._comparer = RunComparer(context.core, context.runs, context.metrics, context.records)
-        # Stage dependencies per (workspace, version, pipeline): a saved version never changes.
-        self._graphs: dict[tuple[str, int, str | None], dict[str, list[str]]] = {}
-        self._graphs_lock = threading.Lock()
+        self._comparer = context.comparer
+        self._graphs = StageGraphs(context)
 
     # -- overview ---------------------------------------------------------------------------
     def overview(self) -> OverviewView:
@@ -330,7 +119,7 @@ class DashboardData:
             workspace=workspace,
             state=state,
             config_columns=columns,
-            workspaces=context.core.rows.names(),
+            workspaces=context.workspace_rows.names(),
             states=list(RUN_STATES),
         )
 
@@ -338,7 +127,7 @@ class DashboardData:
         """Table rows for ``rows`` (three queries in all) and the config columns that differ."""
         ids = [row.id for row in rows]
         stages = self._context.runs.stages_of_many(ids)
-        records = self._context.core.records.of_pipeline_runs(ids)
+        records = self._context.record_rows.of_pipeline_runs(ids)
         configs = {run_id: _run_config(stages[run_id]) for run_id in ids}
         columns = differing_columns(list(configs.values()))
         table = [
@@ -348,9 +137,9 @@ class DashboardData:
                 version=f"v{row.version_num}",
                 state=row.state,
                 created_at=row.created_at,
-                duration_seconds=_seconds_between(row.created_at, row.finished_at),
-                stages=[_node(stage, []) for stage in stages[row.id]],
-                result=_outcome(records.get(row.id)),
+                duration_seconds=seconds_between(row.created_at, row.finished_at),
+                stages=[stage_node(stage, []) for stage in stages[row.id]],
+                result=run_outcome(records.get(row.id)),
                 config={key: configs[row.id].get(key, "—") for key in columns},
             )
             for row in rows
@@ -370,7 +159,7 @@ class DashboardData:
         pipeline, chosen = self._resolve(run_id)
         stages = self._context.runs.stages_of(pipeline.id)
         selected = _pick(stages, chosen, stage)
-        record = self._context.core.records.of_pipeline_run(pipeline.id)
+        record = self._context.record_rows.of_pipeline_run(pipeline.id)
         return RunDetail(
             pipeline_run_id=pipeline.id,
             workspace=pipeline.workspace,
@@ -380,10 +169,10 @@ class DashboardData:
             reason=pipeline.reason,
             created_at=pipeline.created_at,
             finished_at=pipeline.finished_at,
-            duration_seconds=_seconds_between(pipeline.created_at, pipeline.finished_at),
+            duration_seconds=seconds_between(pipeline.created_at, pipeline.finished_at),
             error=pipeline.error,
-            result=_outcome(record),
-            stages=self._nodes(pipeline, stages),
+            result=run_outcome(record),
+            stages=self._graphs.nodes(pipeline, stages),
             selected=self.stage(selected) if selected else None,
         )
 
@@ -465,8 +254,8 @@ class DashboardData:
             pipeline_run_id=pipeline.id,
             state=pipeline.state,
             active=pipeline.state == PipelineState.RUNNING,
-            duration_seconds=_seconds_between(pipeline.created_at, pipeline.finished_at),
-            stages=self._nodes(pipeline, stages),
+            duration_seconds=seconds_between(pipeline.created_at, pipeline.finished_at),
+            stages=self._graphs.nodes(pipeline, stages),
             stage_run_id=selected.id if selected else None,
             logs=logs,
             metric_counts=counts or {},
@@ -485,7 +274,7 @@ class DashboardData:
                     found[run_id] = LiveState(
                         state=pipeline.state,
                         active=pipeline.state == PipelineState.RUNNING,
-                        elapsed_seconds=_seconds_between(pipeline.created_at, pipeline.finished_at),
+                        elapsed_seconds=seconds_between(pipeline.created_at, pipeline.finished_at),
                     )
                 continue
             stage = runs.stage_run(run_id)
@@ -493,44 +282,9 @@ class DashboardData:
                 found[run_id] = LiveState(
                     state=stage.state,
                     active=StageState(stage.state) not in TERMINAL,
-                    elapsed_seconds=_seconds_between(stage.started_at, stage.finished_at),
+                    elapsed_seconds=seconds_between(stage.started_at, stage.finished_at),
                 )
         return found
-
-    def _nodes(self, pipeline: PipelineRunRow, stages: list[StageRunRow]) -> list[StageNode]:
-        deps = self._dependencies(pipeline, stages)
-        return [_node(stage, deps.get(stage.stage, [])) for stage in stages]
-
-    def _dependencies(self, pipeline: PipelineRunRow, stages: list[StageRunRow]) -> dict[str, list[str]]:
-        """Stage → stages it reads from: from the version's pipeline.yaml, else from recorded lineage."""
-        key = (pipeline.workspace, pipeline.version_num, pipeline.pipeline)
-        with self._graphs_lock:
-            cached = self._graphs.get(key)
-        if cached is None:
-            cached = self._definition_graph(pipeline)
-            with self._graphs_lock:
-                self._graphs[key] = cached
-        if cached:
-            return cached
-        by_id = {stage.id: stage.stage for stage in stages}
-        found: dict[str, list[str]] = {}
-        for stage in stages:
-            for edge in self._context.runs.lineage(stage.id, "input"):
-                producer = by_id.get(edge.producer_run_id or "")
-                if producer and producer not in found.setdefault(stage.stage, []):
-                    found[stage.stage].append(producer)
-        return found
-
-    def _definition_graph(self, pipeline: PipelineRunRow) -> dict[str, list[str]]:
-        core = self._context.core
-        version = core.rows.version(pipeline.workspace_id, pipeline.version_num)
-        if version is None:
-            return {}
-        try:
-            definition = load_pipeline(VersionFiles(core.repo, version.commit_sha), pipeline.pipeline, None)
-        except GoldfishError:
-            return {}
-        return dependencies(definition)
 
     # -- compare ----------------------------------------------------------------------------
     def compare(self, refs: list[str]) -> CompareView:
@@ -603,20 +357,6 @@ class DashboardData:
             runs=runs,
             runs_total=runs_total,
         )
-
-
-def _node(stage: StageRunRow, depends_on: list[str]) -> StageNode:
-    return StageNode(
-        stage_run_id=stage.id,
-        stage=stage.stage,
-        status=stage.state,
-        elapsed_seconds=_seconds_between(stage.started_at, stage.finished_at),
-        attempt=stage.attempt,
-        cache_hit=stage.cache_hit,
-        failure_kind=stage.failure_kind,
-        error=stage.error,
-        depends_on=depends_on,
-    )
 
 
 def _pick(stages: list[StageRunRow], chosen: StageRunRow | None, name: str | None) -> StageRunRow | None:

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.timeutil import age
+from goldfish.web.models import RunOutcome
 
 NAV = (("overview", "/", "Overview"), ("runs", "/runs", "Runs"), ("compare", "/compare", "Compare"))
 
@@ -155,4 +156,30 @@ def page(title: str, body: str, project: str, nav: str, page_kind: str) -> str:
         '<img src="/static/favicon.svg" alt="" width="22" height="22">'
         f'<span>Goldfish</span></a><span class="project">{e(project)}</span><nav>{links}</nav></header>'
         f"<main>{body}</main></body></html>"
+    )
+
+
+def text_of(value: Any) -> str:
+    """A config value or reason as text: strings as they are, anything else as JSON."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def result_cell(result: RunOutcome) -> str:
+    """The result cell of a run: its primary metric and outcome once finalized."""
+    if result.finalized and result.value is not None:
+        outcome = f' <span class="outcome outcome-{e(result.outcome)}">{e(result.outcome)}</span>'
+        return (
+            f'<span class="metric">{e(result.primary_metric)} <b>{number(result.value)}</b></span>{outcome}'
+        )
+    if result.record_id:
+        return '<span class="muted">not finalized</span>'
+    return '<span class="muted">—</span>'
+
+
+def chart(series: list[dict[str, Any]], caption: str) -> str:
+    """A figure the page script draws (one line per series); ``caption`` is markup."""
+    return (
+        f'<figure class="chart" data-series="{attr_json(series)}"><figcaption>{caption}</figcaption></figure>'
     )

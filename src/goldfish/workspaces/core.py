@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from goldfish.config import GoldfishConfig
-from goldfish.db.database import Database
 from goldfish.db.records import RecordRepository, RecordRow
 from goldfish.db.runs import RunRepository
 from goldfish.db.workspaces import MountRow, VersionRow, WorkspaceRepository, WorkspaceRow
@@ -34,17 +33,29 @@ _VERSION_LIKE = re.compile(r"v?[0-9]+")
 
 
 class WorkspaceCore:
-    """Dependencies and lookups every workspace operation needs."""
+    """Lookups and locks every workspace operation needs, over repositories it is given.
 
-    def __init__(self, config: GoldfishConfig, paths: ProjectPaths, db: Database, repo: DevRepo):
+    The repositories stay readable as attributes for the faces that still look rows up
+    directly; a service gets the ones it uses from the composition root instead.
+    """
+
+    def __init__(
+        self,
+        config: GoldfishConfig,
+        paths: ProjectPaths,
+        repo: DevRepo,
+        rows: WorkspaceRepository,
+        records: RecordRepository,
+        runs: RunRepository,
+        sync: SlotSync,
+    ):
         self.config = config
         self.paths = paths
-        self.db = db
         self.repo = repo
-        self.rows = WorkspaceRepository(db)
-        self.records = RecordRepository(db)
-        self.runs = RunRepository(db)
-        self.sync = SlotSync(db, repo, self.rows, self.records, config.max_file_size_mb * 1024 * 1024)
+        self.rows = rows
+        self.records = records
+        self.runs = runs
+        self.sync = sync
 
     # -- locks ------------------------------------------------------------------------------
     @contextmanager

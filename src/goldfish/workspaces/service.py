@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from collections.abc import Sequence
 
+from goldfish.db.database import Database
+from goldfish.db.records import RecordRepository
 from goldfish.db.thoughts import ThoughtRepository
+from goldfish.db.workspaces import WorkspaceRepository
 from goldfish.errors import (
+    ConflictError,
     GoldfishError,
     InvalidArgumentError,
     SlotOccupiedError,
@@ -17,6 +20,7 @@ from goldfish.errors import (
 )
 from goldfish.validation import text, workspace_name
 from goldfish.workspaces.core import WorkspaceCore
+from goldfish.workspaces.dev_repo import DevRepo
 from goldfish.workspaces.models import (
     DeleteInfo,
     HibernateInfo,
@@ -25,7 +29,7 @@ from goldfish.workspaces.models import (
     WorkspaceDetail,
     WorkspaceInfo,
 )
-from goldfish.workspaces.sync import MAX_LISTED
+from goldfish.workspaces.sync import MAX_LISTED, SlotSync
 
 MAX_GOAL_LENGTH = 2000
 TREND_POINTS = 5
@@ -34,8 +38,22 @@ TREND_POINTS = 5
 class WorkspaceService:
     """Creates workspaces and moves them in and out of slots."""
 
-    def __init__(self, core: WorkspaceCore, thoughts: ThoughtRepository):
+    def __init__(
+        self,
+        core: WorkspaceCore,
+        db: Database,
+        rows: WorkspaceRepository,
+        repo: DevRepo,
+        sync: SlotSync,
+        records: RecordRepository,
+        thoughts: ThoughtRepository,
+    ):
         self._core = core
+        self._db = db
+        self._rows = rows
+        self._repo = repo
+        self._sync = sync
+        self._records = records
         self._thoughts = thoughts
 
     def create(
@@ -52,8 +70,8 @@ class WorkspaceService:
                 version = core.version(parent, from_version)
                 base, parent_version = version.commit_sha, version.version_num
             else:
-                base = core.repo.branch_head(parent.name)
-                latest = core.rows.latest_version(parent.id)
+                base = self._repo.branch_head(parent.name)
+                latest = self._rows.latest_version(parent.id)
                 parent_version = latest.version_num if latest else None
             parent_name: str | None = parent.name
         else:
@@ -62,15 +80,15 @@ class WorkspaceService:
                     "from_version needs from_workspace: say whose version to start from.",
                     details={"field": "from_workspace"},
                 )
-            base, parent_name = core.repo.initialize(), None
+            base, parent_name = self._repo.initialize(), None
         with core.locked(name):
-            if core.rows.get(name) is not None:
+            if self._rows.get(name) is not None:
                 raise WorkspaceExistsError(f"Workspace '{name}' already exists.", details={"workspace": name})
             try:
-                with core.db.transaction() as conn:
-                    core.rows.insert(conn, name, goal.strip(), base, parent_name, parent_version)
-                    core.repo.create_branch(name, base)
-            except sqlite3.IntegrityError:
+                with self._db.transaction() as conn:
+                    self._rows.insert(conn, name, goal.strip(), base, parent_name, parent_version)
+                    self._repo.create_branch(name, base)
+            except ConflictError:
                 raise WorkspaceExistsError(
                     f"Workspace '{name}' already exists.", details={"workspace": name}
                 ) from None
@@ -78,8 +96,8 @@ class WorkspaceService:
 
     def list(self, limit: int, offset: int) -> tuple[list[WorkspaceInfo], int]:
         """A page of workspaces by name, with the total."""
-        rows = self._core.rows.page(limit, offset)
-        return [self._core.info(row) for row in rows], self._core.rows.count()
+        rows = self._rows.page(limit, offset)
+        return [self._core.info(row) for row in rows], self._rows.count()
 
     def mount(self, workspace: str, slot: str) -> MountInfo:
         """Write a workspace's latest files into an empty slot as plain files."""
@@ -88,7 +106,7 @@ class WorkspaceService:
         ws = core.workspace_or_slot(workspace)
         path = core.slot_path(slot)
         with core.locked(ws.name):
-            current = core.rows.mount_of_workspace(ws.id)
+            current = self._rows.mount_of_workspace(ws.id)
             if current is not None:
                 if current.slot == slot:
                     return self._mount_info(ws.name, slot)
@@ -99,7 +117,7 @@ class WorkspaceService:
                 )
             self._claim_slot(slot, ws.id, path)
             try:
-                core.repo.checkout(path, core.paths.slot_index(slot), core.repo.branch_head(ws.name))
+                self._repo.checkout(path, core.paths.slot_index(slot), self._repo.branch_head(ws.name))
             except BaseException:
                 self._release_slot(slot)
                 raise
@@ -107,7 +125,7 @@ class WorkspaceService:
 
     def _claim_slot(self, slot: str, workspace_id: int, path: object) -> None:
         core = self._core
-        occupant = core.rows.mount_of_slot(slot)
+        occupant = self._rows.mount_of_slot(slot)
         if occupant is not None:
             raise SlotOccupiedError(
                 f"Slot '{slot}' holds workspace '{occupant.workspace}'.",
@@ -121,15 +139,15 @@ class WorkspaceService:
                 remedy="Move those files away (or into a workspace) and mount again.",
             )
         try:
-            with core.db.transaction() as conn:
-                core.rows.insert_mount(conn, slot, workspace_id)
-        except sqlite3.IntegrityError:
+            with self._db.transaction() as conn:
+                self._rows.insert_mount(conn, slot, workspace_id)
+        except ConflictError:
             raise SlotOccupiedError(f"Slot '{slot}' was just taken.", details={"slot": slot}) from None
 
     def _release_slot(self, slot: str) -> None:
         core = self._core
-        with core.db.transaction() as conn:
-            core.rows.delete_mount(conn, slot)
+        with self._db.transaction() as conn:
+            self._rows.delete_mount(conn, slot)
         shutil.rmtree(core.paths.slot(slot), ignore_errors=True)
         core.paths.slot_index(slot).unlink(missing_ok=True)
         core.paths.slot(slot).mkdir(parents=True, exist_ok=True)
@@ -137,11 +155,11 @@ class WorkspaceService:
     def _mount_info(self, workspace: str, slot: str) -> MountInfo:
         core = self._core
         path = core.paths.slot(slot)
-        files = len(core.repo.list_files(core.repo.branch_head(workspace)))
+        files = len(self._repo.list_files(self._repo.branch_head(workspace)))
         thoughts, _ = self._thoughts.page(workspace, 5, 0)
         info = core.info(core.workspace(workspace))
         metric = info.best_result.metric if info.best_result else None
-        trend = [r.metric_value for r in reversed(core.records.finalized(workspace, TREND_POINTS, metric))]
+        trend = [r.metric_value for r in reversed(self._records.finalized(workspace, TREND_POINTS, metric))]
         return MountInfo(
             workspace=info,
             slot=slot,
@@ -149,7 +167,7 @@ class WorkspaceService:
             files=files,
             recent_thoughts=[row.thought for row in thoughts],
             pending_finalizations=[
-                r.pipeline_run_id for r in core.records.unfinalized(workspace, 20) if r.pipeline_run_id
+                r.pipeline_run_id for r in self._records.unfinalized(workspace, 20) if r.pipeline_run_id
             ],
             recent_trend=[value for value in trend if value is not None],
         )
@@ -162,8 +180,8 @@ class WorkspaceService:
         path = core.slot_path(slot)
         index = core.paths.slot_index(slot)
         with core.locked(ws.name):
-            result = core.sync.save(ws, path, index, f"Saved on hibernate of slot {slot}", "hibernate")
-            unversioned = core.repo.untracked_files(path, index)
+            result = self._sync.save(ws, path, index, f"Saved on hibernate of slot {slot}", "hibernate")
+            unversioned = self._repo.untracked_files(path, index)
             self._release_slot(slot)
         return HibernateInfo(
             workspace=ws.name,
@@ -184,7 +202,7 @@ class WorkspaceService:
         core = self._core
         try:
             with core.locked(workspace):
-                changes = core.sync.pending_changes(
+                changes = self._sync.pending_changes(
                     core.slot_path(slot), core.paths.slot_index(slot), workspace
                 )
         except (GoldfishError, OSError) as exc:
@@ -199,7 +217,7 @@ class WorkspaceService:
         """Goal, versions with tags, mount state and (optionally) the pipeline text."""
         core = self._core
         ws = core.workspace_or_slot(name)
-        versions, total = core.rows.versions(
+        versions, total = self._rows.versions(
             ws.id, include_pruned=False, limit=version_limit, offset=version_offset
         )
         info = core.info(ws)
@@ -220,15 +238,15 @@ class WorkspaceService:
         core = self._core
         ws = core.workspace_or_slot(workspace)
         with core.locked(ws.name):
-            mount = core.rows.mount_of_workspace(ws.id)
+            mount = self._rows.mount_of_workspace(ws.id)
             if mount is not None:
                 raise WorkspaceMountedError(
                     f"Workspace '{ws.name}' is mounted in slot '{mount.slot}'.",
                     details={"workspace": ws.name, "slot": mount.slot},
                     remedy=f"Hibernate slot '{mount.slot}' first, then delete.",
                 )
-            kept = core.rows.version_counts([ws.id]).get(ws.id, 0)
-            core.repo.archive_workspace(ws.name, f"{ws.name}-{ws.id}")
-            with core.db.transaction() as conn:
-                core.rows.mark_deleted(conn, ws.id)
+            kept = self._rows.version_counts([ws.id]).get(ws.id, 0)
+            self._repo.archive_workspace(ws.name, f"{ws.name}-{ws.id}")
+            with self._db.transaction() as conn:
+                self._rows.mark_deleted(conn, ws.id)
         return DeleteInfo(workspace=ws.name, versions_kept=kept)

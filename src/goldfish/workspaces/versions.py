@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import Literal
 
-from goldfish.db.workspaces import WorkspaceRow
+from goldfish.db.database import Database
+from goldfish.db.workspaces import WorkspaceRepository, WorkspaceRow
 from goldfish.errors import (
+    ConflictError,
     InvalidArgumentError,
     TagExistsError,
     TagNotFoundError,
@@ -15,8 +16,9 @@ from goldfish.errors import (
 )
 from goldfish.validation import tag_name, text, version_number
 from goldfish.workspaces.core import WorkspaceCore
+from goldfish.workspaces.dev_repo import DevRepo
 from goldfish.workspaces.models import DiffFile, DiffInfo, SaveInfo, VersionInfo, VersionsPage
-from goldfish.workspaces.sync import MAX_LISTED, SyncResult
+from goldfish.workspaces.sync import MAX_LISTED, SlotSync, SyncResult
 
 MAX_MESSAGE_LENGTH = 4000
 MAX_PATCH_BYTES = 200_000
@@ -38,8 +40,14 @@ def _save_info(workspace: str, slot: str, result: SyncResult) -> SaveInfo:
 class VersionService:
     """Everything that reads or writes a workspace's versions."""
 
-    def __init__(self, core: WorkspaceCore):
+    def __init__(
+        self, core: WorkspaceCore, db: Database, rows: WorkspaceRepository, repo: DevRepo, sync: SlotSync
+    ):
         self._core = core
+        self._db = db
+        self._rows = rows
+        self._repo = repo
+        self._sync = sync
 
     def save(self, slot: str, message: str, source: str = "save") -> SaveInfo:
         """Sync the slot into a new version (no new version when nothing changed)."""
@@ -48,7 +56,7 @@ class VersionService:
         mount = core.mounted(slot)
         ws = core.workspace(mount.workspace)
         with core.locked(ws.name):
-            result = core.sync.save(
+            result = self._sync.save(
                 ws, core.slot_path(slot), core.paths.slot_index(slot), message.strip(), source
             )
         return _save_info(ws.name, slot, result)
@@ -61,14 +69,14 @@ class VersionService:
         target = core.version(ws, version)
         path, index = core.slot_path(slot), core.paths.slot_index(slot)
         with core.locked(ws.name):
-            core.sync.save(ws, path, index, f"Saved before rollback to {target.version}", "save")
-            core.repo.switch(path, index, target.commit_sha)
-            head = core.repo.branch_head(ws.name)
-            commit = core.repo.commit(
-                ws.name, core.repo.tree_of(target.commit_sha), head, f"Rollback to {target.version}"
+            self._sync.save(ws, path, index, f"Saved before rollback to {target.version}", "save")
+            self._repo.switch(path, index, target.commit_sha)
+            head = self._repo.branch_head(ws.name)
+            commit = self._repo.commit(
+                ws.name, self._repo.tree_of(target.commit_sha), head, f"Rollback to {target.version}"
             )
-            changes = core.repo.staged_changes(index, head)
-            row = core.sync.record(ws, commit, f"Rollback to {target.version}", "rollback", len(changes))
+            changes = self._repo.staged_changes(index, head)
+            row = self._sync.record(ws, commit, f"Rollback to {target.version}", "rollback", len(changes))
         return _save_info(ws.name, slot, SyncResult(version=row, created=True, changes=changes))
 
     # -- diff -------------------------------------------------------------------------------
@@ -89,7 +97,7 @@ class VersionService:
         else:
             old_tree, old_label = self._tree(against, "against")
         new_tree, new_label = self._tree(target, "target")
-        result = self._core.repo.diff_trees(old_tree, new_tree, MAX_PATCH_BYTES)
+        result = self._repo.diff_trees(old_tree, new_tree, MAX_PATCH_BYTES)
         files = [DiffFile.model_validate(item) for item in result.files]
         return DiffInfo(
             target=new_label,
@@ -105,10 +113,10 @@ class VersionService:
         if not isinstance(target, str) or "@" in target or target in core.config.slots:
             return target
         ws = core.workspace(target)
-        mount = core.rows.mount_of_workspace(ws.id)
+        mount = self._rows.mount_of_workspace(ws.id)
         if mount is not None:
             return mount.slot
-        latest = core.rows.latest_version(ws.id)
+        latest = self._rows.latest_version(ws.id)
         return f"{ws.name}@{latest.version}" if latest else ws.name
 
     def _tree(self, ref: str, field: str) -> tuple[str, str]:
@@ -122,15 +130,15 @@ class VersionService:
             name, _, version = ref.partition("@")
             ws = core.workspace_or_slot(name)
             row = core.version(ws, version)
-            return core.repo.tree_of(row.commit_sha), f"{ws.name}@{row.version}"
+            return self._repo.tree_of(row.commit_sha), f"{ws.name}@{row.version}"
         if ref in core.config.slots:
             mount = core.mounted(ref)
             with core.locked(mount.workspace):
                 index = core.paths.slot_index(ref)
-                core.repo.stage_slot(core.slot_path(ref), index)
-                return core.repo.write_tree(index), f"{ref} (unsaved files of {mount.workspace})"
+                self._repo.stage_slot(core.slot_path(ref), index)
+                return self._repo.write_tree(index), f"{ref} (unsaved files of {mount.workspace})"
         ws = core.workspace(ref)
-        return core.repo.tree_of(core.repo.branch_head(ws.name)), ws.name
+        return self._repo.tree_of(self._repo.branch_head(ws.name)), ws.name
 
     def _default_base(self, target: str) -> tuple[str, str]:
         """The tree a lone ref is compared with: the version before it, or the slot's last version."""
@@ -139,15 +147,15 @@ class VersionService:
             name, _, version = target.partition("@")
             ws = core.workspace_or_slot(name)
             number = core.version(ws, version).version_num
-            previous = core.rows.version(ws.id, number - 1) if number > 1 else None
+            previous = self._rows.version(ws.id, number - 1) if number > 1 else None
         else:
             ws = core.workspace_or_slot(target)
-            previous = core.rows.latest_version(ws.id)
+            previous = self._rows.latest_version(ws.id)
             if previous is not None:
-                return core.repo.tree_of(core.repo.branch_head(ws.name)), f"{ws.name}@{previous.version}"
+                return self._repo.tree_of(self._repo.branch_head(ws.name)), f"{ws.name}@{previous.version}"
         if previous is None:
-            return core.repo.tree_of(ws.base_commit), f"{ws.name} (start)"
-        return core.repo.tree_of(previous.commit_sha), f"{ws.name}@{previous.version}"
+            return self._repo.tree_of(ws.base_commit), f"{ws.name} (start)"
+        return self._repo.tree_of(previous.commit_sha), f"{ws.name}@{previous.version}"
 
     # -- manage -----------------------------------------------------------------------------
     def manage(
@@ -171,7 +179,9 @@ class VersionService:
         if action != "list":
             with core.locked(ws.name):
                 changed, skipped = self._apply(ws, action, version, tag, from_version, to_version)
-        versions, total = core.rows.versions(ws.id, include_pruned=include_pruned, limit=limit, offset=offset)
+        versions, total = self._rows.versions(
+            ws.id, include_pruned=include_pruned, limit=limit, offset=offset
+        )
         return VersionsPage(
             workspace=ws.name,
             action=action,
@@ -195,7 +205,7 @@ class VersionService:
         if action == "untag":
             return self._untag(ws, tag_name(tag)), []
         if action == "prune_before_tag":
-            boundary = self._core.rows.tag_owner(ws.id, tag_name(tag))
+            boundary = self._rows.tag_owner(ws.id, tag_name(tag))
             if boundary is None:
                 raise TagNotFoundError(f"Workspace '{ws.name}' has no tag {tag!r}.", details={"tag": tag})
             return self._set_pruned(ws, list(range(1, boundary)), pruned=True)
@@ -215,13 +225,12 @@ class VersionService:
         high = version_number(to_version, "to_version") if to_version is not None else 10**9
         if low > high:
             raise InvalidArgumentError("from_version is after to_version.", details={"field": "from_version"})
-        return self._core.rows.version_numbers_between(ws.id, low, high)
+        return self._rows.version_numbers_between(ws.id, low, high)
 
     def _set_pruned(
         self, ws: WorkspaceRow, numbers: list[int], *, pruned: bool
     ) -> tuple[list[str], list[str]]:
-        core = self._core
-        rows = [core.rows.version(ws.id, n) for n in numbers]
+        rows = [self._rows.version(ws.id, n) for n in numbers]
         present = [row for row in rows if row is not None]
         tagged = [row.version for row in present if row.tags]
         if pruned and tagged and len(present) == 1:
@@ -230,8 +239,8 @@ class VersionService:
                 details={"version": tagged[0], "tags": present[0].tags},
             )
         targets = [row for row in present if not row.tags and row.pruned != pruned]
-        with core.db.transaction() as conn:
-            core.rows.set_pruned(conn, ws.id, [row.version_num for row in targets], pruned)
+        with self._db.transaction() as conn:
+            self._rows.set_pruned(conn, ws.id, [row.version_num for row in targets], pruned)
         return [row.version for row in targets], tagged if pruned else []
 
     def _tag(self, ws: WorkspaceRow, version: str, tag: str) -> list[str]:
@@ -243,25 +252,24 @@ class VersionService:
                 remedy="Choose a name that is not vN or a bare number, e.g. 'best' or 'baseline-2'.",
             )
         row = core.version(ws, version)
-        owner = core.rows.tag_owner(ws.id, tag)
+        owner = self._rows.tag_owner(ws.id, tag)
         if owner is not None:
             raise TagExistsError(
                 f"Tag '{tag}' is already on v{owner}.", details={"tag": tag, "version": f"v{owner}"}
             )
         try:
-            with core.db.transaction() as conn:
-                core.rows.add_tag(conn, ws.id, row.id, tag)
-        except sqlite3.IntegrityError:
+            with self._db.transaction() as conn:
+                self._rows.add_tag(conn, ws.id, row.id, tag)
+        except ConflictError:
             raise TagExistsError(f"Tag '{tag}' was just used.", details={"tag": tag}) from None
         return [row.version]
 
     def _untag(self, ws: WorkspaceRow, tag: str) -> list[str]:
-        core = self._core
-        owner = core.rows.tag_owner(ws.id, tag)
+        owner = self._rows.tag_owner(ws.id, tag)
         if owner is None:
             raise TagNotFoundError(f"Workspace '{ws.name}' has no tag '{tag}'.", details={"tag": tag})
-        with core.db.transaction() as conn:
-            core.rows.remove_tag(conn, ws.id, tag)
+        with self._db.transaction() as conn:
+            self._rows.remove_tag(conn, ws.id, tag)
         return [f"v{owner}"]
 
 

@@ -11,19 +11,17 @@ locally. The VM never calls the Compute API: the server deletes what it owns.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from goldfish.backends.container import Limits
-from goldfish.backends.docker import CONTAINER_UID, project_label
-from goldfish.backends.docker_images import StageImageRequest, connect, ensure_stage_image, push_image
+from goldfish.backends.container import CONTAINER_UID, Limits, project_label
+from goldfish.backends.docker.adaptor import connect
+from goldfish.backends.docker.images import StageImageRequest, ensure_stage_image, push_image
+from goldfish.backends.gce.compute import ComputeApi
 from goldfish.backends.gce.config_check import GceNotConfiguredError, missing_gce_settings
 from goldfish.backends.gce.instances import (
     InstanceBody,
@@ -34,17 +32,17 @@ from goldfish.backends.gce.instances import (
     label_value,
     standard_model_offered,
 )
-from goldfish.backends.gce.jobs import (
-    JobInput,
-    JobSettings,
-    VmJob,
-    build_job,
-    bundle,
-    job_pointer,
-    registry_login_host,
-)
+from goldfish.backends.gce.jobs import JobSettings, job_pointer, registry_login_host
 from goldfish.backends.gce.launcher import launch_cold
+from goldfish.backends.gce.run_state import (
+    ended,
+    json_object,
+    mirror_logs,
+    stale_heartbeat,
+    stopped_without_exit_code,
+)
 from goldfish.backends.gce.startup import startup_files
+from goldfish.backends.gce.upload import upload_job
 from goldfish.backends.gce.warm_pool import WarmPoolService
 from goldfish.backends.profiles import Profile, all_profiles, get_profile
 from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilities, Handle, OnBuild
@@ -54,24 +52,15 @@ from goldfish.errors import ConfigError, GoldfishError
 from goldfish.paths import ProjectPaths
 from goldfish.storage.paths import RunPaths
 from goldfish.storage.protocol import Storage
-from goldfish.timeutil import now_iso, parse_iso
+from goldfish.timeutil import now_iso
 
 log = logging.getLogger("goldfish.gce")
-BOOT_GRACE_SECONDS = 600
 MAX_STATUS_ERRORS = 30  # failed checks in a row (about a minute at the default interval) → lost
 DEFAULT_PROFILE = "cpu-large"
 # A VM runs one stage: its container gets the machine (no memory/CPU caps unless the profile sets
 # them), room for many DataLoader workers, and a /dev/shm far above docker's 64 MB default.
 VM_PIDS_LIMIT = 65536
 VM_SHM_SIZE = "64g"  # tmpfs: an upper bound, memory is only used as files are written
-MIRRORED = ("stdout", "stderr", "metrics", "stage_heartbeat", "svs_stats")
-_LOCAL_NAMES = {
-    "stdout": "stdout.log",
-    "stderr": "stderr.log",
-    "metrics": "metrics.jsonl",
-    "stage_heartbeat": "heartbeat.json",
-    "svs_stats": "svs_stats.json",
-}
 
 
 class GceBackend:
@@ -105,11 +94,9 @@ class GceBackend:
         return storage
 
     def api(self) -> Any:
-        """The Compute adapter, created on first use (importing the client library is slow)."""
+        """The Compute adapter, created on first use (its client library loads on its first call)."""
         with self._api_lock:
             if self._api_obj is None:
-                from goldfish.backends.gce.compute import ComputeApi  # noqa: PLC0415
-
                 self._api_obj = ComputeApi(str(self._config.gce.project_id), self._config.gce.api_endpoint)
             return self._api_obj
 
@@ -166,7 +153,7 @@ class GceBackend:
         profile = self.profile(spec)
         check_provisioning(profile)
         attempt = spec.attempt
-        self._upload_job(spec, profile, attempt)
+        upload_job(self.storage, spec, attempt, self._job_settings(spec, profile))
         job_value = job_pointer(spec.stage_run_id, attempt, self.storage)
         base = {
             "backend": self.name,
@@ -205,10 +192,10 @@ class GceBackend:
         )
         for zone in zones:
             for info in self.api().list(zone, labels):
-                job = _json_object(info.metadata.get("goldfish-job", "").encode()) or {}
+                job = json_object(info.metadata.get("goldfish-job", "").encode()) or {}
                 if job.get("stage_run_id") != stage_run_id:
                     continue
-                document = _json_object(self.storage.read_bytes(RunPaths(stage_run_id).job)) or {}
+                document = json_object(self.storage.read_bytes(RunPaths(stage_run_id).job)) or {}
                 run_dir = ProjectPaths.of(self._settings.project_root, self._config).scratch / stage_run_id
                 return {
                     "backend": self.name,
@@ -254,15 +241,16 @@ class GceBackend:
         return status
 
     def _check(self, handle: Handle, paths: RunPaths) -> BackendStatus:
-        ended = self._ended(handle, paths)
-        if ended is not None:
-            return ended
+        storage = self.storage
+        done = ended(storage, handle, paths)
+        if done is not None:
+            return done
         info = self.api().get(str(handle["zone"]), str(handle["instance"]))
         if info is None or info.status in ("TERMINATED", "STOPPING", "STOPPED", "SUSPENDED"):
-            ended = self._ended(handle, paths)  # it may have finished just before powering off
-            return ended or _stopped_without_exit_code(info)
-        self._mirror_logs(handle, paths)
-        stale = self._stale_heartbeat(handle, paths)
+            done = ended(storage, handle, paths)  # it may have finished just before powering off
+            return done or stopped_without_exit_code(info)
+        mirror_logs(storage, handle, paths)
+        stale = stale_heartbeat(storage, handle, paths)
         if stale is not None:
             return BackendStatus("lost", detail=stale)
         return BackendStatus("running")
@@ -299,13 +287,10 @@ class GceBackend:
             log.warning("could not delete VM %s: %s", handle.get("instance"), exc.message)
 
     # -- launch ----------------------------------------------------------------------------------
-    def _upload_job(self, spec: RunSpec, profile: Profile, attempt: int) -> VmJob:
-        storage = self.storage
-        paths = RunPaths(spec.stage_run_id)
-        storage.write_bytes(paths.bundle, bundle(spec))
-        inputs = [self._stage_input(spec, name, uri) for name, uri in sorted(spec.input_uris.items())]
+    def _job_settings(self, spec: RunSpec, profile: Profile) -> JobSettings:
+        """What job.json says beyond the spec: the container's limits and user, the VM's checks."""
         docker = self._config.docker
-        settings = JobSettings(
+        return JobSettings(
             image=str(spec.image),
             limits=Limits(
                 memory=profile.container_memory,
@@ -324,34 +309,6 @@ class GceBackend:
             gpu_wait_seconds=self._config.gpu_check.timeout_seconds,
             gpu_min_free_mb=self._config.gpu_check.min_free_memory_mb,
         )
-        job = build_job(spec, attempt, inputs, settings, storage)
-        if job.secrets:
-            storage.write_bytes(paths.secrets, json.dumps(job.secrets).encode())
-        if attempt > 1:  # an earlier attempt's objects must not speak for this one
-            for key in (paths.exit_code, paths.preempted, paths.failure, paths.ack):
-                storage.delete(key)
-        storage.write_bytes(paths.job, json.dumps(job.document, indent=1).encode())
-        return job
-
-    def _stage_input(self, spec: RunSpec, name: str, uri: str) -> JobInput:
-        """A ``gs://`` input as it is; a local one uploaded under the run's own keys first."""
-        if uri.startswith("gs://"):
-            in_store = self.storage.key_of(uri.rstrip("/"))
-            is_dir = uri.endswith("/") or (in_store is not None and bool(self.storage.list_keys(in_store)))
-            return JobInput(name, uri.rstrip("/") + "/" if is_dir else uri, "dir" if is_dir else "file")
-        local = spec.inputs.get(name)
-        if local is None or not local.exists():
-            raise GoldfishError(
-                f"Input '{name}' ({uri}) is not in Cloud Storage and not readable here, so no VM can get it.",
-                details={"input": name, "uri": uri},
-            )
-        key = RunPaths(spec.stage_run_id).staged_input(name)
-        if local.is_dir():
-            self.storage.put_dir(local, key)
-            return JobInput(name, self.storage.uri(key) + "/", "dir")
-        key = f"{key}/{local.name}"  # the VM names the file after the object: keep its own name
-        self.storage.put_file(local, key)
-        return JobInput(name, self.storage.uri(key), "file")
 
     def _check_image(self, profile: Profile) -> None:
         """The profile's image family resolves (``images.getFromFamily``), checked once per family.
@@ -455,99 +412,3 @@ class GceBackend:
             "created": result.created,
             "tries": [vars(item) for item in result.tries if item.category is not None],
         }
-
-    # -- status ----------------------------------------------------------------------------------
-    def _ended(self, handle: Handle, paths: RunPaths) -> BackendStatus | None:
-        storage = self.storage
-        attempt = int(handle.get("attempt", 1))
-        raw = storage.read_bytes(paths.exit_code)
-        if raw is not None:
-            self._mirror_logs(handle, paths)
-            self._fetch_outputs(handle, paths)
-            try:
-                return BackendStatus("exited", exit_code=int(raw.decode().strip()))
-            except ValueError:
-                return BackendStatus("lost", detail=f"the VM wrote an unreadable exit code: {raw[:40]!r}")
-        for key, state in ((paths.preempted, "preempted"), (paths.failure, "infra_error")):
-            report = _json_object(storage.read_bytes(key))
-            if report is not None and int(report.get("attempt", attempt)) == attempt:
-                self._mirror_logs(handle, paths)
-                detail = str(report.get("reason") or f"the VM of attempt {attempt} was preempted")
-                return BackendStatus(state, detail=detail[:2000])  # type: ignore[arg-type]
-        return None
-
-    def _mirror_logs(self, handle: Handle, paths: RunPaths) -> None:
-        """Append what is new in the bucket's log objects to the local copies (logs only grow)."""
-        logs_dir = Path(handle["logs_dir"])
-        logs_dir.mkdir(parents=True, exist_ok=True)
-        keys = {
-            "stdout": paths.stdout,
-            "stderr": paths.stderr,
-            "metrics": paths.metrics,
-            "stage_heartbeat": paths.stage_heartbeat,
-            "svs_stats": paths.svs_stats,
-        }
-        for item in MIRRORED:
-            local = logs_dir / _LOCAL_NAMES[item]
-            if item in ("stage_heartbeat", "svs_stats"):  # rewritten whole, not appended
-                data = self.storage.read_bytes(keys[item])
-                if data is not None:
-                    local.write_bytes(data)
-                continue
-            size = local.stat().st_size if local.exists() else 0
-            data = self.storage.read_bytes(keys[item], size)  # bytes: a split character stays whole
-            if data:
-                with local.open("ab") as out:
-                    out.write(data)
-
-    def _fetch_outputs(self, handle: Handle, paths: RunPaths) -> None:
-        outputs_dir = Path(handle["outputs_dir"])
-        for signal in handle.get("outputs", []):
-            target = outputs_dir / str(signal)
-            if target.exists():
-                continue
-            partial = outputs_dir / f".partial-{signal}"  # renamed only once complete
-            shutil.rmtree(partial, ignore_errors=True)
-            self.storage.get_dir(paths.output(str(signal)), partial)
-            os.replace(partial, target)
-
-    def _stale_heartbeat(self, handle: Handle, paths: RunPaths) -> str | None:
-        interval = float(handle.get("log_sync_interval", 10))
-        limit = 3 * interval + 60
-        beat = _json_object(self.storage.read_bytes(paths.heartbeat))
-        if beat is not None and beat.get("at"):
-            age = time.time() - parse_iso(str(beat["at"])).timestamp()
-            if age > limit:
-                return f"no heartbeat for {age:.0f}s (limit {limit:.0f}s) while the VM runs"
-            return None
-        age = time.time() - parse_iso(str(handle["launched_at"])).timestamp()
-        if age > limit + BOOT_GRACE_SECONDS:
-            return f"the VM never sent a heartbeat in {age:.0f}s"
-        return None
-
-
-def _stopped_without_exit_code(info: Any) -> BackendStatus:
-    """A VM that stopped (or vanished) before its agent wrote an exit code, preemption or failure.
-
-    Compute Engine stops a spot VM it reclaims, and a GPU VM (``onHostMaintenance: TERMINATE``) at
-    host maintenance or a host error, with about 30 s of warning: the agent may be killed before
-    it reports. Those are retried; only a VM that is gone altogether is lost.
-    """
-    if info is None:
-        return BackendStatus("lost", detail="the VM is gone and left no exit code")
-    if info.spot:
-        return BackendStatus("preempted", detail=f"the spot VM {info.name} was stopped before it finished")
-    return BackendStatus(
-        "infra_error",
-        detail=f"the VM {info.name} was stopped ({info.status}) before it finished, e.g. by host maintenance",
-    )
-
-
-def _json_object(raw: bytes | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

@@ -1,7 +1,7 @@
 """The thin Compute Engine adapter: the only module that talks to the Compute API.
 
-``google.cloud.compute_v1``, ``google.api_core`` and ``google.auth`` are imported inside the
-functions that need them, never at module load: importing this module stays cheap (the
+``google.cloud.compute_v1``, ``google.api_core`` and ``google.auth`` come from
+``adaptor.py`` on first use, never at module load: importing this module stays cheap (the
 Compute client takes seconds to import) and works without the ``gce`` extra installed.
 
 Every API error leaves this module as a :class:`~goldfish.backends.gce.failures.LaunchFailure`
@@ -15,8 +15,9 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from goldfish.backends.gce import adaptor
 from goldfish.backends.gce.failures import (
     FALL_OVER,
     FATAL,
@@ -27,16 +28,11 @@ from goldfish.backends.gce.failures import (
 )
 from goldfish.backends.gce.instances import InstanceBody, instance_resource
 
-if TYPE_CHECKING:
-    from google.api_core.retry import Retry
-    from google.cloud import compute_v1
-
 log = logging.getLogger(__name__)
 
 
 RPC_TIMEOUT = 60.0  # seconds any single Compute API request may take
 _METADATA_RETRIES = 3  # fingerprint races (HTTP 412) retried this many times
-_LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -53,52 +49,12 @@ class InstanceInfo:
     spot: bool
 
 
-def is_local_endpoint(api_endpoint: str | None) -> bool:
-    """Whether ``api_endpoint`` points at a local simulator (then no real credentials are used)."""
-    if not api_endpoint:
-        return False
-    text = api_endpoint.lower()
-    return text.startswith("http://") or any(host in text for host in _LOCAL_HOSTS)
-
-
-def google_credentials(api_endpoint: str | None) -> Any:
-    """Anonymous credentials for a local simulator, else the application default credentials.
-
-    Raises:
-        google.auth.exceptions.DefaultCredentialsError: when there are none (callers translate it).
-    """
-    from google.auth import credentials as auth_credentials  # noqa: PLC0415
-
-    if is_local_endpoint(api_endpoint):
-        return auth_credentials.AnonymousCredentials()  # type: ignore[no-untyped-call]
-    import google.auth  # noqa: PLC0415
-
-    credentials, _ = google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-    return credentials
-
-
-def to_instance(body: InstanceBody) -> compute_v1.Instance:
+def to_instance(body: InstanceBody) -> Any:
     """The ``compute_v1.Instance`` for ``body`` (see :func:`instances.instance_resource`)."""
-    from google.cloud import compute_v1  # noqa: PLC0415
-
-    return compute_v1.Instance(instance_resource(body))
+    return adaptor.compute_v1().Instance(instance_resource(body))
 
 
-def _api_errors() -> tuple[type[BaseException], ...]:
-    """The exception types a Compute call may raise that are failures, not programming errors."""
-    import requests  # noqa: PLC0415
-    from google.api_core import exceptions as core_exc  # noqa: PLC0415
-    from google.auth import exceptions as auth_exc  # noqa: PLC0415
-
-    return (
-        core_exc.GoogleAPIError,
-        auth_exc.GoogleAuthError,
-        requests.RequestException,
-        OSError,
-    )
-
-
-def _info(instance: compute_v1.Instance) -> InstanceInfo:
+def _info(instance: Any) -> InstanceInfo:
     items = {item.key: item.value for item in instance.metadata.items}
     scheduling = instance.scheduling
     return InstanceInfo(
@@ -131,10 +87,10 @@ class ComputeApi:
         self.api_endpoint = api_endpoint
         self.rpc_timeout = rpc_timeout
         self._lock = threading.Lock()
-        self._instances_client: compute_v1.InstancesClient | None = None
-        self._operations_client: compute_v1.ZoneOperationsClient | None = None
-        self._projects_client: compute_v1.ProjectsClient | None = None
-        self._images_client: compute_v1.ImagesClient | None = None
+        self._instances_client: Any = None  # compute_v1.InstancesClient
+        self._operations_client: Any = None  # compute_v1.ZoneOperationsClient
+        self._projects_client: Any = None  # compute_v1.ProjectsClient
+        self._images_client: Any = None  # compute_v1.ImagesClient
         self._default_account: str | None = None
 
     # ------------------------------------------------------------ public calls
@@ -186,10 +142,8 @@ class ComputeApi:
 
     def list(self, zone: str, labels: Mapping[str, str]) -> list[InstanceInfo]:
         """Instances in ``zone`` carrying every one of ``labels`` (filtered by the server)."""
-        from google.cloud import compute_v1  # noqa: PLC0415
-
         client = self._client()
-        request = compute_v1.ListInstancesRequest(project=self.project, zone=zone)
+        request = adaptor.compute_v1().ListInstancesRequest(project=self.project, zone=zone)
         if labels:
             request.filter = _label_filter(labels)
         with self._translated(zone):
@@ -201,9 +155,8 @@ class ComputeApi:
     ) -> None:
         """Merge ``items`` into the instance's metadata (None removes a key), fingerprint-checked."""
 
-        def send(client: compute_v1.InstancesClient, current: InstanceInfo) -> Any:
-            from google.cloud import compute_v1  # noqa: PLC0415
-
+        def send(client: Any, current: InstanceInfo) -> Any:
+            compute_v1 = adaptor.compute_v1()
             merged = _merge(current.metadata, items)
             resource = compute_v1.Metadata(
                 fingerprint=current.metadata_fingerprint or "",
@@ -225,10 +178,8 @@ class ComputeApi:
     ) -> None:
         """Merge ``labels`` into the instance's labels (None removes one), fingerprint-checked."""
 
-        def send(client: compute_v1.InstancesClient, current: InstanceInfo) -> Any:
-            from google.cloud import compute_v1  # noqa: PLC0415
-
-            request = compute_v1.InstancesSetLabelsRequest(
+        def send(client: Any, current: InstanceInfo) -> Any:
+            request = adaptor.compute_v1().InstancesSetLabelsRequest(
                 label_fingerprint=current.label_fingerprint or "",
                 labels=_merge(current.labels, labels),
             )
@@ -255,8 +206,7 @@ class ComputeApi:
         with self._lock:
             if self._default_account is not None:
                 return self._default_account
-        from google.cloud import compute_v1  # noqa: PLC0415
-
+        compute_v1 = adaptor.compute_v1()
         with self._lock:
             if self._projects_client is None:
                 self._projects_client = compute_v1.ProjectsClient(
@@ -284,8 +234,7 @@ class ComputeApi:
         Raises:
             LaunchFailure: ``invalid_request`` when the family does not exist (or has no usable image).
         """
-        from google.cloud import compute_v1  # noqa: PLC0415
-
+        compute_v1 = adaptor.compute_v1()
         with self._lock:
             if self._images_client is None:
                 self._images_client = compute_v1.ImagesClient(
@@ -360,10 +309,8 @@ class ComputeApi:
     def _translated(self, zone: str | None) -> _Translate:
         return _Translate(zone)
 
-    def _read_retry(self) -> Retry:
-        from google.api_core import exceptions as core_exc  # noqa: PLC0415
-        from google.api_core import retry as core_retry  # noqa: PLC0415
-
+    def _read_retry(self) -> Any:
+        core_exc, core_retry = adaptor.api_exceptions(), adaptor.api_retry()
         transient = core_retry.if_exception_type(core_exc.ServiceUnavailable, core_exc.InternalServerError)
         return core_retry.Retry(
             predicate=transient, initial=0.2, maximum=2.0, multiplier=2.0, timeout=self.rpc_timeout
@@ -377,14 +324,14 @@ class ComputeApi:
         """
         self._client()
 
-    def _client(self) -> compute_v1.InstancesClient:
+    def _client(self) -> Any:
         with self._lock:
             if self._instances_client is None:
                 self._build_clients()
             assert self._instances_client is not None
             return self._instances_client
 
-    def _operations(self) -> compute_v1.ZoneOperationsClient:
+    def _operations(self) -> Any:
         with self._lock:
             if self._operations_client is None:
                 self._build_clients()
@@ -392,8 +339,7 @@ class ComputeApi:
             return self._operations_client
 
     def _build_clients(self) -> None:
-        from google.cloud import compute_v1  # noqa: PLC0415
-
+        compute_v1 = adaptor.compute_v1()
         credentials = self._credentials()
         options = self._options()
         self._instances_client = compute_v1.InstancesClient(
@@ -407,10 +353,9 @@ class ComputeApi:
         return {"api_endpoint": self.api_endpoint} if self.api_endpoint else None
 
     def _credentials(self) -> Any:
-        from google.auth import exceptions as auth_exc  # noqa: PLC0415
-
+        auth_exc = adaptor.auth_exceptions()
         try:
-            return google_credentials(self.api_endpoint)
+            return adaptor.google_credentials(self.api_endpoint)
         except auth_exc.DefaultCredentialsError as exc:
             raise LaunchFailure(
                 f"No Google Cloud credentials found: {exc}",
@@ -429,7 +374,7 @@ class _Translate:
         return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is not None and not isinstance(exc, LaunchFailure) and isinstance(exc, _api_errors()):
+        if exc is not None and not isinstance(exc, LaunchFailure) and isinstance(exc, adaptor.call_errors()):
             raise classify(exc, zone=self.zone) from exc
 
 
@@ -460,6 +405,5 @@ __all__ = [
     "InstanceInfo",
     "LaunchFailure",
     "classify",
-    "is_local_endpoint",
     "to_instance",
 ]

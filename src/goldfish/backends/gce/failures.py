@@ -2,8 +2,8 @@
 
 Every API error leaves the Compute adapter as a ``LaunchFailure`` with a ``category`` the
 launcher acts on (``capacity``/``quota`` fall over to the next zone, ``credentials`` and
-``invalid_request`` stop at once, ``network`` retries). ``google.api_core`` is imported inside
-:func:`classify` only, so importing this module stays cheap.
+``invalid_request`` stop at once, ``network`` retries). ``google.api_core`` comes from
+``adaptor.py`` inside :func:`classify` only, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from goldfish.backends.gce import adaptor
 from goldfish.errors import GoldfishError
 
 Category = Literal[
@@ -45,6 +46,9 @@ _REMEDIES: dict[str, str] = {
 class LaunchFailure(GoldfishError):
     """A Compute API call failed; ``category`` says what kind of failure it is.
 
+    Its ``code`` is its category's, ``GCE_<CATEGORY>`` (``GCE_CAPACITY``, ...); ``GCE_LAUNCH_FAILED``
+    is :class:`goldfish.backends.gce.launcher.LaunchError`'s, raised when no zone gave an instance.
+
     Attributes:
         category: ``capacity``, ``quota``, ``credentials``, ``invalid_request``, ``network``,
             ``not_found``, ``conflict`` or ``unknown``.
@@ -56,7 +60,7 @@ class LaunchFailure(GoldfishError):
             disk type is not offered there): another zone may accept the same body.
     """
 
-    code = "GCE_LAUNCH_FAILED"
+    instance_codes = tuple(f"GCE_{category.upper()}" for category in get_args(Category))
 
     def __init__(
         self,
@@ -141,9 +145,7 @@ def _names_missing_zonal_resource(text: str) -> bool:
 def _facts(obj: object) -> _Facts:
     if _is_operation(obj):
         return _operation_facts(obj)
-    from google.api_core import exceptions as core_exc  # noqa: PLC0415
-
-    if isinstance(obj, core_exc.GoogleAPICallError):
+    if isinstance(obj, adaptor.api_exceptions().GoogleAPICallError):
         return _call_error_facts(obj)
     kind = type(obj).__name__
     message = str(obj) or kind

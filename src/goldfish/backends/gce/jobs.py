@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from goldfish.backends.container import Limits, container_invocation, docker_run_argv
-from goldfish.backends.gce.vm.agent import SCHEMA_VERSION, job_dir
+from goldfish.backends.gce.vm.layout import SCHEMA_VERSION, job_dir
 from goldfish.backends.spec import RunSpec
 from goldfish.storage.paths import RunPaths
 from goldfish.storage.protocol import Storage

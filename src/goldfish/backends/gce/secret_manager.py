@@ -3,7 +3,7 @@
 The server reads ``projects/<gce.project_id>/secrets/<NAME>/versions/latest`` when a GCE stage
 names a secret that neither the project's secret store nor the server's environment holds; the
 value then travels like any other secret, in the job's ``secrets.json`` only. The client
-(``google-cloud-secret-manager``, REST transport) is imported on first use;
+(``google-cloud-secret-manager``, REST transport) comes from ``adaptor.py`` on first use;
 ``gce.secret_manager_endpoint`` points it at a local fake in tests.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from goldfish.backends.gce.compute import google_credentials
+from goldfish.backends.gce import adaptor
 from goldfish.errors import GoldfishError
 
 RPC_TIMEOUT = 30.0
@@ -43,8 +43,7 @@ class SecretManagerSource:
         Raises:
             SecretManagerError: for refused credentials, a wrong project or an unreachable API.
         """
-        from google.api_core import exceptions as api_exceptions  # noqa: PLC0415
-
+        api_exceptions = adaptor.api_exceptions()
         path = f"projects/{self.project_id}/secrets/{name}/versions/latest"
         try:
             response = self._secret_client().access_secret_version(name=path, timeout=RPC_TIMEOUT)
@@ -62,18 +61,14 @@ class SecretManagerSource:
     def _secret_client(self) -> Any:
         with self._lock:
             if self._client is None:
-                from google.cloud import secretmanager  # noqa: PLC0415
-
                 options = {"api_endpoint": self.endpoint} if self.endpoint else None
-                self._client = secretmanager.SecretManagerServiceClient(
+                self._client = adaptor.secret_manager().SecretManagerServiceClient(
                     credentials=self._credentials(), transport="rest", client_options=options
                 )
             return self._client
 
     def _credentials(self) -> Any:
-        from google.auth import exceptions as auth_exc  # noqa: PLC0415
-
         try:
-            return google_credentials(self.endpoint)
-        except auth_exc.DefaultCredentialsError as exc:
+            return adaptor.google_credentials(self.endpoint)
+        except adaptor.auth_exceptions().DefaultCredentialsError as exc:
             raise SecretManagerError(f"No Google Cloud credentials found for Secret Manager: {exc}") from None

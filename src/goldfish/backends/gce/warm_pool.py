@@ -17,8 +17,9 @@ from typing import Any, Protocol
 
 from goldfish.backends.gce.instances import label_value
 from goldfish.config import WarmPool
-from goldfish.db.warm_pool import WarmInstanceRow, WarmPoolRepository, WarmState, deadline_after
+from goldfish.db.warm_pool import WarmInstanceRow, WarmPoolRepository, deadline_after
 from goldfish.errors import GoldfishError
+from goldfish.states import WARM_TO_DELETING
 from goldfish.storage.paths import RunPaths, warm_state_key
 from goldfish.storage.protocol import Storage
 from goldfish.timeutil import now_iso, parse_iso
@@ -27,14 +28,6 @@ log = logging.getLogger("goldfish.gce")
 ACK_POLL_SECONDS = 0.1
 STALE_LAUNCH_SECONDS = 900
 STALE_BUSY_SECONDS = 300  # a finished run is released by its driver within seconds
-_TO_DELETING: dict[str, tuple[WarmState, ...]] = {
-    "launching": ("deleting",),
-    "busy": ("draining", "deleting"),
-    "idle": ("deleting",),
-    "claimed": ("deleting",),
-    "draining": ("deleting",),
-    "deleting": (),
-}
 GONE_STATES = {"TERMINATED", "STOPPING", "STOPPED", "SUSPENDED", "SUSPENDING"}
 
 
@@ -224,15 +217,15 @@ class WarmPoolService:
             current_run=None,
             idle_since=now_iso(),
             idle_deadline=deadline_after(self.idle_timeout_seconds),
-        )
+        ).accepted
 
     def discard(self, name: str, reason: str) -> bool:
         """Delete a pool VM whatever it is doing (cancel, lost run, cleanup with force)."""
         row = self.repo.get(name)
-        if row is None or row.state not in _TO_DELETING:
+        if row is None or row.state not in WARM_TO_DELETING:
             return False
         source = row.state
-        for target in _TO_DELETING[source]:  # a busy VM drains first, so its run is seen to end
+        for target in WARM_TO_DELETING[source]:  # a busy VM drains first, so its run is seen to end
             if not self.repo.move(name, source, target, "discard", reason):
                 return False
             source = target

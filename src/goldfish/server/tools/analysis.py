@@ -2,18 +2,14 @@
 
 import base64
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import Field
 
-from goldfish.memory.compare import RunComparer
 from goldfish.memory.compare_models import RunComparison
-from goldfish.memory.plots import MetricPlot, MetricPlotter
+from goldfish.memory.plots import MetricPlot
 from goldfish.server.toolkit import ToolRegistry, ToolResult
-
-if TYPE_CHECKING:
-    from goldfish.context import ServerContext
 
 
 class CompareRunsResult(ToolResult):
@@ -26,16 +22,6 @@ class PlotMetricsResult(ToolResult):
     """The numbers drawn into the PNG that comes with this result as an image block."""
 
     plot: MetricPlot
-
-
-def comparer(context: "ServerContext") -> RunComparer:
-    """The comparison service over a project's context."""
-    return RunComparer(context.core, context.runs, context.metrics, context.records)
-
-
-def plotter(context: "ServerContext") -> MetricPlotter:
-    """The plotting service over a project's context."""
-    return MetricPlotter(context.run_queries, context.metrics)
 
 
 def register(reg: ToolRegistry) -> None:
@@ -60,7 +46,7 @@ def register(reg: ToolRegistry) -> None:
         Two stage run ids compare those stage runs; two whole runs (prun-..., record ids, @tag)
         are compared stage by stage, pairing stages by name.
         """
-        return CompareRunsResult(comparison=comparer(reg.app.context).compare(run_a, run_b, workspace))
+        return CompareRunsResult(comparison=reg.app.context.comparer.compare(run_a, run_b, workspace))
 
     @reg.tool(read_only=True, idempotent=True, title="Plot metrics")
     def plot_metrics(
@@ -75,7 +61,7 @@ def register(reg: ToolRegistry) -> None:
         Returns an image block and, per run, the points logged and drawn and last/min/max, so
         you can read the curves and check the numbers. Long runs are downsampled to 2000 points.
         """
-        rendered = plotter(reg.app.context).plot(run_ids, metric, include_points)
+        rendered = reg.app.context.plotter.plot(run_ids, metric, include_points)
         payload = PlotMetricsResult(plot=rendered.plot).model_dump(mode="json")
         data = base64.b64encode(rendered.png).decode()
         image = ImageContent(type="image", data=data, mime_type="image/png")

@@ -2,8 +2,9 @@
 # Goldfish VM bootstrap (the instance's startup-script).
 #
 # Fetches the VM agent from the `goldfish-agent` metadata value (with Python's urllib: curl is
-# not assumed), makes sure docker is there, then execs the agent. No metadata value is ever
-# evaluated by this shell: the agent's text goes straight from the metadata server into a file.
+# not assumed), makes sure docker is there, then execs the agent. The value is the agent's zip
+# application in base64; it is decoded and checked to be a zip archive before it is written.
+# No metadata value is ever evaluated by this shell: it goes from the metadata server into a file.
 #
 # Environment: GCE_METADATA_HOST (default metadata.google.internal); GOLDFISH_AGENT_HOME, for
 # sandboxes only, the folder the agent is written to (default /var/lib/goldfish).
@@ -12,12 +13,16 @@ set -euo pipefail
 agent_home="${GOLDFISH_AGENT_HOME:-/var/lib/goldfish}"
 mkdir -p "$agent_home"
 
-python3 - "$agent_home/agent.py" <<'PYTHON'
+python3 - "$agent_home/agent.pyz" <<'PYTHON'
+import base64
+import binascii
+import io
 import os
 import sys
 import time
 import urllib.error
 import urllib.request
+import zipfile
 
 target = sys.argv[1]
 host = os.environ.get("GCE_METADATA_HOST") or "metadata.google.internal"
@@ -39,9 +44,15 @@ for attempt in range(30):
     time.sleep(2)
 if not body:
     sys.exit("goldfish-startup: could not read the goldfish-agent metadata value")
+try:
+    archive = base64.b64decode(b"".join(body.split()), validate=True)
+except (binascii.Error, ValueError):
+    sys.exit("goldfish-startup: the goldfish-agent metadata value is not base64")
+if not zipfile.is_zipfile(io.BytesIO(archive)):
+    sys.exit("goldfish-startup: the goldfish-agent metadata value is not a zip application")
 partial = "%s.partial-%d" % (target, os.getpid())
 with open(partial, "wb") as out:
-    out.write(body)
+    out.write(archive)
 os.chmod(partial, 0o644)
 os.replace(partial, target)
 PYTHON
@@ -60,4 +71,4 @@ if ! command -v docker >/dev/null 2>&1; then
     fi
 fi
 
-exec python3 "$agent_home/agent.py"
+exec python3 "$agent_home/agent.pyz"

@@ -19,8 +19,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
+from goldfish.backends.process.python_env import interpreter_for, requirements_hash
 from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilities, Handle, OnBuild
-from goldfish.backends.python_env import interpreter_for, requirements_hash
 from goldfish.backends.spec import RunSpec, read_exit_code, read_log, stage_environment, wrapped_command
 
 # What a stage inherits from the server's environment: locale, paths, certificates, proxies and

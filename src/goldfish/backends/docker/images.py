@@ -1,4 +1,4 @@
-"""Images for the docker backend: the engine connection, base images and stage images.
+"""Images for the docker backend: image lookups, the base Dockerfile, stage images and builds.
 
 A *base image* carries Python, pip and a non-root user (the repository's ``Dockerfile`` builds
 one offline from any local image with python3 and pip). A *stage image* is that base plus the
@@ -9,36 +9,32 @@ none of them changes; the runtime layer comes before the requirements layer, so 
 ``requirements.txt`` rebuilds only that layer. Builds are recorded in ``image_builds`` with the
 tail of their log.
 
-The docker SDK is imported lazily, here and in ``docker.py`` only.
+The docker SDK comes from ``adaptor.sdk()`` (imported on first use).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import shutil
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import goldfish
-from goldfish.backends.container import RUNTIME_DIR
+from goldfish.backends.container import IMAGE_REF, RUNTIME_DIR
+from goldfish.backends.docker.adaptor import DockerUnavailableError, sdk, short_error
 from goldfish.db.images import BuildKind, ImageBuildRepository
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.locks import file_lock
 
 STAGE_REPOSITORY = "goldfish-stage"
-ENGINE_TIMEOUT_SECONDS = 5
+DEFAULT_BASE_FROM = "goldfish-debian-python:bookworm"
 BUILD_TIMEOUT_SECONDS = 1800
 PROGRESS_EVERY_SECONDS = 0.5
-NOT_READY_RETRY_SECONDS = 30.0
-IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$")
 
 _RUNTIME_INIT = '"""Goldfish stage runtime: only ``goldfish.io`` is installed in stage images."""\n'
 _STAGE_DOCKERFILE = """\
@@ -52,16 +48,6 @@ RUN PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir --disable-
     --no-input -r /opt/goldfish-stage/requirements.txt
 """
 _NON_ROOT = "USER 1000\n"
-
-
-class DockerUnavailableError(GoldfishError):
-    """The Docker engine cannot be reached (or the docker SDK is not installed)."""
-
-    code = "DOCKER_UNAVAILABLE"
-    default_remedy = (
-        "Start the Docker engine (goldfish doctor says what is missing) or run on the process backend "
-        "(compute.backend: process)."
-    )
 
 
 class BaseImageMissingError(GoldfishError):
@@ -81,155 +67,48 @@ class ImageBuildError(GoldfishError):
     default_remedy = "Fix what details.log_tail shows (often requirements.txt) and run again."
 
 
-# -- the engine ---------------------------------------------------------------------------------
-
-
-def connect(timeout: int = ENGINE_TIMEOUT_SECONDS) -> Any:
-    """A docker SDK client for the engine of ``$DOCKER_HOST`` (or the default socket).
-
-    Raises:
-        DockerUnavailableError: when the SDK is missing or the engine does not answer, with the
-            one command that fixes it as the remedy.
-    """
-    try:
-        import docker  # noqa: PLC0415 - the SDK loads only when docker is used
-    except ImportError:
-        raise DockerUnavailableError(
-            "The docker Python package is missing from this installation.",
-            details={"missing": "package"},
-            remedy=package_fix(),
-        ) from None
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except docker.errors.DockerException as exc:
-        reason, fix = _engine_problem(exc)
-        raise DockerUnavailableError(
-            f"The Docker engine is not reachable ({reason}): {short_error(exc)}",
-            details={"missing": "engine", "docker_host": os.environ.get("DOCKER_HOST")},
-            remedy=fix,
-        ) from None
-    return client
-
-
-def package_fix() -> str:
-    """The command that installs the docker SDK into the interpreter running Goldfish."""
-    return f"{sys.executable} -m pip install 'docker>=7.0'"
-
-
-def _engine_problem(exc: Exception) -> tuple[str, str]:
-    """Why the engine did not answer, and the one command that fixes that."""
-    text = str(exc)
-    if "Permission denied" in text or "PermissionError" in text:
-        return "no permission to use its socket", "sudo usermod -aG docker $USER  (then log in again)"
-    if shutil.which("dockerd") is None and shutil.which("docker") is None:
-        return "Docker is not installed", (
-            "sudo apt-get install -y docker.io"
-            if Path("/etc/debian_version").exists()
-            else "install Docker Engine (https://docs.docker.com/engine/install/)"
-        )
-    host = os.environ.get("DOCKER_HOST")
-    if host:
-        return f"nothing answers at DOCKER_HOST={host}", "unset DOCKER_HOST  (or start the engine it names)"
-    if Path("/run/systemd/system").is_dir():
-        return "the engine is not running", "sudo systemctl start docker"
-    return "the engine is not running", "sudo sh -c 'dockerd > /var/log/dockerd.log 2>&1 &'"
-
-
-@dataclass(frozen=True)
-class DockerReadiness:
-    """Whether the docker backend can run here; if not, which piece is missing and the fix."""
-
-    missing: Literal["package", "engine", "base_image"] | None
-    detail: str
-    fix: str | None = None
-
-    @property
-    def ready(self) -> bool:
-        """True when package, engine and base image are all there."""
-        return self.missing is None
-
-
-def docker_readiness(base_image: str) -> DockerReadiness:
-    """Check, in order, the docker package, the engine and ``base_image`` on it (never raises)."""
-    try:
-        client = connect()
-    except DockerUnavailableError as exc:
-        return DockerReadiness(exc.details.get("missing", "engine"), exc.message, exc.remedy)
-    try:
-        present = image_info(client, base_image)["present"] is True
-    except (DockerUnavailableError, InvalidArgumentError) as exc:
-        return DockerReadiness("engine", exc.message, exc.remedy)
-    if present:
-        return DockerReadiness(None, f"the engine answers and has {base_image}")
-    return DockerReadiness(
-        "base_image",
-        f"the base image {base_image} does not exist on the Docker engine",
-        base_image_fix(client, base_image),
-    )
+# -- lookups ------------------------------------------------------------------------------------
 
 
 def base_dockerfile_path() -> Path | None:
     """The base image Dockerfile: packaged with a wheel, or the source checkout's ``Dockerfile``."""
-    packaged = resources.files("goldfish.backends") / "base.Dockerfile"
+    packaged = resources.files("goldfish.backends.docker") / "base.Dockerfile"
     if packaged.is_file():
         return Path(str(packaged))
     checkout = Path(goldfish.__file__).resolve().parents[2] / "Dockerfile"
     return checkout if checkout.is_file() else None
 
 
-def base_image_fix(client: Any, base_image: str) -> str:
-    """The ``docker build`` that makes ``base_image`` offline from the Dockerfile Goldfish ships."""
-    dockerfile = base_dockerfile_path()
-    if dockerfile is None:
-        return f"docker build -t {base_image} - < Dockerfile  (from the Goldfish repository)"
-    default = re.search(r"^ARG BASE=(\S+)", dockerfile.read_text(encoding="utf-8"), re.MULTILINE)
-    has_default = default is not None and image_info(client, default.group(1))["present"] is True
-    base_arg = "" if has_default else "--build-arg BASE=python:3.12-slim "
-    return f"docker build {base_arg}-t {base_image} - < {dockerfile}"
+def base_dockerfile() -> str:
+    """The text of the base image Dockerfile.
 
-
-def engine_info() -> dict[str, Any]:
-    """Whether the engine answers, and its version (for ``goldfish doctor``)."""
-    try:
-        client = connect()
-    except DockerUnavailableError as exc:
-        return {"reachable": False, "error": exc.message}
-    version = client.version()
-    return {
-        "reachable": True,
-        "server_version": version.get("Version"),
-        "api_version": version.get("ApiVersion"),
-        "storage_driver": client.info().get("Driver"),
-    }
-
-
-_READY: dict[str, tuple[bool, float]] = {}
-
-
-def docker_ready(base_image: str) -> bool:
-    """True when :func:`docker_readiness` finds nothing missing (cached in this process).
-
-    A yes is kept for the life of the process; a no is asked again after 30 seconds, so a
-    server notices an engine started after it.
+    Raises:
+        GoldfishError: when this installation has neither a packaged nor a checkout Dockerfile.
     """
-    cached = _READY.get(base_image)
-    if cached is not None and (cached[0] or time.monotonic() - cached[1] < NOT_READY_RETRY_SECONDS):
-        return cached[0]
-    ready = docker_readiness(base_image).ready
-    _READY[base_image] = (ready, time.monotonic())
-    return ready
+    path = base_dockerfile_path()
+    if path is not None:
+        return path.read_text(encoding="utf-8")
+    raise GoldfishError(
+        "The base image Dockerfile is not part of this installation.",
+        remedy="Build the base image from the Goldfish repository: docker build -t goldfish-base:latest - < "
+        "Dockerfile",
+    )
 
 
-def forget_readiness(base_image: str) -> None:
-    """Drop the cached answer of :func:`docker_ready` (after building ``base_image``)."""
-    _READY.pop(base_image, None)
+def dockerfile_arg_base(text: str) -> str | None:
+    """The ``ARG BASE=...`` default of a base Dockerfile, or None when it has none."""
+    match = re.search(r"^ARG BASE=(\S+)", text, re.MULTILINE)
+    return match.group(1) if match else None
+
+
+def dockerfile_default_base(text: str) -> str:
+    """The image the base Dockerfile builds ``FROM`` unless told otherwise."""
+    return dockerfile_arg_base(text) or DEFAULT_BASE_FROM
 
 
 def image_info(client: Any, name: str) -> dict[str, Any]:
     """Whether image ``name`` exists, with its id, size and creation time."""
-    import docker  # noqa: PLC0415
-
+    docker = sdk()
     check_image_name(name)
     try:
         image = client.images.get(name)
@@ -255,12 +134,6 @@ def check_image_name(name: object) -> str:
             remedy="Use a plain image reference such as goldfish-base:latest.",
         )
     return name
-
-
-def short_error(exc: Exception) -> str:
-    """The last line of a docker exception's explanation (what went wrong, without the HTTP noise)."""
-    text = str(getattr(exc, "explanation", None) or exc)
-    return text.strip().splitlines()[-1][:300] if text.strip() else type(exc).__name__
 
 
 # -- building -----------------------------------------------------------------------------------
@@ -348,8 +221,7 @@ def run_build(client: Any, context: io.BytesIO, tag: str, log: BuildLog, **optio
     Raises:
         ImageBuildError: when the build reports an error (with the log tail).
     """
-    import docker  # noqa: PLC0415
-
+    docker = sdk()
     error: str | None = None
     try:
         for event in _events(client, context, tag, options):
@@ -489,8 +361,7 @@ def push_image(client: Any, tag: str, registry: str) -> str:
     Raises:
         ImageBuildError: when the engine cannot push (with the registry's message).
     """
-    import docker  # noqa: PLC0415
-
+    docker = sdk()
     repository, _, version = tag.rpartition(":")
     remote_repository = f"{registry.rstrip('/')}/{repository.rsplit('/', 1)[-1]}"
     remote = check_image_name(f"{remote_repository}:{version}")

@@ -2,7 +2,7 @@
 
 The container comes from :func:`goldfish.backends.container.container_invocation` (the one
 builder every container path uses): the stage image (base + goldfish runtime + requirements
-layer, see ``docker_images``), a numeric non-root user, inputs/code/config read-only, outputs,
+layer, see ``images``), a numeric non-root user, inputs/code/config read-only, outputs,
 logs and the working folder read-write, memory/CPU/pids limits, the configured network, no
 capabilities, and labels naming the stage run and the project. The stage wrapper writes
 stdout/stderr and the exit code into the logs mount, so logs stream live from the host files
@@ -13,13 +13,12 @@ PID 1, stays to record the exit code), and after the grace period the container 
 removed. ``find`` looks a container up by its labels, so a driver that died between starting a
 container and recording its handle is reconciled by the next one.
 
-The docker SDK is imported lazily (``docker_images.connect``): importing this module is cheap.
+The docker SDK comes from ``adaptor`` on first use: importing this module is cheap.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from goldfish.backends.container import (
+    CONTAINER_UID,
     CONTROL_DIR,
     INTERPRETER,
     LOGS_DIR,
@@ -37,34 +37,23 @@ from goldfish.backends.container import (
     Limits,
     container_invocation,
     memory_bytes,
+    project_label,
 )
-from goldfish.backends.docker_images import (
-    DockerUnavailableError,
-    StageImageRequest,
-    connect,
-    ensure_stage_image,
-    short_error,
-)
+from goldfish.backends.docker.adaptor import DockerUnavailableError, connect, sdk, short_error
+from goldfish.backends.docker.images import StageImageRequest, ensure_stage_image
 from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilities, Handle, OnBuild
 from goldfish.backends.spec import RunSpec, read_exit_code, read_log
 from goldfish.config import Docker
 from goldfish.errors import GoldfishError
 
 log = logging.getLogger("goldfish.backends.docker")
-CONTAINER_UID = 1000  # the base image's ``goldfish`` user, used when the server runs as root
 _ALIVE = {"created", "running", "restarting", "paused"}
 RECHECK_SECONDS = 1.0  # while a container runs, ask the engine about it at most this often
 
 
-def project_label(root: Path) -> str:
-    """A short, stable name of the project for container labels."""
-    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:16]
-
-
 def sdk_create_arguments(invocation: ContainerInvocation) -> dict[str, Any]:
     """``containers.create`` keyword arguments for an invocation (the SDK face of the one builder)."""
-    from docker.types import DeviceRequest, Mount  # noqa: PLC0415
-
+    types = sdk().types
     limits = invocation.limits
     arguments: dict[str, Any] = {
         "image": invocation.image,
@@ -75,7 +64,7 @@ def sdk_create_arguments(invocation: ContainerInvocation) -> dict[str, Any]:
         "environment": dict(invocation.env),
         "labels": dict(invocation.labels),
         "mounts": [
-            Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
+            types.Mount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
             for m in invocation.mounts
         ],
         "pids_limit": limits.pids,
@@ -97,7 +86,7 @@ def sdk_create_arguments(invocation: ContainerInvocation) -> dict[str, Any]:
         devices = list(limits.gpu_devices) or None
         count = None if devices else limits.gpus
         arguments["device_requests"] = [
-            DeviceRequest(device_ids=devices, count=count, capabilities=[["gpu"]])
+            types.DeviceRequest(device_ids=devices, count=count, capabilities=[["gpu"]])
         ]
     return arguments
 
@@ -145,8 +134,7 @@ class DockerBackend:
 
     def launch(self, spec: RunSpec) -> Handle:
         """Create and start the stage container; return its id, name and the log locations."""
-        import docker  # noqa: PLC0415
-
+        docker = sdk()
         if spec.image is None:
             raise GoldfishError("The stage image was not prepared before launch.")
         for folder in (spec.logs_dir, spec.outputs_dir, spec.inputs_dir, spec.control_dir, spec.work_dir):
@@ -236,8 +224,7 @@ class DockerBackend:
 
     def cleanup(self, handle: Handle) -> None:
         """Remove the container (its logs and exit code are already on the host); never raises."""
-        import docker  # noqa: PLC0415
-
+        docker = sdk()
         try:
             self._remove(self._container(handle))
         except (DockerUnavailableError, docker.errors.DockerException) as exc:
@@ -279,8 +266,7 @@ class DockerBackend:
 
     def _container(self, handle: Handle) -> Any:
         """The handle's container (by id, else by labels), or None when it no longer exists."""
-        import docker  # noqa: PLC0415
-
+        docker = sdk()
         try:
             return self._client().containers.get(handle["container_id"])
         except docker.errors.NotFound:
@@ -293,8 +279,7 @@ class DockerBackend:
     def _by_label(self, stage_run_id: str) -> Any:
         if not stage_run_id:
             return None
-        import docker  # noqa: PLC0415
-
+        docker = sdk()
         labels = [f"{STAGE_RUN_LABEL}={stage_run_id}", f"{PROJECT_LABEL}={self._project}"]
         try:
             found = self._client().containers.list(all=True, filters={"label": labels})
@@ -305,8 +290,7 @@ class DockerBackend:
         return max(found, key=lambda c: str(c.attrs.get("Created", ""))) if found else None
 
     def _by_name(self, name: str) -> Any:
-        import docker  # noqa: PLC0415
-
+        docker = sdk()
         try:
             return self._client().containers.get(name)
         except docker.errors.NotFound:
@@ -314,8 +298,7 @@ class DockerBackend:
 
     def _terminate(self, container: Any, user: str, grace_seconds: float) -> None:
         """TERM every process but PID 1 (the wrapper records the exit code), then wait for the exit."""
-        import docker  # noqa: PLC0415
-
+        docker = sdk()
         with contextlib.suppress(docker.errors.DockerException):
             container.exec_run(["/bin/sh", "-c", "kill -TERM -1"], user=user or str(CONTAINER_UID))
         deadline = time.monotonic() + grace_seconds
@@ -329,8 +312,7 @@ class DockerBackend:
             time.sleep(0.1)
 
     def _remove(self, container: Any) -> None:
-        import docker  # noqa: PLC0415
-
+        docker = sdk()
         if container is None:
             return
         with contextlib.suppress(docker.errors.NotFound):

@@ -69,6 +69,13 @@ def _server_pip_bridged() -> bool:
     return any(Path(spec.origin).is_relative_to(folder) for folder in server_site_dirs())
 
 
+def pip_source() -> str | None:
+    """Where a stage venv's pip comes from: ``server`` (bridged), ``ensurepip``, or None (no pip at all)."""
+    if _server_pip_bridged():
+        return "server"
+    return "ensurepip" if importlib.util.find_spec("ensurepip") is not None else None
+
+
 def _venv_name(digest: str) -> str:
     """The venv folder: the requirements' hash plus which server interpreter it extends."""
     bridge = hashlib.sha256(f"{sys.executable}\n{_bridge_lines()}".encode()).hexdigest()[:8]

@@ -2,38 +2,34 @@
 
 A base image carries python3, pip and a non-root user; the repository's ``Dockerfile`` builds one
 offline ``FROM`` any local image with python3 and pip (nothing is ever pulled). Stage images are
-built on top of it by runs (``docker_images.ensure_stage_image``); every build is an
+built on top of it by runs (``images.ensure_stage_image``); every build is an
 ``image_builds`` row with its state and log tail.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field
 
-from goldfish.backends.docker_images import (
+from goldfish.backends.docker.adaptor import connect, sdk, short_error
+from goldfish.backends.docker.doctor import base_images, forget_readiness
+from goldfish.backends.docker.images import (
     BaseImageMissingError,
     BuildLog,
-    base_dockerfile_path,
+    base_dockerfile,
     check_image_name,
-    connect,
     context_tar,
-    engine_info,
-    forget_readiness,
+    dockerfile_default_base,
     image_info,
     recorded_build,
     run_build,
-    short_error,
 )
 from goldfish.config import Docker as DockerSettings
 from goldfish.db.images import ImageBuildRepository, ImageBuildRow
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
-
-DEFAULT_BASE_FROM = "goldfish-debian-python:bookworm"
 
 
 class BuildNotFoundError(GoldfishError):
@@ -41,24 +37,6 @@ class BuildNotFoundError(GoldfishError):
 
     code = "BUILD_NOT_FOUND"
     default_remedy = "Call get_build_status without build_id to list recent builds."
-
-
-def base_dockerfile() -> str:
-    """The base image Dockerfile: packaged with a wheel, or the source checkout's ``Dockerfile``."""
-    path = base_dockerfile_path()
-    if path is not None:
-        return path.read_text(encoding="utf-8")
-    raise GoldfishError(
-        "The base image Dockerfile is not part of this installation.",
-        remedy="Build the base image from the Goldfish repository: docker build -t goldfish-base:latest - < "
-        "Dockerfile",
-    )
-
-
-def dockerfile_default_base(text: str) -> str:
-    """The ``ARG BASE=...`` default of the base Dockerfile."""
-    match = re.search(r"^ARG BASE=(\S+)", text, re.MULTILINE)
-    return match.group(1) if match else DEFAULT_BASE_FROM
 
 
 class BuildInfo(BaseModel):
@@ -111,18 +89,12 @@ class ImageService:
 
     def base_images(self) -> tuple[dict[str, Any], list[ImageInfo]]:
         """The engine, and each base image Goldfish uses: configured one, the Dockerfile's FROM."""
-        engine = engine_info()
-        if not engine["reachable"]:
-            return engine, []
-        client = connect()
-        names = {self._settings.base_image: "configured"}
-        names.setdefault(dockerfile_default_base(_dockerfile_or_empty()), "dockerfile_base")
-        return engine, [ImageInfo(role=role, **image_info(client, name)) for name, role in names.items()]
+        engine, images = base_images(self._settings)
+        return engine, [ImageInfo(**image) for image in images]
 
     def check(self, name: str | None) -> ImageInfo:
         """Whether image ``name`` (default: docker.base_image) exists and runs python3 and pip as non-root."""
-        import docker  # noqa: PLC0415
-
+        docker = sdk()
         name = check_image_name(name or self._settings.base_image)
         client = connect()
         info = ImageInfo(
@@ -193,10 +165,3 @@ class ImageService:
             return [], 0
         rows, total = self._builds.page(workspace, limit, offset)
         return [BuildInfo.of(row) for row in rows], total
-
-
-def _dockerfile_or_empty() -> str:
-    try:
-        return base_dockerfile()
-    except GoldfishError:
-        return ""
