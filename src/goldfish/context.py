@@ -37,6 +37,7 @@ from goldfish.memory.thoughts import ThoughtService
 from goldfish.paths import ProjectPaths
 from goldfish.runs.deps import ExecutorDeps, StageRuntime
 from goldfish.runs.driver import DriverDeps, DriverHandOff, PipelineDriver, spawn_driver
+from goldfish.runs.planner import InputResolver
 from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
 from goldfish.secrets.resolver import CloudLookup, SecretResolver
@@ -138,7 +139,7 @@ class ServerContext:
         sources = SourceService(SourceRepository(db), roots, paths.root)
         storage = open_storage(config, paths.storage)
         builds = ImageBuildRepository(db)
-        warm_pool = WarmPoolRepository(db) if config.gce.warm_pool.enabled else None
+        warm_pool = WarmPoolRepository(db)
         backends = BackendRegistry(
             BackendSettings(
                 config=config,
@@ -147,7 +148,7 @@ class ServerContext:
                 locks=paths.locks,
                 builds=builds,
                 storage=storage,
-                db=db,
+                warm_pool=warm_pool,
             )
         )
         context = cls(
@@ -171,7 +172,7 @@ class ServerContext:
                 runs,
                 rows,
                 record_rows,
-                warm_pool,
+                warm_pool if config.gce.warm_pool.enabled else None,
                 svs_store,
                 patterns,
                 host_gpus=lambda: discover().describe(),
@@ -230,6 +231,7 @@ class ServerContext:
             backends=self.backends,
             scratch=self.paths.scratch,
             code=CodeCache(self.repo, self.paths.code_cache),
+            inputs=InputResolver(self.runs, self.sources, self.storage),
             max_attempts=self.config.defaults.max_attempts,
             contracts=_contract_mode(self.config),
             svs=self.config.svs,
