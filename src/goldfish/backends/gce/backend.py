@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from goldfish.backends.container import CONTAINER_UID, Limits, project_label
+from goldfish.backends.container import CONTAINER_UID, ImageNotPreparedError, Limits, project_label
 from goldfish.backends.docker.adaptor import connect
 from goldfish.backends.docker.images import StageImageRequest, ensure_stage_image, push_image
 from goldfish.backends.gce.compute import ComputeApi
@@ -44,7 +44,7 @@ from goldfish.backends.gce.run_state import (
 )
 from goldfish.backends.gce.startup import startup_files
 from goldfish.backends.gce.upload import upload_job
-from goldfish.backends.gce.warm_pool import WarmPoolService
+from goldfish.backends.gce.warm_pool import WarmPoolService, WarmPoolUnavailableError
 from goldfish.backends.profiles import Profile, all_profiles, get_profile
 from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilities, Handle, OnBuild
 from goldfish.backends.spec import RunSpec, check_env, read_log
@@ -92,7 +92,7 @@ class GceBackend:
     def pool(self) -> WarmPoolService:
         """The project's warm pool."""
         if self._pool is None:
-            raise GoldfishError("The gce backend needs the project database for its warm pool.")
+            raise WarmPoolUnavailableError("The gce backend needs the project database for its warm pool.")
         return self._pool
 
     def _check_config(self) -> None:
@@ -129,7 +129,7 @@ class GceBackend:
     def launch(self, spec: RunSpec) -> Handle:
         """Upload the job and start it on a warm VM or a new one; the handle names the VM."""
         if spec.image is None:
-            raise GoldfishError("The stage image was not prepared before launch.")
+            raise ImageNotPreparedError("The stage image was not prepared before launch.")
         check_env(spec.env, spec.secrets)  # a bad key or value is refused before anything reaches the bucket
         profile = self.profile(spec)
         check_provisioning(profile)

@@ -31,6 +31,13 @@ STALE_BUSY_SECONDS = 300  # a finished run is released by its driver within seco
 GONE_STATES = {"TERMINATED", "STOPPING", "STOPPED", "SUSPENDED", "SUSPENDING"}
 
 
+class WarmPoolUnavailableError(GoldfishError):
+    """The GCE backend was built without the project's warm-pool rows, so it has no warm pool."""
+
+    code = "WARM_POOL_UNAVAILABLE"
+    default_remedy = "Use the backend the project's server or CLI opens, which has the project database."
+
+
 class InstanceApi(Protocol):
     """The part of the Compute adapter the pool uses."""
 
