@@ -40,13 +40,13 @@ from goldfish.runs.driver import DriverDeps, DriverHandOff, PipelineDriver, spaw
 from goldfish.runs.planner import InputResolver
 from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
+from goldfish.runs.svs_findings import SvsService
 from goldfish.secrets.resolver import CloudLookup, SecretResolver
 from goldfish.secrets.service import SecretService
 from goldfish.secrets.store import SecretStore
 from goldfish.storage.factory import open_storage
 from goldfish.storage.protocol import Storage
 from goldfish.svs.pattern_service import PatternService
-from goldfish.svs.service import SvsService
 from goldfish.workspaces.code_cache import CodeCache
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.dev_repo import DevRepo
