@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from goldfish.context import ServerContext
     from goldfish.runs.models import RunSubmission
-    from goldfish.runs.service import RunRequest
+    from goldfish.runs.requests import RunRequest
 
 REASON = "benchmarking how fast goldfish runs a pipeline"
 RESULTS_SPEC = {"primary_metric": "score", "direction": "maximize"}
-POLL_SECONDS = 0.005
 WAIT_LIMIT_SECONDS = 120.0
 
 # -- the demo-like 3-stage pipeline --------------------------------------------------------------
@@ -98,17 +97,14 @@ def run_request(context: ServerContext, workspace: str, *, use_cache: bool) -> R
 
 
 def wait_finished(context: ServerContext, submission: RunSubmission) -> RunSubmission:
-    """Poll like ``run(wait=true)`` (every 5 ms, not the tool's 1 s) until every stage is terminal."""
-    run_id = submission.pipeline_run_id
-    if run_id is None:
+    """Wait as ``run(wait=true)`` does (``RunWatcher.follow``) until the pipeline run has finished."""
+    if submission.pipeline_run_id is None:
         raise RuntimeError("a dry run has nothing to wait for")
-    deadline = time.monotonic() + WAIT_LIMIT_SECONDS
-    current = submission
-    while not current.finished:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"pipeline run {run_id} did not finish in {WAIT_LIMIT_SECONDS:.0f} s")
-        time.sleep(POLL_SECONDS)
-        current = context.run_service.submission(run_id, submission.version_created)
+    *_, current = context.run_watch.follow(submission, WAIT_LIMIT_SECONDS, 1.0)
+    if not current.finished:
+        raise RuntimeError(
+            f"pipeline run {submission.pipeline_run_id} did not finish in {WAIT_LIMIT_SECONDS:.0f} s"
+        )
     return current
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from goldfish.context import ServerContext
     from goldfish.driver_entry import DriverFork
     from goldfish.runs.models import RunSubmission
-    from goldfish.runs.service import RunRequest
+    from goldfish.runs.requests import RunRequest
 
 log = logging.getLogger("goldfish")
 
@@ -202,14 +202,14 @@ def _submit(context: ServerContext, args: argparse.Namespace) -> RunSubmission:
         )
 
     spec = cli_runs.results_spec(context, None, args.results_spec, required=False)
-    folder = cli_runs.folder_to_import(context, args.workspace)
+    folder = context.folder_imports.folder_to_import(args.workspace)
     if folder is not None:
         # Everything is checked against the folder itself before it becomes a workspace.
         files = SlotFiles(folder)
         if spec is None:
             spec = cli_runs.spec_in(files, required=not args.dry_run)
         context.run_service.plan(files, request(args.workspace, spec))
-    with cli_runs.workspace_to_run(context, args.workspace) as workspace:
+    with context.folder_imports.workspace_to_run(args.workspace) as workspace:
         if spec is None:
             spec = cli_runs.results_spec(context, workspace, None, required=not args.dry_run)
         return context.run_service.submit(request(workspace, spec))
@@ -218,6 +218,7 @@ def _submit(context: ServerContext, args: argparse.Namespace) -> RunSubmission:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a workspace's pipeline (or a folder's, imported as a workspace); with --wait, until it ends."""
     from goldfish import cli_memory, cli_runs  # noqa: PLC0415
+    from goldfish.memory.auto_results import finalize_auto  # noqa: PLC0415
 
     if args.finalize and not args.wait:
         raise InvalidArgumentError(
@@ -238,8 +239,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             code = cli_runs.exit_code(submission) if args.wait or submission.finished else cli_runs.EXIT_OK
             ended = code in (cli_runs.EXIT_OK, cli_runs.EXIT_FAILED)
             if args.finalize and ended and submission.pipeline_run_id and not args.dry_run:
-                finalized = cli_memory.finalize_auto(
-                    context, submission.pipeline_run_id, succeeded=code == cli_runs.EXIT_OK
+                finalized = finalize_auto(
+                    context.records, submission.pipeline_run_id, succeeded=code == cli_runs.EXIT_OK
                 )
         finally:
             context.close()

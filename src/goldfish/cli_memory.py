@@ -9,61 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from goldfish.cli_call import ToolCaller, tool_caller
-from goldfish.errors import InvalidArgumentError
-from goldfish.memory.record_models import FinalizeInfo, suggested_outcome
-
-if TYPE_CHECKING:
-    from goldfish.context import ServerContext
+from goldfish.memory.auto_results import results_from
+from goldfish.memory.record_models import FinalizeInfo
 
 OUTCOMES = ("success", "partial", "miss", "unknown")
-UNSPECIFIED_SPLIT = "unspecified"
 PAGE = 200
 DEFAULT_SOURCE_REASON = "Registered from the goldfish command line"
-
-
-def results_from(
-    spec: dict[str, Any], value: float | None, outcome: str | None, notes: str = ""
-) -> dict[str, Any]:
-    """``finalize_run``'s results from a run's results spec and a value.
-
-    The outcome, unless given, is what the spec's goal_value/min_value make of the value
-    (``unknown`` without a value or thresholds); the split defaults to ``unspecified``.
-    """
-    chosen = outcome or suggested_outcome(value, spec) or "unknown"
-    if value is None and chosen != "unknown":
-        raise InvalidArgumentError(
-            "The run logged no value of its primary metric, so only --outcome unknown can be recorded.",
-            details={"primary_metric": spec.get("primary_metric")},
-            remedy="Pass --value V with the value you measured, or --outcome unknown.",
-        )
-    return {
-        "primary_metric": spec.get("primary_metric") or "",
-        "direction": spec.get("direction") or "maximize",
-        "value": value,
-        "dataset_split": spec.get("dataset_split") or UNSPECIFIED_SPLIT,
-        "ml_outcome": chosen,
-        "notes": notes,
-    }
-
-
-def finalize_auto(context: ServerContext, pipeline_run_id: str, *, succeeded: bool) -> FinalizeInfo:
-    """``run --finalize auto``: record an ended run's outcome from its spec and last logged value.
-
-    A run that failed (or was canceled or timed out) is recorded as ``unknown`` with a note saying
-    so, so that an unattended CI loop is not blocked by the finalization gate on its next run.
-    """
-    records = context.records
-    row = records.resolve(pipeline_run_id)
-    spec = row.results_spec or {}
-    if succeeded:
-        results = results_from(spec, records.suggestion(row).value, None)
-    else:
-        note = "The run did not complete; recorded automatically by `goldfish run --finalize auto`."
-        results = results_from(spec, None, "unknown", note)
-    return records.finalize(pipeline_run_id, results, None)
 
 
 def finalize_line(info: FinalizeInfo) -> str:

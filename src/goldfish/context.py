@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
@@ -57,6 +58,9 @@ from goldfish.workspaces.versions import VersionService
 if TYPE_CHECKING:
     from goldfish.backends.gce.backend import GceBackend
     from goldfish.backends.gce.warm_pool import WarmPoolService
+    from goldfish.data.promotion import OutputPromoter
+    from goldfish.runs.folder_import import FolderImporter
+    from goldfish.runs.watch import RunWatcher
 
 log = logging.getLogger("goldfish")
 
@@ -325,3 +329,25 @@ class ServerContext:
         self._reaper_stop.set()
         self.backups.wait_auto()
         self.db.close()
+
+    # -- Services the faces (tools, CLI) call, built on first use ---------------------------------
+    @cached_property
+    def folder_imports(self) -> FolderImporter:
+        """``goldfish run DIR``: a plain folder run as a workspace."""
+        from goldfish.runs.folder_import import FolderImporter  # noqa: PLC0415 - only `goldfish run` needs it
+
+        return FolderImporter(self.config, self.paths, self.core, self.workspace_rows, self.workspaces)
+
+    @cached_property
+    def run_watch(self) -> RunWatcher:
+        """Following a pipeline run until it ends (run(wait=true), ``goldfish run --wait``)."""
+        from goldfish.runs.watch import RunWatcher  # noqa: PLC0415 - only waits need it
+
+        return RunWatcher(self.db, self.run_service.submission, self.ensure_driver)
+
+    @cached_property
+    def promotions(self) -> OutputPromoter:
+        """``promote_artifact``: a run's stored output registered as a source."""
+        from goldfish.data.promotion import OutputPromoter  # noqa: PLC0415 - only promote_artifact needs it
+
+        return OutputPromoter(self.run_queries.stage_run, self.runs, self.storage, self.sources)

@@ -23,6 +23,7 @@ from goldfish.server.app import server_for
 from tests.conftest import LONG_REASON
 from tests.docker_support import containers_removed_at_exit, require_docker
 from tests.e2e.gce_support import RUN_TIMEOUT, GceWorld, gce_config
+from tests.integration.docker_backend.backend_support import docker_project
 from tests.integration.pipeline_fixtures import (
     by_stage,
     ok,
@@ -32,7 +33,6 @@ from tests.integration.pipeline_fixtures import (
     workspace_in_slot,
     write_configs,
 )
-from tests.integration.test_docker_backend import docker_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from goldfish.cli_runs import mirror_folder
 from goldfish.context import ServerContext
 from goldfish.project import initialize_project
+from goldfish.runs.mirror import mirror_folder
 from tests.conftest import set_finalization_gate, use_backend
 
 CLI_TIMEOUT = 120

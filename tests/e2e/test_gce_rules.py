@@ -1,7 +1,7 @@
 """GCE in the simulator where Google says no: retired image families, host maintenance, registries.
 
 The simulator refuses and stops what Compute Engine refuses and stops (its rule table is in
-``tests/fakes/fake_compute.py``); these runs show the production backend living with it.
+``tests/fakes/compute_rules.py``); these runs show the production backend living with it.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from goldfish.yamlfile import load_yaml
 from tests.docker_support import containers_removed_at_exit, require_docker
 from tests.e2e.gce_support import GceWorld, gce_config, run_to_end
 from tests.fakes.fake_secret_manager import FakeSecretManager
+from tests.integration.docker_backend.backend_support import docker_project
 from tests.integration.pipeline_fixtures import (
     by_stage,
     ok,
@@ -31,7 +32,6 @@ from tests.integration.pipeline_fixtures import (
     workspace_in_slot,
     write_configs,
 )
-from tests.integration.test_docker_backend import docker_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 

@@ -27,7 +27,9 @@ from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import compute_v1  # noqa: TID251 - the fakes are proven with the real client
 
-from tests.fakes.fake_compute import FakeCompute, FakeInstance, remove_containers
+from tests.fakes.compute_runner import remove_containers
+from tests.fakes.compute_store import FakeInstance
+from tests.fakes.fake_compute import FakeCompute
 from tests.fakes.fake_metadata import FakeMetadataServer
 from tests.fakes.gce_simulator import registry_problem
 from tests.fakes.registry import LocalRegistry

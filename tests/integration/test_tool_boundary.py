@@ -18,7 +18,8 @@ from mcp.types import CallToolResult, TextContent
 
 from goldfish.server.app import server_for
 from goldfish.server.app_state import GoldfishApp
-from goldfish.server.toolkit import ToolRegistry, ToolResult
+from goldfish.server.toolkit import ToolRegistry, ToolResult, reason_check
+from goldfish.server.tools import register_all
 from goldfish.workspaces.service import WorkspaceService
 from tests.conftest import LONG_REASON, call
 
@@ -143,3 +144,49 @@ async def test_typed_arguments_are_audited_as_the_json_the_client_sent(client: C
     assert {k: v for k, v in entry["arguments"]["reason"].items() if v is not None} == reason
     assert entry["arguments"]["results_spec"]["primary_metric"] == "loss"
     assert json.loads(entry["reason"])["description"] == reason["description"]
+
+
+# Tools whose reason is part of a request a service parses (the CLI sends those requests too).
+REASONS_CHECKED_BY_SERVICES = {"run", "resume_pipeline", "finalize_run"}
+
+
+def test_every_reason_argument_is_checked_at_the_boundary_or_by_the_service_that_keeps_it() -> None:
+    registry = ToolRegistry(GoldfishApp(None))
+    register_all(registry)
+
+    taking_reason = {
+        name for name, tool in registry.tools.items() if "reason" in tool.parameters["properties"]
+    }
+    declared = {name for name in taking_reason if reason_check(registry.tools[name].fn) is not None}
+
+    assert taking_reason - declared == REASONS_CHECKED_BY_SERVICES
+
+
+@pytest.mark.anyio
+async def test_a_short_reason_is_refused_before_the_tool_runs_with_the_field_and_minimum(
+    client: Client,
+) -> None:
+    await call(client, "create_workspace", name="ws", goal="g", reason=LONG_REASON)
+
+    error = error_of(
+        await client.call_tool("manage_versions", {"workspace": "ws", "action": "tag", "reason": " x "})
+    )
+    entries = (await call(client, "get_audit_log"))["entries"]
+
+    assert error["code"] == "REASON_REQUIRED"
+    assert error["details"] == {"field": "reason", "minimum_length": 15}
+    [audited] = [entry for entry in entries if entry["tool"] == "manage_versions"]
+    assert (audited["outcome"], audited["error_code"]) == ("error", "REASON_REQUIRED")
+
+
+@pytest.mark.anyio
+async def test_a_reading_action_needs_no_reason_and_a_given_optional_reason_is_checked(
+    client: Client,
+) -> None:
+    listed = await call(client, "manage_sources", action="list", reason="short")
+    refused = error_of(
+        await client.call_tool("tag_record", {"ref": "rec-x", "tag": "best", "reason": "short"})
+    )
+
+    assert listed["success"] is True
+    assert refused["code"] == "REASON_REQUIRED"

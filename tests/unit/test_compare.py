@@ -5,11 +5,11 @@ from __future__ import annotations
 from goldfish.db.runs import LineageRow
 from goldfish.memory.compare import (
     MAX_VALUE_CHARS,
-    ResultsSide,
     config_changes,
     input_differences,
     results_delta,
 )
+from goldfish.memory.compare_models import ResultsSide
 
 
 def lineage(

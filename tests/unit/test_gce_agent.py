@@ -1,7 +1,7 @@
 """The VM agent's pure parts: job validation (hostile values refused), bundles, parsing, time format.
 
 The agent runs for real (as a subprocess, against the GCS emulator and a fake metadata server)
-in ``tests/integration/test_gce_agent.py``.
+in ``tests/integration/gce_agent/``.
 """
 
 from __future__ import annotations

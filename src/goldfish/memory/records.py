@@ -8,7 +8,6 @@ finalized blocks new runs of its workspace (``check_gate``; dry runs are never g
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any, Literal
 
@@ -51,8 +50,8 @@ from goldfish.memory.record_models import (
 )
 from goldfish.memory.thoughts import ThoughtInfo
 from goldfish.runs.requests import parse_results_spec
+from goldfish.validation import DEFAULT_LIMIT, tag_name
 from goldfish.validation import reason as check_reason
-from goldfish.validation import tag_name
 from goldfish.workspaces.core import WorkspaceCore
 
 MAX_REF_LENGTH = 200
@@ -241,13 +240,35 @@ class RecordService:
 
     # -- reading ----------------------------------------------------------------------------
     def history(
-        self, flt: HistoryFilter, sort_by: str, desc: bool, limit: int, offset: int
+        self,
+        workspace: str,
+        *,
+        record_type: str | None = None,
+        stage: str | None = None,
+        tagged: bool | None = None,
+        metric: str | None = None,
+        min_value: float | None = None,
+        experiment_group: str | None = None,
+        include_pruned: bool = False,
+        finalized_only: bool = False,
+        sort_by: str = "created",
+        desc: bool = True,
+        limit: int = DEFAULT_LIMIT,
+        offset: int = 0,
     ) -> tuple[list[RecordInfo], int]:
-        """Records of a workspace, filtered and sorted, with the total that matches."""
-        name = self._core.workspace_or_slot(flt.workspace).name
-        rows, total = self._records.history(
-            dataclasses.replace(flt, workspace=name), sort_by, desc, limit, offset
+        """Records of a workspace (name or slot), narrowed and sorted as list_history says, with the total."""
+        flt = HistoryFilter(
+            self._core.workspace_or_slot(workspace).name,
+            record_type,
+            stage,
+            tagged,
+            metric,
+            min_value,
+            experiment_group,
+            include_pruned,
+            finalized_only,
         )
+        rows, total = self._records.history(flt, sort_by, desc, limit, offset)
         return [RecordInfo.of(row) for row in rows], total
 
     def best(self, workspace: str) -> RecordRow | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -9,6 +10,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from goldfish.errors import InvalidArgumentError, suggestion_suffix
 from goldfish.validation import MIN_REASON_LENGTH
 from goldfish.validation import reason as check_reason
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A validated ``run`` call."""
+
+    workspace: str
+    stages: list[str] | None
+    pipeline: str | None
+    config_override: dict[str, Any]
+    inputs_override: dict[str, str]
+    reason: str | dict[str, Any]
+    results_spec: dict[str, Any] | None
+    experiment_group: str | None
+    dry_run: bool
+    use_cache: bool
+    profile: str | None
 
 
 class ResultsSpec(BaseModel):

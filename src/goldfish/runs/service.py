@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from goldfish.backends.factory import resolve_backend_name
 from goldfish.backends.gpus import LOCAL_GPU_BACKENDS, HostGpus, discover, require
-from goldfish.backends.profiles import get_profile
+from goldfish.backends.profiles import Profile, all_profiles, get_profile
 from goldfish.config import GoldfishConfig
 from goldfish.data.sources import SourceService
 from goldfish.db.database import Database
@@ -18,12 +16,13 @@ from goldfish.db.runs import RunRepository
 from goldfish.db.svs import SvsRepository
 from goldfish.db.workspaces import WorkspaceRepository, WorkspaceRow
 from goldfish.errors import GoldfishError, InvalidArgumentError
-from goldfish.ids import new_pipeline_run_id, new_record_id, new_stage_run_id
 from goldfish.pipelines.graph import dependencies, downstream_closure, topological_order
 from goldfish.pipelines.models import PipelineDef
 from goldfish.pipelines.validator import FileReader, load_pipeline
 from goldfish.runs.models import RunSubmission, StageRunInfo
+from goldfish.runs.recording import PlannedStage, record_run
 from goldfish.runs.requests import (
+    RunRequest,
     check_config_override,
     check_inputs_override,
     parse_reason,
@@ -35,7 +34,6 @@ from goldfish.runs.timeline import StepClock
 from goldfish.secrets.resolver import SecretResolver
 from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.svs.review import ModelReviewer, PreRunReview, pre_run_review, review_files, unified_diff
-from goldfish.timeutil import now_iso
 from goldfish.validation import pipeline_name
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.dev_repo import DevRepo
@@ -63,36 +61,6 @@ class RunNotFoundError(GoldfishError):
 
     code = "RUN_NOT_FOUND"
     default_remedy = "Call list_runs to see run ids (stage-... or prun-...)."
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """A validated ``run`` call."""
-
-    workspace: str
-    stages: list[str] | None
-    pipeline: str | None
-    config_override: dict[str, Any]
-    inputs_override: dict[str, str]
-    reason: str | dict[str, Any]
-    results_spec: dict[str, Any] | None
-    experiment_group: str | None
-    dry_run: bool
-    use_cache: bool
-    profile: str | None
-
-
-@dataclass(frozen=True)
-class _PlannedStage:
-    name: str
-    module: str
-    config: dict[str, Any]
-    backend: str
-    profile: str | None
-    timeout: int
-    env: dict[str, str]
-    secrets: list[str]
-    gpus: int
 
 
 class RunService:
@@ -179,7 +147,7 @@ class RunService:
 
     def _reviewed(
         self, request: RunRequest, reviewers: list[ModelReviewer] | None
-    ) -> tuple[WorkspaceRow, str | None, list[_PlannedStage], PreRunReview | None]:
+    ) -> tuple[WorkspaceRow, str | None, list[PlannedStage], PreRunReview | None]:
         """Load and plan the pipeline, then review it (execution.md steps 1, 3 and 3b)."""
         ws = self._core.workspace_or_slot(request.workspace)
         mount = self._rows.mount_of_workspace(ws.id)
@@ -250,7 +218,8 @@ class RunService:
         self._gate(ws.name)
         with clock.step("version_save"):
             version_num, created = self._version_for_run(ws, slot, request)
-        run_id = self._record(ws, version_num, request, planned, clock=clock)
+        db, runs, records = self._db, self._runs, self._records
+        run_id = record_run(db, runs, records, ws, version_num, request, planned, clock=clock)
         if review is not None and self._svs_store is not None:
             found = [f.as_json() for f in review.findings]
             self._svs_store.save_review(
@@ -268,7 +237,7 @@ class RunService:
                 self._spawn(run_id)
         clock.flush(self._runs, run_id)
 
-    def plan(self, files: FileReader, request: RunRequest) -> list[_PlannedStage]:
+    def plan(self, files: FileReader, request: RunRequest) -> list[PlannedStage]:
         """Validate the pipeline and stage configs among ``files`` and plan the selected stages.
 
         Raises:
@@ -278,7 +247,7 @@ class RunService:
 
     def _planned(
         self, files: FileReader, request: RunRequest
-    ) -> tuple[PipelineDef, list[str], list[_PlannedStage]]:
+    ) -> tuple[PipelineDef, list[str], list[PlannedStage]]:
         """The pipeline, the selected stages in order, and their plans."""
         pipeline = load_pipeline(files, request.pipeline, self._sources.names())
         selected = select_stages(request.stages, topological_order(dependencies(pipeline)))
@@ -286,7 +255,7 @@ class RunService:
         self._preflight(planned)
         return pipeline, selected, planned
 
-    def _preflight(self, planned: list[_PlannedStage]) -> None:
+    def _preflight(self, planned: list[PlannedStage]) -> None:
         """Refuse before anything is saved or launched: a secret with no value, too few local GPUs."""
         for stage in planned:
             self._secrets.check(stage.secrets, f"stage '{stage.name}'", cloud=stage.backend == "gce")
@@ -298,7 +267,7 @@ class RunService:
 
     def _plan_stage(
         self, pipeline: PipelineDef, name: str, files: FileReader, request: RunRequest, selected: list[str]
-    ) -> _PlannedStage:
+    ) -> PlannedStage:
         stage = next(s for s in pipeline.stages if s.name == name)
         override = stage_override(request.config_override, name, [s.name for s in pipeline.stages])
         defaults = self._config.defaults
@@ -311,7 +280,7 @@ class RunService:
             compute.backend or ("gce" if on_gce else None), self._config.defaults.backend, self._config
         )
         timeout = compute.timeout_seconds or self._config.defaults.timeout_seconds
-        return _PlannedStage(
+        return PlannedStage(
             name,
             stage.module or stage.name,
             settings.config,
@@ -339,82 +308,9 @@ class RunService:
             )
         return latest.version_num, False
 
-    def _record(
-        self,
-        ws: WorkspaceRow,
-        version_num: int,
-        request: RunRequest,
-        planned: list[_PlannedStage],
-        resumed_from: str | None = None,
-        clock: StepClock | None = None,
-    ) -> str:
-        clock = clock or StepClock()
-        run_id = new_pipeline_run_id()
-        started = time.perf_counter()
-        now = now_iso()
-        with self._db.transaction() as conn:
-            self._runs.insert_pipeline_run(
-                conn,
-                {
-                    "id": run_id,
-                    "workspace_id": ws.id,
-                    "workspace": ws.name,
-                    "version_num": version_num,
-                    "pipeline": request.pipeline,
-                    "state": PipelineState.RUNNING.value,
-                    "reason": request.reason,
-                    "results_spec": request.results_spec,
-                    "experiment_group": request.experiment_group,
-                    "config_override": request.config_override,
-                    "inputs_override": request.inputs_override,
-                    "requested_stages": request.stages,
-                    "use_cache": int(request.use_cache),
-                    "profile": request.profile,
-                    "resumed_from": resumed_from,
-                    "created_at": now,
-                },
-            )
-            self._records.insert(
-                conn,
-                {
-                    "id": new_record_id(),
-                    "workspace_id": ws.id,
-                    "workspace": ws.name,
-                    "record_type": "run",
-                    "pipeline_run_id": run_id,
-                    "version_num": version_num,
-                    "reason": request.reason,
-                    "results_spec": request.results_spec,
-                    "experiment_group": request.experiment_group,
-                    "created_at": now,
-                },
-            )
-            for position, stage in enumerate(planned):
-                self._runs.insert_stage_run(
-                    conn,
-                    {
-                        "id": new_stage_run_id(),
-                        "pipeline_run_id": run_id,
-                        "workspace": ws.name,
-                        "version_num": version_num,
-                        "stage": stage.name,
-                        "module": stage.module,
-                        "position": position,
-                        "state": StageState.PENDING.value,
-                        "backend": stage.backend,
-                        "profile": stage.profile,
-                        "config": stage.config,
-                        "timeout_seconds": stage.timeout,
-                        "env": stage.env,
-                        "secrets": stage.secrets,
-                        "gpus": stage.gpus,
-                        "created_at": now,
-                    },
-                )
-            clock.mark("record", (time.perf_counter() - started) * 1000)
-            self._runs.add_timeline(run_id, clock.steps, conn)
-            clock.steps = []
-        return run_id
+    def profiles(self) -> list[Profile]:
+        """Resource profiles a run may name: the built-in ones and those in goldfish.yaml."""
+        return list(all_profiles(self._config).values())
 
     def submission(self, pipeline_run_id: str, version_created: bool) -> RunSubmission:
         """The current picture of a submitted pipeline run."""
@@ -492,9 +388,8 @@ class RunService:
         planned = [self._plan_stage(pipeline, name, files, request, selected) for name in selected]
         self._preflight(planned)
         clock = StepClock()
-        run_id = self._record(
-            ws, original.version_num, request, planned, resumed_from=original.id, clock=clock
-        )
+        db, runs, records = self._db, self._runs, self._records
+        run_id = record_run(db, runs, records, ws, original.version_num, request, planned, original.id, clock)
         self._carry_review(original.id, run_id)
         self._start(run_id, clock)
         return self.submission(run_id, False)

@@ -17,7 +17,8 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, get_args
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args
 
 from mcp.server.context import CallNext, ServerMiddleware, ServerRequestContext
 from mcp.server.context import HandlerResult as MiddlewareResult
@@ -36,6 +37,7 @@ from goldfish.errors import (
 )
 from goldfish.server.app_state import GoldfishApp
 from goldfish.server.schemas import published_tool
+from goldfish.validation import reason as check_reason
 from goldfish.validation import redact
 
 if TYPE_CHECKING:
@@ -50,6 +52,33 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 # A mapping of names to JSON values (config overrides, source metadata): its input schema says so
 # instead of a bare object.
 JsonMapping = dict[str, str | int | float | bool | list[Any] | dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class ReasonCheck:
+    """How the boundary checks a tool's ``reason`` argument (metadata of the ``reason`` annotation).
+
+    Attributes:
+        required: every call that changes something needs one (a call that only reads, see
+            ``reads_when``, needs none); otherwise it is checked only when given.
+    """
+
+    required: bool
+
+
+# A tool's ``reason`` is checked here, once, before the tool runs (a sentence of 15+ characters:
+# REASON_REQUIRED otherwise); the tool and the services it calls take it as checked. Reasons a
+# service parses as part of a request other faces send too (run, resume_pipeline, finalize_run)
+# are typed without this and checked by that service.
+Reason = Annotated[str, ReasonCheck(required=True)]
+ChangeReason = Annotated[str | None, ReasonCheck(required=True)]  # none needed by the reading actions
+OptionalReason = Annotated[str | None, ReasonCheck(required=False)]
+
+
+def reason_check(fn: Callable[..., Any]) -> ReasonCheck | None:
+    """The :class:`ReasonCheck` of ``fn``'s ``reason`` parameter, if it declares one."""
+    metadata = getattr(fn.__annotations__.get("reason"), "__metadata__", ())  # Annotated's extras
+    return next((item for item in metadata if isinstance(item, ReasonCheck)), None)
 
 
 class ToolResult(BaseModel):
@@ -123,6 +152,7 @@ class ToolRegistry:
         self.tools: dict[str, Tool] = {}
         self.audited: set[str] = set()
         self._reads_when: dict[str, Callable[[Mapping[str, Any]], bool]] = {}
+        self._reason_checks: dict[str, ReasonCheck] = {}
 
     def tool(
         self,
@@ -152,6 +182,9 @@ class ToolRegistry:
             audit = (not read_only) if audited is None else audited
             if reads_when is not None:
                 self._reads_when[fn.__name__] = reads_when
+            check = reason_check(fn)
+            if check is not None:
+                self._reason_checks[fn.__name__] = check
             wrapped = self._wrap(fn, audit=audit, refresh_state=not read_only)
             annotations = ToolAnnotations(
                 read_only_hint=read_only,
@@ -202,6 +235,18 @@ class ToolRegistry:
         predicate = self._reads_when.get(name)
         return predicate is not None and bool(predicate(arguments))
 
+    def checked_reason(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """``arguments`` with the reason checked as the tool declares (see :class:`ReasonCheck`).
+
+        Raises:
+            ReasonRequiredError: a reason is needed and missing or shorter than 15 characters.
+        """
+        check = self._reason_checks.get(name)
+        value = arguments.get("reason")
+        if check is None or (value is None and not check.required) or self.only_reads(name, arguments):
+            return arguments
+        return {**arguments, "reason": check_reason(value)}
+
     @staticmethod
     def _as_error(name: str, exc: Exception) -> GoldfishError:
         if isinstance(exc, GoldfishError):
@@ -224,7 +269,7 @@ class ToolRegistry:
                 started = time.perf_counter()
                 workspace = self.audit_workspace(kwargs) if audit else None
                 try:
-                    result = await fn(**kwargs)
+                    result = await fn(**self.checked_reason(name, kwargs))
                 except Exception as exc:
                     return self._finish(
                         name, kwargs, None, self._as_error(name, exc), started, workspace, **flags
@@ -239,7 +284,7 @@ class ToolRegistry:
             # Resolved before the call: hibernate empties the slot it names.
             workspace = self.audit_workspace(kwargs) if audit else None
             try:
-                result = fn(**kwargs)
+                result = fn(**self.checked_reason(name, kwargs))
             except Exception as exc:
                 return self._finish(
                     name, kwargs, None, self._as_error(name, exc), started, workspace, **flags

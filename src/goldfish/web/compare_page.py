@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from goldfish.memory.compare import RunComparison
+from goldfish.memory.compare_models import RunComparison
 from goldfish.web.html import (
     badge,
     chart,

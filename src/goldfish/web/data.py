@@ -11,10 +11,9 @@ import json
 from typing import Any
 
 from goldfish.context import ServerContext
-from goldfish.db.records import HistoryFilter
 from goldfish.db.runs import PipelineRunRow, StageRunRow
 from goldfish.errors import InvalidArgumentError
-from goldfish.memory.compare import RunComparison
+from goldfish.memory.compare_models import RunComparison
 from goldfish.runs.models import MetricSeries, StageRunInfo
 from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.web.models import (
@@ -345,9 +344,7 @@ class DashboardData:
         context = self._context
         detail = context.workspaces.inspect(name, 100, 0, [])
         workspace = detail.workspace.name
-        history, history_total = context.records.history(
-            HistoryFilter(workspace=workspace), "created", True, 50, 0
-        )
+        history, history_total = context.records.history(workspace, limit=50)
         thoughts, thoughts_total = context.thoughts.list(workspace, 50, 0)
         rows, runs_total = context.runs.page_pipeline_runs(workspace, None, 10, 0)
         runs, _ = self.run_rows(rows)

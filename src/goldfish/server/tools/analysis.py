@@ -7,7 +7,7 @@ from typing import Annotated
 from mcp.types import CallToolResult, ImageContent, TextContent
 from pydantic import Field
 
-from goldfish.memory.compare import RunComparison
+from goldfish.memory.compare_models import RunComparison
 from goldfish.memory.plots import MetricPlot
 from goldfish.server.toolkit import ToolRegistry, ToolResult
 

@@ -8,9 +8,8 @@ from pydantic import Field
 
 from goldfish.backups.models import BackupInfo, RestoreInfo
 from goldfish.backups.service import Progress
-from goldfish.server.toolkit import ToolRegistry, ToolResult
+from goldfish.server.toolkit import Reason, ToolRegistry, ToolResult
 from goldfish.validation import DEFAULT_LIMIT, page
-from goldfish.validation import reason as check_reason
 
 
 class BackupResult(ToolResult, BackupInfo):
@@ -42,7 +41,7 @@ def register(reg: ToolRegistry) -> None:
 
     @reg.tool(read_only=False, open_world=True, title="Create backup")
     async def create_backup(
-        reason: Annotated[str, Field(description="Why: at least 15 characters.")],
+        reason: Annotated[Reason, Field(description="Why: at least 15 characters.")],
         ctx: Context,
         include_outputs: Annotated[bool, Field(description="Also copy run outputs (can be large).")] = False,
     ) -> BackupResult:
@@ -51,10 +50,9 @@ def register(reg: ToolRegistry) -> None:
         Goes to backup.destination (default .goldfish/backups, or gs://). Secrets are never included.
         Returns backup_id, size_bytes, location and counts.
         """
-        why = check_reason(reason)
         backups = reg.app.context.backups
         info = await anyio.to_thread.run_sync(
-            lambda: backups.create(why, include_outputs, progress=_reporter(ctx))
+            lambda: backups.create(reason, include_outputs, progress=_reporter(ctx))
         )
         return BackupResult(**info.model_dump())
 
@@ -71,7 +69,7 @@ def register(reg: ToolRegistry) -> None:
     @reg.tool(read_only=False, destructive=True, open_world=True, title="Restore backup")
     async def restore_backup(
         backup_id: Annotated[str, Field(description="From list_backups (bk-...).")],
-        reason: Annotated[str, Field(description="Why: at least 15 characters.")],
+        reason: Annotated[Reason, Field(description="Why: at least 15 characters.")],
         ctx: Context,
         target: Annotated[
             str | None,
@@ -83,7 +81,6 @@ def register(reg: ToolRegistry) -> None:
         In place is refused with RUNS_ACTIVE while runs are active, and first backs up the current
         state. Returns the checks the restored project passed (integrity, versions) and its counts.
         """
-        check_reason(reason)
         backups = reg.app.context.backups
         info = await anyio.to_thread.run_sync(
             lambda: backups.restore(backup_id, target, progress=_reporter(ctx))

@@ -6,8 +6,7 @@ import anyio
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from goldfish.server.toolkit import ToolRegistry, ToolResult
-from goldfish.validation import reason as check_reason
+from goldfish.server.toolkit import Reason, ToolRegistry, ToolResult
 
 
 class WarmPoolStatusResult(ToolResult):
@@ -46,7 +45,7 @@ def register(reg: ToolRegistry) -> None:
     )
     async def warm_pool_cleanup(
         ctx: Context,
-        reason: Annotated[str, Field(description="Why (at least 15 characters).")],
+        reason: Annotated[Reason, Field(description="Why (at least 15 characters).")],
         force: Annotated[
             bool, Field(description="Also delete VMs that are busy with a run (their runs end as lost).")
         ] = False,
@@ -56,7 +55,6 @@ def register(reg: ToolRegistry) -> None:
         Without force, VMs running a job are left alone. Idle VMs past their deadline are deleted
         automatically anyway; this stops the cost of the rest now.
         """
-        check_reason(reason)
         pool = reg.app.context.warm_pool()
         deleted = await anyio.to_thread.run_sync(lambda: pool.cleanup(force=force))
         return WarmPoolCleanupResult(deleted=deleted, force=force)

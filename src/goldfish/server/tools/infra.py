@@ -10,9 +10,8 @@ from pydantic import Field
 from goldfish.backends.docker.base_image import BuildInfo, ImageInfo
 from goldfish.errors import InvalidArgumentError
 from goldfish.ids import BUILD_ID
-from goldfish.server.toolkit import ToolRegistry, ToolResult
+from goldfish.server.toolkit import ChangeReason, ToolRegistry, ToolResult
 from goldfish.validation import DEFAULT_LIMIT, page, workspace_name
-from goldfish.validation import reason as check_reason
 
 ImageAction = Literal["list", "check", "build"]
 
@@ -64,7 +63,7 @@ def register(reg: ToolRegistry) -> None:
                 "Dockerfile's BASE). Nothing is pulled."
             ),
         ] = None,
-        reason: Annotated[str | None, Field(description="Required for build.")] = None,
+        reason: Annotated[ChangeReason, Field(description="Required for build.")] = None,
     ) -> BaseImagesResult:
         """Base images the docker backend builds stage images on: list them, check one, or build one.
 
@@ -83,7 +82,6 @@ def register(reg: ToolRegistry) -> None:
                 "action must be list, check or build.",
                 details={"field": "action", "action": str(action)[:40]},
             )
-        check_reason(reason)
 
         def progress(lines: int, message: str) -> None:
             anyio.from_thread.run(ctx.report_progress, float(lines), None, message)

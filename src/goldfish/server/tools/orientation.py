@@ -4,9 +4,7 @@ from typing import Any
 
 from pydantic import Field
 
-from goldfish import __version__
-from goldfish.backends.factory import available_backends
-from goldfish.db.database import schema_version
+from goldfish.about import release
 from goldfish.memory.overview import (
     AuditEntry,
     DashboardInfo,
@@ -73,9 +71,4 @@ def register(reg: ToolRegistry) -> None:
     def goldfish_version() -> VersionResult:
         """Package version, database schema version and the execution backends this build provides."""
         root = reg.app.root  # known without waiting for the project to load
-        return VersionResult(
-            package_version=__version__,
-            schema_version=schema_version(),
-            backends=available_backends(),
-            project_root=str(root.resolve()) if root else None,
-        )
+        return VersionResult(**release().model_dump(), project_root=str(root.resolve()) if root else None)

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from goldfish.db.records import HistoryFilter
 from goldfish.memory.record_models import (
     ExperimentContext,
     FinalizeInfo,
@@ -19,9 +18,8 @@ from goldfish.memory.record_models import (
     TagInfo,
 )
 from goldfish.runs.requests import ResultsSpec
-from goldfish.server.toolkit import ToolRegistry, ToolResult, plain
+from goldfish.server.toolkit import OptionalReason, ToolRegistry, ToolResult, plain
 from goldfish.validation import DEFAULT_LIMIT, page
-from goldfish.validation import reason as check_reason
 
 CONTEXT_THOUGHTS = 5
 
@@ -118,11 +116,9 @@ def register(reg: ToolRegistry) -> None:
             str, Field(description="A stage run id (stage-...), pipeline run id or record id of the run.")
         ],
         spec: Annotated[ResultsSpec, Field(description="What success means for the run.")],
-        reason: Annotated[str | None, Field(description="Why the spec changes (15+ characters).")] = None,
+        reason: Annotated[OptionalReason, Field(description="Why the spec changes (15+ characters).")] = None,
     ) -> ResultsSpecResult:
         """Replace what success means for a run (its results spec); finalize_run suggestions follow it."""
-        if reason is not None:
-            check_reason(reason)
         return ResultsSpecResult(spec=reg.app.context.records.save_results_spec(stage_run_id, plain(spec)))
 
     @reg.tool(read_only=True, idempotent=True, title="Experiment history")
@@ -155,8 +151,8 @@ def register(reg: ToolRegistry) -> None:
     ) -> HistoryResult:
         """Runs and saved versions of a workspace with reason, primary metric, outcome, tags and age."""
         limit, offset = page(limit, offset)
-        flt = HistoryFilter(
-            workspace=workspace,
+        records, total = reg.app.context.records.history(
+            workspace,
             record_type=record_type,
             stage=stage,
             tagged=tagged,
@@ -165,8 +161,11 @@ def register(reg: ToolRegistry) -> None:
             experiment_group=experiment_group,
             include_pruned=include_pruned,
             finalized_only=finalized_only,
+            sort_by=sort_by,
+            desc=desc,
+            limit=limit,
+            offset=offset,
         )
-        records, total = reg.app.context.records.history(flt, sort_by, desc, limit, offset)
         return HistoryResult(records=records, total=total, limit=limit, offset=offset)
 
     @reg.tool(read_only=True, idempotent=True, title="Inspect record")
@@ -190,14 +189,14 @@ def register(reg: ToolRegistry) -> None:
         ref: RecordRef,
         tag: Annotated[str, Field(description="Tag name: letters, digits, '.', '_' or '-' (not vN).")],
         workspace: Workspace = None,
-        reason: Annotated[str | None, Field(description="Why it deserves a tag (15+ characters).")] = None,
+        reason: Annotated[
+            OptionalReason, Field(description="Why it deserves a tag (15+ characters).")
+        ] = None,
     ) -> TagRecordResult:
         """Tag a record and its version (e.g. 'best', 'baseline'); tags are unique per workspace.
 
         The version's tag works wherever versions are named (ws@tag) and protects it from pruning.
         """
-        if reason is not None:
-            check_reason(reason)
         return TagRecordResult(tag=reg.app.context.records.tag(ref, tag, workspace))
 
     @reg.tool(read_only=True, idempotent=True, title="Unfinalized runs")

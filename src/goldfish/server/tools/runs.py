@@ -1,6 +1,5 @@
 """Execution tools: run, inspect_run, logs, cancel, list_runs, resume_pipeline, get_lineage, get_metrics."""
 
-import time
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -11,10 +10,9 @@ from goldfish.errors import InvalidArgumentError
 from goldfish.runs.models import LineageEdge, LogChunk, MetricSeries, RunSubmission, StageRunInfo
 from goldfish.runs.requests import ResultsSpec, StructuredReason
 from goldfish.server.sampling import reviewers_for
-from goldfish.server.toolkit import JsonMapping, ToolRegistry, ToolResult, plain
+from goldfish.server.toolkit import JsonMapping, Reason, ToolRegistry, ToolResult, plain
 from goldfish.states import StageState
 from goldfish.validation import DEFAULT_LIMIT, page
-from goldfish.validation import reason as check_reason
 
 MAX_WAIT_SECONDS = 3600
 PROGRESS_EVERY_SECONDS = 1.0
@@ -69,7 +67,7 @@ class MetricsResult(ToolResult):
     metrics: list[MetricSeries]
 
 
-Reason = Annotated[
+RunReason = Annotated[
     str | StructuredReason,
     Field(description="Why: a sentence (15+ characters) or {description, hypothesis, approach, goal}."),
 ]
@@ -82,7 +80,7 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
     async def run(
         ctx: Context,
         workspace: Annotated[str, Field(description="Workspace name or a mounted slot (w1).")],
-        reason: Reason,
+        reason: RunReason,
         results_spec: Annotated[
             ResultsSpec | None, Field(description="What success means. Required unless dry_run.")
         ] = None,
@@ -139,19 +137,14 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
         submission = await anyio.to_thread.run_sync(context.run_service.submit, request, reviewers)
         if not wait or submission.finished or submission.pipeline_run_id is None:
             return RunResult(run=submission, still_running=not submission.finished)
-        run_id = submission.pipeline_run_id
-        deadline = time.monotonic() + wait_seconds
-        seen = context.db.data_version()
-        while True:
-            current = await anyio.to_thread.run_sync(
-                context.run_service.submission, run_id, submission.version_created
-            )
+        # Progress at least every second; the end as soon as it is committed.
+        pictures = context.run_watch.follow(submission, wait_seconds, PROGRESS_EVERY_SECONDS)
+        current = submission
+        while (picture := await anyio.to_thread.run_sync(next, pictures, None)) is not None:
+            current = picture
             done = sum(1 for s in current.stages if isinstance(s, StageRunInfo) and s.finished_at)
             await ctx.report_progress(done, len(current.stages), _progress_message(current))
-            if current.finished or time.monotonic() > deadline:
-                return RunResult(run=current, still_running=not current.finished)
-            # Progress at least every second; the end as soon as it is committed.
-            seen = await anyio.to_thread.run_sync(context.db.wait_for_change, seen, PROGRESS_EVERY_SECONDS)
+        return RunResult(run=current, still_running=not current.finished)
 
     @reg.tool(read_only=True, idempotent=True, title="Inspect run")
     def inspect_run(
@@ -198,13 +191,12 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
     @reg.tool(read_only=False, destructive=True, idempotent=True, open_world=True, title="Cancel run")
     def cancel(
         run_id: Annotated[str, Field(description="A stage run id or a pipeline run id.")],
-        reason: Annotated[str, Field(description="Why: at least 15 characters.")],
+        reason: Annotated[Reason, Field(description="Why: at least 15 characters.")],
     ) -> CancelResult:
         """Stop a stage run (or every stage of a pipeline run); its process is killed. Idempotent.
 
         Returns the run (or pipeline run) as it stands afterwards.
         """
-        check_reason(reason)
         return CancelResult(cancel=reg.app.context.run_queries.cancel(run_id))
 
     @reg.tool(read_only=True, idempotent=True, title="List runs")
@@ -237,7 +229,7 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
         What depends on them runs again too, on the same version; completed stages' outputs are
         reused. Returns the new pipeline run.
         """
-        submission = reg.app.context.run_service.resume(pipeline_run_id, check_reason(reason))
+        submission = reg.app.context.run_service.resume(pipeline_run_id, reason)
         return RunResult(run=submission, still_running=not submission.finished)
 
     @reg.tool(read_only=True, idempotent=True, title="Lineage")

@@ -7,10 +7,9 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from goldfish.server.sampling import reviewers_for
-from goldfish.server.toolkit import ToolRegistry, ToolResult
+from goldfish.server.toolkit import ChangeReason, ToolRegistry, ToolResult
 from goldfish.svs.pattern_service import PatternAction
 from goldfish.validation import DEFAULT_LIMIT, page
-from goldfish.validation import reason as check_reason
 
 REVIEW_REASON = "pre-run review requested through review_pipeline"
 
@@ -69,12 +68,10 @@ def register(reg: ToolRegistry) -> None:
     def manage_patterns(
         action: PatternAction,
         pattern_id: Annotated[str | None, Field(description="pat-... (not for list)")] = None,
-        reason: Annotated[str | None, Field(description="Why (not for list).")] = None,
+        reason: Annotated[ChangeReason, Field(description="Why (not for list).")] = None,
         limit: int = DEFAULT_LIMIT,
         offset: int = 0,
     ) -> PatternsResult:
         """Failure patterns learned from failed runs (signature, count, versions, what fixed it)."""
         limit, offset = page(limit, offset)
-        if action != "list":
-            check_reason(reason)
         return PatternsResult(patterns=reg.app.context.patterns.manage(action, pattern_id, limit, offset))

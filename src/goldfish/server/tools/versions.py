@@ -4,9 +4,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from goldfish.server.toolkit import ToolRegistry, ToolResult
+from goldfish.server.toolkit import ChangeReason, Reason, ToolRegistry, ToolResult
 from goldfish.validation import DEFAULT_LIMIT, page
-from goldfish.validation import reason as check_reason
 from goldfish.workspaces.models import DiffInfo, SaveInfo, VersionsPage
 from goldfish.workspaces.versions import VersionAction
 
@@ -48,13 +47,12 @@ def register(reg: ToolRegistry) -> None:
     def rollback(
         slot: Annotated[str, Field(description="The slot to roll back.")],
         version: Annotated[str, Field(description="Version to return to: vN or a tag.")],
-        reason: Annotated[str, Field(description="Why: one sentence, at least 15 characters.")],
+        reason: Annotated[Reason, Field(description="Why: one sentence, at least 15 characters.")],
     ) -> SaveResult:
         """Make the slot's files match an earlier version and record that as a new version.
 
         Unsaved changes are saved first, so nothing is lost.
         """
-        check_reason(reason)
         return SaveResult(save=reg.app.context.versions.rollback(slot, version))
 
     @reg.tool(read_only=True, idempotent=True, title="Diff")
@@ -89,7 +87,7 @@ def register(reg: ToolRegistry) -> None:
         tag: Annotated[str | None, Field(description="Tag name for tag, untag and prune_before_tag.")] = None,
         from_version: Annotated[str | None, Field(description="Start of a range for prune/unprune.")] = None,
         to_version: Annotated[str | None, Field(description="End of a range for prune/unprune.")] = None,
-        reason: Annotated[str | None, Field(description="Required for every action but list.")] = None,
+        reason: Annotated[ChangeReason, Field(description="Required for every action but list.")] = None,
         include_pruned: Annotated[bool, Field(description="List pruned versions too.")] = False,
         limit: Annotated[int, Field(description="Page size, 1 to 200.")] = DEFAULT_LIMIT,
         offset: Annotated[int, Field(description="Versions to skip.")] = 0,
@@ -100,8 +98,6 @@ def register(reg: ToolRegistry) -> None:
         every untagged version older than a tag.
         """
         limit, offset = page(limit, offset)
-        if action != "list":
-            check_reason(reason)
         result = reg.app.context.versions.manage(
             workspace,
             action,

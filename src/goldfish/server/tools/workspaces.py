@@ -4,9 +4,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from goldfish.server.toolkit import ToolRegistry, ToolResult
+from goldfish.server.toolkit import Reason, ToolRegistry, ToolResult
 from goldfish.validation import DEFAULT_LIMIT, page
-from goldfish.validation import reason as check_reason
 from goldfish.workspaces.models import (
     DeleteInfo,
     HibernateInfo,
@@ -15,7 +14,7 @@ from goldfish.workspaces.models import (
     WorkspaceInfo,
 )
 
-Reason = Annotated[str, Field(description="Why you do this: one sentence, at least 15 characters.")]
+Why = Annotated[Reason, Field(description="Why you do this: one sentence, at least 15 characters.")]
 Limit = Annotated[int, Field(description="Page size, 1 to 200.")]
 Offset = Annotated[int, Field(description="Rows to skip.")]
 
@@ -68,7 +67,7 @@ def register(reg: ToolRegistry) -> None:
             str, Field(description="1-64 letters, digits, _ or -, starting with a letter or digit.")
         ],
         goal: Annotated[str, Field(description="What this line of work is trying to achieve.")],
-        reason: Reason,
+        reason: Why,
         from_workspace: Annotated[
             str | None, Field(description="Start from this workspace's latest files.")
         ] = None,
@@ -81,7 +80,6 @@ def register(reg: ToolRegistry) -> None:
         It starts empty, or from another workspace (its latest files or one of its versions). Mount it
         into a slot to edit.
         """
-        check_reason(reason)
         info = reg.app.context.workspaces.create(name, goal, from_workspace, from_version)
         return WorkspaceResult(workspace=info)
 
@@ -96,25 +94,23 @@ def register(reg: ToolRegistry) -> None:
     def mount(
         workspace: Annotated[str, Field(description="Workspace name.")],
         slot: Annotated[str, Field(description="An empty slot, e.g. w1 (see status).")],
-        reason: Reason,
+        reason: Why,
     ) -> MountResult:
         """Put a workspace's latest files into an empty slot (workspaces/<slot>) as plain files to edit.
 
         Returns the slot path and the workspace's context (goal, latest version, recent thoughts).
         """
-        check_reason(reason)
         return MountResult(mount=reg.app.context.workspaces.mount(workspace, slot))
 
     @reg.tool(read_only=False, title="Hibernate slot")
     def hibernate(
         slot: Annotated[str, Field(description="The slot to empty.")],
-        reason: Reason,
+        reason: Why,
     ) -> HibernateResult:
         """Free a slot: unsaved changes are saved as a new version first, then the slot is emptied.
 
         Files excluded by .goldfishignore are not versioned and are removed (listed in the result).
         """
-        check_reason(reason)
         return HibernateResult(hibernate=reg.app.context.workspaces.hibernate(slot))
 
     @reg.tool(read_only=True, idempotent=True, title="Inspect workspace")
@@ -135,12 +131,11 @@ def register(reg: ToolRegistry) -> None:
     @reg.tool(read_only=False, destructive=True, title="Delete workspace")
     def delete_workspace(
         workspace: Annotated[str, Field(description="Workspace name.")],
-        reason: Reason,
+        reason: Why,
     ) -> DeleteResult:
         """Delete a workspace.
 
         Refused while it is mounted. Its saved history is kept hidden for provenance and the name
         becomes free again.
         """
-        check_reason(reason)
         return DeleteResult(deleted=reg.app.context.workspaces.delete(workspace))
