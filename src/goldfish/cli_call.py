@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from goldfish.errors import GoldfishError, InvalidArgumentError
+from goldfish.errors import GoldfishError, InternalError, InvalidArgumentError
 
 
 class ToolCallError(GoldfishError):
@@ -32,7 +32,7 @@ class ToolCallError(GoldfishError):
             details=error.get("details") if isinstance(error.get("details"), dict) else {},
             remedy=str(error.get("remedy") or ""),
         )
-        self.code = str(error.get("code", "INTERNAL"))
+        self.code = str(error.get("code", InternalError.code))
         self.payload = payload
 
 
@@ -97,7 +97,7 @@ class ToolCaller:
         if isinstance(data, dict):
             return data
         message = " ".join(texts)[:2000] or "The tool returned no result."
-        return {"success": False, "error": {"code": "INTERNAL", "message": message, "details": {}}}
+        return {"success": False, "error": {"code": InternalError.code, "message": message, "details": {}}}
 
     def call(
         self, tool: str, arguments: dict[str, Any], progress: ProgressPrinter | None = None

@@ -12,10 +12,11 @@ import re
 from typing import Any, TextIO
 
 from goldfish.errors import GoldfishError
+from goldfish.memory.record_models import FinalizationRequiredError
 
 EXIT_INVALID = 2
 EXIT_GATE = 4
-GATE_CODE = "FINALIZATION_REQUIRED"
+GATE_CODE = FinalizationRequiredError.code
 MAX_DETAIL_LINES = 20
 MAX_VALUE_CHARS = 200
 

@@ -38,15 +38,16 @@ from goldfish.memory.thoughts import ThoughtService
 from goldfish.paths import ProjectPaths
 from goldfish.runs.deps import ExecutorDeps, StageRuntime
 from goldfish.runs.driver import DriverDeps, DriverHandOff, PipelineDriver, spawn_driver
+from goldfish.runs.planner import InputResolver
 from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
+from goldfish.runs.svs_findings import SvsService
 from goldfish.secrets.resolver import CloudLookup, SecretResolver
 from goldfish.secrets.service import SecretService
 from goldfish.secrets.store import SecretStore
 from goldfish.storage.factory import open_storage
 from goldfish.storage.protocol import Storage
 from goldfish.svs.pattern_service import PatternService
-from goldfish.svs.service import SvsService
 from goldfish.workspaces.code_cache import CodeCache
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.dev_repo import DevRepo
@@ -142,7 +143,7 @@ class ServerContext:
         sources = SourceService(SourceRepository(db), roots, paths.root)
         storage = open_storage(config, paths.storage)
         builds = ImageBuildRepository(db)
-        warm_pool = WarmPoolRepository(db) if config.gce.warm_pool.enabled else None
+        warm_pool = WarmPoolRepository(db)
         backends = BackendRegistry(
             BackendSettings(
                 config=config,
@@ -151,7 +152,7 @@ class ServerContext:
                 locks=paths.locks,
                 builds=builds,
                 storage=storage,
-                db=db,
+                warm_pool=warm_pool,
             )
         )
         context = cls(
@@ -175,7 +176,7 @@ class ServerContext:
                 runs,
                 rows,
                 record_rows,
-                warm_pool,
+                warm_pool if config.gce.warm_pool.enabled else None,
                 svs_store,
                 patterns,
                 host_gpus=lambda: discover().describe(),
@@ -234,6 +235,7 @@ class ServerContext:
             backends=self.backends,
             scratch=self.paths.scratch,
             code=CodeCache(self.repo, self.paths.code_cache),
+            inputs=InputResolver(self.runs, self.sources, self.storage),
             max_attempts=self.config.defaults.max_attempts,
             contracts=_contract_mode(self.config),
             svs=self.config.svs,

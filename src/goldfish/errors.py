@@ -217,6 +217,16 @@ class ConflictError(GoldfishError):
     default_remedy = "Another call changed the same thing just now: read the current state, then call again."
 
 
+class InputUnreachableError(GoldfishError):
+    """A stage's input lives where the machine that runs the stage cannot read it."""
+
+    code = "INPUT_UNREACHABLE"
+    default_remedy = (
+        "Put the input in the project's storage (or register it as a source this machine can read), "
+        "or run the stage on a backend that reaches it."
+    )
+
+
 class UnknownToolError(GoldfishError):
     """A tools/call named a tool this server does not have."""
 
@@ -330,6 +340,7 @@ CODES: Final[Mapping[str, str]] = MappingProxyType(
         "FILE_TOO_LARGE": "SlotTooLargeError",
         "STORAGE_UNAVAILABLE": "StorageError",
         "CONFLICT": "ConflictError",
+        "INPUT_UNREACHABLE": "InputUnreachableError",
         "UNKNOWN_TOOL": "UnknownToolError",
         "DISK_FULL": "DiskFullError",
         "DISK_READ_ONLY": "DiskReadOnlyError",
@@ -354,6 +365,7 @@ CODES: Final[Mapping[str, str]] = MappingProxyType(
         "SOURCE_CHANGED": "SourceChangedError",
         "PATTERN_NOT_FOUND": "PatternNotFoundError",
         "SECRET_NOT_SET": "SecretNotSetError",
+        "SECRET_STORE_UNAVAILABLE": "SecretStoreUnavailableError",
         # backups (backups/models.py)
         "BACKUP_NOT_FOUND": "BackupNotFoundError",
         "BACKUP_CORRUPT": "BackupCorruptError",
@@ -364,10 +376,13 @@ CODES: Final[Mapping[str, str]] = MappingProxyType(
         "ENVIRONMENT_BUILD_FAILED": "EnvironmentBuildError",
         "DOCKER_UNAVAILABLE": "DockerUnavailableError",
         "BASE_IMAGE_MISSING": "BaseImageMissingError",
+        "BASE_DOCKERFILE_MISSING": "BaseDockerfileMissingError",
+        "IMAGE_NOT_PREPARED": "ImageNotPreparedError",
         "IMAGE_BUILD_FAILED": "ImageBuildError",
         "BUILD_NOT_FOUND": "BuildNotFoundError",
         # GCE (backends/gce/): a failed Compute call carries its category's code
         "GCE_NOT_CONFIGURED": "GceNotConfiguredError",
+        "WARM_POOL_UNAVAILABLE": "WarmPoolUnavailableError",
         "GCE_LAUNCH_FAILED": "LaunchError",
         "GCE_CAPACITY": "LaunchFailure",
         "GCE_QUOTA": "LaunchFailure",

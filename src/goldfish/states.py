@@ -243,7 +243,7 @@ WARM: StateTable[WarmState] = StateTable(
 WARM_LIVE: frozenset[WarmState] = WARM.active
 WARM_NEW = "new"  # the from-state of a VM's first transition row (it had no row before)
 # The way from each live state to deleting: a busy VM drains first, so its run is seen to end.
-WARM_TO_DELETING: dict[str, tuple[WarmState, ...]] = {
+WARM_TO_DELETING: dict[WarmState, tuple[WarmState, ...]] = {
     WarmState.LAUNCHING: (WarmState.DELETING,),
     WarmState.BUSY: (WarmState.DRAINING, WarmState.DELETING),
     WarmState.IDLE: (WarmState.DELETING,),

@@ -18,6 +18,7 @@ from goldfish.backends.gce.warm_pool import WarmPoolService
 from goldfish.config import WarmPool
 from goldfish.context import ServerContext
 from goldfish.db.warm_pool import WarmPoolRepository
+from goldfish.states import WarmState
 from goldfish.storage.local import LocalStorage
 from goldfish.storage.paths import RunPaths
 
@@ -173,6 +174,21 @@ def test_cleanup_when_forced_deletes_busy_vms_too(repo: WarmPoolRepository, tmp_
     assert repo.get("vm-busy").state == "busy"  # type: ignore[union-attr]
     assert pool.cleanup(force=True) == ["vm-busy"]
     assert [row.name for row in repo.live()] == []
-    refused = repo.move("vm-busy", "deleted", "idle", "resurrect")
+    refused = repo.move("vm-busy", WarmState.DELETED, WarmState.IDLE, "resurrect")
     assert not refused.accepted
     assert refused.reason == "deleted is final: it never moves"
+
+
+def test_rows_when_read_back_carry_the_state_enum_and_the_summary_plain_names(
+    repo: WarmPoolRepository, tmp_path: Path
+) -> None:
+    api = InstancesByName()
+    pool = _pool(repo, LocalStorage(tmp_path / "store"), api)
+    _idle_vm(pool, api, "vm-a")
+
+    row = repo.get("vm-a")
+    assert row is not None and row.state is WarmState.IDLE
+    summary = pool.summary()
+    assert summary["by_state"] == {"idle": 1}
+    assert json.loads(json.dumps(summary))["instances"][0]["state"] == "idle"
+    assert type(summary["instances"][0]["state"]) is str

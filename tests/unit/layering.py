@@ -4,7 +4,9 @@
 reports a planted violation.
 
 The rules are data: a new layer or adapter is one more row in ``RULES``, ``DIRECTIONS`` or
-``STDLIB_ONLY``. On top of them the package's modules must not import each other in a circle.
+``STDLIB_ONLY``. On top of them the package's modules must not import each other in a circle,
+and neither may its top-level packages (``runs`` importing ``svs`` importing ``runs``, each
+through a different module, is a circle of packages though no module circles back).
 
 Which imports count: ``RULES``, ``DIRECTIONS`` and the cycle check see every import in the
 source, at module level, inside functions and under ``if TYPE_CHECKING``. A lazy import defers
@@ -281,6 +283,36 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if module not in order:
             visit(module)
     return sorted(found)
+
+
+def package_of(module: str) -> str:
+    """The top-level package (or module) of goldfish that ``module`` is in.
+
+    ``goldfish.runs.driver`` → ``goldfish.runs``; ``goldfish.context`` is its own.
+    """
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """``graph`` one level up: goldfish's top-level packages and modules, and which import which."""
+    packages: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        source = package_of(module)
+        packages.setdefault(source, set()).update(package_of(target) for target in targets)
+        packages[source].discard(source)
+    return packages
+
+
+def crossing_imports(graph: dict[str, set[str]], packages: list[str]) -> list[str]:
+    """The module imports that tie ``packages`` together (what to cut to break their circle)."""
+    return sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for target in targets
+        if package_of(module) in packages
+        and package_of(target) in packages
+        and package_of(module) != package_of(target)
+    )
 
 
 def stdlib_violations(relative: str, package: str, imports: list[Import]) -> list[str]:

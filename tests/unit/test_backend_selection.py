@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from goldfish.backends.docker.adaptor import DockerUnavailableError
 from goldfish.backends.docker.doctor import docker_ready
-from goldfish.backends.factory import BackendRegistry, available_backends, backend_class, resolve_backend_name
+from goldfish.backends.factory import (
+    BackendRegistry,
+    available_backends,
+    backend_builder,
+    resolve_backend_name,
+)
+from goldfish.backends.gce.backend import GceBackend
 from goldfish.backends.gce.config_check import GceNotConfiguredError
 from goldfish.backends.protocol import BackendSettings
 from goldfish.config import GoldfishConfig
+from goldfish.db.database import Database
+from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.errors import InvalidArgumentError
 
 
@@ -35,8 +44,13 @@ def test_available_backends_when_listed_include_process_and_docker() -> None:
 
 
 @pytest.mark.parametrize("name", available_backends())
-def test_backend_table_when_each_name_is_loaded_gives_the_class_of_that_name(name: str) -> None:
-    assert getattr(backend_class(name), "name", None) == name
+def test_backend_table_when_each_name_is_built_gives_a_backend_of_that_name(
+    name: str, tmp_path: Path
+) -> None:
+    settings = BackendSettings(
+        config=GoldfishConfig(project_name="p"), project_root=tmp_path, venvs=tmp_path, locks=tmp_path
+    )
+    assert getattr(backend_builder(name)(settings), "name", None) == name
 
 
 def test_auto_when_no_engine_answers_picks_process(no_engine: GoldfishConfig) -> None:
@@ -85,3 +99,21 @@ def test_registry_when_asked_twice_returns_one_instance_per_backend(tmp_path: Pa
 
     assert registry.get("docker") is registry.get("docker")
     assert registry.get("process").name == "process"
+
+
+def test_gce_backend_when_built_uses_the_projects_warm_pool_rows_and_one_compute_client(
+    tmp_path: Path,
+) -> None:
+    rows = WarmPoolRepository(Database(tmp_path / "goldfish.db"))
+    settings = BackendSettings(
+        config=GoldfishConfig(project_name="p"),
+        project_root=tmp_path,
+        venvs=tmp_path,
+        locks=tmp_path,
+        warm_pool=rows,
+    )
+    backend = cast("GceBackend", BackendRegistry(settings).get("gce"))
+
+    assert backend.pool.repo is rows
+    assert backend.pool._api is backend.api
+    assert backend.api() is backend.api()

@@ -41,11 +41,8 @@ def _backend(tmp_path: Path, compute: Compute, **gce: object) -> GceBackend:
     config = GoldfishConfig(project_name="p")
     for key, value in gce.items():
         setattr(config.gce, key, value)
-    backend = GceBackend(
-        BackendSettings(config=config, project_root=tmp_path, venvs=tmp_path, locks=tmp_path)
-    )
-    backend._api_obj = compute
-    return backend
+    settings = BackendSettings(config=config, project_root=tmp_path, venvs=tmp_path, locks=tmp_path)
+    return GceBackend(settings, lambda: compute, None)  # type: ignore[arg-type,return-value]
 
 
 def _not_found(text: str) -> LaunchFailure:

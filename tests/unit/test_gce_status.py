@@ -6,7 +6,6 @@ The bucket is the outer boundary here, so it is a stand-in whose every read fail
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ class UnreachableBucket:
         raise StorageError("Cloud Storage did not answer.", details={"reason": "unreachable"})
 
 
-def _backend(tmp_path: Path) -> GceBackend:
+def _backend(tmp_path: Path, bucket: object = None, compute: object = None) -> GceBackend:
     config = GoldfishConfig(project_name="p")
     config.gce.poll_interval_seconds = 0.0001
     settings = BackendSettings(
@@ -36,9 +35,9 @@ def _backend(tmp_path: Path) -> GceBackend:
         project_root=tmp_path,
         venvs=tmp_path,
         locks=tmp_path,
-        storage=UnreachableBucket(),  # type: ignore[arg-type]
+        storage=bucket or UnreachableBucket(),  # type: ignore[arg-type]
     )
-    return GceBackend(settings)
+    return GceBackend(settings, lambda: compute, None)  # type: ignore[arg-type,return-value]
 
 
 HANDLE = {"stage_run_id": "stage-0123456789ab", "zone": "z", "instance": "vm", "attempt": 1}
@@ -92,9 +91,7 @@ def _vm(status: str, *, spot: bool) -> InstanceInfo:
 def test_status_when_the_vm_stopped_without_an_exit_code_retries_unless_the_vm_is_gone(
     tmp_path: Path, info: InstanceInfo | None, state: str
 ) -> None:
-    backend = _backend(tmp_path)
-    backend._settings = replace(backend._settings, storage=EmptyBucket())  # type: ignore[arg-type]
-    backend._api_obj = OneVm(info)
+    backend = _backend(tmp_path, EmptyBucket(), OneVm(info))
     handle = {**HANDLE, "logs_dir": str(tmp_path / "logs")}
 
     status = backend.status(handle)

@@ -22,9 +22,11 @@ from tests.unit.layering import (
     STDLIB_ONLY,
     Direction,
     Rule,
+    crossing_imports,
     cycles,
     direction_violations,
     import_graph,
+    package_graph,
     parsed,
     rule_violations,
     source_files,
@@ -75,6 +77,13 @@ def test_source_when_scanned_imports_nothing_in_a_forbidden_direction(direction:
 def test_source_when_scanned_has_no_import_cycle() -> None:
     sources = {path.as_posix(): (SRC / path).read_text(encoding="utf-8") for path in source_files()}
     assert cycles(import_graph(sources)) == []
+
+
+def test_source_when_scanned_has_no_import_cycle_between_its_packages() -> None:
+    sources = {path.as_posix(): (SRC / path).read_text(encoding="utf-8") for path in source_files()}
+    graph = import_graph(sources)
+    found = {" <-> ".join(group): crossing_imports(graph, group) for group in cycles(package_graph(graph))}
+    assert found == {}
 
 
 # Runtime: what importing an entry point actually loads, in a fresh interpreter.

@@ -11,11 +11,13 @@ from tests.unit.layering import (
     DIRECTIONS,
     RULES,
     Rule,
+    crossing_imports,
     cycles,
     direction_violations,
     import_graph,
     imports_of,
     module_name,
+    package_graph,
     rule_violations,
     stdlib_violations,
 )
@@ -174,3 +176,50 @@ def test_cycle_check_when_three_modules_form_a_ring_reports_the_three_and_not_th
 def test_cycle_check_when_imports_only_go_down_reports_nothing() -> None:
     sources = {**PLANTED_CIRCLE, "goldfish/runs/driver.py": "from goldfish.db.runs import RunRepository\n"}
     assert cycles(import_graph(sources)) == []
+
+
+# The package circle the package check was written for: no module imports back into its
+# importer, yet pipelines -> svs -> runs -> pipelines, each step through another module.
+PLANTED_PACKAGE_CIRCLE = {
+    "goldfish/__init__.py": "",
+    "goldfish/pipelines/__init__.py": "",
+    "goldfish/pipelines/models.py": "",
+    "goldfish/pipelines/validator.py": "from goldfish.svs.rules import rule_problems\n",
+    "goldfish/svs/__init__.py": "",
+    "goldfish/svs/rules.py": "from goldfish.pipelines.models import CheckRule\n",
+    "goldfish/svs/service.py": "def findings():\n    from goldfish.runs.service import RunNotFoundError\n",
+    "goldfish/runs/__init__.py": "",
+    "goldfish/runs/service.py": "from goldfish.pipelines.validator import validate\n",
+    "goldfish/errors.py": "",
+}
+
+
+def test_package_cycle_check_when_packages_circle_through_different_modules_reports_them() -> None:
+    graph = import_graph(PLANTED_PACKAGE_CIRCLE)
+
+    assert cycles(graph) == []  # no module circle: only the package view sees it
+    assert cycles(package_graph(graph)) == [["goldfish.pipelines", "goldfish.runs", "goldfish.svs"]]
+    assert crossing_imports(graph, ["goldfish.pipelines", "goldfish.runs", "goldfish.svs"]) == [
+        "goldfish.pipelines.validator -> goldfish.svs.rules",
+        "goldfish.runs.service -> goldfish.pipelines.validator",
+        "goldfish.svs.rules -> goldfish.pipelines.models",
+        "goldfish.svs.service -> goldfish.runs.service",
+    ]
+
+
+def test_package_cycle_check_when_the_rules_live_with_the_pipelines_reports_nothing() -> None:
+    sources = {
+        **PLANTED_PACKAGE_CIRCLE,
+        "goldfish/pipelines/validator.py": "from goldfish.pipelines.checks import rule_problems\n",
+        "goldfish/pipelines/checks.py": "from goldfish.pipelines.models import CheckRule\n",
+        "goldfish/svs/service.py": "def findings():\n    from goldfish.errors import RunNotFoundError\n",
+    }
+    assert cycles(package_graph(import_graph(sources))) == []
+
+
+def test_package_graph_when_built_keeps_top_level_modules_as_their_own_nodes() -> None:
+    graph = {"goldfish.context": {"goldfish.runs.driver"}, "goldfish.runs.driver": {"goldfish.errors"}}
+    assert package_graph(graph) == {
+        "goldfish.context": {"goldfish.runs"},
+        "goldfish.runs": {"goldfish.errors"},
+    }

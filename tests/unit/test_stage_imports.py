@@ -7,7 +7,8 @@ from collections.abc import Mapping
 
 import pytest
 
-from goldfish.runs.imports import CodeScope, ParsedFile, follow, parse_source
+from goldfish.pipelines.code_imports import ParsedFile, parse_source
+from goldfish.runs.imports import CodeScope, follow
 
 MODULES_TREE = "tree-of-modules"
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from goldfish.pipelines.checks import rule_problems
 from goldfish.pipelines.models import CheckRule
-from goldfish.svs.rules import judge_output, rule_problems
+from goldfish.svs.rules import judge_output
 
 CSV_STATS = {
     "type": "csv",

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from goldfish.backends.spec import RunSpec, StageLocations, stage_environment, wrapped_command
-from goldfish.errors import InvalidArgumentError
+from goldfish.errors import GoldfishError, InvalidArgumentError
 
 CODE_DIR = "/mnt/code"
 WORK_DIR = "/mnt/work"
@@ -63,6 +63,14 @@ CONTAINER_LOCATIONS = StageLocations(
     exit_file=f"{LOGS_DIR}/exit_code.txt",
     stop_file=f"{CONTROL_DIR}/stop",
 )
+
+
+class ImageNotPreparedError(GoldfishError):
+    """A container backend was asked to launch a spec that ``prepare`` never gave an image."""
+
+    code = "IMAGE_NOT_PREPARED"
+    default_remedy = "Run the stage again; if it repeats, report it: the stage skipped its image build."
+
 
 IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:@-]{0,254}$")
 """An image reference we pass on: no options, no whitespace."""

@@ -1,4 +1,4 @@
-"""Backend selection: a name → class table (a new backend is one package plus one line here)."""
+"""Backend selection: a name → builder table (a new backend is one package plus one line here)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from goldfish.backends.protocol import BackendSettings, RunBackend
 from goldfish.config import GoldfishConfig
 from goldfish.errors import InvalidArgumentError, suggestion_suffix
 
-# "module:class" of each backend: its package loads when a stage first uses it (the MCP
+# "module:builder" of each backend, a builder being the class itself or a function that wires
+# the backend's own collaborators once: its package loads when a stage first uses it (the MCP
 # server's start-up loads none).
 BACKENDS: dict[str, str] = {
     "process": "goldfish.backends.process.backend:ProcessBackend",
     "docker": "goldfish.backends.docker.backend:DockerBackend",
-    "gce": "goldfish.backends.gce.backend:GceBackend",
+    "gce": "goldfish.backends.gce.assembly:build",
 }
 
 
@@ -25,8 +26,8 @@ def available_backends() -> list[str]:
     return sorted(BACKENDS)
 
 
-def backend_class(name: str) -> Callable[[BackendSettings], RunBackend]:
-    """The class of backend ``name``, its package imported now.
+def backend_builder(name: str) -> Callable[[BackendSettings], RunBackend]:
+    """What builds backend ``name`` (its class, or its package's ``build``), its package imported now.
 
     Raises:
         InvalidArgumentError: ``name`` is not in the table (the valid names are in details).
@@ -80,5 +81,5 @@ class BackendRegistry:
     def get(self, name: str) -> RunBackend:
         """The backend called ``name``."""
         if name not in self._instances:
-            self._instances[name] = backend_class(name)(self._settings)
+            self._instances[name] = backend_builder(name)(self._settings)
         return self._instances[name]

@@ -11,8 +11,8 @@ from goldfish.backends.spec import RunSpec
 from goldfish.config import GoldfishConfig
 
 if TYPE_CHECKING:
-    from goldfish.db.database import Database
     from goldfish.db.images import ImageBuildRepository
+    from goldfish.db.warm_pool import WarmPoolRepository
     from goldfish.storage.protocol import Storage
 
 Handle = dict[str, Any]
@@ -52,7 +52,7 @@ class BackendSettings:
     locks: Path
     builds: ImageBuildRepository | None = None
     storage: Storage | None = None
-    db: Database | None = None
+    warm_pool: WarmPoolRepository | None = None
 
 
 class RunBackend(Protocol):

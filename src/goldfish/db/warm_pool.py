@@ -31,7 +31,7 @@ class WarmInstanceRow:
     zone: str
     profile: str
     spot: bool
-    state: str
+    state: WarmState
     current_run: str | None
     image: str | None
     jobs_run: int
@@ -45,6 +45,7 @@ class WarmInstanceRow:
 def _row(row: sqlite3.Row) -> WarmInstanceRow:
     values = [row[i] for i in range(13)]
     values[3] = bool(values[3])
+    values[4] = WarmState(values[4])
     return WarmInstanceRow(*values)
 
 
@@ -86,7 +87,13 @@ class WarmPoolRepository:
         return True
 
     def move(
-        self, name: str, source: str, target: str, event: str, detail: str | None = None, **fields: Any
+        self,
+        name: str,
+        source: WarmState,
+        target: WarmState,
+        event: str,
+        detail: str | None = None,
+        **fields: Any,
     ) -> Outcome:
         """Move ``name`` from ``source`` to ``target`` if the table allows it and it is still there.
 

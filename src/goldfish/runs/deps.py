@@ -14,6 +14,7 @@ from goldfish.data.sources import SourceService
 from goldfish.db.metrics import MetricRepository
 from goldfish.db.runs import RunRepository
 from goldfish.db.svs import SvsRepository
+from goldfish.runs.planner import InputResolver
 from goldfish.secrets.resolver import SecretResolver
 from goldfish.storage.protocol import Storage
 from goldfish.svs.pattern_service import PatternService
@@ -44,6 +45,7 @@ class ExecutorDeps:
     backends: BackendRegistry
     scratch: Path
     code: CodeCache
+    inputs: InputResolver
     max_attempts: int
     contracts: Literal["off", "warn", "block"] = "block"
     svs: Svs = field(default_factory=Svs)

@@ -28,7 +28,7 @@ from goldfish.runs.deps import ExecutorDeps
 from goldfish.runs.imports import CodeScopes
 from goldfish.runs.machine import StageMachine
 from goldfish.runs.metrics import ingest_file
-from goldfish.runs.planner import InputResolver, ResolvedInput, cache_key
+from goldfish.runs.planner import ResolvedInput, cache_key
 from goldfish.runs.preparation import StagePreparer
 from goldfish.runs.stage_end import StageEnd
 from goldfish.runs.stage_secrets import StageSecrets
@@ -53,7 +53,6 @@ class StageExecutor:
         end = StageEnd(deps.runs, deps.backends, deps.storage, deps.scratch, self.secrets, deps.patterns)
         self.machine = StageMachine(deps.runs, end.effects())
         self.preparer = StagePreparer(deps, self.secrets, self.machine)
-        self.resolver = InputResolver(deps.runs, deps.sources, deps.storage)
         self._host: tuple[float, HostGpus] | None = None
         self.code_scopes = CodeScopes(deps.repo)
         self.clock = StepClock()  # timeline steps; the driver writes them after each pass
@@ -80,7 +79,7 @@ class StageExecutor:
         """
         with self.clock.step("stage_plan", run.id):
             try:
-                inputs = self.resolver.resolve(stage, pipeline_run, siblings)
+                inputs = self.deps.inputs.resolve(stage, pipeline_run, siblings)
             except GoldfishError as exc:
                 self.machine.fail(
                     run,

@@ -10,7 +10,7 @@ from pathlib import Path
 from goldfish.backends.gpus import wait_ready
 from goldfish.backends.spec import RunSpec
 from goldfish.db.runs import StageRunRow
-from goldfish.errors import GoldfishError
+from goldfish.errors import InputUnreachableError
 from goldfish.fileops import link_tree
 from goldfish.pipelines.models import StageDef
 from goldfish.runs.deps import ExecutorDeps
@@ -124,6 +124,9 @@ class StagePreparer:
             return target
         key = self.deps.storage.key_of(item.uri)
         if key is None:
-            raise GoldfishError(f"Input '{item.name}' ({item.uri}) is not reachable from this machine.")
+            raise InputUnreachableError(
+                f"Input '{item.name}' ({item.uri}) is not reachable from this machine.",
+                details={"input": item.name, "uri": item.uri},
+            )
         self.deps.storage.get_dir(key, target)
         return target

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from goldfish.db.runs import StageRunRow
-from goldfish.errors import GoldfishError
 from goldfish.io.masking import Masker
-from goldfish.secrets.resolver import SecretResolver
+from goldfish.secrets.resolver import SecretResolver, SecretStoreUnavailableError
 
 
 class StageSecrets:
@@ -36,5 +35,7 @@ class StageSecrets:
         if not run.secrets:
             return {}
         if self._resolver is None:
-            raise GoldfishError("This server has no secret store to read the stage's secrets from.")
+            raise SecretStoreUnavailableError(
+                "This server has no secret store to read the stage's secrets from."
+            )
         return self._resolver.resolve(run.secrets, f"stage '{run.stage}'", cloud=run.backend == "gce")

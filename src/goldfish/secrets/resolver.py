@@ -18,6 +18,15 @@ Source = Literal["project secrets file", "server environment", "Secret Manager"]
 CloudLookup = Callable[[str], str | None]
 
 
+class SecretStoreUnavailableError(GoldfishError):
+    """A stage names secrets, but the process running it was given no secret store."""
+
+    code = "SECRET_STORE_UNAVAILABLE"
+    default_remedy = (
+        "Run the stage through the Goldfish server or `goldfish run`, which open the project's secrets."
+    )
+
+
 class SecretNotSetError(GoldfishError):
     """A stage names a secret that has no value anywhere."""
 

@@ -1,4 +1,4 @@
-"""``checks`` rules over output statistics: which rules exist per output type, and judging them.
+"""``checks`` rules over output statistics: judging them (which rules exist: ``pipelines/checks.py``).
 
 A rule's name is the statistic it reads (``row_count`` reads ``rows``). Each finding names the
 output, the rule, the column if any, the bound and the observed value; its mode is the rule's
@@ -11,17 +11,11 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from goldfish.pipelines.checks import TABLE_RULES
 from goldfish.pipelines.models import CheckRule, StageDef
 
 Mode = Literal["warn", "block"]
 
-RULES: dict[str, frozenset[str]] = {
-    "npy": frozenset({"count", "nan_ratio", "mean", "std", "min", "max", "unique_ratio", "entropy"}),
-    "csv": frozenset({"row_count", "null_ratio", "unique_count", "entropy", "mean", "std", "min", "max"}),
-    "directory": frozenset({"files", "bytes"}),
-    "file": frozenset({"files", "bytes"}),
-}
-TABLE_RULES = frozenset({"row_count"})  # csv rules about the whole table, not a column
 STAT_OF_RULE = {"row_count": "rows"}
 
 
@@ -40,21 +34,6 @@ class Finding:
     def as_json(self) -> dict[str, Any]:
         """The finding as agents read it."""
         return asdict(self)
-
-
-def rule_problems(output_type: str, name: str, rule: CheckRule) -> list[str]:
-    """What is wrong with one declared rule (empty when it is usable)."""
-    allowed = RULES.get(output_type, frozenset())
-    if name not in allowed:
-        return [f"unknown check '{name}' for a {output_type} output (known: {', '.join(sorted(allowed))})"]
-    problems = []
-    if rule.min is None and rule.max is None and rule.between is None:
-        problems.append(f"check '{name}' needs min, max or between")
-    if rule.between is not None and rule.between[0] > rule.between[1]:
-        problems.append(f"check '{name}': between [{rule.between[0]}, {rule.between[1]}] is empty")
-    if rule.columns is not None and (output_type != "csv" or name in TABLE_RULES):
-        problems.append(f"check '{name}': columns apply only to per-column csv checks")
-    return problems
 
 
 def _bound(rule: CheckRule) -> dict[str, Any]:

@@ -18,9 +18,9 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from goldfish.pipelines.code_imports import opaque_reason
 from goldfish.pipelines.models import PipelineDef, StageDef
 from goldfish.pipelines.validator import FileReader, module_path
-from goldfish.runs.imports import opaque_reason
 
 Level = Literal["error", "warning"]
 SAVERS = frozenset({"save_output", "get_output_path"})

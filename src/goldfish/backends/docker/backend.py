@@ -34,6 +34,7 @@ from goldfish.backends.container import (
     PROJECT_LABEL,
     STAGE_RUN_LABEL,
     ContainerInvocation,
+    ImageNotPreparedError,
     Limits,
     container_invocation,
     memory_bytes,
@@ -44,7 +45,6 @@ from goldfish.backends.docker.images import StageImageRequest, ensure_stage_imag
 from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilities, Handle, OnBuild
 from goldfish.backends.spec import RunSpec, read_exit_code, read_log
 from goldfish.config import Docker
-from goldfish.errors import GoldfishError
 
 log = logging.getLogger("goldfish.backends.docker")
 _ALIVE = {"created", "running", "restarting", "paused"}
@@ -136,7 +136,7 @@ class DockerBackend:
         """Create and start the stage container; return its id, name and the log locations."""
         docker = sdk()
         if spec.image is None:
-            raise GoldfishError("The stage image was not prepared before launch.")
+            raise ImageNotPreparedError("The stage image was not prepared before launch.")
         for folder in (spec.logs_dir, spec.outputs_dir, spec.inputs_dir, spec.control_dir, spec.work_dir):
             folder.mkdir(parents=True, exist_ok=True)
         user = self._user_for(spec)

@@ -50,6 +50,12 @@ RUN PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install --no-cache-dir --disable-
 _NON_ROOT = "USER 1000\n"
 
 
+class BaseDockerfileMissingError(GoldfishError):
+    """This installation ships no Dockerfile to build the base image from."""
+
+    code = "BASE_DOCKERFILE_MISSING"
+
+
 class BaseImageMissingError(GoldfishError):
     """The configured base image does not exist on this Docker engine."""
 
@@ -83,12 +89,12 @@ def base_dockerfile() -> str:
     """The text of the base image Dockerfile.
 
     Raises:
-        GoldfishError: when this installation has neither a packaged nor a checkout Dockerfile.
+        BaseDockerfileMissingError: when this installation has neither a packaged nor a checkout Dockerfile.
     """
     path = base_dockerfile_path()
     if path is not None:
         return path.read_text(encoding="utf-8")
-    raise GoldfishError(
+    raise BaseDockerfileMissingError(
         "The base image Dockerfile is not part of this installation.",
         remedy="Build the base image from the Goldfish repository: docker build -t goldfish-base:latest - < "
         "Dockerfile",

@@ -12,17 +12,18 @@ locally. The VM never calls the Compute API: the server deletes what it owns.
 from __future__ import annotations
 
 import logging
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
-from goldfish.backends.container import CONTAINER_UID, Limits, project_label
+from goldfish.backends.container import CONTAINER_UID, ImageNotPreparedError, Limits, project_label
 from goldfish.backends.docker.adaptor import connect
 from goldfish.backends.docker.images import StageImageRequest, ensure_stage_image, push_image
 from goldfish.backends.gce.compute import ComputeApi
 from goldfish.backends.gce.config_check import GceNotConfiguredError, missing_gce_settings
+from goldfish.backends.gce.connection import project_bucket
 from goldfish.backends.gce.instances import (
     InstanceBody,
     body_from_profile,
@@ -43,11 +44,10 @@ from goldfish.backends.gce.run_state import (
 )
 from goldfish.backends.gce.startup import startup_files
 from goldfish.backends.gce.upload import upload_job
-from goldfish.backends.gce.warm_pool import WarmPoolService
+from goldfish.backends.gce.warm_pool import WarmPoolService, WarmPoolUnavailableError
 from goldfish.backends.profiles import Profile, all_profiles, get_profile
 from goldfish.backends.protocol import BackendSettings, BackendStatus, Capabilities, Handle, OnBuild
 from goldfish.backends.spec import RunSpec, check_env, read_log
-from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.errors import ConfigError, GoldfishError
 from goldfish.paths import ProjectPaths
 from goldfish.storage.paths import RunPaths
@@ -69,49 +69,30 @@ class GceBackend:
     name = "gce"
     capabilities = Capabilities(gpu=True, isolation="vm", survives_server_restart=True)
 
-    def __init__(self, settings: BackendSettings) -> None:
+    def __init__(
+        self, settings: BackendSettings, api: Callable[[], ComputeApi], pool: WarmPoolService | None
+    ) -> None:
+        """Built by ``assembly.build``: ``api`` gives the shared Compute adapter, ``pool`` the warm pool."""
         self._settings = settings
         self._config = settings.config
         self._project = project_label(settings.project_root)
-        self._api_obj: Any = None
-        self._api_lock = threading.Lock()
+        self.api = api
         self._checked: dict[str, float] = {}
         self._errors: dict[str, int] = {}
-        self._pool: WarmPoolService | None = None
+        self._pool = pool
         self._images_found: set[tuple[str, str]] = set()
 
     # -- wiring -------------------------------------------------------------------------------
     @property
     def storage(self) -> Storage:
         """The project's store, which must be GCS for VMs to reach it."""
-        storage = self._settings.storage
-        if storage is None or storage.scheme != "gs":
-            raise GceNotConfiguredError(
-                "The gce backend keeps job files, logs and outputs in Cloud Storage, but storage.backend "
-                "is not gcs.",
-                details={"missing": ["storage.backend: gcs", "storage.gcs.bucket"]},
-            )
-        return storage
-
-    def api(self) -> Any:
-        """The Compute adapter, created on first use (its client library loads on its first call)."""
-        with self._api_lock:
-            if self._api_obj is None:
-                self._api_obj = ComputeApi(str(self._config.gce.project_id), self._config.gce.api_endpoint)
-            return self._api_obj
+        return project_bucket(self._settings)
 
     @property
     def pool(self) -> WarmPoolService:
         """The project's warm pool."""
         if self._pool is None:
-            if self._settings.db is None:
-                raise GoldfishError("The gce backend needs the project database for its warm pool.")
-            self._pool = WarmPoolService(
-                self._config.gce.warm_pool,
-                WarmPoolRepository(self._settings.db),
-                lambda: self.storage,
-                self.api,
-            )
+            raise WarmPoolUnavailableError("The gce backend needs the project database for its warm pool.")
         return self._pool
 
     def _check_config(self) -> None:
@@ -148,7 +129,7 @@ class GceBackend:
     def launch(self, spec: RunSpec) -> Handle:
         """Upload the job and start it on a warm VM or a new one; the handle names the VM."""
         if spec.image is None:
-            raise GoldfishError("The stage image was not prepared before launch.")
+            raise ImageNotPreparedError("The stage image was not prepared before launch.")
         check_env(spec.env, spec.secrets)  # a bad key or value is refused before anything reaches the bucket
         profile = self.profile(spec)
         check_provisioning(profile)

@@ -6,7 +6,7 @@ import json
 
 from goldfish.backends.gce.jobs import JobInput, JobSettings, VmJob, build_job, bundle
 from goldfish.backends.spec import RunSpec
-from goldfish.errors import GoldfishError
+from goldfish.errors import InputUnreachableError
 from goldfish.storage.paths import RunPaths
 from goldfish.storage.protocol import Storage
 
@@ -41,7 +41,7 @@ def stage_input(storage: Storage, spec: RunSpec, name: str, uri: str) -> JobInpu
         return JobInput(name, uri.rstrip("/") + "/" if is_dir else uri, "dir" if is_dir else "file")
     local = spec.inputs.get(name)
     if local is None or not local.exists():
-        raise GoldfishError(
+        raise InputUnreachableError(
             f"Input '{name}' ({uri}) is not in Cloud Storage and not readable here, so no VM can get it.",
             details={"input": name, "uri": uri},
         )

@@ -19,7 +19,7 @@ from goldfish.backends.gce.instances import label_value
 from goldfish.config import WarmPool
 from goldfish.db.warm_pool import WarmInstanceRow, WarmPoolRepository, deadline_after
 from goldfish.errors import GoldfishError
-from goldfish.states import WARM_TO_DELETING
+from goldfish.states import WARM_TO_DELETING, WarmState
 from goldfish.storage.paths import RunPaths, warm_state_key
 from goldfish.storage.protocol import Storage
 from goldfish.timeutil import now_iso, parse_iso
@@ -29,6 +29,13 @@ ACK_POLL_SECONDS = 0.1
 STALE_LAUNCH_SECONDS = 900
 STALE_BUSY_SECONDS = 300  # a finished run is released by its driver within seconds
 GONE_STATES = {"TERMINATED", "STOPPING", "STOPPED", "SUSPENDED", "SUSPENDING"}
+
+
+class WarmPoolUnavailableError(GoldfishError):
+    """The GCE backend was built without the project's warm-pool rows, so it has no warm pool."""
+
+    code = "WARM_POOL_UNAVAILABLE"
+    default_remedy = "Use the backend the project's server or CLI opens, which has the project database."
 
 
 class InstanceApi(Protocol):
@@ -100,15 +107,27 @@ class WarmPoolService:
     def launched(self, name: str, zone: str, spot: bool) -> None:
         """The registered VM exists and runs its first job."""
         self.repo.move(
-            name, "launching", "busy", "created", f"in {zone}", zone=zone, spot=int(spot), jobs_run=1
+            name,
+            WarmState.LAUNCHING,
+            WarmState.BUSY,
+            "created",
+            f"in {zone}",
+            zone=zone,
+            spot=int(spot),
+            jobs_run=1,
         )
 
     def launch_failed(self, name: str, error: str) -> None:
         """The registered VM was never created."""
         if self.repo.move(
-            name, "launching", "deleting", "launch_failed", error[:500], last_error=error[:500]
+            name,
+            WarmState.LAUNCHING,
+            WarmState.DELETING,
+            "launch_failed",
+            error[:500],
+            last_error=error[:500],
         ):
-            self.repo.move(name, "deleting", "deleted", "never_created")
+            self.repo.move(name, WarmState.DELETING, WarmState.DELETED, "never_created")
 
     # -- handover ---------------------------------------------------------------------------
     def hand_over(
@@ -131,8 +150,8 @@ class WarmPoolService:
             if problem is None:
                 self.repo.move(
                     row.name,
-                    "claimed",
-                    "busy",
+                    WarmState.CLAIMED,
+                    WarmState.BUSY,
                     "ack",
                     f"job {run_id} a{attempt}",
                     image=image,
@@ -143,7 +162,7 @@ class WarmPoolService:
                 fresh = self.repo.get(row.name) or row
                 return Handover(fresh, time.monotonic() - started)
             log.warning("warm VM %s did not take job %s: %s", row.name, run_id, problem)
-            self._delete(row, "claimed", "no_ack", problem)
+            self._delete(row, WarmState.CLAIMED, "no_ack", problem)
 
     def _deliver(self, row: WarmInstanceRow, run_id: str, job_value: str) -> str | None:
         api = self._api()
@@ -178,11 +197,11 @@ class WarmPoolService:
         instances = []
         by_state: dict[str, int] = {}
         for row in self.repo.live():
-            by_state[row.state] = by_state.get(row.state, 0) + 1
+            by_state[row.state.value] = by_state.get(row.state.value, 0) + 1
             instances.append(
                 {
                     "name": row.name,
-                    "state": row.state,
+                    "state": row.state.value,
                     "profile": row.profile,
                     "zone": row.zone,
                     "spot": row.spot,
@@ -206,12 +225,12 @@ class WarmPoolService:
     def release(self, name: str, run_id: str) -> bool:
         """The VM finished ``run_id`` and waits for the next job (busy → idle)."""
         row = self.repo.get(name)
-        if row is None or row.state != "busy" or row.current_run != run_id:
+        if row is None or row.state != WarmState.BUSY or row.current_run != run_id:
             return False
         return self.repo.move(
             name,
-            "busy",
-            "idle",
+            WarmState.BUSY,
+            WarmState.IDLE,
             "job_done",
             f"finished {run_id}",
             current_run=None,
@@ -236,7 +255,7 @@ class WarmPoolService:
         """Delete idle VMs past their deadline and repair rows whose VM is gone; the names handled."""
         handled = []
         for row in self.repo.expired_idle():
-            if self._delete(row, "idle", "idle_timeout", "idle deadline passed"):
+            if self._delete(row, WarmState.IDLE, "idle_timeout", "idle deadline passed"):
                 handled.append(row.name)
         for row in self.repo.live():
             if self._repair(row):
@@ -246,15 +265,15 @@ class WarmPoolService:
     def _repair(self, row: WarmInstanceRow) -> bool:
         """Finish what a crashed server left half done with one VM; True when it acted."""
         age = _age(row.updated_at)
-        if row.state == "launching" and age > STALE_LAUNCH_SECONDS:
+        if row.state == WarmState.LAUNCHING and age > STALE_LAUNCH_SECONDS:
             self.launch_failed(row.name, "the launch never finished")
             return True
-        if row.state == "deleting":
+        if row.state == WarmState.DELETING:
             self._finish_delete(row, "finishing an earlier delete")
             return True
-        if row.state == "claimed" and age > 2 * self.settings.ack_timeout_seconds + 60:
-            return self._delete(row, "claimed", "stale_claim", "the handover never finished")
-        stale_busy = row.state == "busy" and row.current_run is not None and age > STALE_BUSY_SECONDS
+        if row.state == WarmState.CLAIMED and age > 2 * self.settings.ack_timeout_seconds + 60:
+            return self._delete(row, WarmState.CLAIMED, "stale_claim", "the handover never finished")
+        stale_busy = row.state == WarmState.BUSY and row.current_run is not None and age > STALE_BUSY_SECONDS
         if stale_busy and self._finished(str(row.current_run)):
             return self.release(row.name, str(row.current_run))  # the server never released it
         return False
@@ -268,15 +287,18 @@ class WarmPoolService:
         for row in self.repo.live():
             if row.name in deleted:
                 continue
-            wanted = row.state == "idle" or (
-                force and row.state in ("busy", "claimed", "draining", "launching")
+            wanted = row.state == WarmState.IDLE or (
+                force
+                and row.state in (WarmState.BUSY, WarmState.CLAIMED, WarmState.DRAINING, WarmState.LAUNCHING)
             )
             if wanted and self.discard(row.name, "warm_pool_cleanup" + (" (force)" if force else "")):
                 deleted.append(row.name)
         return deleted
 
-    def _delete(self, row: WarmInstanceRow, source: str, event: str, detail: str) -> bool:
-        if not self.repo.move(row.name, source, "deleting", event, detail[:500], last_error=detail[:500]):
+    def _delete(self, row: WarmInstanceRow, source: WarmState, event: str, detail: str) -> bool:
+        if not self.repo.move(
+            row.name, source, WarmState.DELETING, event, detail[:500], last_error=detail[:500]
+        ):
             return False
         self._finish_delete(row, detail)
         return True
@@ -287,7 +309,7 @@ class WarmPoolService:
         except GoldfishError as exc:
             log.warning("could not delete warm VM %s yet: %s", row.name, exc.message)
             return
-        self.repo.move(row.name, "deleting", "deleted", "deleted", detail[:500])
+        self.repo.move(row.name, WarmState.DELETING, WarmState.DELETED, "deleted", detail[:500])
 
 
 def _age(at: str) -> float:
