@@ -41,7 +41,7 @@ def _dump():
         json.dump({m: m in sys.modules for m in watched}, fh)
 
 atexit.register(_dump)
-from goldfish.cli import main
+from goldfish.cli.app import main
 sys.exit(main(["serve", "--project", root]))
 """
 

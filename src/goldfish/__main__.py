@@ -2,7 +2,7 @@
 
 import sys
 
-from goldfish.cli import main
+from goldfish.cli.app import main
 
 if __name__ == "__main__":
     sys.exit(main())

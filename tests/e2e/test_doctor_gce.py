@@ -99,7 +99,7 @@ def checks_by_name(cloud: dict[str, Any]) -> dict[str, dict[str, Any]]:
 PROBE = textwrap.dedent(
     """
     import json, sys
-    from goldfish.cli_doctor import diagnose
+    from goldfish.cli.doctor import diagnose
 
     report = diagnose(sys.argv[1])
     google = sorted(name for name in sys.modules if name == "google" or name.startswith("google."))

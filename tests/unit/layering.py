@@ -46,7 +46,7 @@ RULES = (
     Rule(
         ("goldfish.server", "mcp"),
         # The CLI modules and the demo are entry points above the server: they start it or talk to it.
-        ("goldfish/server/*", "goldfish/cli*.py", "goldfish/demo.py"),
+        ("goldfish/server/*", "goldfish/cli/*", "goldfish/demo.py"),
         "the domain knows nothing of MCP; only the server layer and the entry points do",
     ),
     Rule(
@@ -61,7 +61,7 @@ RULES = (
     ),
     Rule(
         ("goldfish.web",),
-        ("goldfish/web/*", "goldfish/server/*", "goldfish/cli.py"),
+        ("goldfish/web/*", "goldfish/server/*", "goldfish/cli/*"),
         "the dashboard sits above the services: only the entry points that serve it import it",
     ),
     Rule(
@@ -69,7 +69,7 @@ RULES = (
         (
             "goldfish/server/*",
             "goldfish/web/*",
-            "goldfish/cli*.py",
+            "goldfish/cli/*",
             "goldfish/demo.py",
             "goldfish/driver_entry.py",
         ),
@@ -93,7 +93,7 @@ TOP = (
     "goldfish.context",
     "goldfish.server",
     "goldfish.web",
-    "goldfish.cli*",
+    "goldfish.cli",
     "goldfish.demo",
     "goldfish.driver_entry",
     "goldfish.__main__",
@@ -143,7 +143,7 @@ DIRECTIONS = (
 STDLIB_ONLY = ("goldfish/io", "goldfish/backends/gce/vm")
 
 # Modules that must stay light to import: importing them never loads these heavy SDKs.
-ENTRY_MODULES = ("goldfish.server.app", "goldfish.cli")
+ENTRY_MODULES = ("goldfish.server.app", "goldfish.cli.app")
 HEAVY_SDKS = ("google.cloud.compute_v1", "google.cloud.storage", "docker", "matplotlib")
 
 
@@ -157,7 +157,7 @@ class Import:
 
 
 def module_name(relative: Path) -> str:
-    """``goldfish/io/__init__.py`` -> ``goldfish.io``; ``goldfish/cli.py`` -> ``goldfish.cli``."""
+    """``goldfish/io/__init__.py`` -> ``goldfish.io``; ``goldfish/cli/app.py`` -> ``goldfish.cli.app``."""
     parts = list(relative.with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from goldfish.cli_errors import in_cli_terms, render, tool_names
+from goldfish.cli.errors import in_cli_terms, render, tool_names
 from goldfish.config import parse_config
 from goldfish.errors import ConfigError, GoldfishError, ProjectExistsError, VersionNotFoundError
 from goldfish.memory.record_models import FinalizationRequiredError

@@ -37,7 +37,7 @@ from tests.unit.layering import (
 
 def test_source_files_when_listed_include_the_known_layers() -> None:
     files = {path.as_posix() for path in source_files()}
-    assert {"goldfish/cli.py", "goldfish/server/app.py", "goldfish/validation.py"} <= files
+    assert {"goldfish/cli/app.py", "goldfish/server/app.py", "goldfish/validation.py"} <= files
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: "+".join(rule.imported))

@@ -95,7 +95,7 @@ DIRECTION_CASES = (
     ("goldfish/backends/docker/backend.py", "goldfish.runs.executor", True),
     ("goldfish/backends/gce/backend.py", "goldfish.server.app", True),
     ("goldfish/backends/process.py", "goldfish.context", True),
-    ("goldfish/backends/process.py", "goldfish.cli_runs", True),
+    ("goldfish/backends/process.py", "goldfish.cli.runs", True),
     ("goldfish/backends/process.py", "goldfish.storage.paths", False),
     ("goldfish/storage/gcs.py", "goldfish.backends.gce.compute", True),
     ("goldfish/storage/gcs.py", "goldfish.config", False),

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from goldfish.backends.process import doctor
-from goldfish.cli_doctor import process_line
+from goldfish.cli.doctor import process_line
 
 
 def test_process_doctor_when_asked_names_this_interpreter_and_is_ready() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from goldfish.cli import main
+from goldfish.cli.app import main
 from goldfish.context import ServerContext
 from goldfish.server.app import http_app
 from goldfish.server.app_state import GoldfishApp

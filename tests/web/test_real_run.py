@@ -11,7 +11,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from goldfish.cli import main
+from goldfish.cli.app import main
 from goldfish.context import ServerContext
 from tests.integration.pipeline_fixtures import RESULTS_SPEC, THREE_STAGES, write_pipeline
 from tests.integration.test_svs import MODULE as SVS_MODULE

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from goldfish.cli_call import ProgressPrinter, tool_caller
+from goldfish.cli.call import ProgressPrinter, tool_caller
 from goldfish.errors import InvalidArgumentError
 
 DEFAULT_REASON = "Backup from the goldfish command line"

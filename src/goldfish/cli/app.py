@@ -2,9 +2,9 @@
 
 ``run``, ``runs`` and ``logs`` are the headless (CI) face of the run tools: they open the same
 ``ServerContext`` and call the same services; helpers beyond argument parsing live in
-``goldfish.cli_runs``. The memory, backup and ``call`` commands live in ``cli_memory``,
-``cli_backup`` and ``cli_call`` (they call the tools through an in-process MCP session);
-``cli_errors`` prints errors in CLI terms and picks exit codes (4: the finalization gate).
+``goldfish.cli.runs``. The memory, backup and ``call`` commands live in ``cli.memory``,
+``cli.backup`` and ``cli.call`` (they call the tools through an in-process MCP session);
+``cli.errors`` prints errors in CLI terms and picks exit codes (4: the finalization gate).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from goldfish import __version__
-from goldfish.cli_backup import add_backup_parsers
-from goldfish.cli_call import add_call_parser
-from goldfish.cli_doctor import add_doctor_parser
-from goldfish.cli_memory import add_memory_parsers
-from goldfish.cli_secrets import add_secrets_parser
+from goldfish.cli.backup import add_backup_parsers
+from goldfish.cli.call import add_call_parser
+from goldfish.cli.doctor import add_doctor_parser
+from goldfish.cli.memory import add_memory_parsers
+from goldfish.cli.secrets import add_secrets_parser
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.states import StageState
 
@@ -55,7 +55,7 @@ def _setup_logging(log_dir: Path | None, verbose: bool = False) -> None:
 
 def _fail(error: GoldfishError, as_json: bool = False) -> int:
     """Print an error (its JSON with --json, else in CLI terms) and return its exit code."""
-    from goldfish import cli_errors  # noqa: PLC0415
+    from goldfish.cli import errors as cli_errors  # noqa: PLC0415
 
     if as_json:
         print(json.dumps({"success": False, "error": error.to_dict()}, indent=2))
@@ -183,7 +183,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def _submit(context: ServerContext, args: argparse.Namespace) -> RunSubmission:
     """``run`` through the run service, as the MCP tool does (a folder is imported first)."""
-    from goldfish import cli_runs  # noqa: PLC0415
+    from goldfish.cli import runs as cli_runs  # noqa: PLC0415
     from goldfish.workspaces.files import SlotFiles  # noqa: PLC0415
 
     def request(workspace: str, spec: dict[str, Any] | None) -> RunRequest:
@@ -217,7 +217,8 @@ def _submit(context: ServerContext, args: argparse.Namespace) -> RunSubmission:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a workspace's pipeline (or a folder's, imported as a workspace); with --wait, until it ends."""
-    from goldfish import cli_memory, cli_runs  # noqa: PLC0415
+    from goldfish.cli import memory as cli_memory  # noqa: PLC0415
+    from goldfish.cli import runs as cli_runs  # noqa: PLC0415
     from goldfish.memory.auto_results import finalize_auto  # noqa: PLC0415
 
     if args.finalize and not args.wait:
@@ -261,7 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """List stage runs, newest first."""
-    from goldfish import cli_runs  # noqa: PLC0415
+    from goldfish.cli import runs as cli_runs  # noqa: PLC0415
 
     filters = {
         "workspace": args.workspace,
@@ -285,7 +286,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     """Print a run's log; --follow keeps printing until the run ends."""
-    from goldfish import cli_runs  # noqa: PLC0415
+    from goldfish.cli import runs as cli_runs  # noqa: PLC0415
 
     context = _open(args.project)
     try:
@@ -490,7 +491,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, getattr(args, "json", False))
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """``goldfish sources add|list``, ``finalize``, ``history`` and ``compare``: the memory tools for people.
 
-Each command calls the tool an agent would call (through :func:`goldfish.cli_call.tool_caller`),
+Each command calls the tool an agent would call (through :func:`goldfish.cli.call.tool_caller`),
 so validation, errors, audit rows and ``--json`` output are the tool's own; this module only
 turns arguments into tool arguments and results into text.
 """
@@ -11,7 +11,7 @@ import argparse
 import json
 from typing import Any
 
-from goldfish.cli_call import ToolCaller, tool_caller
+from goldfish.cli.call import ToolCaller, tool_caller
 from goldfish.memory.auto_results import results_from
 from goldfish.memory.record_models import FinalizeInfo
 

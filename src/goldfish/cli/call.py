@@ -161,7 +161,7 @@ def _arguments(text: str) -> dict[str, Any]:
 
 def cmd_call(args: argparse.Namespace) -> int:
     """Call any tool and print its result JSON (exit 0 on success, else the error's exit code)."""
-    from goldfish.cli_errors import exit_code_for  # noqa: PLC0415
+    from goldfish.cli.errors import exit_code_for  # noqa: PLC0415
 
     arguments = _arguments(args.args)
     with tool_caller(args.project) as caller:
