@@ -20,11 +20,10 @@ from pydantic import Field
 from goldfish.db.metrics import MetricRepository, MetricSummary
 from goldfish.db.records import RecordRow
 from goldfish.db.runs import LineageRow, PipelineRunRow, RunRepository, StageRunRow
-from goldfish.errors import GoldfishError, InvalidArgumentError
+from goldfish.errors import GoldfishError, InvalidArgumentError, RunNotFoundError
 from goldfish.ids import PIPELINE_RUN_ID, STAGE_RUN_ID
 from goldfish.memory.records import RecordService
 from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
-from goldfish.runs.service import RunNotFoundError
 from goldfish.workspaces.core import WorkspaceCore
 
 MAX_CONFIG_CHANGES = 200

@@ -8,7 +8,6 @@ from goldfish.backends.profiles import Profile, all_profiles
 from goldfish.data.sources import SourceAction, SourceInfo
 from goldfish.errors import InvalidArgumentError
 from goldfish.server.toolkit import JsonMapping, ToolRegistry, ToolResult
-from goldfish.storage.paths import RunPaths
 from goldfish.validation import DEFAULT_LIMIT, page
 from goldfish.validation import reason as check_reason
 
@@ -97,6 +96,8 @@ def register(reg: ToolRegistry) -> None:
             )
         item = outputs[output_name]
         origin = item.producer_run_id or row.id
+        from goldfish.storage.paths import RunPaths  # noqa: PLC0415 - loaded at first call, not at server start
+
         uri = context.storage.uri(RunPaths(origin).output(output_name))
         source = context.sources.promote(
             source_name, uri, item.content_hash, item.size_bytes, row.id, output_name, metadata

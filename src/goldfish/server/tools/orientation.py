@@ -5,7 +5,6 @@ from typing import Any
 from pydantic import Field
 
 from goldfish import __version__
-from goldfish.backends.factory import available_backends
 from goldfish.db.database import schema_version
 from goldfish.memory.overview import (
     AuditEntry,
@@ -72,6 +71,8 @@ def register(reg: ToolRegistry) -> None:
     @reg.tool(read_only=True, idempotent=True, title="Goldfish version")
     def goldfish_version() -> VersionResult:
         """Package version, database schema version and the execution backends this build provides."""
+        from goldfish.backends.factory import available_backends  # noqa: PLC0415 - loaded at first call, not at server start
+
         root = reg.app.root  # known without waiting for the project to load
         return VersionResult(
             package_version=__version__,
