@@ -61,10 +61,12 @@ async def test_warm_up_starts_after_an_answered_request_never_after_a_notificati
 ) -> None:
     warm_up = RecordingWarmUp(GoldfishApp(project_root))
 
-    async def answered(ctx: Any) -> str:
-        return "answered"
+    answer = {"answered": True}
+
+    async def answered(ctx: Any) -> dict[str, Any]:
+        return answer
 
     result = await warm_up.middleware()(cast(Any, SimpleNamespace(method=method)), answered)
 
-    assert result == "answered"
+    assert result is answer
     assert bool(warm_up.armed) is arms
