@@ -317,7 +317,7 @@ def compute_all(outputs_dir: Path, outputs: dict[str, Any], sample_size: int) ->
 
 
 def main() -> int:
-    """Summarise the outputs the environment names (the runner's step; also ``python -m goldfish.io.stats``)."""
+    """Summarise the outputs the environment names (the runner's step; ``python -m goldfish.io.stats``)."""
     signals_path = os.environ.get("GOLDFISH_SIGNALS")
     logs_dir = os.environ.get("GOLDFISH_LOGS_DIR")
     if not signals_path or not logs_dir or not Path(signals_path).is_file():
