@@ -3,10 +3,8 @@
 Only the container engine is faked: a ``docker`` executable first on PATH records each call and,
 for ``docker run``, runs the job's command on this machine with the ``--mount`` sources put in
 place of their targets (so the real stage wrapper writes the logs and the exit code into the
-job's logs folder), and the image's goldfish runtime (``runtime_files()``, what every stage image
-holds at ``RUNTIME_DIR``) in place of that folder. ``poweroff``/``shutdown``/``halt`` only
-record the call; ``nvidia-smi`` shows no GPU. The job's ``docker_run`` is rendered by
-``backends/container.py``, as on the server.
+job's logs folder). ``poweroff``/``shutdown``/``halt`` only record the call; ``nvidia-smi`` shows
+no GPU. The job's ``docker_run`` is rendered by ``backends/container.py``, as on the server.
 
 ``GOLDFISH_TEST_AGENT_PYTHON`` picks the interpreter the agent runs under (default: this one),
 e.g. a Python 3.9 to check the agent's compatibility.
@@ -29,8 +27,7 @@ from typing import Any
 
 import pytest
 
-from goldfish.backends.container import RUNTIME_DIR, Limits, container_invocation, docker_run_argv
-from goldfish.backends.docker_images import runtime_files
+from goldfish.backends.container import Limits, container_invocation, docker_run_argv
 from goldfish.backends.gce.vm import agent
 from goldfish.backends.spec import RunSpec
 from goldfish.storage.gcs import GcsStorage
@@ -111,7 +108,6 @@ def run(args):
     if missing:
         print("docker: invalid mount config: bind source path does not exist", file=sys.stderr)
         return 125
-    mounts.append((os.environ["FAKE_DOCKER_RUNTIME_DIR"], os.environ["FAKE_DOCKER_RUNTIME"]))
     to_host = mapper(mounts)
     env = {key: to_host(value) for key, value in env.items()}
     env["PATH"] = os.environ["PATH"]
@@ -337,8 +333,6 @@ class Vm:
                 "STORAGE_EMULATOR_HOST": self.bucket.host,
                 agent.JOB_ROOT_ENV: str(self.root),
                 "FAKE_DOCKER_DIR": str(self.docker_dir),
-                "FAKE_DOCKER_RUNTIME_DIR": RUNTIME_DIR,
-                "FAKE_DOCKER_RUNTIME": str(self.tmp / "image-runtime"),
                 "FAKE_POWER_LOG": str(self.power_log),
                 "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
                 "GOLDFISH_AGENT_HOME": str(self.tmp / "agent-home"),
@@ -425,9 +419,6 @@ def vm(tmp_path: Path, gcs_bucket: GcsBucket, gcs_emulator: GcsEmulator) -> Iter
     _tool(bin_dir, "nvidia-smi", NO_GPU_SHIM)
     docker_dir = tmp_path / "docker"
     docker_dir.mkdir()
-    for name, data in runtime_files().items():  # the stage image's goldfish runtime
-        (tmp_path / "image-runtime" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "image-runtime" / name).write_bytes(data)
     metadata = FakeMetadataServer(instance_name=INSTANCE, zone=ZONE)
     metadata.start()
     machine = Vm(

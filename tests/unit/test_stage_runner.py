@@ -22,6 +22,7 @@ import atexit, os, sys, time
 from pathlib import Path
 
 print(f"parent={os.getppid()}", flush=True)
+print(f"via_runner={b'goldfish.io.runner' in Path('/proc/self/cmdline').read_bytes()}", flush=True)
 print(f"argv={sys.argv[1:]}", flush=True)
 print(f"token={os.environ.get('HF_TOKEN', '')}", flush=True)
 what = os.environ.get("WHAT", "ok")
@@ -126,6 +127,7 @@ def test_runner_without_secrets_runs_the_module_in_its_own_interpreter_as_main(t
     assert (done.logs / "exit_code.txt").read_text() == "0"
     assert "argv=['--lr', '0.1']" in done.stdout
     assert "as main" in done.stdout
+    assert done.said("via_runner") == "True"
     assert done.said("parent") == str(done.pid)  # the wrapper's own child: no runner process between
 
 
@@ -153,6 +155,17 @@ def test_runner_in_process_summarises_outputs_after_the_stages_own_exit_handlers
     report = json.loads((done.logs / "svs_stats.json").read_text(encoding="utf-8"))
     scores = report["outputs"]["scores"]
     assert scores["type"] == "npy" and scores["count"] == 10 and scores["max"] == 9.0
+
+
+def test_stage_without_telemetry_or_secrets_runs_without_the_runner_and_still_gets_its_statistics(
+    tmp_path: Path,
+) -> None:
+    done = run_stage(tmp_path, GOLDFISH_TELEMETRY_INTERVAL="")
+
+    assert done.code == 0, done.stderr
+    assert done.said("via_runner") == "False"
+    report = json.loads((done.logs / "svs_stats.json").read_text(encoding="utf-8"))
+    assert report["outputs"]["scores"]["count"] == 10  # the wrapper's own statistics step
 
 
 def test_runner_with_a_secret_runs_the_module_as_a_child_masks_its_value_and_still_summarises(

@@ -1,7 +1,7 @@
-"""``python -m goldfish.io.runner ARGV...``: every stage's entry inside its process, container or VM.
+"""``python -m goldfish.io.runner ARGV...``: the stage's entry inside its process, container or VM.
 
-The stage wrapper (``backends/spec.py``) starts each stage of a run as ``PYTHON -m
-goldfish.io.runner PYTHON -m MODULE ARGS...``. The runner
+The stage wrapper (``backends/spec.py``) starts a stage with secrets or telemetry (on by default)
+as ``PYTHON -m goldfish.io.runner PYTHON -m MODULE ARGS...``. The runner
 
 * runs a stage that has no secrets in its own interpreter, as ``python -m MODULE`` would
   (``runpy``: ``__main__``, ``sys.argv``, the exit status of ``sys.exit`` or of an uncaught
@@ -16,7 +16,8 @@ goldfish.io.runner PYTHON -m MODULE ARGS...``. The runner
 * has the stage's telemetry sampled by a separate process, started only once the stage outlives
   the first interval (:class:`~goldfish.io.lazy_sampler.LazySampler`);
 * after a stage that exited 0, summarises its outputs in this interpreter (the SVS statistics of
-  :mod:`goldfish.io.stats`); a failure there is reported on stderr and never fails the stage.
+  :mod:`goldfish.io.stats`; the wrapper starts that step itself for a stage it runs without the
+  runner); a failure there is reported on stderr and never fails the stage.
 
 Standard library only; what only one path needs is imported on that path.
 """
