@@ -4,9 +4,10 @@ The in-stage runner (:mod:`goldfish.io.runner`) calls :func:`main` in the stage'
 when the module exited 0 (process, container and VM alike; the stage wrapper runs
 ``python -m goldfish.io.stats`` itself for a stage without the runner), so the data is
 summarised where it lies and only a small JSON travels: ``$GOLDFISH_LOGS_DIR/svs_stats.json``.
-Standard library at import time; numpy only for npy outputs (a stage that wrote one has it). Everything streams: an npy file is read in fixed-size
-chunks (memory stays bounded however large the array), a CSV row by row, and the values that
-need a sample (``unique_ratio``, histogram ``entropy``) come from a uniform reservoir sample.
+Standard library at import time; numpy only for npy outputs (a stage that wrote one has it).
+Everything streams: an npy file is read in fixed-size chunks (memory stays bounded however large
+the array), a CSV row by row, and the values that need a sample (``unique_ratio``, histogram
+``entropy``) come from a uniform reservoir sample.
 
 Statistic names are the ones ``checks`` rules read (pipelines.md):
 
