@@ -40,6 +40,15 @@ for entry in os.listdir("/proc"):
         if watched == str(os.getpid()).encode():
             samplers.append(entry)
 print(f"samplers={samplers}", flush=True)
+if what == "fork":  # a child that leaves through sys.exit runs the exit handlers it inherited
+    child = os.fork()
+    if child == 0:
+        sys.exit(0)
+    os.waitpid(child, 0)
+    stopped, deadline = False, time.monotonic() + 0.5
+    while samplers and not stopped and time.monotonic() < deadline:
+        stopped = Path(f"/proc/{samplers[0]}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    print(f"sampler_stopped_by_child={stopped}", flush=True)
 
 
 def save_output() -> None:  # at exit, after the module's code: the statistics must still see it
@@ -186,6 +195,18 @@ def test_telemetry_when_the_stage_ends_within_the_first_interval_starts_no_sampl
     assert done.code == 0, done.stderr
     assert done.said("samplers") == "[]"
     assert not [m for m in done.metrics() if str(m["name"]).startswith("sys/")]
+
+
+def test_runner_when_the_stage_forks_a_child_that_exits_the_child_neither_summarises_nor_stops_telemetry(
+    tmp_path: Path,
+) -> None:
+    done = run_stage(tmp_path, "fork", BUSY_SECONDS="0.3", GOLDFISH_TELEMETRY_INTERVAL="0.05")
+
+    assert done.code == 0, done.stderr
+    assert len(json.loads(done.said("samplers").replace("'", '"'))) == 1
+    assert done.said("sampler_stopped_by_child") == "False"
+    report = json.loads((done.logs / "svs_stats.json").read_text(encoding="utf-8"))
+    assert report["outputs"]["scores"]["count"] == 10
 
 
 @pytest.mark.parametrize("secret", [False, True])

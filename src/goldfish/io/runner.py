@@ -140,8 +140,11 @@ class _Ending:
     def __init__(self, sampler: LazySampler):
         self.sampler = sampler
         self.code = 1
+        self.pid = os.getpid()
 
     def __call__(self) -> None:
+        if os.getpid() != self.pid:  # a child the stage forked, exiting through sys.exit
+            return
         self.sampler.stop()
         if self.code == 0:
             summarise_outputs()
