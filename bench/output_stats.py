@@ -1,8 +1,8 @@
-"""output_stats: SVS statistics of a large float32 npy output, as the stage wrapper computes them.
+"""output_stats: SVS statistics of a large float32 npy output, as the in-stage runner computes them.
 
 A 1 GiB float32 array (64 MiB with ``--quick``; 1% NaN) is written as a stage's ``features``
-output; then ``goldfish.io.stats`` runs in a fresh interpreter exactly as the stage wrapper runs
-it after a module exits (signals file, outputs folder, logs folder from the environment) and
+output; then ``goldfish.io.stats`` runs in a fresh interpreter as the in-stage runner runs it
+after a module exits (signals file, outputs folder, logs folder from the environment) and
 reports its own peak RSS (``idle_python_rss_mb`` is a bare interpreter's, for scale). The time
 includes starting that interpreter and importing numpy. The file was just written, so it is read
 from the page cache: the figure is the statistics' own throughput, not the disk's.

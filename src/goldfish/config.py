@@ -20,7 +20,7 @@ CONFIG_FILENAME = "goldfish.yaml"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
 class Defaults(_Strict):

@@ -109,6 +109,13 @@ class WorkspaceNotFoundError(GoldfishError):
     default_remedy = "Call list_workspaces to see the existing names, or create_workspace."
 
 
+class RunNotFoundError(GoldfishError):
+    """No run has that id."""
+
+    code = "RUN_NOT_FOUND"
+    default_remedy = "Call list_runs to see run ids (stage-... or prun-...)."
+
+
 class WorkspaceExistsError(GoldfishError):
     """A workspace with that name exists already."""
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from goldfish.context import ServerContext
-from goldfish.errors import InvalidArgumentError
+from goldfish.errors import InvalidArgumentError, RunNotFoundError
 from goldfish.runs.models import RunSubmission, StageRunInfo
-from goldfish.runs.service import RunNotFoundError
 from tests.integration.test_wait_for_change import submitted
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from mcp import Client
 
-from goldfish.server.app import build_server
+from goldfish.server.app import WarmUp, build_server
 from goldfish.server.app_state import GoldfishApp
 from tests.integration.pipeline_fixtures import eventually
 
@@ -37,3 +39,34 @@ async def test_tool_results_still_carry_structured_content_checked_against_their
     assert result.is_error is False
     assert result.structured_content is not None
     assert result.structured_content["success"] is True
+
+
+class RecordingWarmUp(WarmUp):
+    """A WarmUp that records when it would start loading instead of arming a timer."""
+
+    def __init__(self, app: GoldfishApp):
+        super().__init__(app)
+        self.armed: list[float] = []
+
+    def start_after(self, seconds: float) -> None:
+        self.armed.append(seconds)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("method", "arms"), [("initialize", False), ("notifications/initialized", False), ("tools/list", True)]
+)
+async def test_warm_up_starts_after_an_answered_request_never_after_a_notification(
+    project_root: Path, method: str, arms: bool
+) -> None:
+    warm_up = RecordingWarmUp(GoldfishApp(project_root))
+
+    answer = {"answered": True}
+
+    async def answered(ctx: Any) -> dict[str, Any]:
+        return answer
+
+    result = await warm_up.middleware()(cast(Any, SimpleNamespace(method=method)), answered)
+
+    assert result is answer
+    assert bool(warm_up.armed) is arms

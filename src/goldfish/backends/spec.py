@@ -24,17 +24,19 @@ from goldfish.validation import SECRET_REMEDY, env_name_problem, env_problem, lo
 # exit code, and runs the stage in a subshell that restores the default handlers first (an
 # ignored signal is inherited across exec, and a stage that ignored TERM could only ever be
 # stopped by SIGKILL). The exit code is written to a temporary file and renamed, so a reader
-# never sees half of it. After a stage that exited 0, and before the exit code is written, the
-# same interpreter (``$1``) summarises the outputs in place (SVS statistics, ``goldfish.io.stats``):
-# the data is read where it lies and only a small JSON travels; a failure there never fails the stage.
-# A stage with secrets or telemetry runs under ``goldfish.io.runner`` (same interpreter, "$1"),
-# which masks secret values in its output and samples telemetry.
+# never sees half of it. A stage with secrets or telemetry starts through ``goldfish.io.runner``
+# in the same interpreter ("$1"): it runs the module in its own interpreter, or as a child whose
+# output it masks when the stage has secrets, has telemetry sampled, and after a stage that exited
+# 0 summarises the outputs in place (SVS statistics: the data is read where it lies and only a
+# small JSON travels; a failure there never fails the stage). Without the runner, the wrapper
+# starts that summary itself (``goldfish.io.stats``, same interpreter) before writing the exit code.
 STAGE_WRAPPER = (
-    'exec >>"$GOLDFISH_LOGS_DIR/stdout.log" 2>>"$GOLDFISH_LOGS_DIR/stderr.log"; '
+    'exec >>"$GOLDFISH_LOGS_DIR/stdout.log" 2>>"$GOLDFISH_LOGS_DIR/stderr.log"; runner=; '
     'if [ -n "$GOLDFISH_SECRET_NAMES$GOLDFISH_TELEMETRY_INTERVAL" ]; then '
-    'set -- "$1" -m goldfish.io.runner "$@"; fi; '
+    'set -- "$1" -m goldfish.io.runner "$@"; runner=1; fi; '
     'trap "" TERM INT; (trap - TERM INT; exec "$@"); code=$?; '
-    'if [ "$code" = 0 ]; then (trap - TERM INT; exec "$1" -m goldfish.io.stats) || true; fi; '
+    'if [ "$code" = 0 ] && [ -z "$runner" ]; then '
+    '(trap - TERM INT; exec "$1" -m goldfish.io.stats) || true; fi; '
     'printf "%s" "$code" > "$GOLDFISH_EXIT_FILE.tmp" && mv "$GOLDFISH_EXIT_FILE.tmp" "$GOLDFISH_EXIT_FILE"; '
     "exit $code"
 )

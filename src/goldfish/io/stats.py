@@ -1,11 +1,13 @@
 """Output statistics (SVS), computed inside the stage's environment right after the module exits.
 
-The stage wrapper runs ``python -m goldfish.io.stats`` when the module exited 0 (process,
-container and VM alike), so the data is summarised where it lies and only a small JSON travels:
-``$GOLDFISH_LOGS_DIR/svs_stats.json``. Standard library at import time; numpy only for npy
-outputs (a stage that wrote one has it). Everything streams: an npy file is read in fixed-size
-chunks (memory stays bounded however large the array), a CSV row by row, and the values that
-need a sample (``unique_ratio``, histogram ``entropy``) come from a uniform reservoir sample.
+The in-stage runner (:mod:`goldfish.io.runner`) calls :func:`main` in the stage's own interpreter
+when the module exited 0 (process, container and VM alike; the stage wrapper runs
+``python -m goldfish.io.stats`` itself for a stage without the runner), so the data is
+summarised where it lies and only a small JSON travels: ``$GOLDFISH_LOGS_DIR/svs_stats.json``.
+Standard library at import time; numpy only for npy outputs (a stage that wrote one has it).
+Everything streams: an npy file is read in fixed-size chunks (memory stays bounded however large
+the array), a CSV row by row, and the values that need a sample (``unique_ratio``, histogram
+``entropy``) come from a uniform reservoir sample.
 
 Statistic names are the ones ``checks`` rules read (pipelines.md):
 
@@ -316,7 +318,7 @@ def compute_all(outputs_dir: Path, outputs: dict[str, Any], sample_size: int) ->
 
 
 def main() -> int:
-    """Entry point of ``python -m goldfish.io.stats`` (run by the stage wrapper)."""
+    """Summarise the outputs the environment names (the runner's step; ``python -m goldfish.io.stats``)."""
     signals_path = os.environ.get("GOLDFISH_SIGNALS")
     logs_dir = os.environ.get("GOLDFISH_LOGS_DIR")
     if not signals_path or not logs_dir or not Path(signals_path).is_file():

@@ -1,26 +1,30 @@
 """System telemetry of a running stage as metrics (standard library only).
 
-Every ``GOLDFISH_TELEMETRY_INTERVAL`` seconds the runner appends ``sys/cpu_pct`` and ``sys/rss_mb``
-of the stage's process tree and, for a stage given GPUs, ``sys/gpu<i>/util``, ``sys/gpu<i>/mem_mb``
-and ``sys/gpu<i>/temp_c`` (``i`` = the stage's own GPU number) to its metrics file. A series
-never passes ``GOLDFISH_TELEMETRY_MAX_POINTS``: each time half of the remaining budget is used
-the interval doubles, and sampling stops at the cap. A part that fails (no /proc, nvidia-smi
-gone) says so once on stderr and stops; the stage is never affected.
+``python -m goldfish.io.telemetry PID SINCE CPU_SECONDS`` is the sampler process that
+:class:`~goldfish.io.lazy_sampler.LazySampler` starts one interval into the stage. Every
+``GOLDFISH_TELEMETRY_INTERVAL`` seconds it appends ``sys/cpu_pct`` and ``sys/rss_mb`` of the
+stage's process tree (``PID`` and its descendants, the sampler left out) and, for a stage given
+GPUs, ``sys/gpu<i>/util``, ``sys/gpu<i>/mem_mb`` and ``sys/gpu<i>/temp_c`` (``i`` = the stage's
+own GPU number) to its metrics file. A series never passes ``GOLDFISH_TELEMETRY_MAX_POINTS``: each
+time half of the remaining budget is used the interval doubles, and sampling stops at the cap. A
+part that fails (no /proc, nvidia-smi gone) says so once on stderr and stops; the stage is never
+affected. The sampler stops when its stdin becomes readable (the runner wrote to it or closed it)
+or when the process that started it is gone.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import sys
-import threading
 import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from goldfish.io.gpu import GpuQueryError, GpuReading, query_gpus
-
-JOIN_SECONDS = 5.0
+from goldfish.io.lazy_sampler import DEFAULT_MAX_POINTS, INTERVAL_ENV, MAX_POINTS_ENV, METRICS_ENV, env_number
 
 
 @dataclass(frozen=True)
@@ -42,19 +46,12 @@ class TelemetrySettings:
         if visible_raw and all(part.strip().isdigit() for part in visible_raw.split(",")):
             visible = tuple(int(part) for part in visible_raw.split(","))
         return cls(
-            interval=_number(env.get("GOLDFISH_TELEMETRY_INTERVAL"), 0.0),
-            max_points=int(_number(env.get("GOLDFISH_TELEMETRY_MAX_POINTS"), 2000)),
-            gpu_count=int(_number(env.get("GOLDFISH_GPU_COUNT"), 0)),
-            metrics_file=env.get("GOLDFISH_METRICS_FILE"),
+            interval=env_number(env.get(INTERVAL_ENV), 0.0),
+            max_points=int(env_number(env.get(MAX_POINTS_ENV), DEFAULT_MAX_POINTS)),
+            gpu_count=int(env_number(env.get("GOLDFISH_GPU_COUNT"), 0)),
+            metrics_file=env.get(METRICS_ENV),
             visible=visible,
         )
-
-
-def _number(text: str | None, default: float) -> float:
-    try:
-        return float(text) if text else default
-    except ValueError:
-        return default
 
 
 def gpu_points(readings: list[GpuReading], count: int, visible: tuple[int, ...] | None) -> dict[str, float]:
@@ -73,13 +70,18 @@ def gpu_points(readings: list[GpuReading], count: int, visible: tuple[int, ...] 
 
 
 class ProcessTree:
-    """CPU share and resident memory of a process and its descendants, from /proc."""
+    """CPU share and resident memory of a process and its descendants, from /proc.
 
-    def __init__(self, pid: int):
+    ``exclude`` are processes left out with their descendants (the sampler itself); ``baseline``
+    is (monotonic time, CPU seconds used by then) for the first sample's CPU share.
+    """
+
+    def __init__(self, pid: int, exclude: Collection[int] = (), baseline: tuple[float, float] | None = None):
         self.pid = pid
+        self._exclude = set(exclude)
         self._ticks = float(os.sysconf("SC_CLK_TCK"))
         self._page_mb = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
-        self._last: tuple[float, float] | None = None
+        self._last = None if baseline is None else (baseline[0], baseline[1] * self._ticks)
 
     def _members(self) -> list[int]:
         children: dict[int, list[int]] = {}
@@ -94,12 +96,14 @@ class ProcessTree:
         members, queue = [], [self.pid]
         while queue:
             pid = queue.pop()
+            if pid in self._exclude:
+                continue
             members.append(pid)
             queue.extend(children.get(pid, []))
         return members
 
     def sample(self) -> dict[str, float]:
-        """``sys/cpu_pct`` (since the last sample; absent the first time) and ``sys/rss_mb``."""
+        """``sys/cpu_pct`` (since the last sample or the baseline; else absent) and ``sys/rss_mb``."""
         cpu_ticks, rss_pages = 0.0, 0.0
         for pid in self._members():
             try:
@@ -120,48 +124,31 @@ class ProcessTree:
 
 
 class Sampler:
-    """Samples the stage (``pid``) on a thread and appends the points to the metrics file."""
+    """Samples a stage's process tree (and its GPUs) into the metrics file, in the calling thread."""
 
-    def __init__(self, pid: int, settings: TelemetrySettings):
+    def __init__(self, tree: ProcessTree, settings: TelemetrySettings):
         self.settings = settings
-        self._tree = ProcessTree(pid)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._tree = tree
         self._gpus = settings.gpu_count > 0
         self._process = True
 
-    def start(self) -> None:
-        """Start sampling (nothing happens when telemetry is off)."""
-        if self.settings.interval <= 0 or not self.settings.metrics_file or self.settings.max_points < 1:
-            return
-        self._thread = threading.Thread(target=self._loop, name="goldfish-telemetry", daemon=True)
-        self._thread.start()
+    def run(self, wait: Callable[[float], bool]) -> None:
+        """Sample at once (one interval has passed when the sampler starts), then every interval.
 
-    def stop(self) -> None:
-        """Stop and wait (bounded) for the thread."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(JOIN_SECONDS)
-
-    def _loop(self) -> None:
-        """The first sample comes one interval after the start (a CPU baseline is taken at once)."""
+        ``wait(seconds)`` returns True when sampling must stop.
+        """
         interval, points, budget = self.settings.interval, 0, self.settings.max_points
+        if interval <= 0 or not self.settings.metrics_file:
+            return
         next_doubling = max(1, budget // 2)
-        self._baseline()
         while points < budget and (self._gpus or self._process):
-            if self._stop.wait(interval):
-                return
             self._write(self.sample())
             points += 1
             if points >= next_doubling:
                 interval *= 2
                 next_doubling += max(1, (budget - next_doubling) // 2)
-
-    def _baseline(self) -> None:
-        try:
-            self._tree.sample()
-        except (OSError, ValueError, IndexError):
-            return
+            if wait(interval):
+                return
 
     def sample(self) -> dict[str, float]:
         """One sample of every part still working; a part that fails is reported once and dropped."""
@@ -198,3 +185,30 @@ class Sampler:
 
 def _say(message: str) -> None:
     print(f"goldfish: {message}", file=sys.stderr, flush=True)
+
+
+def _stop_signal(fd: int, parent: int) -> Callable[[float], bool]:
+    """A ``wait`` that ends early, True, once ``fd`` is readable or the parent process is gone."""
+
+    def wait(seconds: float) -> bool:
+        readable, _, _ = select.select([fd], [], [], seconds)
+        return bool(readable) or os.getppid() != parent
+
+    return wait
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the sampler process: ``PID SINCE CPU_SECONDS`` (see the module docstring)."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        pid, since, cpu_seconds = int(args[0]), float(args[1]), float(args[2])
+    except (IndexError, ValueError):
+        print("usage: python -m goldfish.io.telemetry PID SINCE CPU_SECONDS", file=sys.stderr)
+        return 2
+    tree = ProcessTree(pid, exclude={os.getpid()}, baseline=(since, cpu_seconds))
+    Sampler(tree, TelemetrySettings.from_environment()).run(_stop_signal(0, os.getppid()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

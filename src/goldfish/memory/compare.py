@@ -19,7 +19,7 @@ from goldfish.db.metrics import MetricRepository
 from goldfish.db.records import RecordRepository, RecordRow
 from goldfish.db.runs import LineageRow, PipelineRunRow, RunRepository, StageRunRow
 from goldfish.db.workspaces import WorkspaceRepository
-from goldfish.errors import GoldfishError, InvalidArgumentError
+from goldfish.errors import GoldfishError, InvalidArgumentError, RunNotFoundError
 from goldfish.ids import PIPELINE_RUN_ID, STAGE_RUN_ID
 from goldfish.memory.compare_models import (
     CodeDiffSummary,
@@ -35,7 +35,6 @@ from goldfish.memory.compare_models import (
     StageComparison,
 )
 from goldfish.memory.records import RecordService
-from goldfish.runs.service import RunNotFoundError
 from goldfish.workspaces.dev_repo import DevRepo
 
 MAX_CONFIG_CHANGES = 200

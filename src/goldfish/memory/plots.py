@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -19,7 +19,9 @@ from goldfish.db.runs import StageRunRow
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.ids import PIPELINE_RUN_ID
 from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
-from goldfish.runs.queries import RunQueries
+
+if TYPE_CHECKING:
+    from goldfish.runs.queries import RunQueries
 
 MAX_RUNS = 8
 MAX_POINTS_PER_RUN = 2000

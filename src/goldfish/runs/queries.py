@@ -10,9 +10,8 @@ from typing import Any, Literal
 from goldfish.backends.factory import BackendRegistry
 from goldfish.db.metrics import MetricRepository
 from goldfish.db.runs import PipelineRunRow, RunRepository, StageRunRow
-from goldfish.errors import InvalidArgumentError
+from goldfish.errors import InvalidArgumentError, RunNotFoundError
 from goldfish.runs.models import LineageEdge, LogChunk, MetricSeries, PipelineRunInfo, StageRunInfo
-from goldfish.runs.service import RunNotFoundError
 from goldfish.runs.timeline import stage_timeline, timeline
 from goldfish.states import TERMINAL, PipelineState, StageState
 from goldfish.storage.paths import RunPaths

@@ -15,7 +15,7 @@ from goldfish.db.records import RecordRepository
 from goldfish.db.runs import RunRepository
 from goldfish.db.svs import SvsRepository
 from goldfish.db.workspaces import WorkspaceRepository, WorkspaceRow
-from goldfish.errors import GoldfishError, InvalidArgumentError
+from goldfish.errors import GoldfishError, InvalidArgumentError, RunNotFoundError
 from goldfish.pipelines.graph import dependencies, downstream_closure, topological_order
 from goldfish.pipelines.models import PipelineDef
 from goldfish.pipelines.validator import FileReader, load_pipeline
@@ -54,13 +54,6 @@ class ReviewBlockedError(GoldfishError):
             "The pre-run review stopped the run: " + "; ".join(f"{f.stage}: {f.message}" for f in errors[:5]),
             details={"findings": [f.as_json() for f in review.findings], "reviewed_by": review.reviewed_by},
         )
-
-
-class RunNotFoundError(GoldfishError):
-    """No run has that id."""
-
-    code = "RUN_NOT_FOUND"
-    default_remedy = "Call list_runs to see run ids (stage-... or prun-...)."
 
 
 class RunService:

@@ -10,7 +10,7 @@ from typing import Any
 
 from goldfish.db.runs import RunRepository, StageRunRow
 from goldfish.db.svs import SvsRepository
-from goldfish.runs.service import RunNotFoundError
+from goldfish.errors import RunNotFoundError
 
 NOT_REVIEWED = {"reviewed_by": "none", "why": "no pre-run review was recorded for this run (it predates SVS)"}
 

@@ -71,7 +71,9 @@ class WarmUp:
 
         async def middleware(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> MiddlewareResult:
             result = await call_next(ctx)
-            if ctx.method != "initialize":
+            # A notification (``notifications/initialized`` comes right after the handshake) is
+            # no answered request: loading then would compete with the tools/list that follows.
+            if ctx.method != "initialize" and not ctx.method.startswith("notifications/"):
                 self.start_after(REPLY_FIRST_SECONDS)
             return result
 

@@ -1,15 +1,17 @@
 """Backup tools: create_backup, list_backups, restore_backup."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from goldfish.backups.models import BackupInfo, RestoreInfo
-from goldfish.backups.service import Progress
 from goldfish.server.toolkit import Reason, ToolRegistry, ToolResult
 from goldfish.validation import DEFAULT_LIMIT, page
+
+if TYPE_CHECKING:
+    from goldfish.backups.service import Progress
 
 
 class BackupResult(ToolResult, BackupInfo):
@@ -27,7 +29,7 @@ class RestoreResult(ToolResult, RestoreInfo):
     """The restored project and its checks."""
 
 
-def _reporter(ctx: Context) -> Progress:
+def _reporter(ctx: Context) -> "Progress":
     """MCP progress notifications from the worker thread a backup or restore runs on."""
 
     def report(step: int, steps: int, message: str) -> None:

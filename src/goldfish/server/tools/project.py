@@ -4,7 +4,6 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from goldfish import config_check
 from goldfish.config import ConfigProblem
 from goldfish.errors import ConfigError
 from goldfish.server.toolkit import ToolRegistry, ToolResult
@@ -71,6 +70,8 @@ def register(reg: ToolRegistry) -> None:
 
         Each problem names the file, line, key and what is wrong.
         """
+        from goldfish import config_check  # noqa: PLC0415 - loaded at first call, not at server start
+
         context = reg.app.context
         report = config_check.validate(context.paths.root, context.core, workspace, context.sources.names())
         return ValidateResult(**report.model_dump())
@@ -82,6 +83,8 @@ def register(reg: ToolRegistry) -> None:
         An invalid file is reported and the previous config stays in force. Returns the effective
         settings (slots, defaults, storage, whether GCE is configured).
         """
+        from goldfish import config_check  # noqa: PLC0415 - loaded at first call, not at server start
+
         context = reg.app.context
         problems = config_check.check_project_config(context.paths.root)
         if problems:

@@ -9,7 +9,6 @@ from pydantic import Field
 from goldfish.errors import InvalidArgumentError
 from goldfish.runs.models import LineageEdge, LogChunk, MetricSeries, RunSubmission, StageRunInfo
 from goldfish.runs.requests import ResultsSpec, StructuredReason
-from goldfish.server.sampling import reviewers_for
 from goldfish.server.toolkit import JsonMapping, Reason, ToolRegistry, ToolResult, plain
 from goldfish.states import StageState
 from goldfish.validation import DEFAULT_LIMIT, page
@@ -133,6 +132,8 @@ def register(reg: ToolRegistry) -> None:  # noqa: C901 - one closure per tool
             use_cache,
             profile,
         )
+        from goldfish.server.sampling import reviewers_for  # noqa: PLC0415 - loaded at first call, not at server start
+
         reviewers = reviewers_for(ctx, context.config.svs.review_model)
         submission = await anyio.to_thread.run_sync(context.run_service.submit, request, reviewers)
         if not wait or submission.finished or submission.pipeline_run_id is None:

@@ -6,7 +6,6 @@ import anyio
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from goldfish.server.sampling import reviewers_for
 from goldfish.server.toolkit import ChangeReason, ToolRegistry, ToolResult
 from goldfish.svs.pattern_service import PatternAction
 from goldfish.validation import DEFAULT_LIMIT, page
@@ -55,6 +54,8 @@ def register(reg: ToolRegistry) -> None:
         request = service.build_request(
             workspace, stages, pipeline, None, None, REVIEW_REASON, None, None, True, True, None
         )
+        from goldfish.server.sampling import reviewers_for  # noqa: PLC0415 - loaded at first call, not at server start
+
         reviewers = reviewers_for(ctx, context.config.svs.review_model)
         review = await anyio.to_thread.run_sync(service.review, request, reviewers)
         return ReviewResult(review=review.as_json() if review is not None else None)
