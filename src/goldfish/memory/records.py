@@ -39,7 +39,6 @@ from goldfish.memory.record_models import (
     RecordDetail,
     RecordInfo,
     RecordNotFoundError,
-    Regression,
     Results,
     ResultsSpecInfo,
     RunNotFinishedError,
@@ -49,6 +48,7 @@ from goldfish.memory.record_models import (
     suggested_outcome,
 )
 from goldfish.memory.thoughts import ThoughtInfo
+from goldfish.memory.trends import regressions, trend_word
 from goldfish.runs.requests import parse_results_spec
 from goldfish.validation import DEFAULT_LIMIT, tag_name
 from goldfish.validation import reason as check_reason
@@ -401,8 +401,8 @@ class RecordService:
                 )
                 for r in recent
             ],
-            trend_direction=_trend_word(recent, direction),
-            regressions=_regressions(history, {r.id for r in recent}, direction),
+            trend_direction=trend_word(recent, direction),
+            regressions=regressions(history, {r.id for r in recent}, direction),
             pending_finalizations=pending.runs,
             pending_total=pending.total,
             last_thoughts=thoughts,
@@ -453,50 +453,3 @@ def _spec_warnings(results: dict[str, Any], spec: dict[str, Any]) -> list[str]:
         if expected is not None and results.get(key) != expected:
             warnings.append(f"{key} {results.get(key)!r} differs from the results spec's {expected!r}.")
     return warnings
-
-
-def _trend_word(
-    recent: list[RecordRow], direction: str | None
-) -> Literal["improving", "worsening", "flat"] | None:
-    values = [r.metric_value for r in recent if r.metric_value is not None]
-    if len(values) < 2 or direction is None:
-        return None
-    change = values[-1] - values[0]
-    if change == 0:
-        return "flat"
-    return "improving" if (change > 0) == (direction == "maximize") else "worsening"
-
-
-def _regressions(history: list[RecordRow], recent: set[str], direction: str | None) -> list[Regression]:
-    """Recent results worse than the best result before them by more than their spec's tolerance.
-
-    ``history`` is oldest first; the best so far runs over all of it, regressions are reported
-    only for the records in ``recent``.
-    """
-    if direction is None:
-        return []
-    sign = 1 if direction == "maximize" else -1
-    found: list[Regression] = []
-    best: RecordRow | None = None
-    for row in history:
-        if row.metric_value is None:
-            continue
-        if best is not None and best.metric_value is not None:
-            gap = sign * (best.metric_value - row.metric_value)
-            tolerance = float((row.results_spec or {}).get("tolerance") or 0.0)
-            if row.id in recent and gap > tolerance:
-                found.append(
-                    Regression(
-                        record_id=row.id,
-                        pipeline_run_id=row.pipeline_run_id,
-                        version=f"v{row.version_num}",
-                        value=row.metric_value,
-                        best_before=best.metric_value,
-                        best_before_record_id=best.id,
-                        gap=gap,
-                        tolerance=tolerance,
-                    )
-                )
-        if best is None or best.metric_value is None or sign * (row.metric_value - best.metric_value) > 0:
-            best = row
-    return found
