@@ -140,3 +140,16 @@ def test_module_that_imports_its_code_by_a_computed_name_is_not_said_to_skip_its
         "    save_output('features', [1.0])\n    save_output('labels', [{'a': 1}])\n"
     )
     assert _review(_slot(tmp_path, module, **{"modules/kit.py": helper})) == []
+
+
+def test_helper_imported_by_a_literal_import_module_call_is_read_like_an_import_statement(
+    tmp_path: Path,
+) -> None:
+    # The review and the stage cache key read imports the same way: a literal name is followed.
+    module = (
+        "import importlib\nfrom goldfish.io import load_input, save_output\n\n"
+        "kit = importlib.import_module('modules.kit')\nkit.main()\nsave_output('labels', [])\n"
+        "load_input('raw'); load_input('extra')\n"
+    )
+    helper = "from goldfish.io import save_output\n\ndef main():\n    save_output('features', [1.0])\n"
+    assert _review(_slot(tmp_path, module, **{"modules/kit.py": helper})) == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Calls that import a module named by their first argument.
 _IMPORT_CALLS = frozenset({"import_module", "__import__"})
@@ -37,6 +37,7 @@ class ImportRef:
     name: str
     level: int
     names: tuple[str, ...] = ()
+    line: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -53,16 +54,14 @@ def parse_source(data: bytes) -> ParsedFile:
         module = ast.parse(data)
     except (SyntaxError, ValueError) as exc:
         return ParsedFile((), f"it does not parse ({type(exc).__name__})")
-    visitor = _ImportVisitor()
-    visitor.visit(module)
-    return ParsedFile(tuple(visitor.imports), visitor.opaque)
+    return read_tree(module)
 
 
-def opaque_reason(tree: ast.AST) -> str | None:
-    """Why a parsed file's imports cannot all be followed statically (None: they can)."""
+def read_tree(tree: ast.AST) -> ParsedFile:
+    """The imports of an already parsed file, or what keeps them from being followed."""
     visitor = _ImportVisitor()
     visitor.visit(tree)
-    return visitor.opaque
+    return ParsedFile(tuple(visitor.imports), visitor.opaque)
 
 
 class _ImportVisitor(ast.NodeVisitor):
@@ -75,10 +74,11 @@ class _ImportVisitor(ast.NodeVisitor):
             self.opaque = f"line {getattr(node, 'lineno', '?')}: {what}"
 
     def visit_Import(self, node: ast.Import) -> None:
-        self.imports += [ImportRef(alias.name, 0) for alias in node.names]
+        self.imports += [ImportRef(alias.name, 0, line=node.lineno) for alias in node.names]
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
-        self.imports.append(ImportRef(node.module or "", node.level, tuple(a.name for a in node.names)))
+        names = tuple(a.name for a in node.names)
+        self.imports.append(ImportRef(node.module or "", node.level, names, line=node.lineno))
 
     def visit_Call(self, node: ast.Call) -> None:
         name = _dotted(node.func)
@@ -87,7 +87,8 @@ class _ImportVisitor(ast.NodeVisitor):
             first = node.args[0] if node.args else None
             if isinstance(first, ast.Constant) and isinstance(first.value, str):
                 text = first.value
-                self.imports.append(ImportRef(text.lstrip("."), len(text) - len(text.lstrip("."))))
+                level = len(text) - len(text.lstrip("."))
+                self.imports.append(ImportRef(text.lstrip("."), level, line=node.lineno))
             else:
                 self._mark(node, f"{name}() with a computed module name")
         elif last in _OPAQUE_CALLS:

@@ -18,7 +18,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from goldfish.pipelines.code_imports import opaque_reason
+from goldfish.pipelines.code_imports import read_tree
 from goldfish.pipelines.models import PipelineDef, StageDef
 from goldfish.pipelines.validator import FileReader, module_path
 
@@ -112,11 +112,12 @@ def _scan(tree: ast.AST, rel: str, usage: _Usage) -> None:
                 usage.config_keys.setdefault(key.value, (rel, node.lineno))
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _OWN_PATHS.search(node.value):
             usage.dynamic = True  # the stage builds its own paths: nothing to prove
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                usage.imports.setdefault(alias.name, (rel, node.lineno))
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            usage.imports.setdefault(node.module, (rel, node.lineno))
+    read = read_tree(tree)
+    if read.opaque is not None:
+        usage.dynamic = True  # code it loads at run time may save or load the signals
+    for ref in read.imports:
+        if ref.level == 0 and ref.name:
+            usage.imports.setdefault(ref.name, (rel, ref.line))
 
 
 def _local_module(files: FileReader, dotted: str) -> str | None:
@@ -153,8 +154,6 @@ class _StageReader:
                 self.findings.append(ReviewFinding("error", stage.name, message, rel, exc.lineno))
                 return None if rel == module_path(stage) else usage
             _scan(tree, rel, usage)
-            if opaque_reason(tree) is not None:
-                usage.dynamic = True  # code it loads at run time may save or load the signals
             for dotted in list(usage.imports):
                 local = _local_module(self.files, dotted)
                 if local is not None:
