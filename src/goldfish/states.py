@@ -3,7 +3,7 @@
 Each kind of thing is an enum, a frozenset of terminal states and an explicit table of allowed
 moves. :meth:`StateTable.check` answers a proposed move with an :class:`Outcome` (accepted or
 rejected, with the reason) instead of raising; the compare-and-set that makes the move happens
-in ``db/`` (``db/run_states.py``, ``db/warm_pool.py``), so two server processes never both move
+in ``db/`` (``db/run_moves.py``, ``db/warm_pool.py``), so two server processes never both move
 the same thing.
 
 The side effects of ending a stage run are declared here once, as :data:`STAGE_HOOKS` with the
