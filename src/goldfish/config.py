@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from goldfish.errors import ConfigError, suggestion_suffix
+from goldfish.problems import ConfigProblem
 from goldfish.validation import PROJECT_NAME, SLOT_NAME, env_name_problem, env_problem
 from goldfish.yamlfile import YamlFileError, load_yaml
 
@@ -297,16 +298,6 @@ class GoldfishConfig(_Strict):
         if not value or Path(value).is_absolute() or ".." in parts or "\x00" in value:
             raise ValueError("must be a relative path inside the project, without '..'")
         return value
-
-
-class ConfigProblem(BaseModel):
-    """One problem found in a config or pipeline file."""
-
-    path: str
-    line: int | None
-    key: str
-    message: str
-    stage: str | None = None
 
 
 def key_lines(text: str) -> dict[tuple[str, ...], int]:

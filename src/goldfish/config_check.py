@@ -10,7 +10,6 @@ from pydantic import BaseModel, ValidationError
 
 from goldfish.config import (
     CONFIG_FILENAME,
-    ConfigProblem,
     key_lines,
     parse_config,
     problems_from_validation,
@@ -25,6 +24,7 @@ from goldfish.errors import (
     UnsafeSymlinkError,
 )
 from goldfish.pipelines.validator import FileReader, check_pipeline, pipeline_path
+from goldfish.problems import ConfigProblem
 from goldfish.runs.stage_config import ComputeBlock, parse_env_block, parse_secrets_block
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.yamlfile import YamlFileError, load_yaml
