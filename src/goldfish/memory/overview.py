@@ -25,7 +25,7 @@ from goldfish.memory.overview_models import (
     SlotState,
     StatusInfo,
     WorkspaceBest,
-    clip,
+    clipped,
 )
 from goldfish.svs.pattern_service import PatternService
 from goldfish.workspaces.core import WorkspaceCore
@@ -161,7 +161,7 @@ class OverviewService:
             Alert(
                 kind=f"svs_{item.finding.mode}",
                 message=f"{item.workspace}/{item.stage} ({item.finding.stage_run_id}): "
-                f"{clip(item.finding.message, CLIP)}; get_svs_findings for details",
+                f"{clipped(item.finding.message, CLIP)}; get_svs_findings for details",
                 at=item.finding.created_at,
             )
             for item in self._svs.recent("", RECENT_RUNS)
@@ -183,7 +183,7 @@ class OverviewService:
             Alert(
                 kind="failed_run",
                 message=f"{run.workspace}/{run.stage} ({run.id}) {run.state}: "
-                f"{clip(run.error or run.failure_kind, CLIP)}" + self._seen_before(run.id),
+                f"{clipped(run.error or run.failure_kind, CLIP)}" + self._seen_before(run.id),
                 at=run.finished_at or run.created_at,
             )
             for state in ("failed", "timed_out")

@@ -51,7 +51,7 @@ class AuditEntry(BaseModel):
             workspace=row.workspace,
             outcome=row.outcome,
             error_code=row.error_code,
-            reason=clip(row.reason, clip) if clip else row.reason,
+            reason=clipped(row.reason, clip) if clip else row.reason,
         )
 
 
@@ -69,7 +69,7 @@ class AuditDetail(AuditEntry):
         )
 
 
-def clip(text: str | None, limit: int | None) -> str | None:
+def clipped(text: str | None, limit: int | None) -> str | None:
     """``text`` cut to ``limit`` characters (an ellipsis marks the cut)."""
     if text is None or limit is None or len(text) <= limit:
         return text
@@ -98,7 +98,7 @@ class RunBrief(BaseModel):
             stage=row.stage,
             status=row.state,
             elapsed_seconds=info.elapsed_seconds,
-            error=clip(row.error, CLIP),
+            error=clipped(row.error, CLIP),
         )
 
 
