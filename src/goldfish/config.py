@@ -13,11 +13,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from goldfish.errors import ConfigError, suggestion_suffix
+from goldfish.paths import CONFIG_FILENAME
 from goldfish.problems import ConfigProblem
 from goldfish.validation import PROJECT_NAME, SLOT_NAME, env_name_problem, env_problem
 from goldfish.yamlfile import YamlFileError, load_yaml
-
-CONFIG_FILENAME = "goldfish.yaml"
 
 
 class _Strict(BaseModel):

@@ -9,7 +9,6 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from goldfish.config import (
-    CONFIG_FILENAME,
     key_lines,
     parse_config,
     problems_from_validation,
@@ -23,6 +22,7 @@ from goldfish.errors import (
     SlotTooLargeError,
     UnsafeSymlinkError,
 )
+from goldfish.paths import CONFIG_FILENAME
 from goldfish.pipelines.validator import FileReader, check_pipeline, pipeline_path
 from goldfish.problems import ConfigProblem
 from goldfish.runs.stage_config import ComputeBlock, parse_env_block, parse_secrets_block
