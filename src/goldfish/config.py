@@ -253,6 +253,12 @@ class Backup(_Strict):
     every_minutes: float | None = Field(
         None, ge=1, le=525_600, description="Back up when the newest backup is this old and work changed."
     )
+
+    @property
+    def automatic(self) -> bool:
+        """Whether backups are also taken on their own (after runs or on a clock)."""
+        return self.every_runs is not None or self.every_minutes is not None
+
     keep: int | None = Field(None, ge=1, le=10_000, description="Keep the newest N backups; unset keeps all.")
 
 

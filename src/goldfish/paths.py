@@ -12,7 +12,6 @@ DB_FILENAME = "goldfish.db"
 STATE_FILENAME = "STATE.md"
 
 
-
 class Layout(Protocol):
     """The part of a project's config that places its folders (``GoldfishConfig`` has it)."""
 

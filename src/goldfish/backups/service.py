@@ -233,8 +233,7 @@ class BackupService:
 
     def schedule_auto(self) -> None:
         """Check :meth:`auto` on a background thread (at most one at a time in this process)."""
-        rules = self._config.backup
-        if rules.every_runs is None and rules.every_minutes is None:
+        if not self._config.backup.automatic:
             return
         with self._auto_guard:
             if self._auto is not None and self._auto.is_alive():
