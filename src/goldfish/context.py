@@ -33,7 +33,6 @@ from goldfish.paths import ProjectPaths
 from goldfish.runs.deps import ExecutorDeps, StageRuntime
 from goldfish.runs.driver import DriverDeps, DriverHandOff, PipelineDriver, spawn_driver
 from goldfish.runs.planner import InputResolver
-from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
 from goldfish.runs.svs_findings import SvsService
 from goldfish.secrets.resolver import CloudLookup, SecretResolver
@@ -58,6 +57,7 @@ if TYPE_CHECKING:
     from goldfish.memory.overview import OverviewService
     from goldfish.memory.plots import MetricPlotter
     from goldfish.runs.folder_import import FolderImporter
+    from goldfish.runs.queries import RunQueries
     from goldfish.runs.watch import RunWatcher
     from goldfish.secrets.service import SecretService
 
@@ -108,7 +108,6 @@ class ServerContext:
     _reaper_stop: threading.Event = field(init=False, default_factory=threading.Event)
     records: RecordService = field(init=False)
     run_service: RunService = field(init=False)
-    run_queries: RunQueries = field(init=False)
     svs: SvsService = field(init=False)
     secrets: SecretResolver = field(init=False)
     # Set by `goldfish run`: a fork standing by to drive its run (see driver_entry.DriverFork).
@@ -194,9 +193,6 @@ class ServerContext:
             svs_store,
         )
         context.svs = SvsService(runs, context.svs_store)
-        context.run_queries = RunQueries(
-            runs, metrics, storage, backends, context.ensure_driver, context.svs.findings
-        )
         return context
 
     def warm_pool(self) -> WarmPoolService:
@@ -333,6 +329,15 @@ class ServerContext:
         from goldfish.data.promotion import OutputPromoter  # noqa: PLC0415 - only promote_artifact needs it
 
         return OutputPromoter(self.run_queries.stage_run, self.runs, self.storage, self.sources)
+
+    @cached_property
+    def run_queries(self) -> RunQueries:
+        """Reads of runs: inspect, list, logs, lineage, metrics; cancel."""
+        from goldfish.runs.queries import RunQueries  # noqa: PLC0415
+
+        return RunQueries(
+            self.runs, self.metrics, self.storage, self.backends, self.ensure_driver, self.svs.findings
+        )
 
     @cached_property
     def overview(self) -> OverviewService:
