@@ -6,7 +6,6 @@ Known without a project (``goldfish_version`` answers before one is loaded).
 from __future__ import annotations
 
 from goldfish import __version__
-from goldfish.backends.factory import available_backends
 from goldfish.db.database import schema_version
 from goldfish.result_model import ResultModel as BaseModel
 
@@ -21,6 +20,8 @@ class ReleaseInfo(BaseModel):
 
 def release() -> ReleaseInfo:
     """This build's package and schema versions and the backends it provides."""
+    from goldfish.backends.factory import available_backends  # noqa: PLC0415 - not needed at server start
+
     return ReleaseInfo(
         package_version=__version__, schema_version=schema_version(), backends=available_backends()
     )

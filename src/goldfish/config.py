@@ -13,10 +13,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from goldfish.errors import ConfigError, suggestion_suffix
+from goldfish.paths import CONFIG_FILENAME
+from goldfish.problems import ConfigProblem
 from goldfish.validation import PROJECT_NAME, SLOT_NAME, env_name_problem, env_problem
 from goldfish.yamlfile import YamlFileError, load_yaml
-
-CONFIG_FILENAME = "goldfish.yaml"
 
 
 class _Strict(BaseModel):
@@ -253,6 +253,12 @@ class Backup(_Strict):
     every_minutes: float | None = Field(
         None, ge=1, le=525_600, description="Back up when the newest backup is this old and work changed."
     )
+
+    @property
+    def automatic(self) -> bool:
+        """Whether backups are also taken on their own (after runs or on a clock)."""
+        return self.every_runs is not None or self.every_minutes is not None
+
     keep: int | None = Field(None, ge=1, le=10_000, description="Keep the newest N backups; unset keeps all.")
 
 
@@ -297,16 +303,6 @@ class GoldfishConfig(_Strict):
         if not value or Path(value).is_absolute() or ".." in parts or "\x00" in value:
             raise ValueError("must be a relative path inside the project, without '..'")
         return value
-
-
-class ConfigProblem(BaseModel):
-    """One problem found in a config or pipeline file."""
-
-    path: str
-    line: int | None
-    key: str
-    message: str
-    stage: str | None = None
 
 
 def key_lines(text: str) -> dict[tuple[str, ...], int]:

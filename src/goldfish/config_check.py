@@ -9,8 +9,6 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from goldfish.config import (
-    CONFIG_FILENAME,
-    ConfigProblem,
     key_lines,
     parse_config,
     problems_from_validation,
@@ -24,7 +22,9 @@ from goldfish.errors import (
     SlotTooLargeError,
     UnsafeSymlinkError,
 )
+from goldfish.paths import CONFIG_FILENAME
 from goldfish.pipelines.validator import FileReader, check_pipeline, pipeline_path
+from goldfish.problems import ConfigProblem
 from goldfish.runs.stage_config import ComputeBlock, parse_env_block, parse_secrets_block
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.yamlfile import YamlFileError, load_yaml

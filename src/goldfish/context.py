@@ -11,11 +11,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
-from goldfish.backends.docker.base_image import ImageService
 from goldfish.backends.factory import BackendRegistry
-from goldfish.backends.gpus import discover
 from goldfish.backends.protocol import BackendSettings
-from goldfish.backups.service import BackupService
 from goldfish.config import GoldfishConfig, load_config
 from goldfish.data.sources import SourceService
 from goldfish.db.audit import AuditRepository
@@ -29,9 +26,6 @@ from goldfish.db.svs import PatternRepository, SvsRepository
 from goldfish.db.thoughts import ThoughtRepository
 from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.db.workspaces import WorkspaceRepository
-from goldfish.memory.compare import RunComparer
-from goldfish.memory.overview import OverviewService
-from goldfish.memory.plots import MetricPlotter
 from goldfish.memory.records import RecordService
 from goldfish.memory.state_md import StateWriter
 from goldfish.memory.thoughts import ThoughtService
@@ -39,11 +33,9 @@ from goldfish.paths import ProjectPaths
 from goldfish.runs.deps import ExecutorDeps, StageRuntime
 from goldfish.runs.driver import DriverDeps, DriverHandOff, PipelineDriver, spawn_driver
 from goldfish.runs.planner import InputResolver
-from goldfish.runs.queries import RunQueries
 from goldfish.runs.service import RunService
 from goldfish.runs.svs_findings import SvsService
 from goldfish.secrets.resolver import CloudLookup, SecretResolver
-from goldfish.secrets.service import SecretService
 from goldfish.secrets.store import SecretStore
 from goldfish.storage.factory import open_storage
 from goldfish.storage.protocol import Storage
@@ -56,11 +48,18 @@ from goldfish.workspaces.sync import SlotSync
 from goldfish.workspaces.versions import VersionService
 
 if TYPE_CHECKING:
+    from goldfish.backends.docker.base_image import ImageService
     from goldfish.backends.gce.backend import GceBackend
     from goldfish.backends.gce.warm_pool import WarmPoolService
+    from goldfish.backups.service import BackupService
     from goldfish.data.promotion import OutputPromoter
+    from goldfish.memory.compare import RunComparer
+    from goldfish.memory.overview import OverviewService
+    from goldfish.memory.plots import MetricPlotter
     from goldfish.runs.folder_import import FolderImporter
+    from goldfish.runs.queries import RunQueries
     from goldfish.runs.watch import RunWatcher
+    from goldfish.secrets.service import SecretService
 
 log = logging.getLogger("goldfish")
 
@@ -97,7 +96,6 @@ class ServerContext:
     thoughts: ThoughtService
     audit: AuditRepository
     state: StateWriter
-    overview: OverviewService
     runs: RunRepository
     metrics: MetricRepository
     sources: SourceService
@@ -105,17 +103,13 @@ class ServerContext:
     backends: BackendRegistry
     svs_store: SvsRepository
     patterns: PatternService
-    images: ImageService = field(init=False)
+    builds: ImageBuildRepository
+    warm_pool_rows: WarmPoolRepository
     _reaper_stop: threading.Event = field(init=False, default_factory=threading.Event)
     records: RecordService = field(init=False)
     run_service: RunService = field(init=False)
-    run_queries: RunQueries = field(init=False)
-    comparer: RunComparer = field(init=False)
-    plotter: MetricPlotter = field(init=False)
-    backups: BackupService = field(init=False)
     svs: SvsService = field(init=False)
     secrets: SecretResolver = field(init=False)
-    secret_service: SecretService = field(init=False)
     # Set by `goldfish run`: a fork standing by to drive its run (see driver_entry.DriverFork).
     driver_fork: DriverHandOff | None = field(init=False, default=None)
 
@@ -169,18 +163,6 @@ class ServerContext:
             thoughts=ThoughtService(core, thought_rows),
             audit=audit,
             state=StateWriter(core, rows, record_rows, thought_rows, runs, svs_store),
-            overview=OverviewService(
-                core,
-                workspaces,
-                audit,
-                runs,
-                rows,
-                record_rows,
-                warm_pool if config.gce.warm_pool.enabled else None,
-                svs_store,
-                patterns,
-                host_gpus=lambda: discover().describe(),
-            ),
             runs=runs,
             metrics=metrics,
             sources=sources,
@@ -188,11 +170,10 @@ class ServerContext:
             backends=backends,
             svs_store=svs_store,
             patterns=patterns,
+            builds=builds,
+            warm_pool_rows=warm_pool,
         )
-        context.images = ImageService(config.docker, builds)
-        context.backups = BackupService(config, paths, db, repo, runs, storage)
         context.secrets = SecretResolver(SecretStore(paths.state_dir), cloud=_secret_manager(config))
-        context.secret_service = SecretService(context.secrets, config, core, rows)
         # Wired after construction: both call back into the context (settle, spawn a driver).
         context.records = RecordService(config, core, db, rows, record_rows, runs, metrics)
         context.run_service = RunService(
@@ -212,11 +193,6 @@ class ServerContext:
             svs_store,
         )
         context.svs = SvsService(runs, context.svs_store)
-        context.run_queries = RunQueries(
-            runs, metrics, storage, backends, context.ensure_driver, context.svs.findings
-        )
-        context.comparer = RunComparer(runs, metrics, context.records, record_rows, rows, repo)
-        context.plotter = MetricPlotter(context.run_queries, metrics)
         return context
 
     def warm_pool(self) -> WarmPoolService:
@@ -264,7 +240,8 @@ class ServerContext:
     def settle(self, pipeline_run_id: str) -> bool:
         """Do inline what needs no backend (cache hits, skips); True when the run is then finished."""
         # Every run submission passes here: the place to see whether an automatic backup is due.
-        self.backups.schedule_auto()
+        if self.config.backup.automatic:
+            self.backups.schedule_auto()
         driver = PipelineDriver(self.driver_deps(), pipeline_run_id)
         if not self.runs.take_lease(pipeline_run_id, driver.owner, 30.0, 0):
             return False
@@ -327,7 +304,8 @@ class ServerContext:
     def close(self) -> None:
         """Stop the reaper and release the database connections."""
         self._reaper_stop.set()
-        self.backups.wait_auto()
+        if "backups" in self.__dict__:  # built (and so maybe backing up) only if something used it
+            self.backups.wait_auto()
         self.db.close()
 
     # -- Services the faces (tools, CLI) call, built on first use ---------------------------------
@@ -351,3 +329,68 @@ class ServerContext:
         from goldfish.data.promotion import OutputPromoter  # noqa: PLC0415 - only promote_artifact needs it
 
         return OutputPromoter(self.run_queries.stage_run, self.runs, self.storage, self.sources)
+
+    @cached_property
+    def run_queries(self) -> RunQueries:
+        """Reads of runs: inspect, list, logs, lineage, metrics; cancel."""
+        from goldfish.runs.queries import RunQueries  # noqa: PLC0415
+
+        return RunQueries(
+            self.runs, self.metrics, self.storage, self.backends, self.ensure_driver, self.svs.findings
+        )
+
+    @cached_property
+    def overview(self) -> OverviewService:
+        """``status`` and ``dashboard``."""
+        from goldfish.backends.gpus import discover  # noqa: PLC0415 - the services below load at first use
+        from goldfish.memory.overview import OverviewService  # noqa: PLC0415
+
+        return OverviewService(
+            self.core,
+            self.workspaces,
+            self.audit,
+            self.runs,
+            self.workspace_rows,
+            self.record_rows,
+            self.warm_pool_rows if self.config.gce.warm_pool.enabled else None,
+            self.svs_store,
+            self.patterns,
+            host_gpus=lambda: discover().describe(),
+        )
+
+    @cached_property
+    def images(self) -> ImageService:
+        """Base images and image builds."""
+        from goldfish.backends.docker.base_image import ImageService  # noqa: PLC0415
+
+        return ImageService(self.config.docker, self.builds)
+
+    @cached_property
+    def backups(self) -> BackupService:
+        """Project backups (made, listed, restored; automatic ones per ``backup``)."""
+        from goldfish.backups.service import BackupService  # noqa: PLC0415
+
+        return BackupService(self.config, self.paths, self.db, self.repo, self.runs, self.storage)
+
+    @cached_property
+    def secret_service(self) -> SecretService:
+        """``list_secrets``: names, where each is set, which stages use it."""
+        from goldfish.secrets.service import SecretService  # noqa: PLC0415
+
+        return SecretService(self.secrets, self.config, self.core, self.workspace_rows)
+
+    @cached_property
+    def comparer(self) -> RunComparer:
+        """``compare_runs``."""
+        from goldfish.memory.compare import RunComparer  # noqa: PLC0415
+
+        return RunComparer(
+            self.runs, self.metrics, self.records, self.record_rows, self.workspace_rows, self.repo
+        )
+
+    @cached_property
+    def plotter(self) -> MetricPlotter:
+        """``plot_metrics``."""
+        from goldfish.memory.plots import MetricPlotter  # noqa: PLC0415
+
+        return MetricPlotter(self.run_queries, self.metrics)

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from goldfish.config import CONFIG_FILENAME, GoldfishConfig
-
+CONFIG_FILENAME = "goldfish.yaml"
 STATE_DIR = ".goldfish"
 DB_FILENAME = "goldfish.db"
 STATE_FILENAME = "STATE.md"
+
+
+class Layout(Protocol):
+    """The part of a project's config that places its folders (``GoldfishConfig`` has it)."""
+
+    @property
+    def dev_repo_path(self) -> str:
+        """The dev repository, relative to the root."""
+
+    @property
+    def workspaces_dir(self) -> str:
+        """The slots' folder, relative to the root."""
 
 
 @dataclass(frozen=True)
@@ -21,7 +33,7 @@ class ProjectPaths:
     workspaces: Path
 
     @classmethod
-    def of(cls, root: Path, config: GoldfishConfig) -> ProjectPaths:
+    def of(cls, root: Path, config: Layout) -> ProjectPaths:
         """Paths for ``root`` under ``config``."""
         root = root.resolve()
         return cls(root=root, dev_repo=root / config.dev_repo_path, workspaces=root / config.workspaces_dir)

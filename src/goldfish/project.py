@@ -7,9 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from goldfish.config import CONFIG_FILENAME, GoldfishConfig, parse_config, render_config
 from goldfish.errors import InvalidPathError, ProjectExistsError, ProjectNotFoundError
-from goldfish.paths import ProjectPaths
+from goldfish.paths import CONFIG_FILENAME, ProjectPaths
 from goldfish.validation import project_name
 
 PROJECT_ENV = "GOLDFISH_PROJECT"
@@ -68,7 +67,8 @@ def initialize_project(root_value: str, name: str, from_existing: bool = False) 
     Idempotent for the same project; refuses to overwrite a goldfish.yaml of another project
     unless ``from_existing`` adopts it.
     """
-    from goldfish.db.database import Database  # noqa: PLC0415 - keep discovery light
+    from goldfish.config import GoldfishConfig, parse_config, render_config  # noqa: PLC0415 - keep discovery light
+    from goldfish.db.database import Database  # noqa: PLC0415
     from goldfish.workspaces.dev_repo import DevRepo  # noqa: PLC0415
 
     project_name(name)

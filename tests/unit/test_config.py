@@ -9,7 +9,6 @@ import pytest
 from pydantic import ValidationError
 
 from goldfish.config import (
-    CONFIG_FILENAME,
     GoldfishConfig,
     config_json_schema,
     load_config,
@@ -18,6 +17,7 @@ from goldfish.config import (
     render_config,
 )
 from goldfish.errors import ConfigError
+from goldfish.paths import CONFIG_FILENAME
 from goldfish.pipelines.models import PipelineDef
 from goldfish.yamlfile import load_yaml
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel
 
-from goldfish.config import GoldfishConfig
 from goldfish.errors import InvalidArgumentError, suggestion_suffix
+
+if TYPE_CHECKING:
+    from goldfish.config import GoldfishConfig
 
 
 class Profile(BaseModel):

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from goldfish.backups.models import BackupCorruptError, BackupCounts, BackupInfo
-from goldfish.config import CONFIG_FILENAME, GoldfishConfig
+from goldfish.config import GoldfishConfig
 from goldfish.errors import InvalidArgumentError
 from goldfish.hashing import hash_file
+from goldfish.paths import CONFIG_FILENAME
 from goldfish.storage.gcs import GcsStorage
 from goldfish.storage.local import LocalStorage
 from goldfish.storage.protocol import Storage

@@ -12,10 +12,10 @@ from typing import Any
 from goldfish.backups.archive import place_slot, place_state, put_storage
 from goldfish.backups.layout import BUNDLE, DB_FILE, root_uri
 from goldfish.backups.models import BackupCounts, RestoreInfo
-from goldfish.config import CONFIG_FILENAME, load_config
+from goldfish.config import load_config
 from goldfish.db.backups import live_counts, rebase_uris
 from goldfish.db.database import Database
-from goldfish.paths import ProjectPaths
+from goldfish.paths import CONFIG_FILENAME, ProjectPaths
 from goldfish.storage.factory import open_storage
 from goldfish.workspaces.dev_repo import DevRepo
 

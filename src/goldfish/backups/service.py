@@ -54,14 +54,14 @@ from goldfish.backups.layout import (
 )
 from goldfish.backups.models import BackupInfo, BackupNotFoundError, RestoreInfo, RunsActiveError
 from goldfish.backups.restore import check_restored, restore_in_place, restore_into
-from goldfish.config import CONFIG_FILENAME, GoldfishConfig
+from goldfish.config import GoldfishConfig
 from goldfish.db.backups import live_counts, snapshot_facts
 from goldfish.db.database import Database, schema_version
 from goldfish.db.runs import RunRepository
 from goldfish.errors import InvalidArgumentError, InvalidPathError, WorkspaceBusyError
 from goldfish.hashing import hash_file
 from goldfish.locks import file_lock
-from goldfish.paths import ProjectPaths
+from goldfish.paths import CONFIG_FILENAME, ProjectPaths
 from goldfish.storage.protocol import Storage
 from goldfish.timeutil import now_iso, parse_iso
 from goldfish.validation import page
@@ -233,8 +233,7 @@ class BackupService:
 
     def schedule_auto(self) -> None:
         """Check :meth:`auto` on a background thread (at most one at a time in this process)."""
-        rules = self._config.backup
-        if rules.every_runs is None and rules.every_minutes is None:
+        if not self._config.backup.automatic:
             return
         with self._auto_guard:
             if self._auto is not None and self._auto.is_alive():

@@ -1,8 +1,6 @@
 """``python -m goldfish.cli``: the same command as the ``goldfish`` console script."""
 
-import sys
-
-from goldfish.cli.app import main
+from goldfish.cli.entry import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from goldfish.cli.call import ToolCaller, tool_caller
-from goldfish.memory.auto_results import results_from
-from goldfish.memory.record_models import FinalizeInfo
+
+if TYPE_CHECKING:
+    from goldfish.memory.record_models import FinalizeInfo
 
 OUTCOMES = ("success", "partial", "miss", "unknown")
 PAGE = 200
@@ -81,6 +82,8 @@ def cmd_finalize(args: argparse.Namespace) -> int:
         record = detail["record"]
         suggestion = detail.get("suggestion") or {}
         value = args.value if args.value is not None else suggestion.get("value")
+        from goldfish.memory.auto_results import results_from  # noqa: PLC0415 - not loaded by other commands
+
         results = results_from(record.get("results_spec") or {}, value, args.outcome, args.notes)
         arguments: dict[str, Any] = {"record_or_run_id": args.ref, "results": results}
         if args.reason:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from goldfish.db.metrics import MetricSummary
 from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
+
+if TYPE_CHECKING:
+    from goldfish.db.metrics import MetricSummary
 
 
 class ConfigChange(BaseModel):

@@ -6,177 +6,36 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from pydantic import Field
-
-from goldfish.db.audit import AuditRepository, AuditRow
+from goldfish.db.audit import AuditRepository
 from goldfish.db.records import RecordRepository, RecordRow
-from goldfish.db.runs import RunRepository, StageRunRow
+from goldfish.db.runs import RunRepository
 from goldfish.db.svs import SvsRepository
 from goldfish.db.warm_pool import WarmPoolRepository
 from goldfish.db.workspaces import WorkspaceRepository
-from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
-from goldfish.runs.models import StageRunInfo
+from goldfish.memory.overview_models import (
+    CLIP,
+    MAX_ACTIVE,
+    MAX_PENDING,
+    Alert,
+    AuditEntry,
+    DashboardInfo,
+    PendingBrief,
+    ProjectSummary,
+    RunBrief,
+    SlotState,
+    StatusInfo,
+    WorkspaceBest,
+    clipped,
+)
 from goldfish.svs.pattern_service import PatternService
-from goldfish.timeutil import age
 from goldfish.workspaces.core import WorkspaceCore
-from goldfish.workspaces.models import BestResult, VersionInfo
+from goldfish.workspaces.models import VersionInfo
 from goldfish.workspaces.service import WorkspaceService
 
 RECENT_AUDIT = 5
 RECENT_RUNS = 5
-MAX_ACTIVE = 5
-MAX_PENDING = 5
 MAX_BEST = 10
 ALERT_WINDOW = 20
-CLIP = 160
-
-
-class SlotState(BaseModel):
-    """One slot and what it holds."""
-
-    slot: str
-    path: str
-    workspace: str | None
-    dirty: bool | None = Field(description="Unsaved changes since the last version (None when empty).")
-    last_version: VersionInfo | None
-
-
-class AuditEntry(BaseModel):
-    """A recent state-changing call."""
-
-    at: str
-    age: str | None
-    tool: str
-    workspace: str | None
-    outcome: str
-    error_code: str | None
-    reason: str | None
-
-    @classmethod
-    def of(cls, row: AuditRow, clip: int | None = None) -> AuditEntry:
-        """Build from a database row (``clip`` shortens the reason for compact views)."""
-        return cls(
-            at=row.at,
-            age=age(row.at),
-            tool=row.tool,
-            workspace=row.workspace,
-            outcome=row.outcome,
-            error_code=row.error_code,
-            reason=_clip(row.reason, clip) if clip else row.reason,
-        )
-
-
-class AuditDetail(AuditEntry):
-    """An audit entry with its arguments and duration."""
-
-    arguments: dict[str, object]
-    duration_ms: float
-
-    @classmethod
-    def of(cls, row: AuditRow, clip: int | None = None) -> AuditDetail:
-        """Build from a database row."""
-        return cls(
-            **AuditEntry.of(row, clip).model_dump(), arguments=row.arguments, duration_ms=row.duration_ms
-        )
-
-
-def _clip(text: str | None, limit: int | None) -> str | None:
-    if text is None or limit is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
-
-
-class RunBrief(BaseModel):
-    """A stage run in one line."""
-
-    stage_run_id: str
-    pipeline_run_id: str
-    workspace: str
-    stage: str
-    status: str
-    elapsed_seconds: float | None
-    error: str | None
-
-    @classmethod
-    def of(cls, row: StageRunRow) -> RunBrief:
-        """Build from a database row."""
-        info = StageRunInfo.of(row)
-        return cls(
-            stage_run_id=row.id,
-            pipeline_run_id=row.pipeline_run_id,
-            workspace=row.workspace,
-            stage=row.stage,
-            status=row.state,
-            elapsed_seconds=info.elapsed_seconds,
-            error=_clip(row.error, CLIP),
-        )
-
-
-class PendingBrief(BaseModel):
-    """A finished run waiting for finalize_run."""
-
-    record_id: str
-    pipeline_run_id: str | None
-    workspace: str
-    version: str
-    run_state: str | None
-
-
-class WorkspaceBest(BaseModel):
-    """The best finalized result of one workspace."""
-
-    workspace: str
-    best: BestResult
-
-
-class ProjectSummary(BaseModel):
-    """The project itself."""
-
-    name: str
-    root: str
-    goal: str
-    workspaces: int
-
-
-class StatusInfo(BaseModel):
-    """Everything ``status`` shows (bounded: a few kilobytes however long the history is)."""
-
-    project: ProjectSummary
-    slots: list[SlotState]
-    active_runs: list[RunBrief] = Field(
-        description=f"Up to {MAX_ACTIVE} unfinished stage runs, oldest first."
-    )
-    active_runs_total: int
-    pending_finalizations: list[PendingBrief] = Field(description=f"Up to {MAX_PENDING}, oldest first.")
-    pending_finalizations_total: int
-    recent_audit: list[AuditEntry]
-    warm_pool: dict[str, int] | None = Field(
-        None, description="GCE warm-pool VMs per state (idle ones cost money), when the pool is enabled."
-    )
-    gpus: dict[str, Any] | None = Field(
-        None, description="This machine's GPUs for local stages: count, source, each with the run holding it."
-    )
-    state_md: str
-
-
-class Alert(BaseModel):
-    """Something that needs attention."""
-
-    kind: str
-    message: str
-    at: str
-
-
-class DashboardInfo(BaseModel):
-    """Everything ``dashboard`` shows."""
-
-    project: ProjectSummary
-    alerts: list[Alert]
-    running_stages: list[RunBrief]
-    pending_finalizations_by_workspace: dict[str, list[PendingBrief]]
-    best_results: list[WorkspaceBest]
-    slots: list[SlotState]
-    workspaces_by_activity: list[str]
 
 
 class OverviewService:
@@ -302,7 +161,7 @@ class OverviewService:
             Alert(
                 kind=f"svs_{item.finding.mode}",
                 message=f"{item.workspace}/{item.stage} ({item.finding.stage_run_id}): "
-                f"{_clip(item.finding.message, CLIP)}; get_svs_findings for details",
+                f"{clipped(item.finding.message, CLIP)}; get_svs_findings for details",
                 at=item.finding.created_at,
             )
             for item in self._svs.recent("", RECENT_RUNS)
@@ -324,7 +183,7 @@ class OverviewService:
             Alert(
                 kind="failed_run",
                 message=f"{run.workspace}/{run.stage} ({run.id}) {run.state}: "
-                f"{_clip(run.error or run.failure_kind, CLIP)}" + self._seen_before(run.id),
+                f"{clipped(run.error or run.failure_kind, CLIP)}" + self._seen_before(run.id),
                 at=run.finished_at or run.created_at,
             )
             for state in ("failed", "timed_out")

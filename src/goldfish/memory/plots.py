@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
-from goldfish.db.metrics import MetricRepository
-from goldfish.db.runs import StageRunRow
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.ids import PIPELINE_RUN_ID
 from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 
 if TYPE_CHECKING:
+    from goldfish.db.metrics import MetricRepository
+    from goldfish.db.runs import StageRunRow
     from goldfish.runs.queries import RunQueries
 
 MAX_RUNS = 8

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
-from goldfish.db.records import RecordRow
 from goldfish.errors import GoldfishError
 from goldfish.memory.thoughts import ThoughtInfo
 from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.timeutil import age
+
+if TYPE_CHECKING:
+    from goldfish.db.records import RecordRow
 
 Outcome = Literal["success", "partial", "miss", "unknown"]
 

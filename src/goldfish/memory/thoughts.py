@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from goldfish.db.thoughts import ThoughtRepository, ThoughtRow
+from typing import TYPE_CHECKING
+
 from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.timeutil import age
 from goldfish.validation import text
-from goldfish.workspaces.core import WorkspaceCore
+
+if TYPE_CHECKING:
+    from goldfish.db.thoughts import ThoughtRepository, ThoughtRow
+    from goldfish.workspaces.core import WorkspaceCore
 
 MAX_THOUGHT_LENGTH = 8000
 RUN_ID_MAX = 100

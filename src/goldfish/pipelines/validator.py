@@ -8,11 +8,12 @@ from typing import Any, Protocol
 import yaml
 from pydantic import ValidationError
 
-from goldfish.config import ConfigProblem, key_lines, problems_from_validation, yaml_problem
+from goldfish.config import key_lines, problems_from_validation, yaml_problem
 from goldfish.errors import PipelineInvalidError, suggestion_suffix
 from goldfish.pipelines.checks import rule_problems
 from goldfish.pipelines.graph import dependencies, find_cycle
 from goldfish.pipelines.models import PipelineDef, StageDef
+from goldfish.problems import ConfigProblem
 from goldfish.yamlfile import load_yaml
 
 DEFAULT_PIPELINE = "pipeline.yaml"

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from goldfish.db.runs import StageRunRow
 from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.timeutil import age, parse_iso
+
+if TYPE_CHECKING:
+    from goldfish.db.runs import StageRunRow
 
 
 class StageRunInfo(BaseModel):

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field
 
 from goldfish.config import GoldfishConfig
 from goldfish.db.workspaces import WorkspaceRepository
+from goldfish.secrets.models import SecretInfo, SecretListing
 from goldfish.secrets.resolver import SecretResolver
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.files import SlotFiles
@@ -17,23 +17,6 @@ from goldfish.yamlfile import YamlFileError, load_yaml
 
 MAX_CONFIG_BYTES = 256 * 1024
 EVERY_STAGE = "every stage (defaults.secrets)"
-
-
-class SecretInfo(BaseModel):
-    """One secret name; never its value."""
-
-    name: str
-    set_in: list[str] = Field(
-        description="project secrets file, server environment, Secret Manager; empty = not set"
-    )
-    used_by: list[str] = Field(description="'workspace:stage' of mounted workspaces, or every stage")
-
-
-class SecretListing(BaseModel):
-    """Every secret that is stored or used."""
-
-    secrets: list[SecretInfo]
-    total: int
 
 
 def _declared(text: str) -> list[str]:

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from goldfish.errors import GoldfishError, InvalidPathError, ProjectExistsError, ProjectNotFoundError
-from goldfish.project import InitResult, initialize_project
 
 if TYPE_CHECKING:
     from goldfish.context import ServerContext
+    from goldfish.project import InitResult
 
 log = logging.getLogger("goldfish.server")
 
@@ -71,6 +71,8 @@ class GoldfishApp:
                 details={"project_root": str(self.root)},
                 remedy="Start another `goldfish serve` in the new project's folder to work there.",
             )
+        from goldfish.project import initialize_project  # noqa: PLC0415 - the config parser loads at first use
+
         result = initialize_project(project_root, project_name, from_existing)
         with self._lock:
             if self._context is not None:

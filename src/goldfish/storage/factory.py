@@ -7,7 +7,6 @@ from pathlib import Path
 
 from goldfish.config import GoldfishConfig
 from goldfish.errors import ConfigError
-from goldfish.storage.gcs import GcsStorage
 from goldfish.storage.local import LocalStorage
 from goldfish.storage.protocol import Storage
 
@@ -26,6 +25,8 @@ def _gcs(config: GoldfishConfig, local_root: Path) -> Storage:
             details={"problems": [{"key": "storage.gcs.bucket", "message": "required when backend is gcs"}]},
             remedy="Set storage.gcs.bucket (and optionally storage.gcs.prefix) in goldfish.yaml.",
         )
+    from goldfish.storage.gcs import GcsStorage  # noqa: PLC0415 - a local project never loads it
+
     return GcsStorage(gcs.bucket, gcs.prefix, config.gce.project_id)
 
 

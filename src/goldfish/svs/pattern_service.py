@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import secrets
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from goldfish.db.runs import StageRunRow
-from goldfish.db.svs import FailureSeen, PatternRepository, PatternRow
+from goldfish.db.svs import FailureSeen
 from goldfish.errors import GoldfishError, InvalidArgumentError
 from goldfish.svs.patterns import PATTERN_KINDS, TAIL_BYTES, signature_of
+
+if TYPE_CHECKING:
+    from goldfish.db.runs import StageRunRow
+    from goldfish.db.svs import PatternRepository, PatternRow
 
 log = logging.getLogger("goldfish.svs")
 PatternAction = Literal["list", "approve", "reject", "delete"]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from goldfish.db.records import RecordRow
 from goldfish.db.runs import StageRunRow
 from goldfish.memory.compare_models import RunComparison
-from goldfish.memory.overview import DashboardInfo
+from goldfish.memory.overview_models import DashboardInfo
 from goldfish.memory.record_models import RecordInfo
 from goldfish.memory.thoughts import ThoughtInfo
 from goldfish.runs.models import LogChunk, MetricSeries, StageRunInfo

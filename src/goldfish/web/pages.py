@@ -6,7 +6,7 @@ Rendered on the server from the page models of :mod:`goldfish.web.models`; the r
 
 from __future__ import annotations
 
-from goldfish.memory.overview import RunBrief
+from goldfish.memory.overview_models import RunBrief
 from goldfish.web.html import (
     badge,
     duration,

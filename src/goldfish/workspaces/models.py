@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 from pydantic import Field
 
-from goldfish.db.workspaces import VersionRow
 from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 from goldfish.timeutil import age
+
+if TYPE_CHECKING:
+    from goldfish.db.workspaces import VersionRow
+
+VersionAction = Literal["list", "tag", "untag", "prune", "unprune", "prune_before_tag"]
 
 
 class VersionInfo(BaseModel):

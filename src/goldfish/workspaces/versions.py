@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from goldfish.db.database import Database
 from goldfish.db.workspaces import WorkspaceRepository, WorkspaceRow
@@ -17,13 +16,12 @@ from goldfish.errors import (
 from goldfish.validation import tag_name, text, version_number
 from goldfish.workspaces.core import WorkspaceCore
 from goldfish.workspaces.dev_repo import DevRepo
-from goldfish.workspaces.models import DiffFile, DiffInfo, SaveInfo, VersionInfo, VersionsPage
+from goldfish.workspaces.models import DiffFile, DiffInfo, SaveInfo, VersionAction, VersionInfo, VersionsPage
 from goldfish.workspaces.sync import MAX_LISTED, SlotSync, SyncResult
 
 MAX_MESSAGE_LENGTH = 4000
 MAX_PATCH_BYTES = 200_000
 _VERSION_SHAPED = re.compile(r"v?[0-9]+")
-VersionAction = Literal["list", "tag", "untag", "prune", "unprune", "prune_before_tag"]
 
 
 def _save_info(workspace: str, slot: str, result: SyncResult) -> SaveInfo:

@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import Field
-
 from goldfish.backends.docker.adaptor import connect, sdk, short_error
 from goldfish.backends.docker.doctor import base_images, forget_readiness
+from goldfish.backends.docker.image_models import BuildInfo, ImageInfo
 from goldfish.backends.docker.images import (
     BaseImageMissingError,
     BuildLog,
@@ -27,9 +26,8 @@ from goldfish.backends.docker.images import (
     run_build,
 )
 from goldfish.config import Docker as DockerSettings
-from goldfish.db.images import ImageBuildRepository, ImageBuildRow
+from goldfish.db.images import ImageBuildRepository
 from goldfish.errors import GoldfishError, InvalidArgumentError
-from goldfish.result_model import ResultModel as BaseModel  # validators built at first use
 
 
 class BuildNotFoundError(GoldfishError):
@@ -37,47 +35,6 @@ class BuildNotFoundError(GoldfishError):
 
     code = "BUILD_NOT_FOUND"
     default_remedy = "Call get_build_status without build_id to list recent builds."
-
-
-class BuildInfo(BaseModel):
-    """An image build as tools show it."""
-
-    build_id: str
-    kind: str
-    image: str
-    base_image: str | None
-    requirements_hash: str | None
-    workspace: str | None
-    stage_run_id: str | None
-    state: str = Field(description="building, succeeded or failed.")
-    log_tail: str = Field(description="The last lines of the build log.")
-    log_lines: int
-    error: str | None
-    started_at: str
-    finished_at: str | None
-    duration_ms: int | None
-
-    @classmethod
-    def of(cls, row: ImageBuildRow) -> BuildInfo:
-        """From a database row."""
-        fields = {key: value for key, value in vars(row).items() if key != "id"}
-        return cls(build_id=row.id, **fields)
-
-
-class ImageInfo(BaseModel):
-    """A base image and whether this engine has it."""
-
-    name: str
-    role: str = Field(
-        description="configured (docker.base_image), dockerfile_base (FROM of the Dockerfile) or asked."
-    )
-    present: bool
-    image_id: str | None = None
-    size_mb: float | None = None
-    created: str | None = None
-    python: str | None = Field(None, description="python3 version inside (check only).")
-    pip: str | None = Field(None, description="pip version inside (check only).")
-    runs_as_uid: int | None = Field(None, description="uid a stage runs as (check only; never 0).")
 
 
 class ImageService:

@@ -7,7 +7,7 @@ import anyio.from_thread
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from goldfish.backends.docker.base_image import BuildInfo, ImageInfo
+from goldfish.backends.docker.image_models import BuildInfo, ImageInfo
 from goldfish.errors import InvalidArgumentError
 from goldfish.ids import BUILD_ID
 from goldfish.server.toolkit import ChangeReason, ToolRegistry, ToolResult

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from goldfish.memory.overview import AuditDetail
+from goldfish.memory.overview_models import AuditDetail
 from goldfish.memory.thoughts import ThoughtInfo
 from goldfish.server.toolkit import ToolRegistry, ToolResult
 from goldfish.validation import DEFAULT_LIMIT, page

@@ -5,7 +5,7 @@ from typing import Any
 from pydantic import Field
 
 from goldfish.about import release
-from goldfish.memory.overview import (
+from goldfish.memory.overview_models import (
     AuditEntry,
     DashboardInfo,
     PendingBrief,

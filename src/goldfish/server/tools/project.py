@@ -4,8 +4,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from goldfish.config import ConfigProblem
 from goldfish.errors import ConfigError
+from goldfish.problems import ConfigProblem
 from goldfish.server.toolkit import ToolRegistry, ToolResult
 
 

@@ -1,6 +1,6 @@
 """Secret tools: list_secrets (names only; values are set by a person with `goldfish secrets set`)."""
 
-from goldfish.secrets.service import SecretInfo
+from goldfish.secrets.models import SecretInfo
 from goldfish.server.toolkit import ToolRegistry, ToolResult
 
 

@@ -6,8 +6,7 @@ from pydantic import Field
 
 from goldfish.server.toolkit import ChangeReason, Reason, ToolRegistry, ToolResult
 from goldfish.validation import DEFAULT_LIMIT, page
-from goldfish.workspaces.models import DiffInfo, SaveInfo, VersionsPage
-from goldfish.workspaces.versions import VersionAction
+from goldfish.workspaces.models import DiffInfo, SaveInfo, VersionAction, VersionsPage
 
 
 class SaveResult(ToolResult):
