@@ -26,12 +26,12 @@ def test_a_folder_while_imported_is_mounted_then_its_slot_is_freed(
     imports = context.folder_imports
 
     with imports.workspace_to_run(str(folder)) as workspace:
-        slot = context.core.rows.mount_of_workspace(context.core.workspace(workspace).id)
+        slot = context.workspace_rows.mount_of_workspace(context.core.workspace(workspace).id)
         held = sorted(p.name for p in context.paths.slot(slot.slot).iterdir()) if slot else []
 
     assert workspace == "my-experiment"
     assert held == ["modules", "pipeline.yaml"]
-    assert context.core.rows.mount_of_workspace(context.core.workspace(workspace).id) is None
+    assert context.workspace_rows.mount_of_workspace(context.core.workspace(workspace).id) is None
     recorded = json.loads((context.paths.state_dir / "imports.json").read_text(encoding="utf-8"))
     assert recorded == {str(folder.resolve()): "my-experiment"}
 
