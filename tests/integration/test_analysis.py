@@ -11,7 +11,6 @@ import base64
 import struct
 import sys
 import zlib
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from mcp import Client
 from mcp.types import ImageContent
 
 from goldfish.context import ServerContext
-from goldfish.server.app import server_for
 from tests.conftest import LONG_REASON, structured
 from tests.integration.pipeline_fixtures import (
     RESULTS_SPEC,
@@ -30,7 +28,6 @@ from tests.integration.pipeline_fixtures import (
     by_stage,
     fail,
     ok,
-    reaped_at_exit,
     workspace_in_slot,
     write_configs,
     write_pipeline,
@@ -51,18 +48,7 @@ class TwoRuns:
     b: dict[str, str]
 
 
-@pytest.fixture(autouse=True)
-def no_stray_processes(project_root: Path) -> Iterator[None]:
-    """Kill whatever driver or stage a failing test leaves behind (by recorded pid only)."""
-    with reaped_at_exit(project_root):
-        yield
-
-
-@pytest.fixture
-async def session(project_root: Path) -> AsyncIterator[Client]:
-    """One in-memory session (handshake era): the run-heavy tests need not run in both eras."""
-    async with Client(server_for(project_root), mode="legacy") as client:
-        yield client
+pytestmark = pytest.mark.usefixtures("reaping_stray_processes")
 
 
 async def finished_run(client: Client) -> tuple[str, dict[str, str]]:
@@ -135,13 +121,13 @@ def by_name(items: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.anyio
 async def test_compare_runs_when_config_code_and_upstream_data_changed_reports_each_difference(
-    session: Client, project_root: Path
+    legacy_session: Client, project_root: Path
 ) -> None:
-    runs = await two_runs(session)
+    runs = await two_runs(legacy_session)
     finalize(project_root, runs.prun_a, 0.2, "partial")
     finalize(project_root, runs.prun_b, 0.125, "success")
 
-    result = await ok(session, "compare_runs", run_a=runs.a["train"], run_b=runs.b["train"])
+    result = await ok(legacy_session, "compare_runs", run_a=runs.a["train"], run_b=runs.b["train"])
 
     comparison = result["comparison"]
     assert comparison["mode"] == "stage"
@@ -187,10 +173,12 @@ async def test_compare_runs_when_config_code_and_upstream_data_changed_reports_e
 
 
 @pytest.mark.anyio
-async def test_compare_runs_when_given_pipeline_runs_compares_each_common_stage(session: Client) -> None:
-    runs = await two_runs(session)
+async def test_compare_runs_when_given_pipeline_runs_compares_each_common_stage(
+    legacy_session: Client,
+) -> None:
+    runs = await two_runs(legacy_session)
 
-    result = await ok(session, "compare_runs", run_a=runs.prun_a, run_b=runs.prun_b)
+    result = await ok(legacy_session, "compare_runs", run_a=runs.prun_a, run_b=runs.prun_b)
 
     comparison = result["comparison"]
     assert comparison["mode"] == "pipeline"
@@ -203,11 +191,11 @@ async def test_compare_runs_when_given_pipeline_runs_compares_each_common_stage(
     assert comparison["results"]["a"]["finalized"] is False
     assert comparison["results"]["delta"] is None
     # A stage run against a whole run is compared with that run's stage of the same name.
-    mixed = await ok(session, "compare_runs", run_a=runs.a["prep"], run_b=runs.prun_b)
+    mixed = await ok(legacy_session, "compare_runs", run_a=runs.a["prep"], run_b=runs.prun_b)
     [prep] = mixed["comparison"]["stages"]
     assert (prep["run_a"], prep["run_b"]) == (runs.a["prep"], runs.b["prep"])
     # The same run on both sides differs in nothing.
-    same = await ok(session, "compare_runs", run_a=runs.a["train"], run_b=runs.a["train"])
+    same = await ok(legacy_session, "compare_runs", run_a=runs.a["train"], run_b=runs.a["train"])
     [train] = same["comparison"]["stages"]
     assert same["comparison"]["code"]["same_version"] is True
     assert train["config"]["changes"] == [] and train["inputs_differing"] == []
@@ -228,12 +216,14 @@ async def test_compare_runs_when_a_run_is_unknown_returns_a_structured_error(cli
 
 @pytest.mark.anyio
 async def test_plot_metrics_when_two_runs_logged_loss_returns_a_png_and_the_numbers_drawn(
-    session: Client, project_root: Path, tmp_path: Path
+    legacy_session: Client, project_root: Path, tmp_path: Path
 ) -> None:
-    runs = await two_runs(session)
+    runs = await two_runs(legacy_session)
     ids = [runs.a["train"], runs.b["train"]]
 
-    raw = await session.call_tool("plot_metrics", {"run_ids": ids, "metric": "loss", "include_points": True})
+    raw = await legacy_session.call_tool(
+        "plot_metrics", {"run_ids": ids, "metric": "loss", "include_points": True}
+    )
 
     payload = structured(raw)
     assert payload["success"] is True
@@ -244,7 +234,7 @@ async def test_plot_metrics_when_two_runs_logged_loss_returns_a_png_and_the_numb
     assert (width, height) == (plot["width"], plot["height"]) and width > 0 and height > 0
     assert plot["metric"] == "loss" and plot["x_axis"] == "step" and plot["missing"] == []
     for run_id, drawn in zip(ids, plot["runs"], strict=True):
-        metrics = await ok(session, "get_metrics", run_id=run_id, names=["loss"])
+        metrics = await ok(legacy_session, "get_metrics", run_id=run_id, names=["loss"])
         [loss] = metrics["metrics"]
         assert drawn["run_id"] == run_id
         assert (drawn["count"], drawn["points_drawn"]) == (loss["count"], loss["count"])
@@ -252,13 +242,17 @@ async def test_plot_metrics_when_two_runs_logged_loss_returns_a_png_and_the_numb
         assert drawn["last_step"] == loss["last_step"]
         assert drawn["points"] == loss["series"]
     # Without include_points only the aggregates come back.
-    summary = await ok(session, "plot_metrics", run_ids=ids, metric="loss")
+    summary = await ok(legacy_session, "plot_metrics", run_ids=ids, metric="loss")
     assert [run["points"] for run in summary["plot"]["runs"]] == [None, None]
 
-    error = await fail(session, "plot_metrics", "METRIC_NOT_FOUND", run_ids=ids, metric="accuracy")
+    error = await fail(legacy_session, "plot_metrics", "METRIC_NOT_FOUND", run_ids=ids, metric="accuracy")
     assert error["details"]["available"] == ["loss"]
-    await fail(session, "plot_metrics", "RUN_NOT_FOUND", run_ids=[*ids, UNKNOWN_STAGE_RUN], metric="loss")
-    pipeline = await fail(session, "plot_metrics", "INVALID_ARGUMENT", run_ids=[runs.prun_a], metric="loss")
+    await fail(
+        legacy_session, "plot_metrics", "RUN_NOT_FOUND", run_ids=[*ids, UNKNOWN_STAGE_RUN], metric="loss"
+    )
+    pipeline = await fail(
+        legacy_session, "plot_metrics", "INVALID_ARGUMENT", run_ids=[runs.prun_a], metric="loss"
+    )
     assert pipeline["details"]["stage_run_ids"]["train"] == runs.a["train"]
 
     await cli_plot_writes_png(project_root, ids, tmp_path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +13,12 @@ from tests.integration.pipeline_fixtures import (
     by_stage,
     fail,
     ok,
-    reaped_at_exit,
     start_run,
     wait_for_pipeline,
     workspace_in_slot,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("reaping_stray_processes")]
 
 PIPELINE = "stages:\n  - name: train\n    outputs:\n      model: {type: file}\n"
 BROKEN = """\
@@ -35,12 +33,6 @@ def fit(lr):
 
 fit(get_config()["lr"])
 """
-
-
-@pytest.fixture(autouse=True)
-def no_stray_processes(project_root: Path) -> Iterator[None]:
-    with reaped_at_exit(project_root):
-        yield
 
 
 async def run_with(client: Client, slot: Path, lr: float) -> dict[str, object]:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 
-from goldfish.server.app import server_for
 from tests.conftest import LONG_REASON, call
 from tests.integration.pipeline_fixtures import (
     RESULTS_SPEC,
@@ -45,12 +43,6 @@ def alias_bomb(levels: int = 9) -> str:
 
 def deep_nesting(depth: int = 5000) -> str:
     return "stages: " + "[" * depth + "]" * depth + "\n"
-
-
-@pytest.fixture
-async def session(project_root: Path) -> AsyncIterator[Client]:
-    async with Client(server_for(project_root), mode="legacy") as client:
-        yield client
 
 
 async def ready_slot(client: Client) -> Path:
@@ -90,9 +82,9 @@ def link_out(slot: Path, rel: str, target: Path) -> None:
 
 @pytest.mark.anyio
 async def test_run_when_pipeline_name_climbs_out_of_the_slot_refuses_it_without_reading(
-    session: Client, project_root: Path
+    legacy_session: Client, project_root: Path
 ) -> None:
-    slot = await ready_slot(session)
+    slot = await ready_slot(legacy_session)
     evil = f"stages:\n  - name: train\n    modul: {MARKER}\n"
     names = ["../../x/evil", "../../../x/evil", "../../../../x/evil", "a/b", "/etc/passwd", ".hidden"]
     for name in names:
@@ -101,26 +93,31 @@ async def test_run_when_pipeline_name_climbs_out_of_the_slot_refuses_it_without_
             plant(landing, evil)  # what the name would read if it were followed
 
     for name in names:
-        refused = await dry_run(session, pipeline=name)
+        refused = await dry_run(legacy_session, pipeline=name)
         assert refused["success"] is False, (name, refused)
         assert refused["error"]["code"] == "INVALID_ARGUMENT", refused
         assert_not_leaked(refused)
         real = await call(
-            session, "run", workspace="w1", reason=LONG_REASON, results_spec=RESULTS_SPEC, pipeline=name
+            legacy_session,
+            "run",
+            workspace="w1",
+            reason=LONG_REASON,
+            results_spec=RESULTS_SPEC,
+            pipeline=name,
         )
         assert real["success"] is False, real
         assert_not_leaked(real)
     # The valid spelling still works.
     plant(slot / "pipelines" / "alt.yaml", ONE_STAGE)
-    planned = await dry_run(session, pipeline="alt")
+    planned = await dry_run(legacy_session, pipeline="alt")
     assert planned["success"] is True, planned
 
 
 @pytest.mark.anyio
 async def test_run_when_pipeline_yaml_names_paths_with_dots_or_slashes_lists_each_as_a_problem(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await ready_slot(session)
+    slot = await ready_slot(legacy_session)
     plant(
         slot / "pipeline.yaml",
         "stages:\n"
@@ -133,7 +130,9 @@ async def test_run_when_pipeline_yaml_names_paths_with_dots_or_slashes_lists_eac
         "      model: {type: file, from_stage: train, signal: ../x}\n",
     )
 
-    refused = await fail(session, "run", "PIPELINE_INVALID", workspace="w1", reason=LONG_REASON, dry_run=True)
+    refused = await fail(
+        legacy_session, "run", "PIPELINE_INVALID", workspace="w1", reason=LONG_REASON, dry_run=True
+    )
 
     keys = sorted(p["key"] for p in refused["details"]["problems"])
     assert keys == [
@@ -149,15 +148,15 @@ async def test_run_when_pipeline_yaml_names_paths_with_dots_or_slashes_lists_eac
 
 @pytest.mark.anyio
 async def test_dry_run_and_validate_config_when_configs_folder_links_out_refuse_it(
-    session: Client, tmp_path: Path
+    legacy_session: Client, tmp_path: Path
 ) -> None:
-    slot = await ready_slot(session)
+    slot = await ready_slot(legacy_session)
     outside = tmp_path / "outside-configs"
     plant(outside / "train.yaml", f"lr: {MARKER}\n")
     link_out(slot, "configs", outside)
 
-    planned = await dry_run(session)
-    report = await ok(session, "validate_config", workspace="ws")
+    planned = await dry_run(legacy_session)
+    report = await ok(legacy_session, "validate_config", workspace="ws")
 
     assert planned["success"] is False, planned
     assert planned["error"]["code"] == "UNSAFE_SYMLINK"
@@ -170,16 +169,16 @@ async def test_dry_run_and_validate_config_when_configs_folder_links_out_refuse_
 
 @pytest.mark.anyio
 async def test_validate_config_when_pipelines_folder_links_out_does_not_read_what_it_holds(
-    session: Client, tmp_path: Path
+    legacy_session: Client, tmp_path: Path
 ) -> None:
-    slot = await ready_slot(session)
+    slot = await ready_slot(legacy_session)
     outside = tmp_path / "outside-pipelines"
     plant(outside / "evil.yaml", f"stages:\n  - name: train\n    modul: {MARKER}\n")
     (slot / "pipelines").mkdir(exist_ok=True)
     link_out(slot, "pipelines", outside)
 
-    report = await ok(session, "validate_config", workspace="ws")
-    planned = await dry_run(session, pipeline="evil")
+    report = await ok(legacy_session, "validate_config", workspace="ws")
+    planned = await dry_run(legacy_session, pipeline="evil")
 
     assert report["valid"] is False
     assert [p["path"] for p in report["problems"]] == ["pipelines"]
@@ -191,15 +190,15 @@ async def test_validate_config_when_pipelines_folder_links_out_does_not_read_wha
 
 @pytest.mark.anyio
 async def test_readers_when_pipeline_yaml_links_to_an_outside_file_refuse_it(
-    session: Client, tmp_path: Path
+    legacy_session: Client, tmp_path: Path
 ) -> None:
-    slot = await ready_slot(session)
+    slot = await ready_slot(legacy_session)
     outside = plant(tmp_path / "outside.yaml", f"stages:\n  - name: train\n    modul: {MARKER}\n")
     link_out(slot, "pipeline.yaml", outside)
 
-    planned = await dry_run(session)
-    report = await ok(session, "validate_config", workspace="ws")
-    inspected = await call(session, "inspect_workspace", name="ws", include=["pipeline"])
+    planned = await dry_run(legacy_session)
+    report = await ok(legacy_session, "validate_config", workspace="ws")
+    inspected = await call(legacy_session, "inspect_workspace", name="ws", include=["pipeline"])
 
     assert planned["error"]["code"] == "UNSAFE_SYMLINK"
     assert report["valid"] is False
@@ -225,15 +224,15 @@ async def test_readers_when_pipeline_yaml_links_to_an_outside_file_refuse_it(
     ids=["bomb-pipeline", "bomb-config", "deep-pipeline", "deep-config", "huge-pipeline"],
 )
 async def test_run_and_validate_config_when_yaml_is_too_complex_answer_yaml_too_complex(
-    session: Client, rel: str, text: str
+    legacy_session: Client, rel: str, text: str
 ) -> None:
-    slot = await ready_slot(session)
+    slot = await ready_slot(legacy_session)
     plant(slot / rel, text)
 
-    planned = await dry_run(session)
-    still_up = await ok(session, "status")
-    report = await ok(session, "validate_config", workspace="ws")
-    real = await call(session, "run", workspace="w1", reason=LONG_REASON, results_spec=RESULTS_SPEC)
+    planned = await dry_run(legacy_session)
+    still_up = await ok(legacy_session, "status")
+    report = await ok(legacy_session, "validate_config", workspace="ws")
+    real = await call(legacy_session, "run", workspace="w1", reason=LONG_REASON, results_spec=RESULTS_SPEC)
 
     assert planned["success"] is False, planned
     assert planned["error"]["code"] == "YAML_TOO_COMPLEX", planned["error"]
@@ -249,20 +248,20 @@ async def test_run_and_validate_config_when_yaml_is_too_complex_answer_yaml_too_
 
 @pytest.mark.anyio
 async def test_goldfish_yaml_when_it_is_an_alias_bomb_is_reported_not_expanded(
-    session: Client, project_root: Path
+    legacy_session: Client, project_root: Path
 ) -> None:
-    await ok(session, "status")  # the project is loaded before its config is spoiled
+    await ok(legacy_session, "status")  # the project is loaded before its config is spoiled
     config = project_root / "goldfish.yaml"
     config.write_text(config.read_text(encoding="utf-8") + alias_bomb(), encoding="utf-8")
 
-    report = await ok(session, "validate_config")
-    reloaded = await fail(session, "reload_config", "CONFIG_INVALID")
+    report = await ok(legacy_session, "validate_config")
+    reloaded = await fail(legacy_session, "reload_config", "CONFIG_INVALID")
 
     assert report["valid"] is False
     assert report["problems"][0]["path"] == "goldfish.yaml"
     assert "too complex" in report["problems"][0]["message"]
     assert reloaded["details"]["problems"] == report["problems"]
-    assert (await ok(session, "status"))["success"] is True
+    assert (await ok(legacy_session, "status"))["success"] is True
 
 
 # -- duplicate keys ------------------------------------------------------------------------------
@@ -270,16 +269,16 @@ async def test_goldfish_yaml_when_it_is_an_alias_bomb_is_reported_not_expanded(
 
 @pytest.mark.anyio
 async def test_duplicate_key_in_pipeline_or_stage_config_is_refused_naming_both_lines(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await ready_slot(session)
+    slot = await ready_slot(legacy_session)
     plant(slot / "configs" / "train.yaml", "lr: 0.1\nepochs: 3\nlr: 0.5\n")
 
-    from_config = await dry_run(session)
-    config_report = await ok(session, "validate_config", workspace="ws")
+    from_config = await dry_run(legacy_session)
+    config_report = await ok(legacy_session, "validate_config", workspace="ws")
     plant(slot / "configs" / "train.yaml", "lr: 0.1\n")
     plant(slot / "pipeline.yaml", ONE_STAGE + "stages:\n  - name: other\n")
-    from_pipeline = await dry_run(session)
+    from_pipeline = await dry_run(legacy_session)
 
     assert from_config["error"]["code"] == "DUPLICATE_KEY"
     assert from_config["error"]["details"]["lines"] == [1, 3]
@@ -294,15 +293,15 @@ async def test_duplicate_key_in_pipeline_or_stage_config_is_refused_naming_both_
 
 @pytest.mark.anyio
 async def test_duplicate_key_in_goldfish_yaml_is_reported_with_both_lines(
-    session: Client, project_root: Path
+    legacy_session: Client, project_root: Path
 ) -> None:
-    await ok(session, "status")  # the project is loaded before its config is spoiled
+    await ok(legacy_session, "status")  # the project is loaded before its config is spoiled
     config = project_root / "goldfish.yaml"
     lines = config.read_text(encoding="utf-8").splitlines()
     config.write_text("\n".join([*lines, "project_name: again", ""]), encoding="utf-8")
 
-    report = await ok(session, "validate_config")
-    reloaded = await fail(session, "reload_config", "CONFIG_INVALID")
+    report = await ok(legacy_session, "validate_config")
+    reloaded = await fail(legacy_session, "reload_config", "CONFIG_INVALID")
 
     assert report["valid"] is False
     (problem,) = report["problems"]
@@ -315,10 +314,10 @@ async def test_duplicate_key_in_goldfish_yaml_is_reported_with_both_lines(
 
 
 @pytest.mark.anyio
-async def test_logs_when_cursor_is_forged_answers_invalid_argument(session: Client) -> None:
-    await ready_slot(session)
-    submission = await start_run(session)
-    await wait_for_pipeline(session, submission["pipeline_run_id"])
+async def test_logs_when_cursor_is_forged_answers_invalid_argument(legacy_session: Client) -> None:
+    await ready_slot(legacy_session)
+    submission = await start_run(legacy_session)
+    await wait_for_pipeline(legacy_session, submission["pipeline_run_id"])
     run_id = submission["stages"][0]["stage_run_id"]
     forged = [
         "stdout:-5",
@@ -333,9 +332,9 @@ async def test_logs_when_cursor_is_forged_answers_invalid_argument(session: Clie
     ]
 
     for cursor in forged:
-        refused = await fail(session, "logs", "INVALID_ARGUMENT", run_id=run_id, cursor=cursor)
+        refused = await fail(legacy_session, "logs", "INVALID_ARGUMENT", run_id=run_id, cursor=cursor)
         assert refused["details"]["field"] == "cursor"
-    past_the_end = await ok(session, "logs", run_id=run_id, cursor="stdout:999999999999")
+    past_the_end = await ok(legacy_session, "logs", run_id=run_id, cursor="stdout:999999999999")
     assert past_the_end["logs"]["lines"] == []
 
 
@@ -344,15 +343,15 @@ async def test_logs_when_cursor_is_forged_answers_invalid_argument(session: Clie
 
 @pytest.mark.anyio
 async def test_version_store_after_the_workspace_flow_passes_git_fsck_strict(
-    session: Client, project_root: Path
+    legacy_session: Client, project_root: Path
 ) -> None:
-    slot = await workspace_in_slot(session, "ws")
+    slot = await workspace_in_slot(legacy_session, "ws")
     plant(slot / "train.py", "lr = 0.1\n")
-    await ok(session, "save_version", slot="w1", message="first version of the script")
+    await ok(legacy_session, "save_version", slot="w1", message="first version of the script")
     plant(slot / "train.py", "lr = 0.2\n")
-    await ok(session, "rollback", slot="w1", version="v1", reason=LONG_REASON)
-    await ok(session, "hibernate", slot="w1", reason=LONG_REASON)
-    await ok(session, "create_workspace", name="fresh", goal="an empty start", reason=LONG_REASON)
+    await ok(legacy_session, "rollback", slot="w1", version="v1", reason=LONG_REASON)
+    await ok(legacy_session, "hibernate", slot="w1", reason=LONG_REASON)
+    await ok(legacy_session, "create_workspace", name="fresh", goal="an empty start", reason=LONG_REASON)
 
     checked = subprocess.run(
         ["git", "--git-dir", str(project_root / ".goldfish" / "dev-repo"), "fsck", "--strict", "--full"],

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,6 @@ from tests.integration.pipeline_fixtures import (
     by_stage,
     fail,
     ok,
-    reaped_at_exit,
     wait_for_pipeline,
     workspace_in_slot,
     write_configs,
@@ -68,10 +67,7 @@ def fake_gpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
-@pytest.fixture(autouse=True)
-def no_stray_processes(project_root: Path) -> Iterator[None]:
-    with reaped_at_exit(project_root):
-        yield
+pytestmark = pytest.mark.usefixtures("reaping_stray_processes")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import sys
 import types as pytypes
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +26,12 @@ from tests.integration.pipeline_fixtures import (
     RESULTS_SPEC,
     fail,
     ok,
-    reaped_at_exit,
     start_run,
     wait_for_pipeline,
     workspace_in_slot,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("reaping_stray_processes")]
 
 PIPELINE = """\
 stages:
@@ -53,12 +51,6 @@ ANSWER = {
     "findings": [{"level": "warning", "stage": "train", "message": "lr is never validated"}],
     "summary": "ok",
 }
-
-
-@pytest.fixture(autouse=True)
-def no_stray_processes(project_root: Path) -> Iterator[None]:
-    with reaped_at_exit(project_root):
-        yield
 
 
 def full_review(root: Path) -> None:

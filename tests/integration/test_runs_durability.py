@@ -20,7 +20,6 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ from tests.integration.pipeline_fixtures import (
     database,
     ok,
     process_alive,
-    reaped_at_exit,
     start_run,
     wait_until,
     workspace_in_slot,
@@ -47,11 +45,7 @@ SERVER_START_TIMEOUT = 60.0
 PIPELINE_TIMEOUT = 40.0
 
 
-@pytest.fixture(autouse=True)
-def no_stray_processes(project_root: Path) -> Iterator[None]:
-    """Kill whatever driver or stage a failing test leaves behind (by recorded pid only)."""
-    with reaped_at_exit(project_root):
-        yield
+pytestmark = pytest.mark.usefixtures("reaping_stray_processes")
 
 
 def stdio_server(root: Path) -> StdioServerParameters:

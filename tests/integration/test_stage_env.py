@@ -9,7 +9,6 @@ storage, STATE.md, logs) for it.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from tests.integration.pipeline_fixtures import (
     by_stage,
     fail,
     ok,
-    reaped_at_exit,
     wait_for_pipeline,
     workspace_in_slot,
     write_configs,
@@ -61,16 +59,7 @@ Path(get_output_path("report")).write_text("done")
 """
 
 
-@pytest.fixture(autouse=True)
-def no_stray_processes(project_root: Path) -> Iterator[None]:
-    with reaped_at_exit(project_root):
-        yield
-
-
-@pytest.fixture
-async def session(project_root: Path) -> AsyncIterator[Client]:
-    async with Client(server_for(project_root), mode="legacy") as client:
-        yield client
+pytestmark = pytest.mark.usefixtures("reaping_stray_processes")
 
 
 def set_defaults(root: Path, **defaults: Any) -> None:
@@ -110,28 +99,30 @@ async def test_run_with_env_and_a_secret_gives_both_to_the_stage_and_stores_the_
     monkeypatch.setenv("SERVER_ONLY_VALUE", "from-the-server")
     set_defaults(project_root, env={"OMP_NUM_THREADS": "2", "HF_HOME": "/tmp/hf"})
     SecretStore(project_root / ".goldfish").set("HF_TOKEN", SECRET)
-    async with Client(server_for(project_root), mode="legacy") as session:
-        slot = await workspace_in_slot(session, "envws")
+    async with Client(server_for(project_root), mode="legacy") as legacy_session:
+        slot = await workspace_in_slot(legacy_session, "envws")
         write_env_stage(slot, {"lr": 0.1, "env": {"OMP_NUM_THREADS": 4}, "secrets": ["HF_TOKEN"]})
-        run = await run_once(session)
-        await check_env_run(session, project_root, run)
+        run = await run_once(legacy_session)
+        await check_env_run(legacy_session, project_root, run)
 
 
-async def check_env_run(session: Client, project_root: Path, run: dict[str, Any]) -> None:
+async def check_env_run(legacy_session: Client, project_root: Path, run: dict[str, Any]) -> None:
     """What the env-and-secret run must show, and the scan for the secret's value."""
 
     stage = by_stage(run["stages"])["train"]
     assert stage["status"] == "completed", stage
-    out = await ok(session, "logs", run_id=stage["stage_run_id"], stream="stdout", tail=50)
-    err = await ok(session, "logs", run_id=stage["stage_run_id"], stream="stderr", tail=50)
+    out = await ok(legacy_session, "logs", run_id=stage["stage_run_id"], stream="stdout", tail=50)
+    err = await ok(legacy_session, "logs", run_id=stage["stage_run_id"], stream="stderr", tail=50)
     stdout, stderr = "\n".join(out["logs"]["lines"]), "\n".join(err["logs"]["lines"])
     assert "token is ***" in stdout and "token again ***" in stderr
     assert "OMP 4 HF_HOME /tmp/hf" in stdout  # the stage's own key wins over defaults.env
     assert "leaked <absent>" in stdout  # the server's environment does not leak into a stage
     assert "config keys ['lr']" in stdout  # env/secrets/compute are not part of get_config()
-    metrics = await ok(session, "get_metrics", run_id=stage["stage_run_id"])
+    metrics = await ok(legacy_session, "get_metrics", run_id=stage["stage_run_id"])
     assert "seen/***" in json.dumps(metrics) and "direct/***" in json.dumps(metrics)
-    found = (await ok(session, "inspect_run", run_id=stage["stage_run_id"], include=["manifest"]))["inspect"]
+    found = (await ok(legacy_session, "inspect_run", run_id=stage["stage_run_id"], include=["manifest"]))[
+        "inspect"
+    ]
     assert found["manifest"]["env"] == {"OMP_NUM_THREADS": "4", "HF_HOME": "/tmp/hf"}
     assert found["manifest"]["secrets"] == ["HF_TOKEN"]
     store = project_root / ".goldfish" / "secrets.env"
@@ -141,33 +132,33 @@ async def check_env_run(session: Client, project_root: Path, run: dict[str, Any]
 
 @pytest.mark.anyio
 async def test_run_when_a_secret_comes_from_the_server_environment_reaches_the_stage(
-    session: Client, monkeypatch: pytest.MonkeyPatch
+    legacy_session: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_TOKEN", SECRET)
-    slot = await workspace_in_slot(session, "envws")
+    slot = await workspace_in_slot(legacy_session, "envws")
     write_env_stage(slot, {"secrets": ["HF_TOKEN"]})
 
-    run = await run_once(session)
+    run = await run_once(legacy_session)
 
     stage = by_stage(run["stages"])["train"]
-    out = await ok(session, "logs", run_id=stage["stage_run_id"], stream="stdout", tail=50)
+    out = await ok(legacy_session, "logs", run_id=stage["stage_run_id"], stream="stdout", tail=50)
     assert "token is ***" in out["logs"]["lines"]
 
 
 @pytest.mark.anyio
 async def test_run_when_a_secret_has_no_value_fails_with_secret_not_set_and_saves_nothing(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await workspace_in_slot(session, "envws")
+    slot = await workspace_in_slot(legacy_session, "envws")
     write_env_stage(slot, {"secrets": ["WANDB_API_KEY"]})
 
     error = await fail(
-        session, "run", "SECRET_NOT_SET", workspace="w1", reason=LONG_REASON, results_spec=RESULTS_SPEC
+        legacy_session, "run", "SECRET_NOT_SET", workspace="w1", reason=LONG_REASON, results_spec=RESULTS_SPEC
     )
 
     assert error["details"]["missing"] == ["WANDB_API_KEY"]
     assert "goldfish secrets set" in error["remedy"]
-    runs = await ok(session, "list_runs", workspace="envws")
+    runs = await ok(legacy_session, "list_runs", workspace="envws")
     assert runs["total"] == 0 and runs["runs"] == []
 
 
@@ -177,13 +168,13 @@ async def test_run_when_a_secret_has_no_value_fails_with_secret_not_set_and_save
     [{"HF_TOKEN": "abc"}, {"train": {"wandb": {"api_key": "abc"}}}, {"env": {"DB_PASSWORD": "abc"}}],
 )
 async def test_run_when_config_override_holds_a_secret_looking_key_is_refused_pointing_at_secrets(
-    session: Client, override: dict[str, Any]
+    legacy_session: Client, override: dict[str, Any]
 ) -> None:
-    slot = await workspace_in_slot(session, "envws")
+    slot = await workspace_in_slot(legacy_session, "envws")
     write_env_stage(slot, {})
 
     error = await fail(
-        session,
+        legacy_session,
         "run",
         "INVALID_ARGUMENT",
         workspace="w1",
@@ -208,30 +199,35 @@ async def test_run_when_config_override_holds_a_secret_looking_key_is_refused_po
     ],
 )
 async def test_run_when_stage_env_is_not_allowed_is_invalid_naming_the_file_and_key(
-    session: Client, env: dict[str, Any], problem: str
+    legacy_session: Client, env: dict[str, Any], problem: str
 ) -> None:
-    slot = await workspace_in_slot(session, "envws")
+    slot = await workspace_in_slot(legacy_session, "envws")
     write_env_stage(slot, {"env": env})
 
     error = await fail(
-        session, "run", "PIPELINE_INVALID", workspace="w1", reason=LONG_REASON, results_spec=RESULTS_SPEC
+        legacy_session,
+        "run",
+        "PIPELINE_INVALID",
+        workspace="w1",
+        reason=LONG_REASON,
+        results_spec=RESULTS_SPEC,
     )
 
     assert problem in error["message"] and "configs/train.yaml" in error["message"]
     assert "sk-1" not in json.dumps(error)
-    checked = await ok(session, "validate_config", workspace="envws")
+    checked = await ok(legacy_session, "validate_config", workspace="envws")
     assert any(problem in p["message"] for p in checked["problems"]), checked
 
 
 @pytest.mark.anyio
 async def test_rerun_when_only_the_env_changes_runs_again_and_when_nothing_changes_reuses(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await workspace_in_slot(session, "envws")
+    slot = await workspace_in_slot(legacy_session, "envws")
     write_env_stage(slot, {"env": {"OMP_NUM_THREADS": "1"}})
-    first = by_stage((await run_once(session))["stages"])["train"]
+    first = by_stage((await run_once(legacy_session))["stages"])["train"]
     write_env_stage(slot, {"env": {"OMP_NUM_THREADS": "2"}})
-    second = by_stage((await run_once(session))["stages"])["train"]
-    third = by_stage((await run_once(session))["stages"])["train"]
+    second = by_stage((await run_once(legacy_session))["stages"])["train"]
+    third = by_stage((await run_once(legacy_session))["stages"])["train"]
 
     assert (first["cache_hit"], second["cache_hit"], third["cache_hit"]) == (False, False, True)

@@ -8,25 +8,20 @@ opened as the output's type says.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
 from mcp import Client
 
-from goldfish.server.app import server_for
 from tests.integration.pipeline_fixtures import (
     by_stage,
     ok,
     process_alive,
-    reaped_at_exit,
     start_run,
     wait_for_pipeline,
     workspace_in_slot,
     write_pipeline,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("reaping_stray_processes")]
 
 ONE_STAGE = """\
 stages:
@@ -36,34 +31,22 @@ stages:
 """
 
 
-@pytest.fixture(autouse=True)
-def no_stray_processes(project_root: Path) -> Iterator[None]:
-    with reaped_at_exit(project_root):
-        yield
-
-
-@pytest.fixture
-async def session(project_root: Path) -> AsyncIterator[Client]:
-    async with Client(server_for(project_root), mode="legacy") as client:
-        yield client
-
-
 async def stdout_lines(client: Client, run_id: str) -> list[str]:
     result = await ok(client, "logs", run_id=run_id)
     lines: list[str] = result["logs"]["lines"]
     return lines
 
 
-async def test_run_when_a_stage_finishes_kills_the_children_it_left_running(session: Client) -> None:
-    slot = await workspace_in_slot(session, "alpha")
+async def test_run_when_a_stage_finishes_kills_the_children_it_left_running(legacy_session: Client) -> None:
+    slot = await workspace_in_slot(legacy_session, "alpha")
     write_pipeline(slot, ONE_STAGE, {"prep": {"spawn_child": True}})
-    submission = await start_run(session)
+    submission = await start_run(legacy_session)
 
-    final = await wait_for_pipeline(session, submission["pipeline_run_id"])
+    final = await wait_for_pipeline(legacy_session, submission["pipeline_run_id"])
 
     prep = by_stage(final["stages"])["prep"]
     assert prep["status"] == "completed", prep
-    lines = await stdout_lines(session, prep["stage_run_id"])
+    lines = await stdout_lines(legacy_session, prep["stage_run_id"])
     child = next(int(line.split()[-1]) for line in lines if line.startswith("prep child "))
     assert not process_alive(child)
 
@@ -88,20 +71,20 @@ open(get_output_path("report"), "w").write("done")
 
 
 async def test_run_when_a_stage_writes_into_its_working_folder_it_starts_empty_and_stays_out_of_the_code(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await workspace_in_slot(session, "alpha")
+    slot = await workspace_in_slot(legacy_session, "alpha")
     (slot / "pipeline.yaml").write_text(
         "stages:\n  - name: scratch\n    outputs:\n      report: {type: file}\n", encoding="utf-8"
     )
     (slot / "modules").mkdir()
     (slot / "modules" / "scratch.py").write_text(SCRATCH_STAGE, encoding="utf-8")
-    submission = await start_run(session)
+    submission = await start_run(legacy_session)
 
-    final = await wait_for_pipeline(session, submission["pipeline_run_id"])
+    final = await wait_for_pipeline(legacy_session, submission["pipeline_run_id"])
 
     stage = by_stage(final["stages"])["scratch"]
-    lines = await stdout_lines(session, stage["stage_run_id"])
+    lines = await stdout_lines(legacy_session, stage["stage_run_id"])
     assert stage["status"] == "completed", (stage, lines)
     assert lines == [
         "cwd is work dir: True",
@@ -123,19 +106,21 @@ open(get_output_path("report"), "w").write("done")
 """
 
 
-async def test_run_when_a_stage_finishes_kills_a_child_that_left_its_process_group(session: Client) -> None:
-    slot = await workspace_in_slot(session, "alpha")
+async def test_run_when_a_stage_finishes_kills_a_child_that_left_its_process_group(
+    legacy_session: Client,
+) -> None:
+    slot = await workspace_in_slot(legacy_session, "alpha")
     (slot / "pipeline.yaml").write_text(
         "stages:\n  - name: escape\n    outputs:\n      report: {type: file}\n", encoding="utf-8"
     )
     (slot / "modules").mkdir()
     (slot / "modules" / "escape.py").write_text(ESCAPING_STAGE, encoding="utf-8")
-    submission = await start_run(session)
+    submission = await start_run(legacy_session)
 
-    final = await wait_for_pipeline(session, submission["pipeline_run_id"])
+    final = await wait_for_pipeline(legacy_session, submission["pipeline_run_id"])
 
     stage = by_stage(final["stages"])["escape"]
     assert stage["status"] == "completed", stage
-    lines = await stdout_lines(session, stage["stage_run_id"])
+    lines = await stdout_lines(legacy_session, stage["stage_run_id"])
     child = next(int(line.split()[-1]) for line in lines if line.startswith("escaped child "))
     assert not process_alive(child)

@@ -6,26 +6,23 @@ stage's own environment; rules are judged when the stage is collected.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 
-from goldfish.server.app import server_for
 from tests.conftest import LONG_REASON
 from tests.integration.pipeline_fixtures import (
     by_stage,
     fail,
     ok,
-    reaped_at_exit,
     start_run,
     wait_for_pipeline,
     workspace_in_slot,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("reaping_stray_processes")]
 
 PIPELINE = """\
 stages:
@@ -63,19 +60,6 @@ folder = get_output_path("model")
 """
 
 
-@pytest.fixture(autouse=True)
-def no_stray_processes(project_root: Path) -> Iterator[None]:
-    """Kill whatever driver or stage a failing test leaves behind (by recorded pid only)."""
-    with reaped_at_exit(project_root):
-        yield
-
-
-@pytest.fixture
-async def session(project_root: Path) -> AsyncIterator[Client]:
-    async with Client(server_for(project_root), mode="legacy") as client:
-        yield client
-
-
 def _write(slot: Path, collapse: bool) -> None:
     (slot / "pipeline.yaml").write_text(PIPELINE, encoding="utf-8")
     (slot / "modules").mkdir(exist_ok=True)
@@ -92,14 +76,14 @@ async def _run(client: Client) -> dict[str, Any]:
 
 
 async def test_stage_with_collapsed_label_fails_with_svs_violation_naming_rule_column_and_value(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await workspace_in_slot(session, "svs_collapse")
+    slot = await workspace_in_slot(legacy_session, "svs_collapse")
     _write(slot, collapse=True)
-    run = await _run(session)
+    run = await _run(legacy_session)
     assert run["status"] == "failed" and run["failure_kind"] == "svs_violation", run
     assert "labels.label: entropy is 0" in run["error"] and "min 0.5" in run["error"], run["error"]
-    found = (await ok(session, "get_svs_findings", run_id=run["stage_run_id"]))["svs"]
+    found = (await ok(legacy_session, "get_svs_findings", run_id=run["stage_run_id"]))["svs"]
     blocking = found["outputs"]["labels"]["findings"]
     assert blocking == [
         {
@@ -116,13 +100,15 @@ async def test_stage_with_collapsed_label_fails_with_svs_violation_naming_rule_c
 
 
 async def test_stage_with_warnings_completes_and_shows_stats_and_findings_everywhere(
-    session: Client, project_root: Path
+    legacy_session: Client, project_root: Path
 ) -> None:
-    slot = await workspace_in_slot(session, "svs_warn")
+    slot = await workspace_in_slot(legacy_session, "svs_warn")
     _write(slot, collapse=False)
-    run = await _run(session)
+    run = await _run(legacy_session)
     assert run["status"] == "completed", run
-    inspected = (await ok(session, "inspect_run", run_id=run["stage_run_id"], include=["svs"]))["inspect"]
+    inspected = (await ok(legacy_session, "inspect_run", run_id=run["stage_run_id"], include=["svs"]))[
+        "inspect"
+    ]
     outputs = inspected["svs"]["outputs"]
     features = outputs["features"]["stats"]
     assert features["count"] == 600 and features["shape"] == [200, 3] and features["dtype"] == "float32"
@@ -134,36 +120,40 @@ async def test_stage_with_warnings_completes_and_shows_stats_and_findings_everyw
     assert warning["rule"] == "nan_ratio" and warning["mode"] == "warn"
     assert warning["observed"] == pytest.approx(20 / 600)
     assert inspected["svs"]["review"]["reviewed_by"] in {"static", "none"}
-    alerts = (await ok(session, "dashboard"))["dashboard"]["alerts"]
+    alerts = (await ok(legacy_session, "dashboard"))["dashboard"]["alerts"]
     assert any(a["kind"] == "svs_warn" and run["stage_run_id"] in a["message"] for a in alerts), alerts
     state_md = (project_root / "STATE.md").read_text(encoding="utf-8")
     assert "## Validation findings" in state_md and run["stage_run_id"] in state_md
-    whole = (await ok(session, "get_svs_findings", run_id=run["pipeline_run_id"]))["svs"]
+    whole = (await ok(legacy_session, "get_svs_findings", run_id=run["pipeline_run_id"]))["svs"]
     assert [stage["stage_run_id"] for stage in whole["stages"]] == [run["stage_run_id"]]
 
 
-async def test_unknown_check_name_is_refused_before_anything_runs(session: Client) -> None:
-    slot = await workspace_in_slot(session, "svs_bad_rule")
+async def test_unknown_check_name_is_refused_before_anything_runs(legacy_session: Client) -> None:
+    slot = await workspace_in_slot(legacy_session, "svs_bad_rule")
     _write(slot, collapse=False)
     text = PIPELINE.replace("nan_ratio: {max: 0, mode: warn}", "nan_ration: {max: 0}")
     (slot / "pipeline.yaml").write_text(text, encoding="utf-8")
-    error = await fail(session, "run", "PIPELINE_INVALID", workspace="w1", reason=LONG_REASON, dry_run=True)
+    error = await fail(
+        legacy_session, "run", "PIPELINE_INVALID", workspace="w1", reason=LONG_REASON, dry_run=True
+    )
     assert "nan_ration" in str(error), error
 
 
-async def test_get_svs_findings_of_an_unknown_run_says_so(session: Client) -> None:
-    error = await fail(session, "get_svs_findings", "RUN_NOT_FOUND", run_id="stage-000000000000")
+async def test_get_svs_findings_of_an_unknown_run_says_so(legacy_session: Client) -> None:
+    error = await fail(legacy_session, "get_svs_findings", "RUN_NOT_FOUND", run_id="stage-000000000000")
     assert "stage-000000000000" in error["message"]
 
 
-async def test_broken_output_contract_fails_the_stage_and_shows_as_a_schema_finding(session: Client) -> None:
-    slot = await workspace_in_slot(session, "svs_contract")
+async def test_broken_output_contract_fails_the_stage_and_shows_as_a_schema_finding(
+    legacy_session: Client,
+) -> None:
+    slot = await workspace_in_slot(legacy_session, "svs_contract")
     _write(slot, collapse=False)
     text = PIPELINE.replace("        type: npy\n", "        type: npy\n        schema: {dtype: float64}\n")
     (slot / "pipeline.yaml").write_text(text, encoding="utf-8")
-    run = await _run(session)
+    run = await _run(legacy_session)
     assert (run["status"], run["failure_kind"]) == ("failed", "contract_violation"), run
-    found = (await ok(session, "get_svs_findings", run_id=run["stage_run_id"]))["svs"]
+    found = (await ok(legacy_session, "get_svs_findings", run_id=run["stage_run_id"]))["svs"]
     schema = [f for f in found["outputs"]["features"]["findings"] if f["rule"] == "schema"]
     assert schema == [
         {

@@ -5,7 +5,7 @@ stops quietly without failing the stage."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ from tests.integration.pipeline_fixtures import (
     RESULTS_SPEC,
     by_stage,
     ok,
-    reaped_at_exit,
     wait_for_pipeline,
     workspace_in_slot,
     write_configs,
@@ -53,10 +52,7 @@ Path(get_output_path("out")).write_text(str(len(blob)))
 """
 
 
-@pytest.fixture(autouse=True)
-def no_stray_processes(project_root: Path) -> Iterator[None]:
-    with reaped_at_exit(project_root):
-        yield
+pytestmark = pytest.mark.usefixtures("reaping_stray_processes")
 
 
 def configure(root: Path, interval: float, max_points: int) -> None:

@@ -40,6 +40,8 @@ from tests.integration.runs.runs_support import (
 
 # -- a pipeline that works -------------------------------------------------------------------
 
+pytestmark = pytest.mark.usefixtures("reaping_stray_processes")
+
 
 @pytest.mark.anyio
 async def test_run_with_wait_when_three_stages_succeed_completes_each_with_hashed_lineage(
@@ -83,25 +85,25 @@ async def test_run_with_wait_when_three_stages_succeed_completes_each_with_hashe
 
 
 @pytest.mark.anyio
-async def test_run_when_it_returns_has_saved_the_version_the_stages_run(session: Client) -> None:
-    slot = await workspace_in_slot(session, "alpha")
+async def test_run_when_it_returns_has_saved_the_version_the_stages_run(legacy_session: Client) -> None:
+    slot = await workspace_in_slot(legacy_session, "alpha")
     write_pipeline(slot, configs={"prep": {"sleep": 30}})
 
-    submission = await start_run(session, wait=False)
+    submission = await start_run(legacy_session, wait=False)
 
     # The version exists while the first stage has not finished.
     assert (submission["version"], submission["version_created"]) == ("v1", True)
     assert submission["finished"] is False
-    listed = await ok(session, "manage_versions", workspace="alpha", action="list")
+    listed = await ok(legacy_session, "manage_versions", workspace="alpha", action="list")
     (version,) = listed["versions"]["versions"]
     assert (version["version"], version["source"]) == ("v1", "run")
     prep = by_stage(submission["stages"])["prep"]
-    current = await ok(session, "inspect_run", run_id=prep["stage_run_id"])
+    current = await ok(legacy_session, "inspect_run", run_id=prep["stage_run_id"])
     assert current["inspect"]["run"]["finished_at"] is None
     assert all(s["version"] == "v1" for s in submission["stages"])
-    started = await wait_for_stage(session, prep["stage_run_id"], running)
+    started = await wait_for_stage(legacy_session, prep["stage_run_id"], running)
     assert when(version["created_at"]) <= when(started["started_at"])
-    canceled = await ok(session, "cancel", run_id=submission["pipeline_run_id"], reason=LONG_REASON)
+    canceled = await ok(legacy_session, "cancel", run_id=submission["pipeline_run_id"], reason=LONG_REASON)
     assert canceled["cancel"]["pipeline_run"]["state"] == "canceled"
 
 
@@ -110,12 +112,12 @@ async def test_run_when_it_returns_has_saved_the_version_the_stages_run(session:
 
 @pytest.mark.anyio
 async def test_run_when_a_stage_exits_non_zero_fails_it_with_its_code_and_skips_downstream(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await workspace_in_slot(session, "alpha")
+    slot = await workspace_in_slot(legacy_session, "alpha")
     write_pipeline(slot, configs={"train": {"exit_code": 3}})
 
-    final = await run_to_end(session)
+    final = await run_to_end(legacy_session)
 
     assert final["state"] == "failed"
     stages = by_stage(final["stages"])
@@ -128,37 +130,37 @@ async def test_run_when_a_stage_exits_non_zero_fails_it_with_its_code_and_skips_
     assert evaluate["status"] == "skipped"
     assert "train" in evaluate["error"]
     assert evaluate["started_at"] is None
-    stderr = await logs(session, train["stage_run_id"], stream="stderr")
+    stderr = await logs(legacy_session, train["stage_run_id"], stream="stderr")
     assert "train fails on purpose with 3" in stderr["lines"]
 
 
 @pytest.mark.anyio
 async def test_run_when_a_declared_output_is_not_written_fails_with_missing_output_naming_it(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await workspace_in_slot(session, "alpha")
+    slot = await workspace_in_slot(legacy_session, "alpha")
     write_pipeline(slot, configs={"train": {"skip_outputs": ["model"]}})
 
-    final = await run_to_end(session)
+    final = await run_to_end(legacy_session)
 
     stages = by_stage(final["stages"])
     train = stages["train"]
     assert (train["status"], train["failure_kind"], train["exit_code"]) == ("failed", "missing_output", 0)
     assert "model" in train["error"]
     assert stages["evaluate"]["status"] == "skipped"
-    assert (await manifest(session, train["stage_run_id"]))["outputs"] == []
+    assert (await manifest(legacy_session, train["stage_run_id"]))["outputs"] == []
 
 
 @pytest.mark.anyio
 async def test_run_when_a_stage_exceeds_its_timeout_stops_it_politely_times_it_out_and_its_process_is_gone(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await workspace_in_slot(session, "alpha")
+    slot = await workspace_in_slot(legacy_session, "alpha")
     write_pipeline(
         slot, configs={"prep": {"sleep": 30, "obey_stop": True, "compute": {"timeout_seconds": 1}}}
     )
 
-    final = await run_to_end(session)
+    final = await run_to_end(legacy_session)
 
     assert final["state"] == "failed"
     stages = by_stage(final["stages"])
@@ -166,42 +168,42 @@ async def test_run_when_a_stage_exceeds_its_timeout_stops_it_politely_times_it_o
     assert prep["status"] == "timed_out"
     assert "timeout of 1s" in prep["error"]
     assert [stages["train"]["status"], stages["evaluate"]["status"]] == ["skipped", "skipped"]
-    detail = await ok(session, "inspect_run", run_id=prep["stage_run_id"])
+    detail = await ok(legacy_session, "inspect_run", run_id=prep["stage_run_id"])
     assert detail["inspect"]["metadata"]["timeout_seconds"] == 1
     pid = int(detail["inspect"]["backend_handle"]["pid"])
     assert not group_alive(pid)
     # The stage was stopped politely first: should_stop() turned true and it said so.
-    assert "prep was asked to stop" in (await logs(session, prep["stage_run_id"]))["lines"]
+    assert "prep was asked to stop" in (await logs(legacy_session, prep["stage_run_id"]))["lines"]
 
 
 @pytest.mark.anyio
 async def test_cancel_when_a_stage_is_running_kills_its_process_group_and_repeats_harmlessly(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await workspace_in_slot(session, "alpha")
+    slot = await workspace_in_slot(legacy_session, "alpha")
     write_pipeline(slot, configs={"prep": {"sleep": 30, "spawn_child": True}})
-    submission = await start_run(session)
+    submission = await start_run(legacy_session)
     prep_id = by_stage(submission["stages"])["prep"]["stage_run_id"]
-    await wait_for_stage(session, prep_id, running)
+    await wait_for_stage(legacy_session, prep_id, running)
 
     async def child_pid() -> int | None:
-        lines = (await logs(session, prep_id))["lines"]
+        lines = (await logs(legacy_session, prep_id))["lines"]
         return next((int(line.split()[-1]) for line in lines if line.startswith("prep child ")), None)
 
     child = await eventually(child_pid)
-    detail = await ok(session, "inspect_run", run_id=prep_id)
+    detail = await ok(legacy_session, "inspect_run", run_id=prep_id)
     pid = int(detail["inspect"]["backend_handle"]["pid"])
     assert group_alive(pid)
 
-    first = await ok(session, "cancel", run_id=prep_id, reason=LONG_REASON)
+    first = await ok(legacy_session, "cancel", run_id=prep_id, reason=LONG_REASON)
 
     assert first["cancel"]["run"]["status"] == "canceled"
     assert not group_alive(pid)
     assert not process_alive(child)
-    again = await ok(session, "cancel", run_id=prep_id, reason=LONG_REASON)
+    again = await ok(legacy_session, "cancel", run_id=prep_id, reason=LONG_REASON)
     assert again["cancel"]["run"]["status"] == "canceled"
     assert again["cancel"]["run"]["finished_at"] == first["cancel"]["run"]["finished_at"]
-    final = await wait_for_pipeline(session, submission["pipeline_run_id"])
+    final = await wait_for_pipeline(legacy_session, submission["pipeline_run_id"])
     assert final["state"] == "canceled"
     assert [s["status"] for s in final["stages"]] == ["canceled", "skipped", "skipped"]
 

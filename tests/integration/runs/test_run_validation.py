@@ -41,6 +41,8 @@ stages:
       weights: {type: npy}
 """
 
+pytestmark = pytest.mark.usefixtures("reaping_stray_processes")
+
 
 def _unknown_key(slot: Path) -> None:
     write_pipeline(slot)
@@ -89,13 +91,18 @@ def _missing_module(slot: Path) -> None:
     ids=["unknown-key", "cycle", "unknown-from-stage", "type-mismatch", "missing-module"],
 )
 async def test_run_when_pipeline_is_invalid_reports_file_line_stage_and_saves_no_version(
-    session: Client, breaks: Callable[[Path], None], stage: str, line: int | None, expected: str
+    legacy_session: Client, breaks: Callable[[Path], None], stage: str, line: int | None, expected: str
 ) -> None:
-    slot = await workspace_in_slot(session, "alpha")
+    slot = await workspace_in_slot(legacy_session, "alpha")
     breaks(slot)
 
     error = await fail(
-        session, "run", "PIPELINE_INVALID", workspace="w1", reason=LONG_REASON, results_spec=RESULTS_SPEC
+        legacy_session,
+        "run",
+        "PIPELINE_INVALID",
+        workspace="w1",
+        reason=LONG_REASON,
+        results_spec=RESULTS_SPEC,
     )
 
     assert expected in error["message"]
@@ -111,15 +118,15 @@ async def test_run_when_pipeline_is_invalid_reports_file_line_stage_and_saves_no
     if breaks is _cycle:
         assert "prep" in problem["message"]
         assert "train" in problem["message"]
-    assert await version_names(session, "alpha") == []
-    assert (await ok(session, "list_runs"))["total"] == 0
+    assert await version_names(legacy_session, "alpha") == []
+    assert (await ok(legacy_session, "list_runs"))["total"] == 0
 
 
 @pytest.mark.anyio
 async def test_run_when_a_dataset_input_is_not_registered_is_invalid_and_names_register_source(
-    session: Client,
+    legacy_session: Client,
 ) -> None:
-    slot = await workspace_in_slot(session, "alpha")
+    slot = await workspace_in_slot(legacy_session, "alpha")
     write_pipeline(slot)
     text = (slot / "pipeline.yaml").read_text(encoding="utf-8")
     (slot / "pipeline.yaml").write_text(
@@ -130,14 +137,19 @@ async def test_run_when_a_dataset_input_is_not_registered_is_invalid_and_names_r
     )
 
     error = await fail(
-        session, "run", "PIPELINE_INVALID", workspace="w1", reason=LONG_REASON, results_spec=RESULTS_SPEC
+        legacy_session,
+        "run",
+        "PIPELINE_INVALID",
+        workspace="w1",
+        reason=LONG_REASON,
+        results_spec=RESULTS_SPEC,
     )
 
     assert "register_source" in error["message"]
     (problem,) = error["details"]["problems"]
     assert (problem["stage"], problem["path"]) == ("prep", "pipeline.yaml")
     assert "iris_v1" in problem["message"]
-    assert await version_names(session, "alpha") == []
+    assert await version_names(legacy_session, "alpha") == []
 
 
 # -- sources ---------------------------------------------------------------------------------
@@ -154,13 +166,13 @@ stages:
 
 @pytest.mark.anyio
 async def test_register_source_under_data_then_a_run_consumes_it_with_its_hash(
-    session: Client, project_root: Path
+    legacy_session: Client, project_root: Path
 ) -> None:
     data = project_root / "data" / "iris.csv"
     data.parent.mkdir(exist_ok=True)
     data.write_text("sepal,petal\n1.0,2.0\n3.0,4.0\n", encoding="utf-8")
     registered = await ok(
-        session,
+        legacy_session,
         "register_source",
         name="iris_v1",
         uri="data/iris.csv",
@@ -170,31 +182,31 @@ async def test_register_source_under_data_then_a_run_consumes_it_with_its_hash(
     source = registered["source"]
     assert HEX64.fullmatch(source["content_hash"])
     assert source["size_bytes"] == data.stat().st_size
-    slot = await workspace_in_slot(session, "alpha")
+    slot = await workspace_in_slot(legacy_session, "alpha")
     write_pipeline(slot, WITH_DATASET)
 
-    final = await run_to_end(session)
+    final = await run_to_end(legacy_session)
 
     assert final["state"] == "completed"
     prep_id = final["stages"][0]["stage_run_id"]
-    (raw,) = (await manifest(session, prep_id))["inputs"]
+    (raw,) = (await manifest(legacy_session, prep_id))["inputs"]
     assert (raw["signal"], raw["source_name"]) == ("raw", "iris_v1")
     assert raw["content_hash"] == source["content_hash"]
-    upstream = await ok(session, "get_lineage", run_id=prep_id, direction="upstream")
+    upstream = await ok(legacy_session, "get_lineage", run_id=prep_id, direction="upstream")
     (edge,) = upstream["edges"]
     assert (edge["source"], edge["signal"], edge["run_id"]) == ("iris_v1", "raw", None)
 
 
 @pytest.mark.anyio
 async def test_register_source_outside_the_data_folder_is_refused_as_invalid_path(
-    session: Client, tmp_path: Path
+    legacy_session: Client, tmp_path: Path
 ) -> None:
     outside = tmp_path / "elsewhere.csv"
     outside.write_text("a,b\n1,2\n", encoding="utf-8")
 
     for uri in (str(outside), outside.as_uri(), "data/../goldfish.yaml"):
         error = await fail(
-            session,
+            legacy_session,
             "register_source",
             "INVALID_PATH",
             name="stray",
@@ -203,7 +215,7 @@ async def test_register_source_outside_the_data_folder_is_refused_as_invalid_pat
             reason=LONG_REASON,
         )
         assert "outside" in error["message"]
-    listed = await ok(session, "manage_sources", action="list")
+    listed = await ok(legacy_session, "manage_sources", action="list")
     assert listed["total"] == 0
 
 
