@@ -17,13 +17,14 @@ from tests.fakes.sandbox import Sandbox
 # -- docker clean-up --------------------------------------------------------------------------
 
 
-def _job_containers(docker: str, job: str) -> list[str]:
+def _job_containers(docker: str, job: str, *, stopped_too: bool = False) -> list[str]:
+    """Ids of the containers of a ``run_id:attempt`` job: running ones, or every one with ``stopped_too``."""
     run_id, _, attempt = job.partition(":")
     listed = subprocess.run(
         [
             docker,
             "ps",
-            "-q",
+            "-aq" if stopped_too else "-q",
             "--filter",
             f"label={CONTAINER_LABEL}={run_id}",
             "--filter",
@@ -59,24 +60,8 @@ def remove_containers(jobs: set[str]) -> None:
     if docker is None:
         return
     for job in sorted(jobs):
-        run_id, _, attempt = job.partition(":")
         try:
-            listed = subprocess.run(
-                [
-                    docker,
-                    "ps",
-                    "-aq",
-                    "--filter",
-                    f"label={CONTAINER_LABEL}={run_id}",
-                    "--filter",
-                    f"label={ATTEMPT_LABEL}={attempt}",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=30,
-                check=False,
-            )
-            ids = listed.stdout.split()
+            ids = _job_containers(docker, job, stopped_too=True)
             if ids:
                 subprocess.run([docker, "rm", "-f", *ids], capture_output=True, timeout=60, check=False)
         except (OSError, subprocess.SubprocessError):
