@@ -1,10 +1,12 @@
 """The ``goldfish`` process entry: its exit code, output and exit handlers survive the prompt exit."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from goldfish import __version__
+from goldfish.cli.entry import PIPE_CLOSED
 
 # Runs the entry as the console script does, with an exit handler and (optionally) a thread that
 # is still writing when the command is done.
@@ -73,3 +75,23 @@ def test_python_dash_m_goldfish_when_asked_for_its_version_prints_it(tmp_path: P
     )
     assert done.returncode == 0
     assert __version__ in done.stdout
+
+
+def test_entry_when_its_reader_has_gone_exits_quietly_like_a_piped_command(tmp_path: Path) -> None:
+    # `goldfish call ... | head`: head exits early and the command's next write finds the pipe closed.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "goldfish", "schema"],
+            check=False,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == PIPE_CLOSED
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr

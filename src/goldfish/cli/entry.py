@@ -15,10 +15,18 @@ from typing import NoReturn
 
 from goldfish.cli.app import main
 
+# What a shell reports for a writer whose reader went away (128 + SIGPIPE).
+PIPE_CLOSED = 141
+
 
 def run() -> NoReturn:
     """Run the command in ``sys.argv`` and exit with its code."""
-    exit_now(main())
+    try:
+        code = main()
+    except BrokenPipeError:
+        # The reader of our output left early (`goldfish call ... | head`): stop as a piped command does.
+        code = PIPE_CLOSED
+    exit_now(code)
 
 
 def exit_now(code: int) -> NoReturn:
